@@ -1,0 +1,427 @@
+"""What a client knows about its session, updated from the messages it receives.
+
+No I/O here: ``SessionState.apply`` takes one parsed message and updates nick, caps,
+ISUPPORT, channels (members, prefixes, topic, modes, bots), open batches and the last
+message seen per channel. The connection code in ``client.py`` decides what to send;
+this module only remembers, so every rule can be unit-tested with plain messages.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from chat_protocol import numerics as n
+from chat_protocol.casemap import casefold, is_channel
+from chat_protocol.client_types import ChannelState
+from chat_protocol.message import Message
+
+HISTORY_BATCH_TYPES = frozenset({"chathistory", "draft/chathistory"})
+_TARGETED = frozenset({"PRIVMSG", "NOTICE", "TAGMSG", "JOIN", "PART", "TOPIC", "KICK", "MODE"})
+_RFC1459_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\~", "abcdefghijklmnopqrstuvwxyz{}|^")
+_STRICT_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\", "abcdefghijklmnopqrstuvwxyz{}|")
+
+
+def parse_time(value: str | None) -> datetime | None:
+    """Parse a ``server-time`` tag (``YYYY-MM-DDTHH:MM:SS[.sss]Z``); None when unreadable."""
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+
+
+def format_time(when: datetime) -> str:
+    """Format a UTC time the way ``server-time`` and CHATHISTORY want it (milliseconds)."""
+    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+
+
+def unescape_isupport(value: str) -> str:
+    """Undo the ``\\xHH`` escapes ISUPPORT values may carry."""
+    if "\\x" not in value:
+        return value
+    out: list[str] = []
+    i = 0
+    while i < len(value):
+        if value.startswith("\\x", i) and i + 4 <= len(value):
+            try:
+                out.append(chr(int(value[i + 2 : i + 4], 16)))
+                i += 4
+                continue
+            except ValueError:
+                pass
+        out.append(value[i])
+        i += 1
+    return "".join(out)
+
+
+class SeenIds:
+    """A bounded set of msgids, oldest forgotten first, so dedupe never grows forever."""
+
+    def __init__(self, capacity: int = 50_000) -> None:
+        self.capacity = capacity
+        self._ids: OrderedDict[str, None] = OrderedDict()
+
+    def add(self, msgid: str) -> bool:
+        """Remember ``msgid``; True when it was new."""
+        if msgid in self._ids:
+            self._ids.move_to_end(msgid)
+            return False
+        self._ids[msgid] = None
+        if len(self._ids) > self.capacity:
+            self._ids.popitem(last=False)
+        return True
+
+    def __contains__(self, msgid: object) -> bool:
+        return msgid in self._ids
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+
+@dataclass
+class Batch:
+    """An open ``BATCH +id type params`` block; ``tags`` are those of the opening line."""
+
+    id: str
+    type: str
+    params: list[str]
+    tags: dict[str, str] = field(default_factory=dict)
+    parent: str | None = None
+
+
+@dataclass
+class LastSeen:
+    """Newest message seen in one channel; survives reconnects so gaps can be filled."""
+
+    msgid: str | None = None
+    time: str | None = None
+
+
+class SessionState:
+    """Session bookkeeping fed by ``apply``; the client exposes its fields read-only."""
+
+    def __init__(self, nick: str) -> None:
+        self.nick = nick
+        self.source: str | None = None  # our own nick!user@host once the server shows it
+        self.caps: set[str] = set()
+        self.isupport: dict[str, str] = {}
+        self.channels: dict[str, ChannelState] = {}
+        self.batches: dict[str, Batch] = {}
+        self.last_seen: dict[str, LastSeen] = {}
+        self._names: dict[str, dict[str, str]] = {}
+
+    # -- naming ------------------------------------------------------------------------
+
+    def casefold(self, name: str) -> str:
+        """Fold a name the way the server's CASEMAPPING does (ascii unless told otherwise)."""
+        mapping = self.isupport.get("CASEMAPPING", "ascii").lower()
+        if mapping == "rfc1459":
+            return name.translate(_RFC1459_LOWER)
+        if mapping == "strict-rfc1459":
+            return name.translate(_STRICT_LOWER)
+        return casefold(name)
+
+    def is_me(self, nick: str | None) -> bool:
+        return nick is not None and self.casefold(nick) == self.casefold(self.nick)
+
+    def prefixes(self) -> tuple[str, str]:
+        """(mode letters, prefix symbols) from ``PREFIX``, highest rank first."""
+        value = self.isupport.get("PREFIX", "(ov)@+")
+        if value.startswith("(") and ")" in value:
+            modes, _, symbols = value[1:].partition(")")
+            if len(modes) == len(symbols):
+                return modes, symbols
+        return "", ""
+
+    def channel_of(self, msg: Message) -> str | None:
+        """Folded channel a message belongs to (PRIVMSG/JOIN/... target), if any."""
+        if msg.command == "BATCH" and len(msg.params) >= 3 and msg.params[0].startswith("+"):
+            target = msg.params[2]
+        elif msg.command in _TARGETED and msg.params:
+            target = msg.params[0].lstrip(self.prefixes()[1])
+        else:
+            return None
+        return self.casefold(target) if is_channel(target) else None
+
+    # -- batches -----------------------------------------------------------------------
+
+    def batch_chain(self, msg: Message) -> list[Batch]:
+        """The open batches enclosing ``msg``, innermost first (``BATCH -id`` is in its own)."""
+        chain: list[Batch] = []
+        ref = msg.tags.get("batch")
+        if msg.command == "BATCH" and msg.param(0).startswith("-"):
+            ref = msg.params[0][1:]
+        while ref and ref in self.batches and len(chain) < 16:
+            batch = self.batches[ref]
+            chain.append(batch)
+            ref = batch.parent
+        return chain
+
+    def is_history(self, msg: Message) -> bool:
+        """True inside a chathistory batch, and for the ``BATCH`` lines that open one."""
+        if msg.command == "BATCH" and msg.param(0).startswith("+"):
+            if msg.param(1) in HISTORY_BATCH_TYPES:
+                return True
+        return any(b.type in HISTORY_BATCH_TYPES for b in self.batch_chain(msg))
+
+    # -- connection lifetime -----------------------------------------------------------
+
+    def reset_connection(self) -> None:
+        """Forget what only held for the last connection (``last_seen`` is kept)."""
+        self.caps.clear()
+        self.isupport.clear()
+        self.channels.clear()
+        self.batches.clear()
+        self._names.clear()
+        self.source = None
+
+    # -- applying messages -------------------------------------------------------------
+
+    def apply(self, msg: Message) -> None:
+        """Update the state from one received message."""
+        if msg.command != "BATCH" and self.is_history(msg):
+            # Replayed JOIN/PART/NICK describe the past, not who is here now.
+            self._note_seen(msg)
+            return
+        handler = _HANDLERS.get(msg.command)
+        if handler is not None:
+            handler(self, msg)
+        if "bot" in msg.tags or "draft/bot" in msg.tags:
+            self._mark_bot(msg)
+        self._note_seen(msg)
+
+    def _note_seen(self, msg: Message) -> None:
+        chan = self.channel_of(msg) if msg.command != "BATCH" else None
+        time = msg.tags.get("time")
+        msgid = msg.tags.get("msgid")
+        if chan is None or (time is None and msgid is None):
+            return
+        last = self.last_seen.setdefault(chan, LastSeen())
+        new_time = parse_time(time)
+        old_time = parse_time(last.time)
+        if new_time is not None and old_time is not None and new_time < old_time:
+            return  # older history (scrollback) never moves the mark back
+        if time is not None:
+            last.time = time
+        if msgid is not None:
+            last.msgid = msgid
+        state = self.channels.get(chan)
+        if state is not None:
+            state.last_msgid, state.last_time = last.msgid, last.time
+
+    def _member_key(self, chan: ChannelState, nick: str) -> str | None:
+        if nick in chan.members:
+            return nick
+        folded = self.casefold(nick)
+        return next((k for k in chan.members if self.casefold(k) == folded), None)
+
+    def _remove_member(self, chan: ChannelState, nick: str) -> None:
+        key = self._member_key(chan, nick)
+        if key is not None:
+            del chan.members[key]
+        chan.bots = {b for b in chan.bots if self.casefold(b) != self.casefold(nick)}
+
+    def _mark_bot(self, msg: Message) -> None:
+        nick = msg.nick
+        if not nick:
+            return
+        for chan in self.channels.values():
+            key = self._member_key(chan, nick)
+            if key is not None:
+                chan.bots.add(key)
+
+    def _sort_prefixes(self, prefixes: str) -> str:
+        symbols = self.prefixes()[1]
+        return "".join(sorted(set(prefixes), key=lambda c: symbols.find(c)))
+
+    def _split_names_entry(self, entry: str) -> tuple[str, str]:
+        symbols = self.prefixes()[1]
+        i = 0
+        while i < len(entry) and entry[i] in symbols:
+            i += 1
+        nick = entry[i:].split("!", 1)[0]
+        return nick, self._sort_prefixes(entry[:i])
+
+    def _apply_channel_modes(self, chan: ChannelState, modes: str, args: list[str]) -> None:
+        prefix_modes, prefix_symbols = self.prefixes()
+        groups = (self.isupport.get("CHANMODES", "beI,k,l,imnpst").split(",") + ["", "", ""])[:4]
+        list_modes, always_arg, set_arg, _ = groups
+        current = set(chan.modes.lstrip("+"))
+        adding = True
+        args = list(args)
+        for ch in modes:
+            if ch in "+-":
+                adding = ch == "+"
+            elif ch in prefix_modes:
+                nick = args.pop(0) if args else ""
+                key = self._member_key(chan, nick)
+                if key is not None:
+                    symbol = prefix_symbols[prefix_modes.index(ch)]
+                    have = chan.members[key].replace(symbol, "")
+                    chan.members[key] = self._sort_prefixes(have + symbol if adding else have)
+            elif ch in list_modes:
+                if args:
+                    args.pop(0)
+            else:
+                if (ch in always_arg or (ch in set_arg and adding)) and args:
+                    args.pop(0)
+                if adding:
+                    current.add(ch)
+                else:
+                    current.discard(ch)
+        chan.modes = "+" + "".join(sorted(current)) if current else ""
+
+
+def _on_welcome(state: SessionState, msg: Message) -> None:
+    if msg.params:
+        state.nick = msg.params[0]
+
+
+def _on_isupport(state: SessionState, msg: Message) -> None:
+    for token in msg.params[1:-1]:
+        if token.startswith("-"):
+            state.isupport.pop(token[1:].upper(), None)
+        else:
+            key, _, value = token.partition("=")
+            state.isupport[key.upper()] = unescape_isupport(value)
+
+
+def _on_cap(state: SessionState, msg: Message) -> None:
+    sub = msg.param(1).upper()
+    names = msg.params[-1].split() if len(msg.params) >= 3 else []
+    if sub == "ACK":
+        for name in names:
+            if name.startswith("-"):
+                state.caps.discard(name[1:])
+            else:
+                state.caps.add(name)
+    elif sub == "DEL":
+        state.caps.difference_update(names)
+
+
+def _on_join(state: SessionState, msg: Message) -> None:
+    name = msg.param(0)
+    folded = state.casefold(name)
+    nick = msg.nick or ""
+    if state.is_me(nick):
+        state.channels[folded] = ChannelState(name)
+        if msg.source and "!" in msg.source:
+            state.source = msg.source
+        return
+    chan = state.channels.get(folded)
+    if chan is not None and state._member_key(chan, nick) is None:
+        chan.members[nick] = ""
+
+
+def _on_part(state: SessionState, msg: Message) -> None:
+    folded = state.casefold(msg.param(0))
+    nick = msg.param(1) if msg.command == "KICK" else (msg.nick or "")
+    if state.is_me(nick):
+        state.channels.pop(folded, None)
+        return
+    chan = state.channels.get(folded)
+    if chan is not None:
+        state._remove_member(chan, nick)
+
+
+def _on_quit(state: SessionState, msg: Message) -> None:
+    for chan in state.channels.values():
+        state._remove_member(chan, msg.nick or "")
+
+
+def _on_nick(state: SessionState, msg: Message) -> None:
+    old, new = msg.nick or "", msg.param(0)
+    if state.is_me(old):
+        state.nick = new
+        if state.source:
+            state.source = new + state.source[len(old) :]
+    for chan in state.channels.values():
+        key = state._member_key(chan, old)
+        if key is not None:
+            chan.members[new] = chan.members.pop(key)
+        if key in chan.bots:
+            chan.bots.discard(key)
+            chan.bots.add(new)
+
+
+def _on_mode(state: SessionState, msg: Message) -> None:
+    chan = state.channels.get(state.casefold(msg.param(0)))
+    if chan is not None and len(msg.params) >= 2:
+        state._apply_channel_modes(chan, msg.params[1], msg.params[2:])
+
+
+def _on_channel_mode_is(state: SessionState, msg: Message) -> None:
+    chan = state.channels.get(state.casefold(msg.param(1)))
+    if chan is not None and len(msg.params) >= 3:
+        chan.modes = ""
+        state._apply_channel_modes(chan, msg.params[2], msg.params[3:])
+
+
+def _on_topic(state: SessionState, msg: Message) -> None:
+    # TOPIC #chan :text, 332 me #chan :text, 331 me #chan :No topic is set
+    index = 0 if msg.command == "TOPIC" else 1
+    chan = state.channels.get(state.casefold(msg.param(index)))
+    if chan is not None:
+        chan.topic = "" if msg.command == n.RPL_NOTOPIC else msg.param(index + 1)
+
+
+def _on_names(state: SessionState, msg: Message) -> None:
+    # 353 me <=|*|@> #chan :entries
+    folded = state.casefold(msg.param(2))
+    pending = state._names.setdefault(folded, {})
+    for entry in msg.param(3).split():
+        nick, prefixes = state._split_names_entry(entry)
+        if nick:
+            pending[nick] = prefixes
+
+
+def _on_end_of_names(state: SessionState, msg: Message) -> None:
+    folded = state.casefold(msg.param(1))
+    pending = state._names.pop(folded, None)
+    chan = state.channels.get(folded)
+    if chan is not None and pending is not None:
+        chan.members = pending
+        chan.bots = {b for b in chan.bots if b in pending}
+
+
+def _on_who_reply(state: SessionState, msg: Message) -> None:
+    # 352 me #chan user host server nick flags :hops realname
+    chan = state.channels.get(state.casefold(msg.param(1)))
+    bot_flag = state.isupport.get("BOT", "")
+    if chan is not None and bot_flag and bot_flag in msg.param(6)[1:]:
+        key = state._member_key(chan, msg.param(5))
+        if key is not None:
+            chan.bots.add(key)
+
+
+def _on_batch(state: SessionState, msg: Message) -> None:
+    ref = msg.param(0)
+    if ref.startswith("+") and len(msg.params) >= 2:
+        parent = msg.tags.get("batch")
+        state.batches[ref[1:]] = Batch(ref[1:], msg.params[1], msg.params[2:], msg.tags, parent)
+    elif ref.startswith("-"):
+        state.batches.pop(ref[1:], None)
+
+
+_HANDLERS = {
+    n.RPL_WELCOME: _on_welcome,
+    n.RPL_ISUPPORT: _on_isupport,
+    "CAP": _on_cap,
+    "JOIN": _on_join,
+    "PART": _on_part,
+    "KICK": _on_part,
+    "QUIT": _on_quit,
+    "NICK": _on_nick,
+    "MODE": _on_mode,
+    n.RPL_CHANNELMODEIS: _on_channel_mode_is,
+    "TOPIC": _on_topic,
+    n.RPL_TOPIC: _on_topic,
+    n.RPL_NOTOPIC: _on_topic,
+    n.RPL_NAMREPLY: _on_names,
+    n.RPL_ENDOFNAMES: _on_end_of_names,
+    n.RPL_WHOREPLY: _on_who_reply,
+    "BATCH": _on_batch,
+}

@@ -1,0 +1,152 @@
+"""Plain data of the client connection: server addresses, configuration, events, errors.
+
+Kept apart from ``client.py`` so that callers and tests can build configurations and
+match events without pulling in any networking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from chat_protocol.message import Message
+
+DEFAULT_PORT = 6667
+
+# Capabilities we ask for when a server offers them; everything works without them.
+WANTED_CAPS = (
+    "cap-notify",
+    "message-tags",
+    "server-time",
+    "echo-message",
+    "batch",
+    "labeled-response",
+    "multi-prefix",
+    "userhost-in-names",
+    "draft/chathistory",
+)
+
+
+class NotConnected(ConnectionError):
+    """Raised by the send methods while the client is offline; the caller keeps the text."""
+
+
+@dataclass(frozen=True, slots=True)
+class ServerAddress:
+    """One server to connect to; hashable so it can key per-server bookkeeping."""
+
+    host: str
+    port: int
+
+    def __str__(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"{host}:{self.port}"
+
+
+def _parse_one(item: str) -> ServerAddress:
+    if item.startswith("["):
+        host, sep, rest = item[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError(f"bad server address {item!r}: expected [v6addr]:port")
+        port_text = rest[1:] if rest else ""
+    elif item.count(":") > 1:
+        raise ValueError(f"bad server address {item!r}: put IPv6 addresses in brackets")
+    else:
+        host, _, port_text = item.partition(":")
+        if item.endswith(":"):
+            raise ValueError(f"bad server address {item!r}: empty port")
+    if not host or any(c.isspace() for c in host):
+        raise ValueError(f"bad server address {item!r}: empty or blank host")
+    if not port_text:
+        return ServerAddress(host, DEFAULT_PORT)
+    if not port_text.isdigit():
+        raise ValueError(f"bad server address {item!r}: port is not a number")
+    port = int(port_text)
+    if not 0 < port < 65536:
+        raise ValueError(f"bad server address {item!r}: port out of range")
+    return ServerAddress(host, port)
+
+
+def parse_servers(spec: str) -> list[ServerAddress]:
+    """Parse ``"host:port,host2:port2"`` (port defaults to 6667). ValueError on bad input."""
+    items = [part.strip() for part in spec.split(",")]
+    if not any(items):
+        raise ValueError("no server given")
+    if not all(items):
+        raise ValueError(f"empty entry in server list {spec!r}")
+    return [_parse_one(item) for item in items]
+
+
+@dataclass
+class ClientConfig:
+    """What to connect to and who to be; see docs/client-api.md for each field."""
+
+    servers: list[ServerAddress]
+    nick: str
+    username: str | None = None
+    realname: str = "distchat user"
+    password: str | None = None
+    channels: list[str] = field(default_factory=list)
+    bot: bool = False
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+    ping_interval: float = 30.0
+    connect_timeout: float = 10.0
+    gap_fill_limit: int = 500
+
+    def __post_init__(self) -> None:
+        if not self.servers:
+            raise ValueError("ClientConfig needs at least one server")
+        if not self.nick:
+            raise ValueError("ClientConfig needs a nick")
+        if self.reconnect_min <= 0 or self.reconnect_max < self.reconnect_min:
+            raise ValueError("need 0 < reconnect_min <= reconnect_max")
+
+
+@dataclass
+class ChannelState:
+    """What we know about one joined channel; replaced on every (re)join."""
+
+    name: str
+    topic: str = ""
+    members: dict[str, str] = field(default_factory=dict)  # nick -> prefixes, e.g. "@+"
+    modes: str = ""
+    bots: set[str] = field(default_factory=set)
+    last_msgid: str | None = None
+    last_time: str | None = None
+
+
+@dataclass
+class Event:
+    """Base class of everything ``IRCClient.events()`` yields."""
+
+
+@dataclass
+class Connected(Event):
+    """Registration finished (end of MOTD); sending works from now on."""
+
+    server: ServerAddress
+    nick: str
+
+
+@dataclass
+class Disconnected(Event):
+    """A connection ended or an attempt failed; ``retry_in`` is None once closed for good."""
+
+    reason: str
+    retry_in: float | None
+
+
+@dataclass
+class Received(Event):
+    """One message from the server (deduplicated by msgid); ``history`` marks replays."""
+
+    message: Message
+    history: bool = False
+
+
+@dataclass
+class NickFallback(Event):
+    """The nick we wanted was taken during registration, so we registered as ``got``."""
+
+    wanted: str
+    got: str

@@ -1,0 +1,1 @@
+"""distchat server: a single-threaded IRC server on `selectors`."""

@@ -1,0 +1,143 @@
+"""One client socket: bounded receive and send buffers, line framing, flood control.
+
+Writes go into ``outbuf`` and are sent once per loop round (the server flushes every
+connection that became non-empty). Writability is watched only while bytes wait, the
+way asyncio's selector transport does it. A client over its send queue limit is
+closed rather than allowed to grow the server.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import socket
+import time
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chat_server.model import User
+
+log = logging.getLogger(__name__)
+
+MAX_TAGS = 8191  # IRCv3: 4094 bytes of client tags + 4096 of server tags, plus "@" and " "
+MAX_BODY = 512
+MAX_LINE = MAX_TAGS + MAX_BODY
+TOO_LONG = b"\x00too-long"  # stands in for a line the client sent over MAX_LINE
+_WOULD_BLOCK = (BlockingIOError, InterruptedError)
+
+
+class Connection:
+    """The byte side of a client; the IRC side is its ``user``."""
+
+    __slots__ = (
+        "addr",
+        "capture",
+        "closing",
+        "created",
+        "discarding",
+        "fd",
+        "inbuf",
+        "last_active",
+        "last_refill",
+        "outbuf",
+        "ping_sent",
+        "sock",
+        "tokens",
+        "user",
+        "writing",
+    )
+
+    def __init__(self, sock: socket.socket, addr: str) -> None:
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.addr = addr
+        self.inbuf = bytearray()
+        self.outbuf = bytearray()
+        self.user: User | None = None
+        self.closing: str | None = None
+        self.writing = False
+        self.discarding = False
+        self.capture: list[bytes] | None = None
+        now = time.monotonic()
+        self.created = now
+        self.last_active = now
+        self.last_refill = now
+        self.ping_sent = 0.0
+        self.tokens = 0.0
+
+    def write(self, data: bytes, dirty: list[Connection], sendq_max: int) -> None:
+        """Queue ``data``; the connection joins ``dirty`` when its buffer was empty."""
+        if self.capture is not None:
+            self.capture.append(data)
+            return
+        if self.closing:
+            return
+        outbuf = self.outbuf
+        if not outbuf:
+            dirty.append(self)
+        outbuf += data
+        if len(outbuf) > sendq_max:
+            self.closing = "SendQ exceeded"
+            dirty.append(self)
+
+    def flush(self) -> bool:
+        """Send what is queued in one call; True when everything went out."""
+        outbuf = self.outbuf
+        if not outbuf:
+            return True
+        try:
+            sent = self.sock.send(outbuf)
+        except _WOULD_BLOCK:
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.EPIPE, errno.ECONNRESET, errno.ENOTCONN):
+                log.debug("send to %s failed: %s", self.addr, exc)
+            outbuf.clear()
+            self.closing = self.closing or "Connection reset by peer"
+            return True
+        del outbuf[:sent]
+        return not outbuf
+
+    def read_lines(self, recv_size: int = 262144) -> list[bytes] | None:
+        """Read what the socket has; return complete lines, or None when it closed."""
+        try:
+            data = self.sock.recv(recv_size)
+        except _WOULD_BLOCK:
+            return []
+        except OSError:
+            return None
+        if not data:
+            return None
+        self.last_active = time.monotonic()
+        inbuf = self.inbuf
+        inbuf += data
+        if b"\n" not in data:
+            if len(inbuf) > MAX_LINE:
+                # An over-long line: report it once, then drop it up to its newline.
+                inbuf.clear()
+                if not self.discarding:
+                    self.discarding = True
+                    return [TOO_LONG]
+            return []
+        lines = inbuf.split(b"\n")
+        rest = lines.pop()
+        if self.discarding:
+            self.discarding = False
+            lines.pop(0)
+        for i, line in enumerate(lines):
+            if len(line) > MAX_LINE:
+                lines[i] = TOO_LONG
+        if len(rest) > MAX_LINE:
+            self.discarding = True
+            lines.append(TOO_LONG)
+            rest = b""
+        self.inbuf = bytearray(rest)
+        return lines
+
+    def refill(self, rate: float, burst: float) -> float:
+        """Top up the flood-control token bucket; returns the tokens now available."""
+        now = time.monotonic()
+        self.tokens = min(burst, self.tokens + (now - self.last_refill) * rate)
+        self.last_refill = now
+        return self.tokens
+

@@ -1,0 +1,159 @@
+"""MODE for users (+i +B, +o via OPER) and rooms (+n +t +m +i +k +l +o +v, +b lists)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from chat_protocol import numerics as N
+from chat_protocol.casemap import casefold, is_channel
+from chat_protocol.message import Message
+from chat_server.commands import command
+
+if TYPE_CHECKING:
+    from chat_server.model import Channel, User
+    from chat_server.server import Server
+
+USER_MODES_SETTABLE = "iB"
+CHANNEL_FLAGS = "imnt"
+PREFIX_MODES = {"o": "@", "v": "+"}
+MAX_MODE_CHANGES = 4
+
+
+@command("MODE", min_params=1)
+def handle_mode(server: Server, user: User, msg: Message) -> None:
+    target = msg.params[0]
+    if is_channel(target):
+        channel_mode(server, user, target, msg.params[1:])
+    else:
+        user_mode(server, user, target, msg.params[1:])
+
+
+def user_mode(server: Server, user: User, nick: str, args: list[str]) -> None:
+    other = server.find_user(nick)
+    if other is None:
+        server.reply(user, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        return
+    if other is not user:
+        server.reply(user, N.ERR_USERSDONTMATCH, "Cannot change mode for other users")
+        return
+    if not args:
+        server.reply(user, N.RPL_UMODEIS, "+" + user.modes)
+        return
+    adding = True
+    added, removed = "", ""
+    unknown = False
+    for ch in args[0]:
+        if ch in "+-":
+            adding = ch == "+"
+        elif ch in USER_MODES_SETTABLE or (ch == "o" and not adding):
+            if adding and ch not in user.modes:
+                user.modes += ch
+                added += ch
+            elif not adding and ch in user.modes:
+                user.modes = user.modes.replace(ch, "")
+                removed += ch
+        elif ch != "o":
+            unknown = True
+    if unknown:
+        server.reply(user, N.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+    change = ("+" + added if added else "") + ("-" + removed if removed else "")
+    if change:
+        server.deliver([user], user.source, "MODE", [user.nick, change])
+
+
+def channel_mode(server: Server, user: User, name: str, args: list[str]) -> None:
+    chan = server.channels.get(casefold(name))
+    if chan is None:
+        server.reply(user, N.ERR_NOSUCHCHANNEL, name, "No such channel")
+        return
+    if not args:
+        modes, params = chan.mode_string(with_key=user in chan.members)
+        server.reply(user, N.RPL_CHANNELMODEIS, chan.name, modes, *params)
+        server.reply(user, N.RPL_CREATIONTIME, chan.name, str(int(chan.created)))
+        return
+    if args[0] in ("b", "+b") and len(args) == 1:
+        server.reply(user, N.RPL_ENDOFBANLIST, chan.name, "End of channel ban list")
+        return
+    if not chan.is_op(user):
+        server.reply(user, N.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator")
+        return
+    apply_channel_modes(server, user, chan, args)
+
+
+def apply_channel_modes(server: Server, user: User, chan: Channel, args: list[str]) -> None:
+    """Apply a mode string with its parameters; broadcast what actually changed."""
+    adding = True
+    params = iter(args[1:])
+    applied: list[tuple[bool, str, str | None]] = []
+    for ch in args[0]:
+        if ch in "+-":
+            adding = ch == "+"
+            continue
+        if len(applied) >= MAX_MODE_CHANGES:
+            break
+        if ch in CHANNEL_FLAGS:
+            if adding != (ch in chan.modes):
+                (chan.modes.add if adding else chan.modes.discard)(ch)
+                applied.append((adding, ch, None))
+        elif ch == "k":
+            key = next(params, None)
+            if adding:
+                if not key or " " in key or "," in key:
+                    server.reply(user, N.ERR_INVALIDKEY, chan.name, "Key is not well-formed")
+                    continue
+                chan.key = key
+                applied.append((True, "k", key))
+            elif chan.key is not None:
+                chan.key = None
+                applied.append((False, "k", "*"))
+        elif ch == "l":
+            if adding:
+                raw = next(params, None)
+                if raw is None or not raw.isdigit() or int(raw) <= 0:
+                    server.reply(user, N.ERR_INVALIDMODEPARAM, chan.name, "l", raw or "*", "Invalid limit")
+                    continue
+                chan.limit = int(raw)
+                applied.append((True, "l", raw))
+            elif chan.limit is not None:
+                chan.limit = None
+                applied.append((False, "l", None))
+        elif ch in PREFIX_MODES:
+            nick = next(params, None)
+            if nick is None:
+                server.reply(user, N.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
+                continue
+            target = server.find_user(nick)
+            if target is None or target not in chan.members:
+                server.reply(user, N.ERR_USERNOTINCHANNEL, nick, chan.name, "They aren't on that channel")
+                continue
+            symbol = PREFIX_MODES[ch]
+            current = chan.members[target]
+            if adding and symbol not in current:
+                chan.members[target] = "".join(s for s in "@+" if s in current + symbol)
+                applied.append((True, ch, target.nick))
+            elif not adding and symbol in current:
+                chan.members[target] = current.replace(symbol, "")
+                applied.append((False, ch, target.nick))
+        elif ch == "b":
+            next(params, None)
+            server.reply(user, N.RPL_ENDOFBANLIST, chan.name, "End of channel ban list")
+        else:
+            server.reply(user, N.ERR_UNKNOWNMODE, ch, "is unknown mode char to me")
+    if applied:
+        server.deliver(chan.members, user.source, "MODE", [chan.name, *format_changes(applied)])
+
+
+def format_changes(applied: list[tuple[bool, str, str | None]]) -> list[str]:
+    """``[(True,'o','bob'),(False,'t',None)]`` → ``['+o-t', 'bob']``."""
+    letters = ""
+    params: list[str] = []
+    sign = ""
+    for adding, ch, param in applied:
+        want = "+" if adding else "-"
+        if want != sign:
+            letters += want
+            sign = want
+        letters += ch
+        if param is not None:
+            params.append(param)
+    return [letters, *params]

@@ -1,0 +1,192 @@
+"""Questions about users and the server: WHO, WHOIS, LUSERS, MOTD, AWAY and friends."""
+
+from __future__ import annotations
+
+import fnmatch
+import time
+from typing import TYPE_CHECKING
+
+from chat_protocol import numerics as N
+from chat_protocol.casemap import casefold, is_channel
+from chat_protocol.message import Message
+from chat_server.commands import command
+from chat_server.model import member_prefix
+
+if TYPE_CHECKING:
+    from chat_server.model import Channel, User
+    from chat_server.server import Server
+
+
+def send_lusers(server: Server, user: User) -> None:
+    users = len(server.users)
+    invisible = sum(1 for u in server.users.values() if u.invisible)
+    opers = sum(1 for u in server.users.values() if u.is_oper)
+    server.reply(
+        user,
+        N.RPL_LUSERCLIENT,
+        f"There are {users - invisible} users and {invisible} invisible on 1 servers",
+    )
+    server.reply(user, N.RPL_LUSEROP, str(opers), "operator(s) online")
+    server.reply(user, N.RPL_LUSERUNKNOWN, str(max(0, server.unknown_count)), "unknown connection(s)")
+    server.reply(user, N.RPL_LUSERCHANNELS, str(len(server.channels)), "channels formed")
+    server.reply(user, N.RPL_LUSERME, f"I have {users} clients and 0 servers")
+    server.reply(user, N.RPL_LOCALUSERS, str(users), str(users), f"Current local users {users}")
+    server.reply(user, N.RPL_GLOBALUSERS, str(users), str(users), f"Current global users {users}")
+
+
+def send_motd(server: Server, user: User) -> None:
+    motd = server.config.motd
+    if not motd:
+        server.reply(user, N.ERR_NOMOTD, "MOTD File is missing")
+        return
+    server.reply(user, N.RPL_MOTDSTART, f"- {server.name} Message of the day -")
+    for line in motd.splitlines():
+        server.reply(user, N.RPL_MOTD, f"- {line}")
+    server.reply(user, N.RPL_ENDOFMOTD, "End of /MOTD command.")
+
+
+@command("LUSERS")
+def handle_lusers(server: Server, user: User, msg: Message) -> None:
+    send_lusers(server, user)
+
+
+@command("MOTD")
+def handle_motd(server: Server, user: User, msg: Message) -> None:
+    send_motd(server, user)
+
+
+@command("VERSION")
+def handle_version(server: Server, user: User, msg: Message) -> None:
+    from chat_server.handlers.registration import isupport_tokens
+
+    server.reply(user, N.RPL_VERSION, "distchat-0.1", server.name, "Python selectors server")
+    tokens = isupport_tokens(server)
+    for i in range(0, len(tokens), 12):
+        server.reply(user, N.RPL_ISUPPORT, *tokens[i : i + 12], "are supported by this server")
+
+
+@command("TIME")
+def handle_time(server: Server, user: User, msg: Message) -> None:
+    now = time.strftime("%A %B %d %Y -- %H:%M:%S +00:00", time.gmtime())
+    server.reply(user, N.RPL_TIME, server.name, now)
+
+
+@command("AWAY")
+def handle_away(server: Server, user: User, msg: Message) -> None:
+    text = msg.param(0)
+    if text:
+        user.away = text[:390]
+        server.reply(user, N.RPL_NOWAWAY, "You have been marked as being away")
+    else:
+        user.away = None
+        server.reply(user, N.RPL_UNAWAY, "You are no longer marked as being away")
+
+
+def _who_flags(user: User, prefix: str, multi: bool) -> str:
+    flags = "G" if user.away is not None else "H"
+    if user.is_oper:
+        flags += "*"
+    if user.is_bot:
+        flags += "B"
+    return flags + member_prefix(prefix, multi)
+
+
+def _who_line(server: Server, asker: User, chan_name: str, target: User, prefix: str) -> None:
+    flags = _who_flags(target, prefix, "multi-prefix" in asker.caps)
+    server.reply(
+        asker,
+        N.RPL_WHOREPLY,
+        chan_name,
+        target.username,
+        target.host,
+        server.name,
+        target.nick,
+        flags,
+        f"0 {target.realname}",
+    )
+
+
+@command("WHO")
+def handle_who(server: Server, user: User, msg: Message) -> None:
+    mask = msg.param(0, "*")
+    if is_channel(mask):
+        chan = server.channels.get(casefold(mask))
+        if chan is not None:
+            inside = user in chan.members
+            for member, prefix in list(chan.members.items()):
+                if inside or not member.invisible:
+                    _who_line(server, user, chan.name, member, prefix)
+    else:
+        exact = server.find_user(mask)
+        if exact is not None:
+            matches = [exact]
+        else:
+            pattern = casefold(mask)
+            matches = [
+                u
+                for u in server.users.values()
+                if (not u.invisible or u is user)
+                and (fnmatch.fnmatchcase(u.folded, pattern) or fnmatch.fnmatchcase(casefold(u.source), pattern))
+            ][:200]
+        for target in matches:
+            chan = _first_shared_channel(user, target)
+            _who_line(
+                server, user, chan.name if chan else "*", target, chan.members[target] if chan else ""
+            )
+    server.reply(user, N.RPL_ENDOFWHO, mask, "End of WHO list")
+
+
+def _first_shared_channel(asker: User, target: User) -> Channel | None:
+    for chan in target.channels.values():
+        return chan if asker in chan.members or not target.invisible else None
+    return None
+
+
+@command("WHOIS", min_params=1)
+def handle_whois(server: Server, user: User, msg: Message) -> None:
+    nick = msg.params[-1].split(",")[0]
+    target = server.find_user(nick)
+    if target is None:
+        server.reply(user, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        server.reply(user, N.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+        return
+    server.reply(user, N.RPL_WHOISUSER, target.nick, target.username, target.host, "*", target.realname)
+    multi = "multi-prefix" in user.caps
+    chans = [
+        member_prefix(c.members[target], multi) + c.name
+        for c in target.channels.values()
+        if user in c.members or not target.invisible
+    ]
+    if chans:
+        server.reply(user, N.RPL_WHOISCHANNELS, target.nick, " ".join(chans))
+    server.reply(user, N.RPL_WHOISSERVER, target.nick, server.name, "distchat")
+    if target.away is not None:
+        server.reply(user, N.RPL_AWAY, target.nick, target.away)
+    if target.is_oper:
+        server.reply(user, N.RPL_WHOISOPERATOR, target.nick, "is an IRC operator")
+    if target.is_bot:
+        server.reply(user, N.RPL_WHOISBOT, target.nick, "is a bot")
+    idle = int(time.time() - target.last_spoke)
+    server.reply(
+        user, N.RPL_WHOISIDLE, target.nick, str(idle), str(int(target.signon)), "seconds idle, signon time"
+    )
+    server.reply(user, N.RPL_ENDOFWHOIS, target.nick, "End of /WHOIS list")
+
+
+@command("USERHOST", min_params=1)
+def handle_userhost(server: Server, user: User, msg: Message) -> None:
+    parts = []
+    for nick in msg.params[:5]:
+        target = server.find_user(nick)
+        if target is not None:
+            oper = "*" if target.is_oper else ""
+            away = "-" if target.away is not None else "+"
+            parts.append(f"{target.nick}{oper}={away}{target.username}@{target.host}")
+    server.reply(user, N.RPL_USERHOST, " ".join(parts))
+
+
+@command("ISON", min_params=1)
+def handle_ison(server: Server, user: User, msg: Message) -> None:
+    nicks = " ".join(msg.params).split()
+    online = [u.nick for n in nicks if (u := server.find_user(n)) is not None]
+    server.reply(user, "303", " ".join(online))

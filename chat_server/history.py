@@ -1,0 +1,691 @@
+"""Message history: a per-conversation cache in memory in front of SQLite.
+
+The server's event loop calls :meth:`HistoryStore.append` for every PRIVMSG/NOTICE and
+must never wait on the disk, so appends only touch memory and a queue; one writer thread
+group-commits the queue to SQLite (WAL, ``synchronous=NORMAL``). Queries answer from
+the newest ``cache_per_target`` messages of each conversation when they can and fall
+back to SQLite (a separate read connection) for older history, merged with whatever
+is still waiting to be written, so a message is visible from the moment it is appended.
+
+Order: messages of one conversation are ordered by (time in whole milliseconds,
+insertion sequence). Milliseconds because that is what clients see in ``server-time``
+and send back in ``timestamp=`` references; the sequence makes equal times
+deterministic, as the chathistory spec asks.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import re
+import sqlite3
+import threading
+import time as _time
+from bisect import bisect_left, bisect_right
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from itertools import islice
+from pathlib import Path
+from typing import Any
+
+from chat_protocol.casemap import casefold
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "HistoryStore",
+    "HistoryStoreError",
+    "Ref",
+    "StoredMessage",
+    "dm_key",
+    "format_time",
+    "parse_time",
+]
+
+# An order key: (time in ms, sequence). Timestamp references become keys with a sequence
+# below or above every real one, so "exclusive" bounds exclude all messages of that ms.
+Key = tuple[int, int]
+_SEQ_BELOW = -1
+_SEQ_ABOVE = 1 << 62
+_SCHEMA_VERSION = 1
+_COLUMNS = ("seq", "msgid", "time_ms", "target", "source", "command", "recipient", "text", "tags")
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ONE_MS = timedelta(milliseconds=1)
+_TIME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z", re.ASCII)
+
+
+class HistoryStoreError(Exception):
+    """The history database cannot be opened or used (bad path, corrupt file, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class StoredMessage:
+    """One PRIVMSG/NOTICE as stored, with everything needed to replay it."""
+
+    msgid: str
+    time: float
+    target: str
+    source: str
+    command: str
+    recipient: str
+    text: str
+    tags: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Ref:
+    """A CHATHISTORY reference: a msgid or a timestamp, never both."""
+
+    msgid: str | None = None
+    time: float | None = None
+
+    def __post_init__(self) -> None:
+        if (self.msgid is None) == (self.time is None):
+            raise ValueError("a history reference needs exactly one of msgid or time")
+
+    @classmethod
+    def parse(cls, text: str) -> Ref | None:
+        """Parse ``msgid=...`` or ``timestamp=...``; ``*`` (no reference) gives None."""
+        if text == "*":
+            return None
+        kind, sep, value = text.partition("=")
+        if not sep or not value:
+            raise ValueError(f"bad history reference {text!r}: expected msgid=... or timestamp=...")
+        kind = kind.lower()
+        if kind == "msgid":
+            return cls(msgid=value)
+        if kind == "timestamp":
+            return cls(time=parse_time(value))
+        raise ValueError(f"bad history reference {text!r}: unknown kind {kind!r}")
+
+
+def dm_key(a: str, b: str) -> str:
+    """The conversation key of direct messages between two nicks, the same both ways."""
+    return "dm:" + " ".join(sorted([casefold(a), casefold(b)]))
+
+
+def _to_ms(t: float) -> int:
+    return round(t * 1000)
+
+
+def format_time(t: float) -> str:
+    """Unix seconds as the IRCv3 ``server-time`` format, ``YYYY-MM-DDTHH:MM:SS.sssZ``."""
+    secs, ms = divmod(_to_ms(t), 1000)
+    # Adding a timedelta (rather than utcfromtimestamp) works for any year 1..9999 on
+    # every platform, including times before 1970.
+    stamp = _EPOCH + timedelta(seconds=secs)
+    return f"{stamp:%Y-%m-%dT%H:%M:%S}.{ms:03d}Z"
+
+
+def parse_time(s: str) -> float:
+    """Inverse of :func:`format_time`; digits beyond milliseconds are truncated."""
+    m = _TIME_RE.fullmatch(s)
+    if m is None:
+        raise ValueError(f"bad timestamp {s!r}: expected YYYY-MM-DDThh:mm:ss.sssZ")
+    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+    frac = m.group(7) or ""
+    try:
+        stamp = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
+    except ValueError as exc:
+        raise ValueError(f"bad timestamp {s!r}: {exc}") from None
+    # Integer milliseconds, divided once: the float is then the nearest double to the
+    # exact value, so format_time(parse_time(s)) == s.
+    ms = (stamp - _EPOCH) // _ONE_MS + int((frac + "00")[:3])
+    return ms / 1000
+
+
+# A cache entry: (key, message). Tuples keep entries small and bisectable by key.
+_Entry = tuple[Key, StoredMessage]
+
+
+def _entry_key(entry: _Entry) -> Key:
+    return entry[0]
+
+
+class _TargetCache:
+    """The newest messages of one conversation, sorted by key.
+
+    Invariant once ``loaded``: the cache holds every message of the conversation whose
+    key is >= its first key (a contiguous newest slice); ``complete`` means it holds
+    every message there is. Before ``loaded`` (a conversation not yet queried since
+    start) it holds only what was appended since start and queries must load it first.
+    """
+
+    __slots__ = ("by_msgid", "cap", "complete", "items", "loaded")
+
+    def __init__(self, cap: int, *, loaded: bool, complete: bool) -> None:
+        self.cap = cap
+        self.items: deque[_Entry] = deque()
+        self.by_msgid: dict[str, Key] = {}
+        self.loaded = loaded
+        self.complete = complete
+
+    def add(self, entry: _Entry) -> _Entry | None:
+        """Insert in key order; return the entry that did not stay (evicted or too old)."""
+        key = entry[0]
+        items = self.items
+        evicted: _Entry | None = None
+        if len(items) >= self.cap:
+            self.complete = False
+            if key < items[0][0]:
+                return entry
+            evicted = items.popleft()
+            if self.by_msgid.get(evicted[1].msgid) == evicted[0]:
+                del self.by_msgid[evicted[1].msgid]
+        if not items or key > items[-1][0]:
+            items.append(entry)
+        else:  # a clock step back or a late message: rare, O(n) is fine
+            items.insert(bisect_right(items, key, key=_entry_key), entry)
+        self.by_msgid[entry[1].msgid] = key
+        return evicted
+
+    def window(self, lo: Key | None, hi: Key | None) -> list[_Entry]:
+        """Cached entries with lo < key < hi, oldest first."""
+        items = self.items
+        i = 0 if lo is None else bisect_right(items, lo, key=_entry_key)
+        j = len(items) if hi is None else bisect_left(items, hi, key=_entry_key)
+        return list(islice(items, i, j)) if i < j else []
+
+    def covers_above(self, lo: Key | None) -> bool:
+        """True when every message with key > lo is in the cache."""
+        if self.complete:
+            return True
+        return lo is not None and bool(self.items) and lo >= self.items[0][0]
+
+
+class HistoryStore:
+    """Chat history for CHATHISTORY and join replay; see the module docstring.
+
+    ``path=None`` keeps only the in-memory cache (tests, throwaway servers). Appends may
+    come from any thread; queries are meant for the event-loop thread and briefly hold
+    the same lock as appends.
+    """
+
+    def __init__(
+        self,
+        path: str | Path | None,
+        *,
+        cache_per_target: int = 1000,
+        flush_interval: float = 0.05,
+        max_batch: int = 2000,
+    ) -> None:
+        if cache_per_target < 1:
+            raise ValueError("cache_per_target must be at least 1")
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.path = Path(path) if path is not None else None
+        self.cache_per_target = cache_per_target
+        self.flush_interval = max(0.0, flush_interval)
+        self.max_batch = max_batch
+        self.stats: dict[str, int] = {"appended": 0, "written": 0, "batches": 0, "failed": 0}
+        self._lock = threading.Lock()
+        self._caches: dict[str, _TargetCache] = {}
+        # Entries that left the cache before the writer committed them, per target:
+        # queries merge them in so nothing appended is ever invisible.
+        self._spill: dict[str, list[_Entry]] = {}
+        self._spill_count = 0
+        self._spill_sweep_at = 1024
+        self._closed = False
+        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self._writer: threading.Thread | None = None
+        self._wconn: sqlite3.Connection | None = None
+        self._rconn: sqlite3.Connection | None = None
+        self._next_seq = 1
+        self._committed_seq = 0  # every seq <= this is in SQLite (set by the writer)
+        if self.path is not None:
+            self._open(self.path)
+            self._writer = threading.Thread(
+                target=self._writer_main, name="history-writer", daemon=True
+            )
+            self._writer.start()
+
+    # -- opening ------------------------------------------------------------------------
+
+    def _open(self, path: Path) -> None:
+        """Open both connections and check the schema; any failure is one clear error."""
+        if str(path) == ":memory:":
+            raise HistoryStoreError("use path=None for a memory-only history store")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            wconn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            try:
+                self._wconn = wconn
+                wconn.execute("PRAGMA busy_timeout = 5000")
+                mode = wconn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(mode).lower() != "wal":
+                    log.warning("history %s: WAL not available, journal mode %s", path, mode)
+                wconn.execute("PRAGMA synchronous = NORMAL")
+                self._migrate(wconn)
+                row = wconn.execute("SELECT MAX(seq) FROM messages").fetchone()
+                self._committed_seq = row[0] or 0
+                self._next_seq = self._committed_seq + 1
+                rconn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+                self._rconn = rconn
+                rconn.execute("PRAGMA busy_timeout = 5000")
+                rconn.execute("PRAGMA query_only = ON")
+            except BaseException:
+                self._close_connections()
+                raise
+        except HistoryStoreError:
+            raise
+        except (sqlite3.Error, OSError) as exc:
+            raise HistoryStoreError(f"cannot open history database {path}: {exc}") from exc
+
+    @staticmethod
+    def _migrate(conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > _SCHEMA_VERSION:
+            raise HistoryStoreError(
+                f"history database schema v{version} is newer than this server (v1)"
+            )
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS messages ("
+                " seq INTEGER PRIMARY KEY, msgid TEXT NOT NULL, time_ms INTEGER NOT NULL,"
+                " target TEXT NOT NULL, source TEXT NOT NULL, command TEXT NOT NULL,"
+                " recipient TEXT NOT NULL, text TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '')"
+            )
+            conn.execute(
+                "CREATE INDEX IF NOT EXISTS messages_by_target ON messages (target, time_ms, seq)"
+            )
+            conn.execute("CREATE INDEX IF NOT EXISTS messages_by_msgid ON messages (msgid)")
+            conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        columns = tuple(r[1] for r in conn.execute("PRAGMA table_info(messages)"))
+        if columns != _COLUMNS:
+            raise HistoryStoreError(f"table 'messages' has unexpected columns {columns}")
+
+    # -- writing ------------------------------------------------------------------------
+
+    def append(self, msg: StoredMessage) -> None:
+        """Record a message: memory only, the writer thread persists it shortly after."""
+        ms = _to_ms(msg.time)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("history store is closed")
+            seq = self._next_seq
+            self._next_seq = seq + 1
+            entry = ((ms, seq), msg)
+            cache = self._caches.get(msg.target)
+            if cache is None:
+                # Nothing to load when memory-only; otherwise older history may be on
+                # disk and the first query loads it.
+                memory = self.path is None
+                cache = _TargetCache(self.cache_per_target, loaded=memory, complete=memory)
+                self._caches[msg.target] = cache
+            left = cache.add(entry)
+            self.stats["appended"] += 1
+            if self._writer is not None:
+                self._queue.put(entry)
+                if left is not None:
+                    self._spill_add(msg.target, left)
+
+    def _spill_add(self, target: str, entry: _Entry) -> None:
+        if entry[0][1] <= self._committed_seq:
+            return
+        self._spill.setdefault(target, []).append(entry)
+        self._spill_count += 1
+        if self._spill_count >= self._spill_sweep_at:
+            self._spill_sweep()
+
+    def _spill_sweep(self) -> None:
+        """Forget spilled entries the writer has committed; amortised O(1) per append."""
+        done = self._committed_seq
+        total = 0
+        for target in list(self._spill):
+            kept = [e for e in self._spill[target] if e[0][1] > done]
+            if kept:
+                self._spill[target] = kept
+                total += len(kept)
+            else:
+                del self._spill[target]
+        self._spill_count = total
+        self._spill_sweep_at = max(1024, 2 * total)
+
+    def _writer_main(self) -> None:
+        """Group commit: gather rows for up to flush_interval or max_batch, then commit."""
+        q = self._queue
+        try:
+            running = True
+            while running:
+                batch: list[_Entry] = []
+                waiters: list[threading.Event] = []
+                item = q.get()
+                deadline = _time.monotonic() + self.flush_interval
+                while True:
+                    if item is None:
+                        running = False
+                        break
+                    if isinstance(item, threading.Event):
+                        waiters.append(item)
+                        break
+                    batch.append(item)
+                    if len(batch) >= self.max_batch:
+                        break
+                    try:
+                        item = q.get_nowait()
+                    except queue.Empty:
+                        remaining = deadline - _time.monotonic()
+                        if remaining <= 0:
+                            break
+                        try:
+                            item = q.get(timeout=remaining)
+                        except queue.Empty:
+                            break
+                if batch:
+                    self._commit(batch)
+                for waiter in waiters:
+                    waiter.set()
+        except Exception:  # a bug here must not pass silently: flush() will time out
+            log.exception("history writer stopped")
+
+    def _commit(self, batch: list[_Entry]) -> None:
+        assert self._wconn is not None
+        rows = [
+            (
+                key[1],
+                m.msgid,
+                key[0],
+                m.target,
+                m.source,
+                m.command,
+                m.recipient,
+                m.text,
+                json.dumps(m.tags, separators=(",", ":")) if m.tags else "",
+            )
+            for key, m in batch
+        ]
+        conn = self._wconn
+        for attempt in range(5):
+            try:
+                conn.execute("BEGIN")
+                conn.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?)", rows)
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                log.warning("history commit of %d rows failed (%s), retrying", len(rows), exc)
+                _time.sleep(0.05 * 2**attempt)
+            else:
+                self.stats["written"] += len(rows)
+                self.stats["batches"] += 1
+                break
+        else:
+            # Keeping them would grow memory without bound; they stay visible in memory
+            # until the cache moves on, and the counter makes the loss show in logs.
+            log.error("history: gave up writing %d messages", len(rows))
+            self.stats["failed"] += len(rows)
+        self._committed_seq = batch[-1][0][1]
+
+    def flush(self, timeout: float = 5.0) -> None:
+        """Block until every message appended so far is committed to SQLite."""
+        if self._writer is None or not self._writer.is_alive():
+            if self._writer is not None and not self._closed:
+                raise HistoryStoreError("history writer thread is not running")
+            return
+        done = threading.Event()
+        self._queue.put(done)
+        if not done.wait(timeout):
+            raise TimeoutError(f"history not flushed within {timeout} s")
+
+    def close(self) -> None:
+        """Write everything, stop the writer thread and close the database."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        if self._writer is not None:
+            self._queue.put(None)
+            self._writer.join()
+        self._close_connections()
+
+    def _close_connections(self) -> None:
+        for conn in (self._rconn, self._wconn):
+            if conn is not None:
+                conn.close()
+        self._rconn = self._wconn = None
+
+    def __enter__(self) -> HistoryStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- queries ------------------------------------------------------------------------
+
+    def latest(self, target: str, limit: int, after: Ref | None = None) -> list[StoredMessage]:
+        """The newest ``limit`` messages, only those after ``after`` when it is given."""
+        with self._lock:
+            lo = None
+            if after is not None:
+                lo = self._lower(target, after)
+                if lo is None:
+                    return []
+            return self._range(target, lo, None, limit, newest=True)
+
+    def before(self, target: str, ref: Ref, limit: int) -> list[StoredMessage]:
+        """Up to ``limit`` messages just before ``ref`` (excluded)."""
+        with self._lock:
+            hi = self._upper(target, ref)
+            return [] if hi is None else self._range(target, None, hi, limit, newest=True)
+
+    def after(self, target: str, ref: Ref, limit: int) -> list[StoredMessage]:
+        """Up to ``limit`` messages just after ``ref`` (excluded)."""
+        with self._lock:
+            lo = self._lower(target, ref)
+            return [] if lo is None else self._range(target, lo, None, limit, newest=False)
+
+    def around(self, target: str, ref: Ref, limit: int) -> list[StoredMessage]:
+        """Up to ``limit`` messages centred on ``ref``.
+
+        A msgid reference includes that message itself (the point of AROUND is context
+        for a message); a timestamp puts messages of exactly that ms on the later side.
+        When one side runs short the other side fills the rest of ``limit``.
+        """
+        with self._lock:
+            centre = self._upper(target, ref)
+            if centre is None or limit <= 0:
+                return []
+            older = self._range(target, None, centre, limit, newest=True)
+            newer = self._range(target, (centre[0], centre[1] - 1), None, limit, newest=False)
+            n_old = min(len(older), limit // 2)
+            n_new = min(len(newer), limit - n_old)
+            n_old = min(len(older), limit - n_new)
+            return older[len(older) - n_old :] + newer[:n_new]
+
+    def between(self, target: str, start: Ref, end: Ref, limit: int) -> list[StoredMessage]:
+        """Up to ``limit`` messages strictly between two refs, counted from ``start``.
+
+        ``start`` may be later than ``end``; then the messages nearest ``start`` are
+        returned (still oldest first), as the spec's backwards BETWEEN asks.
+        """
+        with self._lock:
+            start_lo, start_hi = self._lower(target, start), self._upper(target, start)
+            end_lo, end_hi = self._lower(target, end), self._upper(target, end)
+            if start_lo is None or start_hi is None or end_lo is None or end_hi is None:
+                return []
+            if start_lo < end_hi:
+                return self._range(target, start_lo, end_hi, limit, newest=False)
+            return self._range(target, end_lo, start_hi, limit, newest=True)
+
+    def targets(
+        self, keys: Iterable[str], start: Ref, end: Ref, limit: int
+    ) -> list[tuple[str, float]]:
+        """For CHATHISTORY TARGETS: ``(key, time of its latest message)`` per conversation.
+
+        Only messages strictly between ``start`` and ``end`` count; conversations with
+        none are left out. Sorted by that time, oldest first; with more than ``limit``,
+        the ones nearest ``start`` are kept (``start`` may be the later bound).
+        """
+        with self._lock:
+            unique = list(dict.fromkeys(keys))
+            points = [self._ref_point(unique, r) for r in (start, end)]
+            if points[0] is None or points[1] is None or limit <= 0:
+                return []
+            forward = points[0] <= points[1]
+            lo, hi = (points[0], points[1]) if forward else (points[1], points[0])
+            lo_key, hi_key = (lo, _SEQ_ABOVE), (hi, _SEQ_BELOW)
+            found: list[tuple[int, str]] = []
+            for key in unique:
+                newest = self._latest_ms(key, lo_key, hi_key)
+                if newest is not None:
+                    found.append((newest, key))
+            found.sort()
+            chosen = found[:limit] if forward else found[-limit:]
+            return [(key, ms / 1000) for ms, key in chosen]
+
+    # -- query internals (caller holds self._lock) ---------------------------------------
+
+    def _lower(self, target: str, ref: Ref) -> Key | None:
+        """Key to use when ``ref`` is an exclusive lower bound; None if msgid unknown."""
+        if ref.time is not None:
+            return (_to_ms(ref.time), _SEQ_ABOVE)
+        return self._find_msgid(target, ref.msgid or "")
+
+    def _upper(self, target: str, ref: Ref) -> Key | None:
+        """Key to use when ``ref`` is an exclusive upper bound; None if msgid unknown."""
+        if ref.time is not None:
+            return (_to_ms(ref.time), _SEQ_BELOW)
+        return self._find_msgid(target, ref.msgid or "")
+
+    def _find_msgid(self, target: str, msgid: str) -> Key | None:
+        cache = self._caches.get(target)
+        if cache is not None and msgid in cache.by_msgid:
+            return cache.by_msgid[msgid]
+        for key, msg in self._spill.get(target, ()):
+            if msg.msgid == msgid:
+                return key
+        if self._rconn is None:
+            return None
+        row = self._read(
+            "SELECT time_ms, seq FROM messages WHERE msgid = ? AND target = ? LIMIT 1",
+            (msgid, target),
+        )
+        return (row[0][0], row[0][1]) if row else None
+
+    def _ref_point(self, keys: list[str], ref: Ref) -> int | None:
+        """The ms a TARGETS bound stands for; a msgid is looked up in any of ``keys``."""
+        if ref.time is not None:
+            return _to_ms(ref.time)
+        for key in keys:
+            found = self._find_msgid(key, ref.msgid or "")
+            if found is not None:
+                return found[0]
+        return None
+
+    def _loaded(self, target: str) -> _TargetCache | None:
+        """The target's cache, loading its newest messages from SQLite on first use."""
+        cache = self._caches.get(target)
+        if cache is not None and cache.loaded:
+            return cache
+        if self._rconn is None:
+            return None
+        cap = self.cache_per_target
+        rows = self._read(
+            "SELECT * FROM messages WHERE target = ? ORDER BY time_ms DESC, seq DESC LIMIT ?",
+            (target, cap),
+        )
+        # Top `cap` of (committed rows + everything still in memory) is the true newest
+        # slice: any of the newest that is on disk is among the newest on disk.
+        merged: dict[int, _Entry] = {r[0]: _row_entry(r) for r in rows}
+        if cache is not None:
+            merged.update((e[0][1], e) for e in cache.items)
+        merged.update((e[0][1], e) for e in self._spill.get(target, ()))
+        if not merged:
+            return None  # unknown target: don't let queries grow the cache dict
+        fresh = _TargetCache(cap, loaded=True, complete=len(rows) < cap and len(merged) < cap)
+        for entry in sorted(merged.values())[-cap:]:
+            fresh.items.append(entry)
+            fresh.by_msgid[entry[1].msgid] = entry[0]
+        self._caches[target] = fresh
+        return fresh
+
+    def _range(
+        self, target: str, lo: Key | None, hi: Key | None, limit: int, *, newest: bool
+    ) -> list[StoredMessage]:
+        """Messages with lo < key < hi, oldest first: the first ``limit`` of them, or the
+        last ``limit`` when ``newest``. Cache when it provably has the answer, else SQL."""
+        if limit <= 0:
+            return []
+        cache = self._loaded(target)
+        window = cache.window(lo, hi) if cache is not None else []
+        if (
+            cache is None
+            or self._rconn is None
+            or cache.covers_above(lo)
+            or (newest and len(window) >= limit)
+        ):
+            picked = window[-limit:] if newest else window[:limit]
+            return [m for _, m in picked]
+        order = "DESC" if newest else "ASC"
+        sql = "SELECT * FROM messages WHERE target = ?"
+        params: list[object] = [target]
+        if lo is not None:
+            sql += " AND (time_ms, seq) > (?, ?)"
+            params += lo
+        if hi is not None:
+            sql += " AND (time_ms, seq) < (?, ?)"
+            params += hi
+        sql += f" ORDER BY time_ms {order}, seq {order} LIMIT ?"
+        params.append(limit)
+        merged: dict[int, _Entry] = {r[0]: _row_entry(r) for r in self._read(sql, params)}
+        # Not yet committed: the cache slice and anything spilled out of the cache.
+        merged.update((e[0][1], e) for e in window)
+        for entry in self._spill.get(target, ()):
+            if (lo is None or entry[0] > lo) and (hi is None or entry[0] < hi):
+                merged[entry[0][1]] = entry
+        ordered = sorted(merged.values())
+        picked = ordered[-limit:] if newest else ordered[:limit]
+        return [m for _, m in picked]
+
+    def _latest_ms(self, target: str, lo: Key, hi: Key) -> int | None:
+        """Time (ms) of the target's newest message with lo < key < hi, if any.
+
+        Does not load the cache: TARGETS may name many conversations and one indexed
+        MAX() each is cheaper than pulling their recent history into memory.
+        """
+        best: int | None = None
+        cache = self._caches.get(target)
+        if cache is not None:
+            window = cache.window(lo, hi)
+            if window:
+                best = window[-1][0][0]
+                if cache.loaded:
+                    return best  # the cache is the newest slice, nothing newer elsewhere
+            elif cache.loaded and cache.covers_above(lo):
+                return None
+        for key, _ in self._spill.get(target, ()):
+            if lo < key < hi and (best is None or key[0] > best):
+                best = key[0]
+        if self._rconn is not None:
+            row = self._read(
+                "SELECT MAX(time_ms) FROM messages WHERE target = ? AND time_ms > ?"
+                " AND time_ms < ?",
+                (target, lo[0], hi[0]),
+            )
+            if row and row[0][0] is not None and (best is None or row[0][0] > best):
+                best = row[0][0]
+        return best
+
+    def _read(self, sql: str, params: Iterable[object]) -> list[tuple[Any, ...]]:
+        assert self._rconn is not None
+        try:
+            return self._rconn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise HistoryStoreError(f"history query failed: {exc}") from exc
+
+
+def _row_entry(row: tuple[Any, ...]) -> _Entry:
+    seq, msgid, time_ms, target, source, command, recipient, text, tags = row
+    parsed = tuple((str(k), str(v)) for k, v in json.loads(tags)) if tags else ()
+    msg = StoredMessage(msgid, time_ms / 1000, target, source, command, recipient, text, parsed)
+    return ((time_ms, seq), msg)

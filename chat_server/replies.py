@@ -1,0 +1,107 @@
+"""How the server speaks to one client: numerics, raw lines, labeled responses."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from chat_protocol.message import Message, format_tags
+from chat_server.history import format_time
+
+if TYPE_CHECKING:
+    from chat_server.model import User
+    from chat_server.server import Server
+
+
+class Replies:
+    """Mixed into Server: the one-recipient half of sending."""
+
+    def send_raw(self: Server, user: User, line: str) -> None:
+        """Send one formatted line (no CRLF) to ``user``."""
+        conn = user.conn
+        if conn is not None:
+            conn.write((line + "\r\n").encode(), self.dirty, self.config.sendq_max)
+
+    def send_message(self: Server, user: User, msg: Message) -> None:
+        """Send a Message, with a server-time tag when the client asked for it."""
+        if "server-time" in user.caps and "time" not in msg.tags:
+            msg.tags["time"] = format_time(time.time())
+        if not ({"message-tags", "batch", "labeled-response"} & user.caps):
+            msg.tags = {k: v for k, v in msg.tags.items() if k == "time"}
+        self.send_raw(user, msg.to_str())
+
+    def reply(self: Server, user: User, numeric: str, *params: str) -> None:
+        """A numeric from the server to ``user`` (their nick, or ``*`` before NICK)."""
+        middle = [_safe_middle(p) for p in params[:-1]]
+        last = params[-1:] if params else []
+        self.send_raw(user, Message(numeric, [user.nick, *middle, *last], self.name).to_str())
+
+    def notice(self: Server, user: User, text: str) -> None:
+        self.send_raw(user, Message("NOTICE", [user.nick, text], self.name).to_str())
+
+    def fail(self: Server, user: User, command: str, code: str, *context: str) -> None:
+        """An IRCv3 standard reply ``FAIL <command> <code> [context] :<text>``."""
+        self.send_raw(user, Message("FAIL", [command, code, *context], self.name).to_str())
+
+    def start_batch(self: Server, user: User, kind: str, *params: str) -> str | None:
+        """Open a batch when the client understands them; returns its reference."""
+        if "batch" not in user.caps:
+            return None
+        ref = self.next_msgid().replace("-", "")
+        self.send_raw(user, Message("BATCH", [f"+{ref}", kind, *params], self.name).to_str())
+        return ref
+
+    def end_batch(self: Server, user: User, ref: str | None) -> None:
+        if ref is not None:
+            self.send_raw(user, Message("BATCH", [f"-{ref}"], self.name).to_str())
+
+    def send_labeled(self: Server, user: User, label: str, lines: list[bytes]) -> None:
+        """Send a command's response carrying the client's label (labeled-response)."""
+        conn = user.conn
+        if conn is None:
+            return
+        tag = f"label={format_tags({'label': label}).split('=', 1)[1]}"
+        write = conn.write
+        dirty, sendq = self.dirty, self.config.sendq_max
+        if not lines:
+            write(f"@{tag} :{self.name} ACK\r\n".encode(), dirty, sendq)
+        elif len(lines) == 1:
+            write(_add_tag(lines[0], tag), dirty, sendq)
+        elif _is_one_batch(lines):
+            write(_add_tag(lines[0], tag), dirty, sendq)
+            for line in lines[1:]:
+                write(line, dirty, sendq)
+        else:
+            ref = self.next_msgid().replace("-", "")
+            write(f"@{tag} :{self.name} BATCH +{ref} labeled-response\r\n".encode(), dirty, sendq)
+            for line in lines:
+                write(_add_tag(line, f"batch={ref}"), dirty, sendq)
+            write(f":{self.name} BATCH -{ref}\r\n".encode(), dirty, sendq)
+
+
+def _safe_middle(param: str) -> str:
+    """Echoed client input may not fit a middle parameter; make it fit, visibly."""
+    if not param:
+        return "*"
+    if " " in param or param[0] == ":" or "\r" in param or "\n" in param or "\0" in param:
+        cleaned = param.replace(" ", "_").replace("\r", "").replace("\n", "").replace("\0", "")
+        return cleaned.lstrip(":") or "*"
+    return param
+
+
+def _add_tag(line: bytes, tag: str) -> bytes:
+    if line.startswith(b"@"):
+        return b"@" + tag.encode() + b";" + line[1:]
+    return b"@" + tag.encode() + b" " + line
+
+
+def _is_one_batch(lines: list[bytes]) -> bool:
+    """True when the response is exactly one batch (its own start and end)."""
+    first = Message.parse(lines[0])
+    last = Message.parse(lines[-1])
+    return (
+        first.command == "BATCH"
+        and last.command == "BATCH"
+        and first.param(0).startswith("+")
+        and last.param(0) == "-" + first.param(0)[1:]
+    )

@@ -1,0 +1,460 @@
+"""The server: accepts clients, turns lines into commands, and fans messages out.
+
+Hot path: socket → ``Connection.read_lines`` → ``Message.parse`` → handler →
+``deliver`` (format once per tag mode, append the same bytes to every member's
+buffer) → after the round of I/O, one ``send`` per connection that has bytes.
+"""
+
+from __future__ import annotations
+
+import errno
+import logging
+import secrets
+import signal
+import socket
+import time
+from collections.abc import Iterable
+
+from chat_protocol import numerics as N
+from chat_protocol.casemap import casefold
+from chat_protocol.message import Message, MessageError, format_tags
+from chat_server.commands import COMMANDS, HandlerFunc, load_handlers
+from chat_server.config import ServerConfig
+from chat_server.connection import MAX_BODY, TOO_LONG, Connection
+from chat_server.history import HistoryStore, StoredMessage, format_time
+from chat_server.loop import EventLoop
+from chat_server.model import TAGS_MSG, TAGS_TIME, Channel, User
+from chat_server.replies import Replies
+
+log = logging.getLogger("chat_server")
+
+VERSION = "distchat-0.1"
+_READ = 1  # selectors.EVENT_READ
+_WRITE = 2  # selectors.EVENT_WRITE
+
+
+class Server(Replies):
+    """One chat server process: all state lives here, touched by one thread only."""
+
+    def __init__(self, config: ServerConfig, history: HistoryStore | None = None) -> None:
+        self.config = config
+        self.name = config.server_name
+        self.loop = EventLoop()
+        self.users: dict[str, User] = {}  # registered users by casefolded nick
+        self.channels: dict[str, Channel] = {}
+        self.conns: dict[int, Connection] = {}
+        self.per_address: dict[str, int] = {}
+        self.dirty: list[Connection] = []
+        self._paused: set[int] = set()  # fds whose reading waits for flood tokens
+        self.history = history or HistoryStore(None)
+        self.created = time.time()
+        self._msgid_prefix = (config.node_id or secrets.token_hex(4))[:16]
+        self._msgid_seq = 0
+        self.listeners: list[socket.socket] = []
+        self.unknown_count = 0
+        self.stopping = False
+        load_handlers()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def listen(self) -> None:
+        """Bind the listening socket (raises OSError when the port is busy)."""
+        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.config.host, self.config.port))
+        sock.listen(4096)
+        sock.setblocking(False)
+        self.listeners.append(sock)
+        self.loop.add_reader(sock, lambda mask, s=sock: self._accept(s))
+        self.config.port = sock.getsockname()[1]
+
+    def run(self) -> None:
+        """Serve until SIGTERM/SIGINT, then shut down cleanly."""
+        rsock, wsock = socket.socketpair()
+        rsock.setblocking(False)
+        wsock.setblocking(False)
+        self.loop.add_reader(rsock, lambda mask: self._drain_wakeup(rsock))
+        old_fd = signal.set_wakeup_fd(wsock.fileno())
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, self._on_signal)
+        self.loop.after_io(self.flush_dirty)
+        self.loop.call_every(1.0, self._check_timeouts)
+        log.info("listening on %s:%d", self.config.host, self.config.port)
+        try:
+            self.loop.run()
+        finally:
+            signal.set_wakeup_fd(old_fd)
+            self.shutdown()
+            rsock.close()
+            wsock.close()
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        log.info("received %s, shutting down", signal.Signals(signum).name)
+        self.stopping = True
+        self.loop.stop()
+
+    @staticmethod
+    def _drain_wakeup(rsock: socket.socket) -> None:
+        try:
+            while rsock.recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def shutdown(self) -> None:
+        """Tell every client, flush what we can within a second, and persist history."""
+        farewell = b"ERROR :Server shutting down\r\n"
+        for conn in list(self.conns.values()):
+            conn.outbuf += farewell
+        deadline = time.monotonic() + 1.0
+        pending = [c for c in self.conns.values() if c.outbuf]
+        while pending and time.monotonic() < deadline:
+            pending = [c for c in pending if not c.flush() and not c.closing]
+            if pending:
+                time.sleep(0.005)
+        for conn in list(self.conns.values()):
+            self._close_socket(conn)
+        for sock in self.listeners:
+            sock.close()
+        self.history.close()
+        log.info("stopped; %d messages in history written", self.history.stats.get("written", 0))
+
+    # -- connections ---------------------------------------------------------------
+
+    def _accept(self, listener: socket.socket) -> None:
+        """Accept until EAGAIN so that a storm of connects drains in one round."""
+        cfg = self.config
+        while True:
+            try:
+                sock, addr = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    log.warning("cannot accept: %s", exc)
+                    return
+                raise
+            host = addr[0]
+            if host.startswith(":"):
+                host = "0" + host
+            if len(self.conns) >= cfg.max_clients:
+                self._refuse(sock, "Too many connections on this server")
+                continue
+            count = self.per_address.get(host, 0)
+            if cfg.flood_limit and cfg.max_per_address and count >= cfg.max_per_address:
+                self._refuse(sock, "Too many connections from your address")
+                continue
+            sock.setblocking(False)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            conn = Connection(sock, host)
+            conn.tokens = cfg.flood_burst
+            conn.user = User(conn, host)
+            self.conns[conn.fd] = conn
+            self.per_address[host] = count + 1
+            self.unknown_count += 1
+            self.loop.add_reader(sock, lambda mask, c=conn: self._on_event(c, mask))
+
+    @staticmethod
+    def _refuse(sock: socket.socket, reason: str) -> None:
+        try:
+            sock.setblocking(False)
+            sock.send(f"ERROR :Closing link: {reason}\r\n".encode())
+        except OSError:
+            pass
+        sock.close()
+
+    def _on_event(self, conn: Connection, mask: int) -> None:
+        if mask & _WRITE:
+            self._on_writable(conn)
+        if mask & _READ and conn.fd in self.conns:
+            lines = conn.read_lines()
+            if lines is None:
+                self.drop(conn, "Connection closed")
+            elif lines:
+                self._process(conn, lines)
+
+    def _on_writable(self, conn: Connection) -> None:
+        if conn.flush() and conn.writing:
+            conn.writing = False
+            self._watch(conn)
+        if conn.closing and conn.fd in self.conns:
+            self.drop(conn, conn.closing)
+
+    def _watch(self, conn: Connection, reading: bool = True) -> None:
+        events = (_READ if reading else 0) | (_WRITE if conn.writing else 0)
+        self.loop.set_events(conn.sock, events, lambda mask, c=conn: self._on_event(c, mask))
+
+    def flush_dirty(self) -> None:
+        """Send every buffer that grew this round, in one call each."""
+        dirty = self.dirty
+        if not dirty:
+            return
+        self.dirty = []
+        for conn in dirty:
+            if conn.fd not in self.conns:
+                continue
+            if conn.closing:
+                self.drop(conn, conn.closing)
+            elif not conn.flush() and not conn.writing:
+                conn.writing = True
+                self._watch(conn, reading=conn.fd not in self._paused)
+            elif conn.closing:
+                self.drop(conn, conn.closing)
+
+    def _process(self, conn: Connection, lines: list[bytes]) -> None:
+        """Handle complete lines in order, within the flood-control budget."""
+        cfg = self.config
+        limited = cfg.flood_limit
+        if limited:
+            conn.refill(cfg.flood_rate, cfg.flood_burst)
+        user = conn.user
+        assert user is not None
+        for i, raw in enumerate(lines):
+            if conn.closing or conn.fd not in self.conns:
+                return
+            if limited and conn.tokens < 1:
+                self._pause(conn, lines[i:])
+                return
+            self._handle_line(conn, user, raw)
+
+    def _pause(self, conn: Connection, rest: list[bytes]) -> None:
+        """Stop reading a client over its rate; resume when it has a token again."""
+        backlog = b"\n".join(rest) + b"\n" + conn.inbuf
+        if len(backlog) > self.config.recvq_max:
+            self.drop(conn, "Excess Flood")
+            return
+        conn.inbuf = bytearray(backlog)
+        self._paused.add(conn.fd)
+        self._watch(conn, reading=False)
+        delay = max(0.01, (1 - conn.tokens) / self.config.flood_rate)
+        self.loop.call_later(delay, lambda: self._resume(conn))
+
+    def _resume(self, conn: Connection) -> None:
+        self._paused.discard(conn.fd)
+        if conn.fd not in self.conns:
+            return
+        self._watch(conn)
+        lines = conn.inbuf.split(b"\n")
+        conn.inbuf = bytearray(lines.pop())
+        if lines:
+            self._process(conn, lines)
+
+    def _handle_line(self, conn: Connection, user: User, raw: bytes) -> None:
+        if raw is TOO_LONG or raw == TOO_LONG:
+            self.reply(user, N.ERR_INPUTTOOLONG, "Input line was too long")
+            return
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            text = raw.decode("utf-8", "replace")
+            self.send_raw(user, "FAIL * INVALID_UTF8 :Invalid UTF-8 was replaced")
+        text = text.rstrip("\r")
+        if not text.strip():
+            return
+        try:
+            msg = Message.parse(text)
+        except MessageError:
+            return
+        body_start = text.find(" ") + 1 if text[0] == "@" else 0
+        if len(text.encode()) - body_start > MAX_BODY - 2:
+            self.reply(user, N.ERR_INPUTTOOLONG, "Input line was too long")
+            return
+        self.dispatch(user, msg)
+
+    def dispatch(self, user: User, msg: Message) -> None:
+        """Run the handler of ``msg.command`` with the standard error numerics."""
+        spec = COMMANDS.get(msg.command)
+        if spec is None:
+            if user.registered:
+                self.reply(user, N.ERR_UNKNOWNCOMMAND, msg.command, "Unknown command")
+            else:
+                self.reply(user, N.ERR_NOTREGISTERED, "You have not registered")
+            return
+        if spec.registered and not user.registered:
+            self.reply(user, N.ERR_NOTREGISTERED, "You have not registered")
+            return
+        if self.config.flood_limit and not spec.free:
+            user.conn.tokens -= 1  # type: ignore[union-attr]
+        if len(msg.params) < spec.min_params:
+            self.reply(user, N.ERR_NEEDMOREPARAMS, msg.command, "Not enough parameters")
+            return
+        label = msg.tags.get("label") if "labeled-response" in user.caps else None
+        if label is None:
+            self._run(spec.func, user, msg)
+            return
+        conn = user.conn
+        assert conn is not None
+        conn.capture = captured = []
+        try:
+            self._run(spec.func, user, msg)
+        finally:
+            conn.capture = None
+        self.send_labeled(user, label, captured)
+
+    def _run(self, func: HandlerFunc, user: User, msg: Message) -> None:
+        """Run a handler; a bug in one command answers 400 and hurts nobody else."""
+        try:
+            func(self, user, msg)
+        except Exception:
+            log.exception("handler for %s from %s failed", msg.command, user.source)
+            self.reply(user, N.ERR_UNKNOWNERROR, msg.command, "Internal error handling command")
+
+    def drop(self, conn: Connection, reason: str) -> None:
+        """Close a client: QUIT to its rooms, ERROR to it, free its nick."""
+        if conn.fd not in self.conns:
+            return
+        user = conn.user
+        if user is not None:
+            if user.registered:
+                self.quit_user(user, reason)
+            else:
+                self.unknown_count -= 1
+        if reason == "SendQ exceeded":
+            conn.outbuf.clear()
+        conn.outbuf += f"ERROR :Closing link: {conn.addr} ({reason})\r\n".encode()
+        conn.flush()
+        self._close_socket(conn)
+
+    def _close_socket(self, conn: Connection) -> None:
+        self.conns.pop(conn.fd, None)
+        self._paused.discard(conn.fd)
+        left = self.per_address.get(conn.addr, 1) - 1
+        if left > 0:
+            self.per_address[conn.addr] = left
+        else:
+            self.per_address.pop(conn.addr, None)
+        self.loop.remove(conn.sock)
+        try:
+            conn.sock.close()
+        except OSError:
+            pass
+        conn.closing = conn.closing or "closed"
+
+    def quit_user(self, user: User, reason: str) -> None:
+        """Remove a registered user from every room and tell the members once each."""
+        seen: set[User] = {user}
+        peers: list[User] = []
+        for chan in list(user.channels.values()):
+            for member in chan.members:
+                if member not in seen:
+                    seen.add(member)
+                    peers.append(member)
+            self.remove_member(chan, user)
+        self.deliver(peers, user.source, "QUIT", [reason])
+        self.users.pop(user.folded, None)
+        user.registered = False
+
+    def _check_timeouts(self) -> None:
+        now = time.monotonic()
+        cfg = self.config
+        for conn in list(self.conns.values()):
+            user = conn.user
+            if user is None or not user.registered:
+                if now - conn.created > cfg.registration_timeout:
+                    self.drop(conn, "Registration timed out")
+                continue
+            idle = now - conn.last_active
+            if conn.ping_sent:
+                if now - conn.ping_sent > cfg.ping_timeout:
+                    self.drop(conn, f"Ping timeout: {int(now - conn.ping_sent)} seconds")
+            elif idle > cfg.ping_interval:
+                conn.ping_sent = now
+                self.send_raw(user, f"PING :{self.name}")
+
+    # -- rooms ---------------------------------------------------------------------
+
+    def remove_member(self, chan: Channel, user: User) -> None:
+        chan.members.pop(user, None)
+        user.channels.pop(chan.folded, None)
+        if not chan.members:
+            self.channels.pop(chan.folded, None)
+
+    def channel_peers(self, user: User) -> list[User]:
+        """Everyone who shares a room with ``user``, once each, ``user`` included."""
+        seen: dict[User, None] = {user: None}
+        for chan in user.channels.values():
+            seen.update(dict.fromkeys(chan.members))
+        return list(seen)
+
+    # -- messages ------------------------------------------------------------------
+
+    def next_msgid(self) -> str:
+        self._msgid_seq += 1
+        return f"{self._msgid_prefix}-{self._msgid_seq:x}"
+
+    def deliver(
+        self,
+        recipients: Iterable[User],
+        source: str,
+        command: str,
+        params: list[str],
+        *,
+        client_tags: dict[str, str] | None = None,
+        msgid: str | None = None,
+        when: float | None = None,
+        bot: bool = False,
+        skip: User | None = None,
+        tags_only: bool = False,
+    ) -> None:
+        """Format the message once per tag mode and append it to every recipient."""
+        body = Message(command, params, source).to_str() + "\r\n"
+        when = time.time() if when is None else when
+        variants: list[bytes | None] = [None, None, None, None]
+        dirty = self.dirty
+        sendq_max = self.config.sendq_max
+        for user in recipients:
+            if user is skip:
+                continue
+            mode = user.tag_mode
+            if tags_only and not mode & TAGS_MSG:
+                continue
+            data = variants[mode]
+            if data is None:
+                data = variants[mode] = self._format_variant(
+                    mode, body, client_tags, msgid, when, bot
+                )
+            conn = user.conn
+            if conn is not None:
+                conn.write(data, dirty, sendq_max)
+
+    def _format_variant(
+        self,
+        mode: int,
+        body: str,
+        client_tags: dict[str, str] | None,
+        msgid: str | None,
+        when: float,
+        bot: bool,
+    ) -> bytes:
+        tags: dict[str, str] = {}
+        if mode & TAGS_TIME:
+            tags["time"] = format_time(when)
+        if mode & TAGS_MSG:
+            if msgid:
+                tags["msgid"] = msgid
+            if bot:
+                tags["bot"] = ""
+            if client_tags:
+                tags.update(client_tags)
+        if not tags:
+            return body.encode()
+        return ("@" + format_tags(tags) + " " + body).encode()
+
+    def store(
+        self, user: User, command: str, recipient: str, key: str, text: str, tags: dict[str, str]
+    ) -> tuple[str, float]:
+        """Append a message to history; returns its msgid and time."""
+        msgid = self.next_msgid()
+        when = time.time()
+        kept = tuple((k, v) for k, v in tags.items() if k[0] == "+")
+        if user.is_bot:
+            kept += (("bot", ""),)
+        self.history.append(
+            StoredMessage(msgid, when, key, user.source, command, recipient, text, kept)
+        )
+        return msgid, when
+
+    def find_user(self, nick: str) -> User | None:
+        return self.users.get(casefold(nick))
+

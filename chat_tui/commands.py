@@ -1,0 +1,285 @@
+"""Slash commands: parse what the user typed into effects the app carries out.
+
+``run(line, state)`` never does I/O. It returns a list of effects (send this line,
+say this text, open that screen, show that error) so every command is testable as
+plain data, and a wrong command costs the user one red line, never a crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from chat_protocol import casefold, is_channel, valid_channel, valid_nick
+from chat_tui.model import LineKind
+from chat_tui.state import ChatState
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Send a raw IRC line."""
+
+    line: str
+
+
+@dataclass(frozen=True, slots=True)
+class Say:
+    """Send text (or a /me action) to a room or nick."""
+
+    target: str
+    text: str
+    action: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Join:
+    room: str
+    key: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    room: str
+    reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class OpenRoom:
+    """Open (and look at) a direct conversation."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class CloseRoom:
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class ShowScreen:
+    name: str  # "list" | "help"
+
+
+@dataclass(frozen=True, slots=True)
+class Quit:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class Note:
+    """A client-side line in the current room (errors in red)."""
+
+    text: str
+    kind: LineKind = LineKind.INFO
+
+
+Effect = Send | Say | Join | Part | OpenRoom | CloseRoom | ShowScreen | Quit | Note
+
+
+class CommandError(ValueError):
+    """A command the user got wrong; the message is shown as one line."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    name: str
+    usage: str
+    summary: str
+    run: Callable[[str, ChatState], list[Effect]]
+    aliases: tuple[str, ...] = ()
+
+
+COMMANDS: dict[str, CommandSpec] = {}
+ALIASES: dict[str, str] = {}
+
+
+def command(
+    name: str, usage: str, summary: str, aliases: tuple[str, ...] = ()
+) -> Callable[[Callable[[str, ChatState], list[Effect]]], Callable[[str, ChatState], list[Effect]]]:
+    """Register a slash command with its usage line (shown in /help and in errors)."""
+
+    def register(
+        func: Callable[[str, ChatState], list[Effect]],
+    ) -> Callable[[str, ChatState], list[Effect]]:
+        COMMANDS[name] = CommandSpec(name, usage, summary, func, aliases)
+        for alias in aliases:
+            ALIASES[alias] = name
+        return func
+
+    return register
+
+
+def room_name(word: str) -> str:
+    """A room name as the user meant it: ``general`` becomes ``#general``."""
+    return word if is_channel(word) else "#" + word
+
+
+def _need(args: str, usage: str) -> str:
+    if not args.strip():
+        raise CommandError(f"missing argument — usage: {usage}")
+    return args.strip()
+
+
+def _in_room(state: ChatState, what: str) -> str:
+    room = state.current_room
+    if room.is_server:
+        raise CommandError(f"{what} needs a room or conversation — /join one first")
+    return room.name
+
+
+def _channel_here(state: ChatState, what: str) -> str:
+    room = state.current_room
+    if not room.is_channel:
+        raise CommandError(f"{what} works in a room — switch to one or name it")
+    return room.name
+
+
+def run(line: str, state: ChatState) -> list[Effect]:
+    """Turn one input line into effects. Plain text is said in the current room."""
+    if not line.strip():
+        return []
+    if not line.startswith("/") or line.startswith("//"):
+        text = line[1:] if line.startswith("//") else line
+        try:
+            target = _in_room(state, "Sending a message")
+        except CommandError as exc:
+            return [Note(str(exc), LineKind.ERROR)]
+        return [Say(target, text)]
+    name, _, args = line[1:].partition(" ")
+    name = casefold(name)
+    name = ALIASES.get(name, name)
+    spec = COMMANDS.get(name)
+    if spec is None:
+        return [Note(f"unknown command /{name} — /help lists the commands", LineKind.ERROR)]
+    try:
+        return spec.run(args, state)
+    except CommandError as exc:
+        return [Note(f"/{spec.name}: {exc}", LineKind.ERROR)]
+
+
+@command("join", "/join <room>[,<room>…] [key]", "join rooms (the # is optional)", ("j",))
+def _join(args: str, state: ChatState) -> list[Effect]:
+    rooms_arg, _, key = _need(args, COMMANDS["join"].usage).partition(" ")
+    effects: list[Effect] = []
+    for word in filter(None, rooms_arg.split(",")):
+        name = room_name(word)
+        if not valid_channel(name):
+            raise CommandError(f"{word!r} is not a valid room name")
+        state.focus_on_join.add(casefold(name))
+        existing = state.room(name)
+        if existing is not None and existing.joined:
+            effects.append(OpenRoom(existing.name))
+        else:
+            effects.append(Join(name, key.strip() or None))
+    if not effects:
+        raise CommandError(f"missing argument — usage: {COMMANDS['join'].usage}")
+    return effects
+
+
+@command("leave", "/leave [#room] [reason]", "leave the current room", ("part",))
+def _leave(args: str, state: ChatState) -> list[Effect]:
+    first, _, rest = args.strip().partition(" ")
+    if first and is_channel(first):
+        return [Part(first, rest.strip())]
+    room = state.current_room
+    if room.is_query:
+        return [CloseRoom(room.name)]
+    return [Part(_channel_here(state, "/leave"), args.strip())]
+
+
+@command("close", "/close", "close a direct conversation (or leave a room)")
+def _close(args: str, state: ChatState) -> list[Effect]:
+    return _leave(args, state)
+
+
+@command("list", "/list [filter]", "browse the rooms on the server; Enter joins")
+def _list(args: str, state: ChatState) -> list[Effect]:
+    state.room_list_done = False
+    state.room_list = []
+    return [ShowScreen("list"), Send("LIST " + args.strip() if args.strip() else "LIST")]
+
+
+@command("quit", "/quit [reason]", "disconnect and exit")
+def _quit(args: str, state: ChatState) -> list[Effect]:
+    return [Quit(args.strip() or "Leaving")]
+
+
+@command("nick", "/nick <newnick>", "change your nick")
+def _nick(args: str, state: ChatState) -> list[Effect]:
+    new = _need(args, COMMANDS["nick"].usage)
+    if not valid_nick(new):
+        raise CommandError(f"{new!r} is not a valid nick (letters, digits, -_[]{{}}|^`, ≤30)")
+    return [Send(f"NICK {new}")]
+
+
+@command("msg", "/msg <nick> <text>", "send a direct message", ("query", "q"))
+def _msg(args: str, state: ChatState) -> list[Effect]:
+    target, _, text = _need(args, COMMANDS["msg"].usage).partition(" ")
+    if not (valid_nick(target) or valid_channel(target)):
+        raise CommandError(f"{target!r} is not a nick or room")
+    effects: list[Effect] = [] if is_channel(target) else [OpenRoom(target)]
+    if text.strip():
+        effects.append(Say(target, text))
+    elif is_channel(target):
+        raise CommandError(f"missing text — usage: {COMMANDS['msg'].usage}")
+    return effects
+
+
+@command("me", "/me <action>", "describe what you do (*alice waves*)")
+def _me(args: str, state: ChatState) -> list[Effect]:
+    return [Say(_in_room(state, "/me"), _need(args, COMMANDS["me"].usage), action=True)]
+
+
+@command("topic", "/topic [new topic]", "show or set the room topic")
+def _topic(args: str, state: ChatState) -> list[Effect]:
+    room = _channel_here(state, "/topic")
+    if not args.strip():
+        topic = state.current_room.topic
+        return [Note(f"Topic of {room}: {topic}" if topic else f"{room} has no topic")]
+    return [Send(f"TOPIC {room} :{args.strip()}")]
+
+
+@command("names", "/names [#room]", "list who is in a room")
+def _names(args: str, state: ChatState) -> list[Effect]:
+    room = room_name(args.strip()) if args.strip() else _channel_here(state, "/names")
+    state.names_requested.add(casefold(room))
+    return [Send(f"NAMES {room}")]
+
+
+@command("who", "/who [#room|nick]", "show details about people")
+def _who(args: str, state: ChatState) -> list[Effect]:
+    mask = args.strip() or _channel_here(state, "/who")
+    state.who_requested.add(casefold(mask))
+    return [Send(f"WHO {mask}")]
+
+
+@command("whois", "/whois <nick>", "show details about one person")
+def _whois(args: str, state: ChatState) -> list[Effect]:
+    return [Send(f"WHOIS {_need(args, COMMANDS['whois'].usage)}")]
+
+
+@command("away", "/away [message]", "mark yourself away (no message: back)")
+def _away(args: str, state: ChatState) -> list[Effect]:
+    return [Send(f"AWAY :{args.strip()}" if args.strip() else "AWAY")]
+
+
+@command("raw", "/raw <IRC line>", "send a raw IRC line", ("quote",))
+def _raw(args: str, state: ChatState) -> list[Effect]:
+    return [Send(_need(args, COMMANDS["raw"].usage))]
+
+
+@command("help", "/help [command]", "show keys and commands", ("h", "?"))
+def _help(args: str, state: ChatState) -> list[Effect]:
+    wanted = casefold(args.strip().lstrip("/"))
+    if not wanted:
+        return [ShowScreen("help")]
+    spec = COMMANDS.get(ALIASES.get(wanted, wanted))
+    if spec is None:
+        raise CommandError(f"no command /{wanted}")
+    return [Note(f"{spec.usage} — {spec.summary}")]
+
+
+def completions(prefix: str) -> list[str]:
+    """Command names (with the slash) that start with ``prefix``."""
+    folded = casefold(prefix.lstrip("/"))
+    return sorted("/" + name for name in COMMANDS if name.startswith(folded))

@@ -1,0 +1,156 @@
+"""Settings: the TOML config file, overridden by command-line flags.
+
+The file lives in the user's config directory (see ``locations``)::
+
+    nick = "alice"
+    servers = ["irc.example.net:6667"]   # or "host:port,host:port"
+    rooms = ["#general", "#random"]
+    password = "secret"                  # optional (PASS)
+    theme = "textual-dark"
+    send_typing = true                   # tell others when you type
+    show_members = true
+    timestamp_format = "%H:%M"
+
+    [keybindings]                        # action = "key[,key…]"
+    next_room = "ctrl+n"
+    toggle_members = "f2"
+"""
+
+from __future__ import annotations
+
+import getpass
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from chat_protocol import valid_nick
+from chat_protocol.client_types import ServerAddress, parse_servers
+from chat_tui.commands import room_name
+from chat_tui.keymap import DEFAULT_KEYS
+
+
+class ConfigError(ValueError):
+    """A config file or flag that cannot be used; the message says what to fix."""
+
+
+@dataclass
+class Settings:
+    """Everything chat-tui needs to start; ``servers`` empty means: run a local server."""
+
+    nick: str
+    servers: list[ServerAddress] = field(default_factory=list)
+    password: str | None = None
+    rooms: list[str] = field(default_factory=list)
+    theme: str = "textual-dark"
+    send_typing: bool = True
+    show_members: bool = True
+    timestamp_format: str = "%H:%M"
+    keybindings: dict[str, str] = field(default_factory=dict)
+
+
+def default_nick() -> str:
+    """The login name made into a valid nick, so a first start needs no flags."""
+    try:
+        name = getpass.getuser()
+    except (KeyError, OSError):
+        name = "guest"
+    name = re.sub(r"[^A-Za-z0-9\[\]\\`_^{|}\-]", "", name)[:30]
+    return name if valid_nick(name) else f"guest-{name}"[:30] if name else "guest"
+
+
+def _str_list(value: Any, what: str) -> list[str]:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise ConfigError(f"{what} must be a string or a list of strings")
+
+
+def _expect(data: dict[str, Any], key: str, kind: type, what: str) -> Any:
+    value = data.get(key)
+    if value is not None and not isinstance(value, kind):
+        raise ConfigError(f"{what}: {key} must be a {kind.__name__}")
+    return value
+
+
+def parse_rooms(items: list[str]) -> list[str]:
+    """Room names with ``#`` added where missing."""
+    return [room_name(item) for item in items]
+
+
+def load_file(path: Path) -> dict[str, Any]:
+    """Read a config file; a missing file is an empty config, a broken one an error."""
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except FileNotFoundError:
+        return {}
+    except (tomllib.TOMLDecodeError, OSError) as exc:
+        raise ConfigError(f"cannot read config {path}: {exc}") from exc
+
+
+def from_mapping(data: dict[str, Any], source: str = "config") -> Settings:
+    """Settings from a parsed TOML document, checked field by field."""
+    unknown = set(data) - {
+        "nick", "servers", "server", "password", "rooms", "theme", "send_typing",
+        "show_members", "timestamp_format", "keybindings",
+    }  # fmt: skip
+    if unknown:
+        raise ConfigError(f"{source}: unknown setting(s) {', '.join(sorted(unknown))}")
+    nick = _expect(data, "nick", str, source) or default_nick()
+    if not valid_nick(nick):
+        raise ConfigError(f"{source}: nick {nick!r} is not a valid IRC nick")
+    servers_value = data.get("servers", data.get("server"))
+    servers: list[ServerAddress] = []
+    if servers_value is not None:
+        try:
+            servers = parse_servers(",".join(_str_list(servers_value, f"{source}: servers")))
+        except ValueError as exc:
+            raise ConfigError(f"{source}: {exc}") from exc
+    keys = _expect(data, "keybindings", dict, source) or {}
+    for action, key in keys.items():
+        if action not in DEFAULT_KEYS:
+            known = ", ".join(sorted(DEFAULT_KEYS))
+            raise ConfigError(f"{source}: unknown key binding {action!r} (known: {known})")
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError(f"{source}: key binding {action} must be a key such as 'ctrl+n'")
+    rooms = parse_rooms(_str_list(data.get("rooms", []), f"{source}: rooms"))
+    return Settings(
+        nick=nick,
+        servers=servers,
+        password=_expect(data, "password", str, source) or None,
+        rooms=rooms,
+        theme=_expect(data, "theme", str, source) or "textual-dark",
+        send_typing=data.get("send_typing", True) is not False,
+        show_members=data.get("show_members", True) is not False,
+        timestamp_format=_expect(data, "timestamp_format", str, source) or "%H:%M",
+        keybindings=dict(keys),
+    )
+
+
+def load(
+    path: Path,
+    *,
+    servers: str | None = None,
+    nick: str | None = None,
+    password: str | None = None,
+    join: str | None = None,
+) -> Settings:
+    """The config file at ``path`` with command-line flags on top."""
+    settings = from_mapping(load_file(path), str(path))
+    if servers is not None:
+        try:
+            settings.servers = parse_servers(servers)
+        except ValueError as exc:
+            raise ConfigError(f"--server: {exc}") from exc
+    if nick is not None:
+        if not valid_nick(nick):
+            raise ConfigError(f"--nick: {nick!r} is not a valid IRC nick")
+        settings.nick = nick
+    if password is not None:
+        settings.password = password
+    if join is not None:
+        settings.rooms = parse_rooms(_str_list(join, "--join"))
+    return settings

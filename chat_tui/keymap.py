@@ -1,0 +1,39 @@
+"""Default key bindings by action id; the config's ``[keybindings]`` overrides them."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+
+# action id -> (default keys, action, description shown in help and footer)
+DEFAULT_KEYS: dict[str, tuple[str, str, str]] = {
+    "next_room": ("ctrl+n", "step_room(1)", "Next room"),
+    "previous_room": ("ctrl+p", "step_room(-1)", "Previous room"),
+    "next_unread": ("alt+a", "next_unread", "Next unread (mentions first)"),
+    "switch_room": ("ctrl+k", "switch_room", "Find a room"),
+    "toggle_members": ("f2", "toggle_members", "Members"),
+    "room_list": ("f3", "room_list", "Room list"),
+    "help": ("f1", "help", "Help"),
+    "scroll_up": ("pageup", "scroll_pane(-1)", "Scroll up"),
+    "scroll_down": ("pagedown", "scroll_pane(1)", "Scroll down"),
+    "quit": ("ctrl+q", "quit", "Quit"),
+    **{f"room_{i}": (f"alt+{i}", f"jump_room({i})", f"Room {i}") for i in range(1, 10)},
+}
+
+SHOWN_IN_FOOTER = {"help", "switch_room", "toggle_members", "room_list", "quit"}
+
+COMMAND_PALETTE_KEY = "ctrl+o"  # Ctrl+P belongs to "previous room"
+
+
+def bindings() -> list[Binding]:
+    """App bindings with ids, so ``App.set_keymap`` can rebind them from the config."""
+    return [
+        Binding(
+            keys,
+            action,
+            description,
+            show=binding_id in SHOWN_IN_FOOTER,
+            priority=True,
+            id=binding_id,
+        )
+        for binding_id, (keys, action, description) in DEFAULT_KEYS.items()
+    ]

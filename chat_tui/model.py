@@ -1,0 +1,198 @@
+"""What the client knows about its rooms: lines, unread counts, members, typing.
+
+Plain data with no Textual and no I/O, so the rules (what counts as unread, where a
+history line goes, what is a duplicate) are tested without a terminal or a server.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import Enum
+
+from chat_protocol import casefold, is_channel
+
+_seq = itertools.count()
+
+SERVER_ROOM = "*server*"
+MAX_LINES = 20_000
+TYPING_ACTIVE_SECONDS = 6.0
+TYPING_PAUSED_SECONDS = 30.0
+PREFIX_ORDER = "~&@%+"
+
+
+class LineKind(Enum):
+    """How a line is drawn: chat text stands out, events are dimmed, errors are red."""
+
+    MESSAGE = "message"
+    ACTION = "action"
+    NOTICE = "notice"
+    EVENT = "event"
+    INFO = "info"
+    ERROR = "error"
+
+
+@dataclass(slots=True)
+class ChatLine:
+    """One line in a room, as the server stored it (time and msgid from its tags)."""
+
+    time: datetime
+    kind: LineKind
+    nick: str
+    text: str
+    msgid: str | None = None
+    mention: bool = False
+    own: bool = False
+    bot: bool = False
+    seq: int = field(default_factory=lambda: next(_seq))
+
+    @property
+    def counts_as_unread(self) -> bool:
+        return self.kind in (LineKind.MESSAGE, LineKind.ACTION, LineKind.NOTICE) and not self.own
+
+
+def parse_server_time(value: str | None) -> datetime:
+    """The ``time`` tag as an aware UTC datetime; now when missing or malformed."""
+    if value:
+        try:
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            parsed = None
+        if parsed is not None:
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    return datetime.now(UTC)
+
+
+def format_server_time(moment: datetime) -> str:
+    """Format a datetime the way ``server-time`` and CHATHISTORY timestamps expect."""
+    utc = moment.astimezone(UTC)
+    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+
+
+def prefix_rank(prefixes: str) -> int:
+    """Sort key for a member's prefixes: owners and ops first, plain members last."""
+    for i, ch in enumerate(PREFIX_ORDER):
+        if ch in prefixes:
+            return i
+    return len(PREFIX_ORDER)
+
+
+@dataclass
+class Room:
+    """A channel, a direct conversation (query) or the server buffer."""
+
+    name: str
+    lines: list[ChatLine] = field(default_factory=list)
+    unread: int = 0
+    mentions: int = 0
+    topic: str = ""
+    members: dict[str, str] = field(default_factory=dict)  # nick -> prefixes
+    bots: set[str] = field(default_factory=set)  # casefolded nicks
+    away: set[str] = field(default_factory=set)  # casefolded nicks
+    typing: dict[str, float] = field(default_factory=dict)  # nick -> monotonic expiry
+    joined: bool = False
+    history_exhausted: bool = False
+    loading_history: bool = False
+    draft: str = ""
+    scroll_anchor: tuple[int, int] | None = None  # (line seq, row offset) when not at bottom
+    _msgids: set[str] = field(default_factory=set, repr=False)
+
+    @property
+    def key(self) -> str:
+        return casefold(self.name)
+
+    @property
+    def is_channel(self) -> bool:
+        return is_channel(self.name)
+
+    @property
+    def is_server(self) -> bool:
+        return self.name == SERVER_ROOM
+
+    @property
+    def is_query(self) -> bool:
+        return not self.is_channel and not self.is_server
+
+    @property
+    def oldest(self) -> ChatLine | None:
+        """The oldest line the server gave us (the anchor for CHATHISTORY BEFORE)."""
+        for line in self.lines:
+            if line.msgid:
+                return line
+        return self.lines[0] if self.lines else None
+
+    def add(self, line: ChatLine) -> str | None:
+        """Insert ``line`` in time order; returns "append", "insert" or None for a duplicate."""
+        if line.msgid:
+            if line.msgid in self._msgids:
+                return None
+            self._msgids.add(line.msgid)
+        lines = self.lines
+        if not lines or line.time >= lines[-1].time:
+            lines.append(line)
+            where = "append"
+        else:
+            index = bisect.bisect_right([ln.time for ln in lines], line.time)
+            lines.insert(index, line)
+            where = "insert"
+        if len(lines) > MAX_LINES:
+            dropped = lines[: len(lines) - MAX_LINES]
+            del lines[: len(dropped)]
+            self._msgids.difference_update(ln.msgid for ln in dropped if ln.msgid)
+            self.history_exhausted = False
+        return where
+
+    def add_older(self, batch: list[ChatLine]) -> int:
+        """Put a batch of older lines in front (one list operation); returns how many were new."""
+        fresh = []
+        for line in batch:
+            if line.msgid and line.msgid in self._msgids:
+                continue
+            if line.msgid:
+                self._msgids.add(line.msgid)
+            fresh.append(line)
+        if not fresh:
+            return 0
+        fresh.sort(key=lambda ln: ln.time)
+        if not self.lines or fresh[-1].time <= self.lines[0].time:
+            self.lines[:0] = fresh
+        else:
+            self.lines = sorted([*fresh, *self.lines], key=lambda ln: ln.time)
+        return len(fresh)
+
+    def sorted_members(self) -> list[tuple[str, str]]:
+        """Members as (prefixes, nick), ops first, then voiced, then by name."""
+        return sorted(
+            ((p, n) for n, p in self.members.items()),
+            key=lambda item: (prefix_rank(item[0]), casefold(item[1])),
+        )
+
+    def member(self, nick: str) -> str | None:
+        """The member's nick as stored (original case), or None."""
+        folded = casefold(nick)
+        for name in self.members:
+            if casefold(name) == folded:
+                return name
+        return None
+
+    def remove_member(self, nick: str) -> bool:
+        name = self.member(nick)
+        if name is None:
+            return False
+        del self.members[name]
+        self.typing.pop(name, None)
+        return True
+
+    def typing_now(self, now: float | None = None) -> list[str]:
+        """Nicks typing right now; expired entries are dropped."""
+        now = time.monotonic() if now is None else now
+        for nick in [n for n, until in self.typing.items() if until <= now]:
+            del self.typing[nick]
+        return sorted(self.typing, key=casefold)
+
+    def mark_read(self) -> None:
+        self.unread = 0
+        self.mentions = 0

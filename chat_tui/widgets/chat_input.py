@@ -1,0 +1,86 @@
+"""The input line: Up/Down recall what was sent, Tab completes nicks, commands and rooms."""
+
+from __future__ import annotations
+
+from textual.binding import Binding
+from textual.widgets import Input
+
+from chat_tui.completion import candidates, word_at
+
+HISTORY_LIMIT = 500
+
+
+class ChatInput(Input):
+    """An ``Input`` with sent-line history and cycling Tab completion.
+
+    | Key | Action |
+    | :- | :- |
+    | up | Previous sent line |
+    | down | Next sent line (then back to the draft) |
+    | tab | Complete the word before the cursor; again for the next match |
+    """
+
+    BINDINGS = [
+        Binding("up", "history(-1)", "Previous line", show=False),
+        Binding("down", "history(1)", "Next line", show=False),
+        Binding("tab", "complete", "Complete", show=False),
+    ]
+
+    def __init__(self, *, placeholder: str = "", id: str | None = None) -> None:
+        super().__init__(placeholder=placeholder, id=id, select_on_focus=False)
+        self.sent: list[str] = []
+        self._recall: int | None = None
+        self._draft = ""
+        self.nicks: list[str] = []
+        self.rooms: list[str] = []
+        self._cycle: list[str] = []
+        self._cycle_index = 0
+        self._cycle_start = 0
+        self._cycle_end = -1
+
+    def remember(self, line: str) -> None:
+        """Add a sent line to the recall history (no immediate duplicates)."""
+        if line and (not self.sent or self.sent[-1] != line):
+            self.sent.append(line)
+            del self.sent[:-HISTORY_LIMIT]
+        self._recall = None
+
+    def action_history(self, step: int) -> None:
+        if not self.sent:
+            return
+        if self._recall is None:
+            if step > 0:
+                return
+            self._draft = self.value
+            index = len(self.sent) - 1
+        else:
+            index = self._recall + step
+        if index >= len(self.sent):
+            self._recall = None
+            self._set(self._draft)
+            return
+        self._recall = max(0, index)
+        self._set(self.sent[self._recall])
+
+    def _set(self, value: str) -> None:
+        self.value = value
+        self.cursor_position = len(value)
+
+    def action_complete(self) -> None:
+        value, cursor = self.value, self.cursor_position
+        continuing = self._cycle and cursor == self._cycle_end
+        if not continuing:
+            self._cycle = candidates(value, cursor, self.nicks, self.rooms)
+            self._cycle_index = 0
+            self._cycle_start = word_at(value, cursor)[0]
+            if not self._cycle:
+                self.app.bell()
+                return
+        else:
+            self._cycle_index = (self._cycle_index + 1) % len(self._cycle)
+        choice = self._cycle[self._cycle_index]
+        end = self._cycle_end if continuing else cursor
+        new_value = value[: self._cycle_start] + choice + value[end:]
+        self.value = new_value
+        self._cycle_end = self._cycle_start + len(choice)
+        self.cursor_position = self._cycle_end

@@ -1,0 +1,61 @@
+"""Member list of the current room: ops and voiced first, bots marked, away dimmed."""
+
+from __future__ import annotations
+
+from rich.segment import Segment
+from rich.style import Style
+from textual.geometry import Size
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from chat_protocol import casefold
+from chat_tui.formatting import nick_color
+
+
+class MemberList(ScrollView, can_focus=False):
+    """Nicks with their highest prefix; ``⚙`` marks a bot."""
+
+    DEFAULT_CSS = """
+    MemberList {
+        overflow-x: hidden;
+        overflow-y: auto;
+        scrollbar-size-vertical: 1;
+    }
+    """
+
+    COMPONENT_CLASSES = {"member-list--prefix", "member-list--away", "member-list--bot"}
+
+    def __init__(self, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.members: list[tuple[str, str]] = []
+        self.bots: set[str] = set()
+        self.away: set[str] = set()
+
+    def set_members(self, members: list[tuple[str, str]], bots: set[str], away: set[str]) -> None:
+        """``members`` as (prefixes, nick) in display order; bots and away are casefolded."""
+        self.members, self.bots, self.away = members, set(bots), set(away)
+        self.border_title = f"{len(members)} members" if members else ""
+        self.virtual_size = Size(self.size.width, len(members))
+        self.refresh()
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"member-list--{name}", partial=True)
+
+    def render_line(self, y: int) -> Strip:
+        width = self.scrollable_content_region.width
+        row = int(self.scroll_y) + y
+        if row >= len(self.members):
+            return Strip.blank(width, self.rich_style)
+        prefixes, nick = self.members[row]
+        base = self.rich_style
+        folded = casefold(nick)
+        nick_style = base + Style(color=nick_color(nick))
+        if folded in self.away:
+            nick_style += self._style("away")
+        segments = [
+            Segment((prefixes[:1] or " "), base + self._style("prefix")),
+            Segment(nick, nick_style),
+        ]
+        if folded in self.bots:
+            segments.append(Segment(" ⚙", base + self._style("bot")))
+        return Strip(segments).crop_extend(0, width, base)

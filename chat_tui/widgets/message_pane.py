@@ -1,0 +1,336 @@
+"""The message pane: a Line API ``ScrollView`` that draws only the rows on screen.
+
+Lines are laid out once per width (most fit on one row and need no wrapping), and
+rendered rows are kept in an LRU cache, so a room with tens of thousands of lines
+scrolls as fast as a short one. Inserting older lines above keeps the row the reader
+is looking at in place; new lines scroll the pane only when the reader is at the bottom.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import tzinfo
+
+from rich.cells import cell_len
+from rich.segment import Segment
+from rich.style import Style
+from rich.text import Text
+from textual import events
+from textual.cache import LRUCache
+from textual.geometry import Size
+from textual.message import Message
+from textual.reactive import var
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from chat_tui.formatting import irc_to_text, nick_color, strip_formatting
+from chat_tui.model import ChatLine, LineKind
+
+NICK_WIDTH = 12
+TIME_WIDTH = 5
+
+
+@dataclass(slots=True, frozen=True)
+class DayMark:
+    """A separator row between lines of different (local) days."""
+
+    label: str
+    seq: int
+
+
+@dataclass(slots=True, frozen=True)
+class Banner:
+    """The top row: loading indicator or "beginning of history"."""
+
+    text: str
+    seq: int = -1
+
+
+Item = ChatLine | DayMark | Banner
+
+
+class MessagePane(ScrollView, can_focus=False):
+    """Scrollback of the current room."""
+
+    DEFAULT_CSS = """
+    MessagePane {
+        overflow-x: hidden;
+        overflow-y: scroll;
+        scrollbar-size-vertical: 1;
+    }
+    """
+
+    COMPONENT_CLASSES = {
+        "message-pane--time",
+        "message-pane--event",
+        "message-pane--info",
+        "message-pane--error",
+        "message-pane--mention",
+        "message-pane--own",
+        "message-pane--day",
+        "message-pane--banner",
+        "message-pane--notice",
+        "message-pane--bot",
+    }
+
+    class NearTop(Message):
+        """The reader scrolled to the top: time to load older lines."""
+
+    timestamp_format: var[str] = var("%H:%M")
+
+    def __init__(self, *, tz: tzinfo | None = None, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.tz = tz
+        self._lines: list[ChatLine] = []
+        self._banner: str = ""
+        self._items: list[Item] = []
+        self._starts: list[int] = []  # first row of each item
+        self._index: dict[int, int] = {}  # seq -> item index
+        self._rows = 0
+        self._layout_width = 0
+        self._cache: LRUCache[tuple[int, int], list[Strip]] = LRUCache(2048)
+        self._last_day: str | None = None
+
+    # -- public API ------------------------------------------------------------
+
+    @property
+    def item_count(self) -> int:
+        return len(self._items)
+
+    @property
+    def row_count(self) -> int:
+        return self._rows
+
+    @property
+    def at_bottom(self) -> bool:
+        return self.scroll_y >= self.max_scroll_y
+
+    def show(
+        self, lines: list[ChatLine], anchor: tuple[int, int] | None = None, banner: str = ""
+    ) -> None:
+        """Show another room's lines; ``anchor`` is where the reader left it (None: bottom)."""
+        self._lines = lines
+        self._banner = banner
+        self._cache.clear()
+        self._relayout()
+        if anchor is None:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        else:
+            self._restore(anchor)
+
+    def append(self, new_lines: list[ChatLine]) -> None:
+        """Add lines that are already at the end of the room's list."""
+        follow = self.at_bottom
+        for line in new_lines:
+            self._push(line)
+        self._set_virtual_size()
+        if follow:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        else:
+            self.refresh()
+
+    def reload(self, banner: str | None = None) -> None:
+        """Lines changed above the end (history arrived): redraw, keep the reader's place."""
+        if banner is not None:
+            self._banner = banner
+        follow = self.at_bottom
+        anchor = self.anchor()
+        self._relayout()
+        if follow or anchor is None:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        else:
+            self._restore(anchor)
+
+    def set_banner(self, text: str) -> None:
+        if text != self._banner:
+            self.reload(banner=text)
+
+    def anchor(self) -> tuple[int, int] | None:
+        """(seq of the top item, rows into it), or None when the reader is at the bottom."""
+        if self.at_bottom or not self._items:
+            return None
+        top = int(self.scroll_y)
+        index = bisect.bisect_right(self._starts, top) - 1
+        item = self._items[max(index, 0)]
+        return (item.seq, top - self._starts[max(index, 0)])
+
+    def page(self, direction: int) -> None:
+        """Scroll a page up (-1) or down (1)."""
+        if direction < 0 and self.scroll_y <= 0:
+            self.post_message(self.NearTop())
+            return
+        height = max(1, self.scrollable_content_region.height - 1)
+        self.scroll_to(y=self.scroll_y + direction * height, animate=False, immediate=True)
+
+    # -- layout ----------------------------------------------------------------
+
+    def _text_width(self) -> int:
+        return max(10, self._layout_width - TIME_WIDTH - NICK_WIDTH - 2)
+
+    def _day(self, line: ChatLine) -> str:
+        return line.time.astimezone(self.tz).strftime("%A, %d %B %Y")
+
+    def _height(self, item: Item) -> int:
+        if not isinstance(item, ChatLine):
+            return 1
+        text = strip_formatting(item.text)
+        if item.kind == LineKind.ACTION:
+            text = f"{item.nick} {text}"
+        width = self._text_width()
+        if cell_len(text) <= width:
+            return 1
+        return len(self._render_item(item))
+
+    def _push(self, line: ChatLine) -> None:
+        day = self._day(line)
+        if day != self._last_day:
+            self._last_day = day
+            self._add_item(DayMark(day, -2 - line.seq))
+        self._add_item(line)
+
+    def _add_item(self, item: Item) -> None:
+        self._index[item.seq] = len(self._items)
+        self._items.append(item)
+        self._starts.append(self._rows)
+        self._rows += self._height(item)
+
+    def _relayout(self) -> None:
+        self._layout_width = self.scrollable_content_region.width or self.size.width or 80
+        self._items, self._starts, self._index = [], [], {}
+        self._rows = 0
+        self._last_day = None
+        if self._banner:
+            self._add_item(Banner(self._banner))
+        for line in self._lines:
+            self._push(line)
+        self._set_virtual_size()
+        self.refresh()
+
+    def _set_virtual_size(self) -> None:
+        self.virtual_size = Size(self._layout_width, self._rows)
+
+    def _restore(self, anchor: tuple[int, int]) -> None:
+        seq, offset = anchor
+        index = self._index.get(seq)
+        if index is None:
+            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            return
+        self.scroll_to(y=self._starts[index] + offset, animate=False, immediate=True)
+
+    def on_resize(self, event: events.Resize) -> None:
+        width = self.scrollable_content_region.width
+        if width and width != self._layout_width:
+            anchor = self.anchor()
+            self._cache.clear()
+            self._relayout()
+            if anchor is None:
+                self.scroll_end(animate=False, immediate=True, x_axis=False)
+            else:
+                self._restore(anchor)
+
+    def watch_scroll_y(self, old_value: float, new_value: float) -> None:
+        super().watch_scroll_y(old_value, new_value)
+        if new_value <= 0 < old_value:
+            self.post_message(self.NearTop())
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        # Already at the top, the scroll position cannot change: ask for more anyway.
+        if self.scroll_y <= 0:
+            self.post_message(self.NearTop())
+
+    def watch_timestamp_format(self) -> None:
+        self._cache.clear()
+        self.refresh()
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._cache.clear()
+
+    # -- rendering -------------------------------------------------------------
+
+    def _style(self, name: str) -> Style:
+        return self.get_component_rich_style(f"message-pane--{name}", partial=True)
+
+    def _render_item(self, item: Item) -> list[Strip]:
+        key = (item.seq, self._layout_width)
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+        strips = self._draw(item)
+        self._cache[key] = strips
+        return strips
+
+    def _draw(self, item: Item) -> list[Strip]:
+        width = self._layout_width
+        console = self.app.console
+        if isinstance(item, Banner):
+            text = Text(item.text, style=self._style("banner"), justify="center")
+            return [Strip(text.render(console)).crop_extend(0, width, None)]
+        if isinstance(item, DayMark):
+            label = f" {item.label} "
+            side = max(0, (width - cell_len(label)) // 2)
+            text = Text("─" * side + label + "─" * side, style=self._style("day"))
+            return [Strip(text.render(console)).crop_extend(0, width, None)]
+        return self._draw_line(item)
+
+    def _draw_line(self, line: ChatLine) -> list[Strip]:
+        console = self.app.console
+        stamp = line.time.astimezone(self.tz).strftime(self.timestamp_format)
+        stamp = stamp[:TIME_WIDTH].ljust(TIME_WIDTH)
+        base = Style()
+        if line.kind in (LineKind.EVENT, LineKind.INFO, LineKind.ERROR, LineKind.NOTICE):
+            base = self._style(line.kind.value)
+        if line.mention:
+            base = base + self._style("mention")
+        body = irc_to_text(line.text, base)
+        nick_style = Style(color=nick_color(line.nick), bold=line.own)
+        if line.kind == LineKind.ACTION:
+            who = Text(line.nick + " ", style=nick_style)
+            body = Text.assemble(who, body, style=base)
+            gutter_nick = Text("*".rjust(NICK_WIDTH), style=nick_style)
+        elif line.kind == LineKind.MESSAGE:
+            shown = line.nick if len(line.nick) <= NICK_WIDTH else line.nick[: NICK_WIDTH - 1] + "…"
+            gutter_nick = Text(shown.rjust(NICK_WIDTH), style=nick_style)
+            if line.bot:
+                gutter_nick = Text.assemble(
+                    Text(shown.rjust(NICK_WIDTH - 1)[-(NICK_WIDTH - 1) :], style=nick_style),
+                    Text("⚙", style=self._style("bot")),
+                )
+        elif line.kind == LineKind.NOTICE and line.nick:
+            gutter_nick = Text(f"-{line.nick[: NICK_WIDTH - 2]}-".rjust(NICK_WIDTH), style=base)
+        elif line.kind == LineKind.ERROR:
+            gutter_nick = Text("!".rjust(NICK_WIDTH), style=base)
+        else:
+            gutter_nick = Text("·".rjust(NICK_WIDTH), style=base)
+        text_width = self._text_width()
+        rows = body.wrap(console, text_width, no_wrap=False, overflow="fold")
+        time_style = self._style("time")
+        strips: list[Strip] = []
+        pad = Segment(" " * (TIME_WIDTH + NICK_WIDTH + 2), base)
+        for i, row in enumerate(rows or [Text("")]):
+            row.end = ""
+            if i == 0:
+                head = [
+                    Segment(stamp, time_style),
+                    Segment(" "),
+                    *gutter_nick.render(console),
+                    Segment(" ", base),
+                ]
+            else:
+                head = [pad]
+            segments = [*head, *row.render(console)]
+            strips.append(Strip(segments).crop_extend(0, self._layout_width, base))
+        return strips
+
+    def render_line(self, y: int) -> Strip:
+        row = int(self.scroll_y) + y
+        width = self.scrollable_content_region.width
+        if row >= self._rows or not self._items:
+            return Strip.blank(width, self.rich_style)
+        index = bisect.bisect_right(self._starts, row) - 1
+        strips = self._render_item(self._items[index])
+        offset = row - self._starts[index]
+        if offset >= len(strips):
+            return Strip.blank(width, self.rich_style)
+        return strips[offset].crop_extend(0, width, self.rich_style).apply_style(self.rich_style)

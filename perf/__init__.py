@@ -1,0 +1,7 @@
+"""chat-perf: a headless IRC client swarm that measures what users feel, and draws it.
+
+The coordinator (``perf.coordinator``) starts worker processes (``perf.worker``), each a
+``selectors`` loop over many raw sockets, so the generator is not the bottleneck; their
+HDR histograms are merged (``perf.histogram``) into one result (``perf.results``), which
+becomes charts (``perf.charts``) and reports (``perf.report``).
+"""

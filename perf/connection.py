@@ -1,0 +1,318 @@
+"""One headless IRC client on a non-blocking socket: registration, joining, the fast
+receive path that measures every payload, and sending.
+
+Registration and control lines go through ``chat_protocol.Message`` (rare, so clarity
+wins); once joined, a whole recv() chunk is scanned with one regex (``PAYLOAD_RE``) and
+only PING/ERROR lines are parsed, because receivers see millions of lines a second.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from chat_protocol import Message, MessageError
+from perf.payload import PAYLOAD_RE, privmsg
+from perf.scenario import ClientPlan
+from perf.sequence import ACK, HI, UNIQUE, new_state, record_out_of_line
+
+if TYPE_CHECKING:
+    from perf.worker import Worker
+
+CONNECTING, REGISTERING, JOINING, READY, CLOSED = range(5)
+RECV_SIZE = 262144
+WANTED_CAPS = ("echo-message",)
+# Numerics that mean a JOIN failed; the client stays connected but is not a member.
+JOIN_FAILURES = {"403", "405", "471", "473", "474", "475", "476", "477"}
+
+_findall = PAYLOAD_RE.findall
+
+
+class Client:
+    """A simulated user. Also a sender when its plan says so (see ``perf.pacing``)."""
+
+    def __init__(self, plan: ClientPlan, worker: Worker) -> None:
+        self.plan = plan
+        self.index = plan.index
+        self.sid = str(plan.index).encode()
+        self.nick = plan.nick
+        self.worker = worker
+        self.sock: socket.socket | None = None
+        self.state = CONNECTING
+        self.rbuf = b""
+        self.wbuf = bytearray()
+        self.writing = False
+        self.offered: set[str] = set()
+        self.caps: set[str] = set()
+        self.trackers: dict[tuple[bytes, bytes], list] = {}
+        self.joined: list[str] = []
+        self.pending_joins = 0
+        self.t_start = 0
+        self.t_tcp = 0
+        self.t_welcome = 0
+        self.t_joined = 0
+        self.failure: str | None = None
+        # Sending (used only by senders).
+        self.room = plan.rooms[0].encode() if plan.rooms else b""
+        self.seq = 0
+        self.in_flight = 0
+        self.echo_ack = False
+
+    # -- connection setup -----------------------------------------------------------
+
+    def connect(self, host: str, port: int, now_us: int) -> None:
+        self.t_start = now_us
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        err = sock.connect_ex((host, port))
+        if err not in (0, errno.EINPROGRESS):
+            self.fail(f"connect: {errno.errorcode.get(err, err)}")
+            return
+        self.worker.watch(self, write=True)
+
+    def on_connected(self, now_us: int) -> None:
+        assert self.sock is not None
+        err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+        if err:
+            self.fail(f"connect: {errno.errorcode.get(err, err)}")
+            return
+        self.t_tcp = now_us
+        self.state = REGISTERING
+        self.worker.watch(self, write=False)
+        nick = self.nick
+        self.send(f"CAP LS 302\r\nNICK {nick}\r\nUSER {nick} 0 * :chat-perf\r\n".encode())
+
+    def fail(self, reason: str) -> None:
+        if self.state == CLOSED:
+            return
+        self.failure = reason
+        self.state = CLOSED
+        self.worker.on_client_closed(self, reason)
+        if self.sock is not None:
+            self.worker.unwatch(self)
+            self.sock.close()
+
+    # -- reading --------------------------------------------------------------------
+
+    def on_readable(self, now_us: int) -> None:
+        try:
+            data = self.sock.recv(RECV_SIZE)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.fail(f"recv: {exc.strerror or exc}")
+            return
+        if not data:
+            self.fail("closed by server")
+            return
+        buf = self.rbuf + data if self.rbuf else data
+        cut = buf.rfind(b"\n") + 1
+        if cut == 0:
+            self.rbuf = buf
+            return
+        if cut < len(buf):
+            self.rbuf = buf[cut:]
+            buf = buf[:cut]
+        else:
+            self.rbuf = b""
+        if self.state == READY:
+            self._measure(buf, now_us)
+            if b"PING" in buf or b"ERROR" in buf:
+                self._control_lines(buf, now_us, payload_seen=True)
+        else:
+            self._control_lines(buf, now_us, payload_seen=False)
+
+    def _measure(self, buf: bytes, now_us: int) -> None:
+        """The hot path: account every payload in the chunk (see ``perf.sequence``)."""
+        found = _findall(buf)
+        if not found:
+            return
+        worker = self.worker
+        meas = worker.meas
+        lats = meas.lats
+        trackers = self.trackers
+        mine = self.sid
+        delivered = 0
+        for item in found:
+            room, sid, seq, sched = item
+            if sid == mine:
+                meas.echo_lats.append(now_us - int(sched))
+                if self.echo_ack:
+                    self.in_flight -= 1
+                    worker.wants_send.add(self)
+                continue
+            key = (sid, room)
+            st = trackers.get(key)
+            if st is None:
+                st = trackers[key] = new_state()
+                st[ACK] = worker.witness_ack(self, sid, room)
+            q = int(seq)
+            if q == st[HI] + 1:
+                st[HI] = q
+                st[UNIQUE] += 1
+            else:
+                record_out_of_line(st, q)
+            lats.append(now_us - int(sched))
+            ack = st[ACK]
+            if ack is not None:
+                ack()
+            delivered += 1
+        if delivered:
+            meas.delivered[worker.cur_interval] += delivered
+            meas.delivered_total += delivered
+            if worker.sampling_raw:
+                if len(found) != delivered:
+                    found = [f for f in found if f[1] != mine]
+                meas.raw_chunks.append((now_us, self.index, found))
+
+    def _control_lines(self, buf: bytes, now_us: int, payload_seen: bool) -> None:
+        for raw in buf.split(b"\n"):
+            if not raw.strip():
+                continue
+            if payload_seen and b" PRIVMSG " in raw:
+                continue
+            try:
+                msg = Message.parse(raw)
+            except MessageError:
+                continue
+            handler = _HANDLERS.get(msg.command)
+            if handler is not None:
+                handler(self, msg, now_us)
+            if self.state == CLOSED:
+                return
+            if self.state == READY and not payload_seen:
+                # Payloads can follow the last 366 in the same chunk.
+                rest = buf[buf.find(raw) + len(raw) :]
+                self._measure(rest, now_us)
+                return
+
+    def _on_ping(self, msg: Message, now_us: int) -> None:
+        self.send(b"PONG :" + msg.param(0).encode() + b"\r\n")
+
+    def _on_error(self, msg: Message, now_us: int) -> None:
+        self.fail(f"ERROR from server: {msg.param(0)}")
+
+    def _on_cap(self, msg: Message, now_us: int) -> None:
+        sub = msg.param(1).upper()
+        if sub == "LS":
+            more = len(msg.params) > 3 and msg.params[2] == "*"
+            for item in msg.params[-1].split():
+                self.offered.add(item.split("=", 1)[0])
+            if more:
+                return
+            want = [c for c in WANTED_CAPS if c in self.offered]
+            self.send(f"CAP REQ :{' '.join(want)}\r\n".encode() if want else b"CAP END\r\n")
+        elif sub == "ACK":
+            self.caps.update(msg.params[-1].split())
+            self.echo_ack = "echo-message" in self.caps
+            self.send(b"CAP END\r\n")
+        elif sub == "NAK":
+            self.send(b"CAP END\r\n")
+
+    def _on_welcome(self, msg: Message, now_us: int) -> None:
+        if self.t_welcome:
+            return
+        self.t_welcome = now_us
+        self.nick = msg.param(0, self.nick)
+        self.worker.on_registered(self, now_us)
+        rooms = self.plan.rooms if not self.worker.storm else []
+        if rooms:
+            self.state = JOINING
+            self.pending_joins = len(rooms)
+            self.send(f"JOIN {','.join(rooms)}\r\n".encode())
+        else:
+            self._ready(now_us)
+
+    def _on_nick_in_use(self, msg: Message, now_us: int) -> None:
+        if not self.t_welcome:
+            self.nick = (self.nick + "_")[-9:] if len(self.nick) >= 9 else self.nick + "_"
+            self.send(f"NICK {self.nick}\r\n".encode())
+
+    def _on_end_of_names(self, msg: Message, now_us: int) -> None:
+        if self.state != JOINING:
+            return
+        room = msg.param(1).lower()
+        if room in self.plan.rooms and room not in self.joined:
+            self.joined.append(room)
+        self._join_settled(now_us)
+
+    def _on_join_failed(self, msg: Message, now_us: int) -> None:
+        if self.state == JOINING:
+            self.worker.note_error(f"join refused: {msg.command} {msg.params[-1]}")
+            self._join_settled(now_us)
+
+    def _join_settled(self, now_us: int) -> None:
+        self.pending_joins -= 1
+        if self.pending_joins <= 0:
+            self._ready(now_us)
+
+    def _ready(self, now_us: int) -> None:
+        self.state = READY
+        self.t_joined = now_us
+        self.worker.on_ready(self)
+
+    # -- writing --------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        if self.state == CLOSED:
+            return
+        if self.writing:
+            self.wbuf += data
+            return
+        try:
+            n = self.sock.send(data)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            n = 0
+        except OSError as exc:
+            self.fail(f"send: {exc.strerror or exc}")
+            return
+        if n < len(data):
+            self.wbuf += data[n:]
+            self.writing = True
+            self.worker.watch(self, write=True)
+
+    def on_writable(self, now_us: int) -> None:
+        if self.state == CONNECTING:
+            self.on_connected(now_us)
+            return
+        try:
+            n = self.sock.send(self.wbuf)  # type: ignore[union-attr]
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.fail(f"send: {exc.strerror or exc}")
+            return
+        del self.wbuf[:n]
+        if not self.wbuf:
+            self.writing = False
+            self.worker.watch(self, write=False)
+
+    def send_payloads(self, scheds: list[int], size: int) -> None:
+        """Send one message per scheduled time, in one write."""
+        room = self.room
+        sid = self.index
+        parts = []
+        for sched in scheds:
+            self.seq += 1
+            parts.append(privmsg(room, sid, self.seq, sched, size))
+        self.in_flight += len(scheds)
+        self.send(b"".join(parts))
+
+    def quit(self) -> None:
+        if self.state != CLOSED and self.sock is not None:
+            self.send(b"QUIT :chat-perf done\r\n")
+
+
+_HANDLERS: dict[str, Callable[[Client, Message, int], None]] = {
+    "PING": Client._on_ping,
+    "ERROR": Client._on_error,
+    "CAP": Client._on_cap,
+    "001": Client._on_welcome,
+    "433": Client._on_nick_in_use,
+    "366": Client._on_end_of_names,
+    **dict.fromkeys(JOIN_FAILURES, Client._on_join_failed),
+}

@@ -1,0 +1,92 @@
+"""CPU and memory of a process over time, read from /proc (Linux only, no psutil)."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from dataclasses import dataclass, field
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+
+
+def read_cpu_seconds(pid: int) -> float | None:
+    """utime + stime of ``pid`` in seconds, or None if it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    # The command name may contain spaces; fields resume after the last ')'.
+    fields = data[data.rfind(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def read_rss_bytes(pid: int) -> int | None:
+    try:
+        with open(f"/proc/{pid}/statm", "rb") as f:
+            return int(f.read().split()[1]) * PAGE_SIZE
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+@dataclass(slots=True)
+class ResourceSeries:
+    """Samples: seconds since the sampler's zero, CPU percent of one core, RSS bytes."""
+
+    t: list[float] = field(default_factory=list)
+    cpu_percent: list[float] = field(default_factory=list)
+    rss_bytes: list[int] = field(default_factory=list)
+
+    def summary(self) -> dict[str, float | None]:
+        if not self.t:
+            return {"cpu_percent_mean": None, "cpu_percent_max": None, "rss_max_mib": None}
+        busy = [c for c in self.cpu_percent if c > 1.0] or self.cpu_percent
+        return {
+            "cpu_percent_mean": sum(busy) / len(busy),
+            "cpu_percent_max": max(self.cpu_percent),
+            "rss_max_mib": max(self.rss_bytes) / 2**20,
+            "rss_last_mib": self.rss_bytes[-1] / 2**20,
+        }
+
+
+class ProcessSampler:
+    """Samples one pid every ``period`` seconds on a daemon thread until stopped."""
+
+    def __init__(self, pid: int, period: float = 0.25) -> None:
+        self.pid = pid
+        self.period = period
+        self.series = ResourceSeries()
+        self.zero = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="proc-sampler", daemon=True)
+
+    def start(self, zero: float | None = None) -> ProcessSampler:
+        if zero is not None:
+            self.zero = zero
+        self._thread.start()
+        return self
+
+    def rss_now(self) -> int | None:
+        return read_rss_bytes(self.pid)
+
+    def _loop(self) -> None:
+        last_t = time.monotonic()
+        last_cpu = read_cpu_seconds(self.pid)
+        while not self._stop.wait(self.period):
+            t = time.monotonic()
+            cpu = read_cpu_seconds(self.pid)
+            rss = read_rss_bytes(self.pid)
+            if cpu is None or rss is None or last_cpu is None:
+                return
+            self.series.t.append(t - self.zero)
+            self.series.cpu_percent.append(100.0 * (cpu - last_cpu) / max(1e-6, t - last_t))
+            self.series.rss_bytes.append(rss)
+            last_t, last_cpu = t, cpu
+
+    def stop(self) -> ResourceSeries:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(2.0)
+        return self.series

@@ -1,0 +1,370 @@
+"""A worker process: one ``selectors`` loop driving a share of the simulated clients.
+
+It talks to the coordinator over a pipe: it reports ``ready`` once its clients are
+registered and joined, starts traffic on ``go`` at the shared start time, sends
+``progress`` a few times a second, and on ``stop`` sends everything it measured.
+Every loop is bounded: registration, traffic and draining all have deadlines.
+"""
+
+from __future__ import annotations
+
+import resource
+import selectors
+import signal
+import time
+from collections import Counter
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+
+from perf import histogram as hg
+from perf.connection import CLOSED, READY, Client
+from perf.measurements import Measurements
+from perf.pacing import RateSchedule, window_fill
+from perf.scenario import ClientPlan, Scenario
+from perf.sequence import StreamTally
+
+PROGRESS_EVERY_US = 250_000
+FLUSH_EVERY_US = 100_000
+MAX_WAIT_S = 0.05
+NO_ACK_REFILL_US = 10_000  # senders with no way to see their messages refill on a timer
+
+
+def now_us() -> int:
+    return time.monotonic_ns() // 1000
+
+
+@dataclass(slots=True)
+class WorkerConfig:
+    """Everything a worker needs; picklable so the ``spawn`` start method works."""
+
+    worker_id: int
+    host: str
+    port: int
+    scenario: Scenario
+    plans: list[ClientPlan]
+    connect_start_us: int
+    register_timeout_s: float
+    interval_us: int
+    raw_cap: int
+
+
+def cpu_seconds() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
+
+
+class Worker:
+    """Owns the selector, the clients and the measurements of one process."""
+
+    def __init__(self, pipe: Connection, cfg: WorkerConfig) -> None:
+        self.pipe = pipe
+        self.cfg = cfg
+        self.scn = cfg.scenario
+        self.storm = cfg.scenario.storm
+        self.sel = selectors.DefaultSelector()
+        self.meas = Measurements(cfg.interval_us, cfg.raw_cap)
+        self.clients = [Client(p, self) for p in cfg.plans]
+        self.senders = [c for c in self.clients if c.plan.sender]
+        self.by_index = {c.index: c for c in self.clients}
+        self.wants_send: set[Client] = set()
+        self.cur_interval = 0
+        self.sampling_raw = cfg.raw_cap > 0
+        self.errors: Counter[str] = Counter()
+        self.registered = 0
+        self.ready = 0
+        self.closed = 0
+        self.started = False
+        self.start_us = 0
+        self.end_us = 0
+        self.stopping = False
+        self.cpu_at_go = 0.0
+        self.cpu_window: float | None = None
+        self.window_wall = 0.0
+
+    # -- callbacks from clients ---------------------------------------------------------
+
+    def watch(self, client: Client, write: bool) -> None:
+        events = selectors.EVENT_READ | (selectors.EVENT_WRITE if write else 0)
+        try:
+            self.sel.modify(client.sock, events, client)  # type: ignore[arg-type]
+        except KeyError:
+            self.sel.register(client.sock, events, client)  # type: ignore[arg-type]
+
+    def unwatch(self, client: Client) -> None:
+        try:
+            self.sel.unregister(client.sock)  # type: ignore[arg-type]
+        except (KeyError, ValueError):
+            pass
+
+    def on_client_closed(self, client: Client, reason: str) -> None:
+        self.closed += 1
+        self.note_error(reason)
+
+    def note_error(self, reason: str) -> None:
+        self.errors[reason[:200]] += 1
+
+    def on_registered(self, client: Client, now: int) -> None:
+        self.registered += 1
+        if self.started:
+            self.meas.registered[self.meas.interval_of(now)] += 1
+
+    def on_ready(self, client: Client) -> None:
+        self.ready += 1
+
+    def witness_ack(self, receiver: Client, sid: bytes, room: bytes):  # noqa: ANN201
+        """The ack callback when ``receiver`` is the chosen witness for this sender."""
+        sender = self.by_index.get(int(sid))
+        if sender is None or sender.echo_ack or sender.plan.witness != receiver.index:
+            return None
+        if sender.room != room:
+            return None
+
+        def ack() -> None:
+            sender.in_flight -= 1
+            self.wants_send.add(sender)
+
+        return ack
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def run(self) -> None:
+        self.sel.register(self.pipe.fileno(), selectors.EVENT_READ, None)
+        pending = [] if self.storm else self._connect_plan()
+        reg_deadline = now_us() + int((self.scn.ramp_up + self.cfg.register_timeout_s) * 1e6)
+        reported_ready = False
+        schedule: RateSchedule | None = None
+        next_progress = now_us()
+        next_flush = 0
+        next_refill = 0
+        no_ack = []
+        while True:
+            now = now_us()
+            while pending and pending[-1][0] <= now:
+                _, client = pending.pop()
+                client.connect(self.cfg.host, self.cfg.port, now)
+            if not reported_ready and not self.storm:
+                settled = self.ready + self.closed >= len(self.clients)
+                if settled or now >= reg_deadline:
+                    self._send("ready", self._ready_info())
+                    reported_ready = True
+            if self.started:
+                if now >= self.start_us and not self.stopping:
+                    self.cur_interval = (now - self.start_us) // self.cfg.interval_us
+                    if now < self.end_us:
+                        if schedule is None and not self.scn.saturate and self.senders:
+                            interval = int(self.scn.senders / self.scn.rate * 1e6)
+                            live = [c for c in self.senders if c.state == READY]
+                            schedule = RateSchedule(live, interval, self.start_us, self.end_us)
+                        if schedule is not None:
+                            self._send_due(schedule, now)
+                        elif self.scn.saturate:
+                            if next_refill == 0:
+                                no_ack = [c for c in self.senders if self._lacks_ack(c)]
+                                self.wants_send.update(c for c in self.senders if c.state == READY)
+                            if no_ack and now >= next_refill:
+                                for c in no_ack:
+                                    c.in_flight = 0
+                                self.wants_send.update(no_ack)
+                                next_refill = now + NO_ACK_REFILL_US
+                            self._send_window(now)
+                    elif self.cpu_window is None:
+                        self.cpu_window = cpu_seconds() - self.cpu_at_go
+                        self.window_wall = (now - self.start_us) / 1e6
+                if now >= next_flush:
+                    self.meas.flush(now)
+                    next_flush = now + FLUSH_EVERY_US
+            if now >= next_progress:
+                self._send("progress", self._progress_info())
+                next_progress = now + PROGRESS_EVERY_US
+            timeout = MAX_WAIT_S
+            if pending:
+                timeout = min(timeout, max(0.0, (pending[-1][0] - now) / 1e6))
+            if schedule is not None:
+                due = schedule.next_due()
+                if due is not None:
+                    timeout = min(timeout, max(0.0, (due - now) / 1e6))
+            if self.started and now < self.start_us:
+                timeout = min(timeout, (self.start_us - now) / 1e6)
+            for key, mask in self.sel.select(timeout):
+                client = key.data
+                t = now_us()
+                if client is None:
+                    if self._on_command(self.pipe.recv()):
+                        return
+                    continue
+                if mask & selectors.EVENT_WRITE:
+                    client.on_writable(t)
+                if mask & selectors.EVENT_READ and client.state != CLOSED:
+                    client.on_readable(t)
+
+    def _lacks_ack(self, c: Client) -> bool:
+        return c.state == READY and not c.echo_ack and c.plan.witness is None
+
+    def _connect_plan(self) -> list[tuple[int, Client]]:
+        """Connect times spread over the ramp-up, latest first (popped from the end)."""
+        n = len(self.clients)
+        ramp = int(self.scn.ramp_up * 1e6)
+        base = self.cfg.connect_start_us
+        plan = [(base + (ramp * i // n if n else 0), c) for i, c in enumerate(self.clients)]
+        plan.reverse()
+        return plan
+
+    def _send_due(self, schedule: RateSchedule, now: int) -> None:
+        size = self.scn.msg_size
+        n = 0
+        for client, times in schedule.due(now).items():
+            if client.state == READY:
+                client.send_payloads(times, size)
+                n += len(times)
+        if n:
+            self.meas.sent[self.cur_interval] += n
+            self.meas.sent_total += n
+
+    def _send_window(self, now: int) -> None:
+        if not self.wants_send:
+            return
+        size = self.scn.msg_size
+        window = self.scn.window
+        n = 0
+        for client in self.wants_send:
+            k = window_fill(client, window)
+            if k and client.state == READY:
+                client.send_payloads([now] * k, size)
+                n += k
+        self.wants_send.clear()
+        if n:
+            self.meas.sent[self.cur_interval] += n
+            self.meas.sent_total += n
+
+    def _on_command(self, cmd: tuple) -> bool:
+        """Handle a coordinator command; True when the worker should exit."""
+        kind = cmd[0]
+        if kind == "go":
+            self.start_us, self.end_us = cmd[1], cmd[2]
+            self.meas.start_us = self.start_us
+            self.started = True
+            self.cpu_at_go = cpu_seconds()
+            if self.storm:
+                for c in self.clients:
+                    c.connect(self.cfg.host, self.cfg.port, max(now_us(), self.start_us))
+        elif kind == "stop":
+            self.stopping = True
+            self._finish()
+            return True
+        return False
+
+    def _finish(self) -> None:
+        now = now_us()
+        self.meas.flush(now)
+        if self.cpu_window is None and self.started:
+            self.cpu_window = cpu_seconds() - self.cpu_at_go
+            self.window_wall = max(0.0, (min(now, self.end_us) - self.start_us) / 1e6)
+        self._send("result", self._result_info())
+        for c in self.clients:
+            c.quit()
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline and any(c.writing for c in self.clients):
+            for key, mask in self.sel.select(0.05):
+                if key.data is not None and mask & selectors.EVENT_WRITE:
+                    key.data.on_writable(now_us())
+        for c in self.clients:
+            if c.sock is not None:
+                c.sock.close()
+
+    # -- reports ----------------------------------------------------------------------------
+
+    def _send(self, kind: str, info: dict) -> None:
+        try:
+            self.pipe.send((kind, self.cfg.worker_id, info))
+        except (BrokenPipeError, OSError):
+            raise SystemExit(0) from None
+
+    def _ready_info(self) -> dict:
+        return {
+            "ready": self.ready,
+            "closed": self.closed,
+            "echo": sum(1 for c in self.clients if c.echo_ack),
+            "members": self._members(),
+        }
+
+    def _members(self) -> dict[str, list[int]]:
+        members: dict[str, list[int]] = {}
+        for c in self.clients:
+            if c.state == READY:
+                for room in c.joined:
+                    members.setdefault(room, []).append(c.index)
+        return members
+
+    def _progress_info(self) -> dict:
+        sent_by_room: dict[str, int] = {}
+        for c in self.senders:
+            if c.seq:
+                room = c.plan.rooms[0]
+                sent_by_room[room] = sent_by_room.get(room, 0) + c.seq
+        return {
+            "registered": self.registered,
+            "ready": self.ready,
+            "closed": self.closed,
+            "sent": self.meas.sent_total,
+            "delivered": self.meas.delivered_total,
+            "sent_by_room": sent_by_room,
+            "p99_us": self.meas.last_batch_p99_us,
+        }
+
+    def _result_info(self) -> dict:
+        tallies: dict[tuple[int, str], tuple[int, ...]] = {}
+        acc: dict[tuple[int, str], StreamTally] = {}
+        for c in self.clients:
+            for (sid, room), st in c.trackers.items():
+                key = (int(sid), room.decode())
+                acc.setdefault(key, StreamTally()).add_state(st)
+        tallies = {k: v.as_tuple() for k, v in acc.items()}
+        tcp, welcome, joined = hg.new_histogram(), hg.new_histogram(), hg.new_histogram()
+        for c in self.clients:
+            if c.t_tcp:
+                tcp.record_value(max(1, c.t_tcp - c.t_start))
+            if c.t_welcome:
+                welcome.record_value(max(1, c.t_welcome - c.t_start))
+            if c.t_joined and c.plan.rooms and not self.storm:
+                joined.record_value(max(1, c.t_joined - c.t_start))
+        last_welcome = max((c.t_welcome for c in self.clients), default=0)
+        return {
+            **self.meas.export(),
+            "tallies": tallies,
+            "sent_streams": {(c.index, c.plan.rooms[0]): c.seq for c in self.senders if c.seq},
+            "members": self._members(),
+            "connect_tcp": hg.encode(tcp),
+            "connect_welcome": hg.encode(welcome),
+            "connect_joined": hg.encode(joined),
+            "last_welcome_us": last_welcome - self.start_us if last_welcome and self.storm else None,
+            "registered": self.registered,
+            "ready": self.ready,
+            "clients": len(self.clients),
+            "closed": self.closed,
+            "echo": sum(1 for c in self.clients if c.echo_ack),
+            "errors": dict(self.errors),
+            "cpu_window_s": self.cpu_window or 0.0,
+            "window_wall_s": self.window_wall,
+            "cpu_total_s": cpu_seconds(),
+        }
+
+
+def worker_main(pipe: Connection, cfg: WorkerConfig) -> None:
+    """Process entry point. Ctrl+C is the coordinator's business: it tells us to stop."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = min(hard, max(soft, len(cfg.plans) + 256))
+    if want > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    try:
+        Worker(pipe, cfg).run()
+    except SystemExit:
+        raise
+    except BaseException as exc:  # report, never hang the coordinator
+        import traceback
+
+        try:
+            pipe.send(("error", cfg.worker_id, {"error": traceback.format_exc(), "repr": repr(exc)}))
+        except OSError:
+            pass
+        raise
