@@ -162,9 +162,9 @@ class SessionState:
 
     def is_history(self, msg: Message) -> bool:
         """True inside a chathistory batch, and for the ``BATCH`` lines that open one."""
-        if msg.command == "BATCH" and msg.param(0).startswith("+"):
-            if msg.param(1) in HISTORY_BATCH_TYPES:
-                return True
+        opening = msg.command == "BATCH" and msg.param(0).startswith("+")
+        if opening and msg.param(1) in HISTORY_BATCH_TYPES:
+            return True
         return any(b.type in HISTORY_BATCH_TYPES for b in self.batch_chain(msg))
 
     # -- connection lifetime -----------------------------------------------------------
@@ -247,7 +247,7 @@ class SessionState:
 
     def _apply_channel_modes(self, chan: ChannelState, modes: str, args: list[str]) -> None:
         prefix_modes, prefix_symbols = self.prefixes()
-        groups = (self.isupport.get("CHANMODES", "beI,k,l,imnpst").split(",") + ["", "", ""])[:4]
+        groups = [*self.isupport.get("CHANMODES", "beI,k,l,imnpst").split(","), "", "", ""][:4]
         list_modes, always_arg, set_arg, _ = groups
         current = set(chan.modes.lstrip("+"))
         adding = True

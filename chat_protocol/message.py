@@ -112,7 +112,8 @@ class Message:
             rest = rest[:idx]
         elif rest.startswith(":"):
             raise MessageError("message has no command")
-        words = rest.split()
+        # Only SPACE separates parameters; str.split() would also cut at tabs and NBSP.
+        words = [w for w in rest.split(" ") if w]
         if not words:
             raise MessageError("message has no command")
         params = words[1:]

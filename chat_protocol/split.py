@@ -43,9 +43,14 @@ def split_utf8(text: str, max_bytes: int) -> list[str]:
                 break
             cut = _cut_utf8(data, max_bytes)
             space = data.rfind(b" ", 0, cut + 1)
-            if space > 0:
-                chunks.append(data[:space].decode("utf-8"))
-                data = data[space + 1 :]
+            head = data[:space].rstrip(b" ") if space > 0 else b""
+            if head:
+                chunks.append(head.decode("utf-8"))
+                data = data[space + 1 :].lstrip(b" ")
+            elif data[:1] == b" ":
+                # Only spaces before the break: drop them rather than send a blank
+                # line or cut the next word when it would fit on its own.
+                data = data.lstrip(b" ")
             else:
                 chunks.append(data[:cut].decode("utf-8"))
                 data = data[cut:]

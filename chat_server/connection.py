@@ -140,4 +140,3 @@ class Connection:
         self.tokens = min(burst, self.tokens + (now - self.last_refill) * rate)
         self.last_refill = now
         return self.tokens
-

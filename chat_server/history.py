@@ -117,8 +117,12 @@ def format_time(t: float) -> str:
     secs, ms = divmod(_to_ms(t), 1000)
     # Adding a timedelta (rather than utcfromtimestamp) works for any year 1..9999 on
     # every platform, including times before 1970.
-    stamp = _EPOCH + timedelta(seconds=secs)
-    return f"{stamp:%Y-%m-%dT%H:%M:%S}.{ms:03d}Z"
+    d = _EPOCH + timedelta(seconds=secs)
+    # Explicit widths: strftime's %Y does not zero-pad years before 1000 on glibc.
+    return (
+        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
+        f".{ms:03d}Z"
+    )
 
 
 def parse_time(s: str) -> float:
@@ -280,7 +284,7 @@ class HistoryStore:
         version = conn.execute("PRAGMA user_version").fetchone()[0]
         if version > _SCHEMA_VERSION:
             raise HistoryStoreError(
-                f"history database schema v{version} is newer than this server (v1)"
+                f"history database schema v{version} is newer than this server (v{_SCHEMA_VERSION})"
             )
         conn.execute("BEGIN IMMEDIATE")
         try:
@@ -290,6 +294,10 @@ class HistoryStore:
                 " target TEXT NOT NULL, source TEXT NOT NULL, command TEXT NOT NULL,"
                 " recipient TEXT NOT NULL, text TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '')"
             )
+            # Someone else's table of the same name: refuse before touching it further.
+            columns = tuple(r[1] for r in conn.execute("PRAGMA table_info(messages)"))
+            if columns != _COLUMNS:
+                raise HistoryStoreError(f"table 'messages' has unexpected columns {columns}")
             conn.execute(
                 "CREATE INDEX IF NOT EXISTS messages_by_target ON messages (target, time_ms, seq)"
             )
@@ -300,9 +308,6 @@ class HistoryStore:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
-        columns = tuple(r[1] for r in conn.execute("PRAGMA table_info(messages)"))
-        if columns != _COLUMNS:
-            raise HistoryStoreError(f"table 'messages' has unexpected columns {columns}")
 
     # -- writing ------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ that round with one ``send`` each.
 
 from __future__ import annotations
 
+import contextlib
 import heapq
 import itertools
 import logging
@@ -64,10 +65,8 @@ class EventLoop:
 
     def remove(self, fileobj: Any) -> None:
         """Stop watching ``fileobj`` (no error when it was not watched)."""
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             self.selector.unregister(fileobj)
-        except (KeyError, ValueError):
-            pass
 
     def call_later(self, delay: float, callback: Callback) -> Timer:
         """Run ``callback`` after ``delay`` seconds."""

@@ -7,6 +7,7 @@ buffer) → after the round of I/O, one ``send`` per connection that has bytes.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import secrets
@@ -325,10 +326,8 @@ class Server(Replies):
         else:
             self.per_address.pop(conn.addr, None)
         self.loop.remove(conn.sock)
-        try:
+        with contextlib.suppress(OSError):
             conn.sock.close()
-        except OSError:
-            pass
         conn.closing = conn.closing or "closed"
 
     def quit_user(self, user: User, reason: str) -> None:
@@ -457,4 +456,3 @@ class Server(Replies):
 
     def find_user(self, nick: str) -> User | None:
         return self.users.get(casefold(nick))
-

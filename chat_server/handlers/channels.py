@@ -34,10 +34,9 @@ def join(server: Server, user: User, name: str, key: str | None) -> None:
     if folded in user.channels:
         return
     chan = server.channels.get(folded)
-    if chan is None:
-        if not valid_channel(name, server.config.channel_len):
-            server.reply(user, N.ERR_BADCHANMASK, name, "Bad channel name")
-            return
+    if chan is None and not valid_channel(name, server.config.channel_len):
+        server.reply(user, N.ERR_BADCHANMASK, name, "Bad channel name")
+        return
     if len(user.channels) >= server.config.max_channels_per_user:
         server.reply(user, N.ERR_TOOMANYCHANNELS, name, "You have joined too many channels")
         return
@@ -141,9 +140,7 @@ def send_names(server: Server, user: User, chan: Channel) -> None:
     """353 lines (as many as fit in 512 bytes) then 366."""
     visible = user in chan.members
     entries = [
-        names_entry(m, p, user.caps)
-        for m, p in chan.members.items()
-        if visible or not m.invisible
+        names_entry(m, p, user.caps) for m, p in chan.members.items() if visible or not m.invisible
     ]
     head = f":{server.name} {N.RPL_NAMREPLY} {user.nick} = {chan.name} :"
     room = 510 - len(head.encode())
@@ -212,7 +209,9 @@ def handle_kick(server: Server, user: User, msg: Message) -> None:
     for nick in msg.params[1].split(","):
         target = server.find_user(nick)
         if target is None or target not in chan.members:
-            server.reply(user, N.ERR_USERNOTINCHANNEL, nick, chan.name, "They aren't on that channel")
+            server.reply(
+                user, N.ERR_USERNOTINCHANNEL, nick, chan.name, "They aren't on that channel"
+            )
             continue
         server.deliver(chan.members, user.source, "KICK", [chan.name, target.nick, reason])
         server.remove_member(chan, target)

@@ -69,7 +69,9 @@ def handle_chathistory(server: Server, user: User, msg: Message) -> None:
     target = msg.params[1]
     key = _target_key(server, user, target)
     if key is None:
-        server.fail(user, "CHATHISTORY", "INVALID_TARGET", sub, target, "No such target or not allowed")
+        server.fail(
+            user, "CHATHISTORY", "INVALID_TARGET", sub, target, "No such target or not allowed"
+        )
         return
     store = server.history
     ref = refs[0]
@@ -121,7 +123,8 @@ def _targets(server: Server, user: User, start: Ref | None, end: Ref | None, lim
     ref = server.start_batch(user, "draft/chathistory-targets")
     for key, latest in server.history.targets(keys, start, end, limit):
         tags = {"batch": ref} if ref else {}
-        line = Message("CHATHISTORY", ["TARGETS", names.get(key, key), format_time(latest)], server.name, tags)
+        line = Message(
+            "CHATHISTORY", ["TARGETS", names.get(key, key), format_time(latest)], server.name, tags
+        )
         server.send_raw(user, line.to_str())
     server.end_batch(user, ref)
-

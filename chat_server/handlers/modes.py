@@ -110,7 +110,9 @@ def apply_channel_modes(server: Server, user: User, chan: Channel, args: list[st
             if adding:
                 raw = next(params, None)
                 if raw is None or not raw.isdigit() or int(raw) <= 0:
-                    server.reply(user, N.ERR_INVALIDMODEPARAM, chan.name, "l", raw or "*", "Invalid limit")
+                    server.reply(
+                        user, N.ERR_INVALIDMODEPARAM, chan.name, "l", raw or "*", "Invalid limit"
+                    )
                     continue
                 chan.limit = int(raw)
                 applied.append((True, "l", raw))
@@ -124,7 +126,9 @@ def apply_channel_modes(server: Server, user: User, chan: Channel, args: list[st
                 continue
             target = server.find_user(nick)
             if target is None or target not in chan.members:
-                server.reply(user, N.ERR_USERNOTINCHANNEL, nick, chan.name, "They aren't on that channel")
+                server.reply(
+                    user, N.ERR_USERNOTINCHANNEL, nick, chan.name, "They aren't on that channel"
+                )
                 continue
             symbol = PREFIX_MODES[ch]
             current = chan.members[target]

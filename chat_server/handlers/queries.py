@@ -27,7 +27,9 @@ def send_lusers(server: Server, user: User) -> None:
         f"There are {users - invisible} users and {invisible} invisible on 1 servers",
     )
     server.reply(user, N.RPL_LUSEROP, str(opers), "operator(s) online")
-    server.reply(user, N.RPL_LUSERUNKNOWN, str(max(0, server.unknown_count)), "unknown connection(s)")
+    server.reply(
+        user, N.RPL_LUSERUNKNOWN, str(max(0, server.unknown_count)), "unknown connection(s)"
+    )
     server.reply(user, N.RPL_LUSERCHANNELS, str(len(server.channels)), "channels formed")
     server.reply(user, N.RPL_LUSERME, f"I have {users} clients and 0 servers")
     server.reply(user, N.RPL_LOCALUSERS, str(users), str(users), f"Current local users {users}")
@@ -126,12 +128,19 @@ def handle_who(server: Server, user: User, msg: Message) -> None:
                 u
                 for u in server.users.values()
                 if (not u.invisible or u is user)
-                and (fnmatch.fnmatchcase(u.folded, pattern) or fnmatch.fnmatchcase(casefold(u.source), pattern))
+                and (
+                    fnmatch.fnmatchcase(u.folded, pattern)
+                    or fnmatch.fnmatchcase(casefold(u.source), pattern)
+                )
             ][:200]
         for target in matches:
             chan = _first_shared_channel(user, target)
             _who_line(
-                server, user, chan.name if chan else "*", target, chan.members[target] if chan else ""
+                server,
+                user,
+                chan.name if chan else "*",
+                target,
+                chan.members[target] if chan else "",
             )
     server.reply(user, N.RPL_ENDOFWHO, mask, "End of WHO list")
 
@@ -150,7 +159,9 @@ def handle_whois(server: Server, user: User, msg: Message) -> None:
         server.reply(user, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
         server.reply(user, N.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
         return
-    server.reply(user, N.RPL_WHOISUSER, target.nick, target.username, target.host, "*", target.realname)
+    server.reply(
+        user, N.RPL_WHOISUSER, target.nick, target.username, target.host, "*", target.realname
+    )
     multi = "multi-prefix" in user.caps
     chans = [
         member_prefix(c.members[target], multi) + c.name
@@ -168,7 +179,12 @@ def handle_whois(server: Server, user: User, msg: Message) -> None:
         server.reply(user, N.RPL_WHOISBOT, target.nick, "is a bot")
     idle = int(time.time() - target.last_spoke)
     server.reply(
-        user, N.RPL_WHOISIDLE, target.nick, str(idle), str(int(target.signon)), "seconds idle, signon time"
+        user,
+        N.RPL_WHOISIDLE,
+        target.nick,
+        str(idle),
+        str(int(target.signon)),
+        "seconds idle, signon time",
     )
     server.reply(user, N.RPL_ENDOFWHOIS, target.nick, "End of /WHOIS list")
 

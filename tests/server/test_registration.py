@@ -27,8 +27,17 @@ def test_cap_ls_302_req_list_end(connect) -> None:
     c.send("CAP LS 302")
     ls = c.expect("CAP", pattern=" LS ")
     offered = ls.params[-1].split()
-    for cap in ("message-tags", "server-time", "echo-message", "batch", "labeled-response",
-                "multi-prefix", "userhost-in-names", "draft/chathistory", "cap-notify"):
+    for cap in (
+        "message-tags",
+        "server-time",
+        "echo-message",
+        "batch",
+        "labeled-response",
+        "multi-prefix",
+        "userhost-in-names",
+        "draft/chathistory",
+        "cap-notify",
+    ):
         assert cap in offered
     c.send("NICK bob")
     c.send("USER bob 0 * :Bob")

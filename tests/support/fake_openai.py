@@ -10,6 +10,7 @@ every request:
 ``fake:long``       a long answer (``long_words`` words, several paragraphs)
 ``fake:slow``       a normal answer streamed word by word with a pause between
 ``fake:control``    an answer full of control characters and CR/LF injection
+``fake:say TEXT``   exactly TEXT (a literal ``\\n`` in it becomes a line break)
 ``fake:401``        401 invalid API key (also sent when the Bearer key is wrong)
 ``fake:402``        402 insufficient credits (OpenRouter's wording)
 ``fake:429``        429 rate limited
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-BEHAVIOURS = ("long", "slow", "control", "401", "402", "429", "500", "stall", "broken")
+BEHAVIOURS = ("long", "slow", "control", "say", "401", "402", "429", "500", "stall", "broken")
 
 _ERRORS: dict[str, tuple[int, str, str]] = {
     "401": (401, "invalid_api_key", "Incorrect API key provided."),
@@ -49,7 +50,7 @@ class RecordedRequest:
 
     method: str
     path: str
-    headers: dict[str, str]
+    headers: dict[str, str]  # names lower-cased
     body: dict[str, Any]
     behaviour: str
     at: float = field(default_factory=time.monotonic)
@@ -80,11 +81,11 @@ class RecordedRequest:
 
 
 def long_answer(words: int) -> str:
-    """A deterministic long answer: numbered words in paragraphs of 40."""
+    """A deterministic long answer: numbered words in paragraphs of 100 (longer than a line)."""
     parts = []
     for i in range(1, words + 1):
         parts.append(f"word{i}")
-        if i % 40 == 0 and i != words:
+        if i % 100 == 0 and i != words:
             parts.append("\n\n")
     return " ".join(parts).replace(" \n\n ", "\n\n")
 
@@ -120,7 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
             if auth != f"Bearer {fake.api_key}":
                 behaviour = "401"
         fake._record(
-            RecordedRequest("POST", self.path, dict(self.headers.items()), body, behaviour)
+            RecordedRequest(
+                "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body, behaviour
+            )
         )
         if behaviour in _ERRORS:
             status, code, message = _ERRORS[behaviour]
@@ -270,6 +273,8 @@ class FakeOpenAI:
             )
         if behaviour == "broken":
             return long_answer(60)
+        if behaviour == "say":
+            return last.split("fake:say", 1)[-1].strip().replace("\\n", "\n")
         return f"echo: {last}"
 
     def _record(self, request: RecordedRequest) -> None:

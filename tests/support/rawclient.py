@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 import socket
 import time
@@ -77,7 +78,9 @@ class RawClient:
             if msg.command == command:
                 return out
 
-    def register(self, nick: str, caps: list[str] | None = None, password: str | None = None) -> Message:
+    def register(
+        self, nick: str, caps: list[str] | None = None, password: str | None = None
+    ) -> Message:
         """CAP negotiation (when ``caps``), PASS, NICK, USER; returns the 001."""
         if caps:
             self.send("CAP LS 302")
@@ -110,7 +113,5 @@ class RawClient:
         return False
 
     def close(self) -> None:
-        try:
+        with contextlib.suppress(OSError):
             self.sock.close()
-        except OSError:
-            pass

@@ -47,10 +47,17 @@ class ServerProcess:
 
     def command(self) -> Sequence[str]:
         return [
-            sys.executable, "-m", "chat_server",
-            "--host", self.host, "--port", str(self.port),
-            "--history-db", str(self.history_db),
-            "--log-level", "INFO",
+            sys.executable,
+            "-m",
+            "chat_server",
+            "--host",
+            self.host,
+            "--port",
+            str(self.port),
+            "--history-db",
+            str(self.history_db),
+            "--log-level",
+            "INFO",
             *self.extra_args,
         ]
 
