@@ -117,8 +117,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         server.listen()
     except OSError as exc:
         history.close()
+        reason = exc.strerror or exc
         print(
-            f"chat-server: error: cannot listen on {config.host}:{config.port}: {exc.strerror or exc}",
+            f"chat-server: error: cannot listen on {config.host}:{config.port}: {reason}",
             file=sys.stderr,
         )
         return 1

@@ -68,16 +68,17 @@ def load_config_file(path: str | Path) -> dict[str, object]:
     data = data.get("server", data) if isinstance(data.get("server"), dict) else data
     known = {f.name: f for f in fields(ServerConfig)}
     out: dict[str, object] = {}
+    defaults = ServerConfig()
     for key, value in data.items():
         name = key.replace("-", "_")
         if name not in known:
             raise ConfigError(f"config file {p}: unknown setting {key!r}")
-        default = getattr(ServerConfig(), name)
-        if default is not None and not isinstance(value, type(default)):
-            if not (isinstance(default, float) and isinstance(value, int)):
-                raise ConfigError(
-                    f"config file {p}: {key} must be {type(default).__name__}, "
-                    f"not {type(value).__name__}"
-                )
+        default = getattr(defaults, name)
+        int_for_float = isinstance(default, float) and isinstance(value, int)
+        if default is not None and not isinstance(value, type(default)) and not int_for_float:
+            raise ConfigError(
+                f"config file {p}: {key} must be {type(default).__name__}, "
+                f"not {type(value).__name__}"
+            )
         out[name] = value
     return out

@@ -88,9 +88,8 @@ def test_direct_message_history_and_targets(connect) -> None:
     a.expect("PRIVMSG", pattern="secret two")
     a.send("CHATHISTORY LATEST bob * 10")
     assert [m.params[-1] for m in _batch(a)] == ["secret one", "secret two"]
-    a.send(
-        "CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z 10"
-    )
+    span = "timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z"
+    a.send(f"CHATHISTORY TARGETS {span} 10")
     targets = _batch(a)
     assert [m.params[1] for m in targets] == ["bob"]
 
