@@ -24,6 +24,8 @@ MAX_BODY = 512
 MAX_LINE = MAX_TAGS + MAX_BODY
 TOO_LONG = b"\x00too-long"  # stands in for a line the client sent over MAX_LINE
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
+_RECV_BUF = bytearray(256 * 1024)
+_RECV_VIEW = memoryview(_RECV_BUF)
 
 
 class Connection:
@@ -98,10 +100,12 @@ class Connection:
         del outbuf[:sent]
         return not outbuf
 
-    def read_lines(self, recv_size: int = 262144) -> list[bytes] | None:
+    def read_lines(self) -> list[bytes] | None:
         """Read what the socket has; return complete lines, or None when it closed."""
         try:
-            data = self.sock.recv(recv_size)
+            # One shared receive buffer: recv(n) would allocate n bytes on every call.
+            size = self.sock.recv_into(_RECV_BUF)
+            data = _RECV_VIEW[:size].tobytes()
         except _WOULD_BLOCK:
             return []
         except OSError:

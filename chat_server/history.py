@@ -187,12 +187,24 @@ class _TargetCache:
         self.by_msgid[entry[1].msgid] = key
         return evicted
 
-    def window(self, lo: Key | None, hi: Key | None) -> list[_Entry]:
-        """Cached entries with lo < key < hi, oldest first."""
+    def bounds(self, lo: Key | None, hi: Key | None) -> tuple[int, int]:
+        """Index range [i, j) of the cached entries with lo < key < hi."""
         items = self.items
         i = 0 if lo is None else bisect_right(items, lo, key=_entry_key)
         j = len(items) if hi is None else bisect_left(items, hi, key=_entry_key)
-        return list(islice(items, i, j)) if i < j else []
+        return i, max(i, j)
+
+    def slice(self, i: int, j: int) -> list[_Entry]:
+        """items[i:j] for a deque, walking from whichever end is nearer."""
+        items = self.items
+        n = len(items)
+        if i >= j:
+            return []
+        if i < n - j:
+            return list(islice(items, i, j))
+        tail = list(islice(reversed(items), n - j, n - i))
+        tail.reverse()
+        return tail
 
     def covers_above(self, lo: Key | None) -> bool:
         """True when every message with key > lo is in the cache."""
@@ -566,7 +578,7 @@ class HistoryStore:
         cache = self._caches.get(target)
         if cache is not None and msgid in cache.by_msgid:
             return cache.by_msgid[msgid]
-        for key, msg in self._spill.get(target, ()):
+        for key, msg in self._spill_of(target):
             if msg.msgid == msgid:
                 return key
         if self._rconn is None:
@@ -604,7 +616,7 @@ class HistoryStore:
         merged: dict[int, _Entry] = {r[0]: _row_entry(r) for r in rows}
         if cache is not None:
             merged.update((e[0][1], e) for e in cache.items)
-        merged.update((e[0][1], e) for e in self._spill.get(target, ()))
+        merged.update((e[0][1], e) for e in self._spill_of(target))
         if not merged:
             return None  # unknown target: don't let queries grow the cache dict
         fresh = _TargetCache(cap, loaded=True, complete=len(rows) < cap and len(merged) < cap)
@@ -622,15 +634,14 @@ class HistoryStore:
         if limit <= 0:
             return []
         cache = self._loaded(target)
-        window = cache.window(lo, hi) if cache is not None else []
-        if (
-            cache is None
-            or self._rconn is None
-            or cache.covers_above(lo)
-            or (newest and len(window) >= limit)
-        ):
-            picked = window[-limit:] if newest else window[:limit]
-            return [m for _, m in picked]
+        if cache is None:
+            return []
+        i, j = cache.bounds(lo, hi)
+        # Only the `limit` entries at the wanted end can be in any answer.
+        i, j = (max(i, j - limit), j) if newest else (i, min(j, i + limit))
+        window = cache.slice(i, j)
+        if self._rconn is None or cache.covers_above(lo) or (newest and len(window) >= limit):
+            return [m for _, m in window]
         order = "DESC" if newest else "ASC"
         sql = "SELECT * FROM messages WHERE target = ?"
         params: list[object] = [target]
@@ -642,15 +653,34 @@ class HistoryStore:
             params += hi
         sql += f" ORDER BY time_ms {order}, seq {order} LIMIT ?"
         params.append(limit)
+        # Read before the query: anything committed by then is in its result.
+        done = self._committed_seq
         merged: dict[int, _Entry] = {r[0]: _row_entry(r) for r in self._read(sql, params)}
         # Not yet committed: the cache slice and anything spilled out of the cache.
-        merged.update((e[0][1], e) for e in window)
-        for entry in self._spill.get(target, ()):
+        for entry in window:
+            if entry[0][1] > done:
+                merged[entry[0][1]] = entry
+        for entry in self._spill_of(target):
             if (lo is None or entry[0] > lo) and (hi is None or entry[0] < hi):
                 merged[entry[0][1]] = entry
         ordered = sorted(merged.values())
         picked = ordered[-limit:] if newest else ordered[:limit]
         return [m for _, m in picked]
+
+    def _spill_of(self, target: str) -> list[_Entry]:
+        """The target's spilled entries still unwritten, dropping committed ones."""
+        spilled = self._spill.get(target)
+        if not spilled:
+            return []
+        done = self._committed_seq
+        kept = [e for e in spilled if e[0][1] > done]
+        if len(kept) < len(spilled):
+            self._spill_count -= len(spilled) - len(kept)
+            if kept:
+                self._spill[target] = kept
+            else:
+                del self._spill[target]
+        return kept
 
     def _latest_ms(self, target: str, lo: Key, hi: Key) -> int | None:
         """Time (ms) of the target's newest message with lo < key < hi, if any.
@@ -661,14 +691,14 @@ class HistoryStore:
         best: int | None = None
         cache = self._caches.get(target)
         if cache is not None:
-            window = cache.window(lo, hi)
-            if window:
-                best = window[-1][0][0]
+            i, j = cache.bounds(lo, hi)
+            if i < j:
+                best = cache.items[j - 1][0][0]
                 if cache.loaded:
                     return best  # the cache is the newest slice, nothing newer elsewhere
             elif cache.loaded and cache.covers_above(lo):
                 return None
-        for key, _ in self._spill.get(target, ()):
+        for key, _ in self._spill_of(target):
             if lo < key < hi and (best is None or key[0] > best):
                 best = key[0]
         if self._rconn is not None:

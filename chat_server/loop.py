@@ -44,7 +44,7 @@ class EventLoop:
         self._timers: list[tuple[float, int, Timer]] = []
         self._seq = itertools.count()
         self._after_io: list[Callback] = []
-        self._running = False
+        self._stop_requested = False
 
     def add_reader(self, fileobj: Any, callback: Callable[[int], Any]) -> None:
         """Call ``callback(mask)`` when ``fileobj`` is readable (and writable, if asked)."""
@@ -90,15 +90,15 @@ class EventLoop:
         self._after_io.append(callback)
 
     def stop(self) -> None:
-        self._running = False
+        """Make ``run()`` return after the current round (also when called before it)."""
+        self._stop_requested = True
 
     def run(self) -> None:
         """Run until ``stop()``; exceptions in callbacks are logged, never fatal."""
-        self._running = True
         select = self.selector.select
         timers = self._timers
         after_io = self._after_io
-        while self._running:
+        while not self._stop_requested:
             timeout: float | None = None
             if timers:
                 timeout = max(0.0, timers[0][0] - time.monotonic())

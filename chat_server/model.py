@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from chat_protocol.casemap import casefold
@@ -99,6 +100,7 @@ class Channel:
     __slots__ = (
         "created",
         "folded",
+        "groups",
         "invites",
         "key",
         "limit",
@@ -122,6 +124,14 @@ class Channel:
         self.key: str | None = None
         self.limit: int | None = None
         self.invites: set[str] = set()
+        self.groups: list[list[Connection]] | None = None
+
+    def fanout_groups(self) -> list[list[Connection]]:
+        """Member connections grouped by tag mode, cached until membership changes."""
+        groups = self.groups
+        if groups is None:
+            groups = self.groups = group_by_tag_mode(self.members)
+        return groups
 
     def is_op(self, user: User) -> bool:
         return "@" in self.members.get(user, "")
@@ -144,6 +154,15 @@ class Channel:
             letters += "l"
             params.append(str(self.limit))
         return "+" + letters, params
+
+
+def group_by_tag_mode(users: Iterable[User]) -> list[list[Connection]]:
+    """Connections of ``users`` in four lists, one per tag mode (see TAGS_MSG/TAGS_TIME)."""
+    groups: list[list[Connection]] = [[], [], [], []]
+    for user in users:
+        if user.conn is not None:
+            groups[user.tag_mode].append(user.conn)
+    return groups
 
 
 def member_prefix(prefix: str, multi: bool) -> str:

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING
 
 from chat_protocol.message import Message, format_tags
-from chat_server.history import format_time
 
 if TYPE_CHECKING:
     from chat_server.model import User
@@ -22,22 +20,16 @@ class Replies:
         if conn is not None:
             conn.write((line + "\r\n").encode(), self.dirty, self.config.sendq_max)
 
-    def send_message(self: Server, user: User, msg: Message) -> None:
-        """Send a Message, with a server-time tag when the client asked for it."""
-        if "server-time" in user.caps and "time" not in msg.tags:
-            msg.tags["time"] = format_time(time.time())
-        if not ({"message-tags", "batch", "labeled-response"} & user.caps):
-            msg.tags = {k: v for k, v in msg.tags.items() if k == "time"}
-        self.send_raw(user, msg.to_str())
-
     def reply(self: Server, user: User, numeric: str, *params: str) -> None:
         """A numeric from the server to ``user`` (their nick, or ``*`` before NICK)."""
-        middle = [_safe_middle(p) for p in params[:-1]]
-        last = params[-1:] if params else []
-        self.send_raw(user, Message(numeric, [user.nick, *middle, *last], self.name).to_str())
-
-    def notice(self: Server, user: User, text: str) -> None:
-        self.send_raw(user, Message("NOTICE", [user.nick, text], self.name).to_str())
+        parts = [":" + self.name, numeric, user.nick]
+        if params:
+            parts.extend(_safe_middle(p) for p in params[:-1])
+            last = params[-1]
+            if "\r" in last or "\n" in last or "\0" in last:
+                last = last.replace("\r", "").replace("\n", " ").replace("\0", "")
+            parts.append(":" + last)
+        self.send_raw(user, " ".join(parts))
 
     def fail(self: Server, user: User, command: str, code: str, *context: str) -> None:
         """An IRCv3 standard reply ``FAIL <command> <code> [context] :<text>``."""

@@ -14,6 +14,7 @@ import secrets
 import signal
 import socket
 import time
+from collections import Counter
 from collections.abc import Iterable
 
 from chat_protocol import numerics as N
@@ -24,7 +25,7 @@ from chat_server.config import ServerConfig
 from chat_server.connection import MAX_BODY, TOO_LONG, Connection
 from chat_server.history import HistoryStore, StoredMessage, format_time
 from chat_server.loop import EventLoop
-from chat_server.model import TAGS_MSG, TAGS_TIME, Channel, User
+from chat_server.model import TAGS_MSG, TAGS_TIME, Channel, User, group_by_tag_mode
 from chat_server.replies import Replies
 
 log = logging.getLogger("chat_server")
@@ -53,6 +54,7 @@ class Server(Replies):
         self._msgid_seq = 0
         self.listeners: list[socket.socket] = []
         self.unknown_count = 0
+        self.mode_counts: Counter[str] = Counter()  # user modes among registered users
         self.stopping = False
         load_handlers()
 
@@ -251,6 +253,8 @@ class Server(Replies):
             text = raw.decode("utf-8", "replace")
             self.send_raw(user, "FAIL * INVALID_UTF8 :Invalid UTF-8 was replaced")
         text = text.rstrip("\r")
+        if "\r" in text or "\0" in text:
+            text = text.replace("\r", "").replace("\0", "")
         if not text.strip():
             return
         try:
@@ -342,6 +346,7 @@ class Server(Replies):
             self.remove_member(chan, user)
         self.deliver(peers, user.source, "QUIT", [reason])
         self.users.pop(user.folded, None)
+        self.mode_counts.subtract(user.modes)
         user.registered = False
 
     def _check_timeouts(self) -> None:
@@ -365,6 +370,7 @@ class Server(Replies):
 
     def remove_member(self, chan: Channel, user: User) -> None:
         chan.members.pop(user, None)
+        chan.groups = None
         user.channels.pop(chan.folded, None)
         if not chan.members:
             self.channels.pop(chan.folded, None)
@@ -384,7 +390,7 @@ class Server(Replies):
 
     def deliver(
         self,
-        recipients: Iterable[User],
+        recipients: Channel | Iterable[User],
         source: str,
         command: str,
         params: list[str],
@@ -393,29 +399,40 @@ class Server(Replies):
         msgid: str | None = None,
         when: float | None = None,
         bot: bool = False,
-        skip: User | None = None,
+        sender: User | None = None,
+        echo: bool = True,
         tags_only: bool = False,
     ) -> None:
-        """Format the message once per tag mode and append it to every recipient."""
+        """Format the message once per tag mode and append it to every recipient.
+
+        ``sender`` (when given) gets the message only with ``echo``; writes to the
+        sender go through ``Connection.write`` so a labeled response can capture them.
+        """
+        if isinstance(recipients, Channel):
+            groups = recipients.fanout_groups()
+        else:
+            groups = group_by_tag_mode(recipients)
         body = Message(command, params, source).to_str() + "\r\n"
         when = time.time() if when is None else when
-        variants: list[bytes | None] = [None, None, None, None]
         dirty = self.dirty
         sendq_max = self.config.sendq_max
-        for user in recipients:
-            if user is skip:
+        sender_conn = sender.conn if sender is not None else None
+        for mode, conns in enumerate(groups):
+            if not conns or (tags_only and not mode & TAGS_MSG):
                 continue
-            mode = user.tag_mode
-            if tags_only and not mode & TAGS_MSG:
-                continue
-            data = variants[mode]
-            if data is None:
-                data = variants[mode] = self._format_variant(
-                    mode, body, client_tags, msgid, when, bot
-                )
-            conn = user.conn
-            if conn is not None:
-                conn.write(data, dirty, sendq_max)
+            data = self._format_variant(mode, body, client_tags, msgid, when, bot)
+            for conn in conns:
+                if conn is sender_conn:
+                    if echo:
+                        conn.write(data, dirty, sendq_max)
+                    continue
+                buf = conn.outbuf
+                if not buf:
+                    dirty.append(conn)
+                buf += data
+                if len(buf) > sendq_max and not conn.closing:
+                    conn.closing = "SendQ exceeded"
+                    dirty.append(conn)
 
     def _format_variant(
         self,
@@ -445,7 +462,7 @@ class Server(Replies):
     ) -> tuple[str, float]:
         """Append a message to history; returns its msgid and time."""
         msgid = self.next_msgid()
-        when = time.time()
+        when = round(time.time(), 3)
         kept = tuple((k, v) for k, v in tags.items() if k[0] == "+")
         if user.is_bot:
             kept += (("bot", ""),)
@@ -453,6 +470,15 @@ class Server(Replies):
             StoredMessage(msgid, when, key, user.source, command, recipient, text, kept)
         )
         return msgid, when
+
+    def change_user_modes(self, user: User, added: str = "", removed: str = "") -> str:
+        """Apply user mode letters; returns the ``+x-y`` change actually made."""
+        plus = "".join(ch for ch in dict.fromkeys(added) if ch not in user.modes)
+        minus = "".join(ch for ch in dict.fromkeys(removed) if ch in user.modes)
+        user.modes = "".join(ch for ch in user.modes if ch not in minus) + plus
+        self.mode_counts.update(plus)
+        self.mode_counts.subtract(minus)
+        return ("+" + plus if plus else "") + ("-" + minus if minus else "")
 
     def find_user(self, nick: str) -> User | None:
         return self.users.get(casefold(nick))

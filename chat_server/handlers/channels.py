@@ -53,12 +53,13 @@ def join(server: Server, user: User, name: str, key: str | None) -> None:
             return
         chan.invites.discard(user.folded)
         chan.members[user] = ""
+        chan.groups = None
     else:
         chan = Channel(name)
         server.channels[folded] = chan
         chan.members[user] = "@"
     user.channels[folded] = chan
-    server.deliver(chan.members, user.source, "JOIN", [chan.name])
+    server.deliver(chan, user.source, "JOIN", [chan.name])
     if chan.topic:
         send_topic(server, user, chan)
     send_names(server, user, chan)
@@ -79,7 +80,7 @@ def replay_on_join(server: Server, user: User, chan: Channel) -> None:
 
 def part(server: Server, user: User, chan: Channel, reason: str) -> None:
     params = [chan.name, reason] if reason else [chan.name]
-    server.deliver(chan.members, user.source, "PART", params)
+    server.deliver(chan, user.source, "PART", params)
     server.remove_member(chan, user)
 
 
@@ -128,7 +129,7 @@ def handle_topic(server: Server, user: User, msg: Message) -> None:
     chan.topic = msg.params[1][: server.config.topic_len]
     chan.topic_set_by = user.source
     chan.topic_set_at = time.time()
-    server.deliver(chan.members, user.source, "TOPIC", [chan.name, chan.topic])
+    server.deliver(chan, user.source, "TOPIC", [chan.name, chan.topic])
 
 
 def names_entry(member: User, prefix: str, caps: frozenset[str]) -> str:
@@ -213,7 +214,7 @@ def handle_kick(server: Server, user: User, msg: Message) -> None:
                 user, N.ERR_USERNOTINCHANNEL, nick, chan.name, "They aren't on that channel"
             )
             continue
-        server.deliver(chan.members, user.source, "KICK", [chan.name, target.nick, reason])
+        server.deliver(chan, user.source, "KICK", [chan.name, target.nick, reason])
         server.remove_member(chan, target)
 
 

@@ -81,7 +81,7 @@ def _to_channel(
     else:
         msgid, when = server.store(user, command_name, chan.name, chan.folded, text, client_tags)
     server.deliver(
-        chan.members,
+        chan,
         user.source,
         command_name,
         params,
@@ -89,7 +89,8 @@ def _to_channel(
         msgid=msgid,
         when=when,
         bot=user.is_bot,
-        skip=None if echo else user,
+        sender=user,
+        echo=echo,
         tags_only=command_name == "TAGMSG",
     )
 
@@ -114,9 +115,8 @@ def _to_nick(
     else:
         key = dm_key(user.nick, recipient.nick)
         msgid, when = server.store(user, command_name, recipient.nick, key, text, client_tags)
-    recipients = [recipient, user] if echo and recipient is not user else [recipient]
     server.deliver(
-        recipients,
+        [recipient, user] if recipient is not user else [user],
         user.source,
         command_name,
         params,
@@ -124,6 +124,8 @@ def _to_nick(
         msgid=msgid,
         when=when,
         bot=user.is_bot,
+        sender=user,
+        echo=echo or recipient is user,
         tags_only=command_name == "TAGMSG",
     )
     if command_name == "PRIVMSG" and recipient.away is not None:

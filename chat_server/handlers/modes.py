@@ -46,17 +46,15 @@ def user_mode(server: Server, user: User, nick: str, args: list[str]) -> None:
         if ch in "+-":
             adding = ch == "+"
         elif ch in USER_MODES_SETTABLE or (ch == "o" and not adding):
-            if adding and ch not in user.modes:
-                user.modes += ch
+            if adding:
                 added += ch
-            elif not adding and ch in user.modes:
-                user.modes = user.modes.replace(ch, "")
+            else:
                 removed += ch
-        elif ch != "o":
+        elif ch != "o":  # +o only comes from OPER
             unknown = True
     if unknown:
         server.reply(user, N.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
-    change = ("+" + added if added else "") + ("-" + removed if removed else "")
+    change = server.change_user_modes(user, added, removed)
     if change:
         server.deliver([user], user.source, "MODE", [user.nick, change])
 
@@ -144,7 +142,7 @@ def apply_channel_modes(server: Server, user: User, chan: Channel, args: list[st
         else:
             server.reply(user, N.ERR_UNKNOWNMODE, ch, "is unknown mode char to me")
     if applied:
-        server.deliver(chan.members, user.source, "MODE", [chan.name, *format_changes(applied)])
+        server.deliver(chan, user.source, "MODE", [chan.name, *format_changes(applied)])
 
 
 def format_changes(applied: list[tuple[bool, str, str | None]]) -> list[str]:

@@ -22,7 +22,7 @@ def handle_oper(server: Server, user: User, msg: Message) -> None:
         server.reply(user, N.ERR_PASSWDMISMATCH, "Password incorrect")
         return
     if not user.is_oper:
-        user.modes += "o"
+        server.change_user_modes(user, added="o")
         server.deliver([user], user.source, "MODE", [user.nick, "+o"])
     server.reply(user, N.RPL_YOUREOPER, "You are now an IRC operator")
 

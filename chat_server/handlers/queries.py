@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 def send_lusers(server: Server, user: User) -> None:
     users = len(server.users)
-    invisible = sum(1 for u in server.users.values() if u.invisible)
-    opers = sum(1 for u in server.users.values() if u.is_oper)
+    invisible = server.mode_counts["i"]
+    opers = server.mode_counts["o"]
     server.reply(
         user,
         N.RPL_LUSERCLIENT,

@@ -79,6 +79,8 @@ def handle_cap(server: Server, user: User, msg: Message) -> None:
             server.send_raw(user, _cap_line(server, user, "NAK", msg.param(1)))
             return
         user.set_caps(frozenset((user.caps | adds) - removes))
+        for chan in user.channels.values():
+            chan.groups = None  # the user's tag mode may have changed
         server.send_raw(user, _cap_line(server, user, "ACK", msg.param(1)))
     elif sub == "END":
         if not user.registered:
