@@ -82,7 +82,7 @@ def _trim_url(url: str) -> str:
 
 def irc_to_text(raw: str, base: Style | None = None) -> Text:
     """Render IRC formatting codes in ``raw`` as a Rich ``Text``; URLs become links."""
-    text = Text(style=base or "")
+    text = Text()
     bold = italic = underline = strike = reverse = False
     fg: str | None = None
     bg: str | None = None
@@ -135,6 +135,9 @@ def irc_to_text(raw: str, base: Style | None = None) -> Text:
                 if match.group(4) is not None:
                     bg = "#" + match.group(4).lower()
     flush(raw[pos:])
+    if base:
+        # A span rather than Text.style: it survives wrapping, and IRC colours still win.
+        text.stylize_before(base)
     plain = text.plain
     for m in URL_RE.finditer(plain):
         url = _trim_url(m.group(0))

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from textual.binding import Binding
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from textual.binding import Binding
 
 # action id -> (default keys, action, description shown in help and footer)
 DEFAULT_KEYS: dict[str, tuple[str, str, str]] = {
@@ -26,6 +29,8 @@ COMMAND_PALETTE_KEY = "ctrl+o"  # Ctrl+P belongs to "previous room"
 
 def bindings() -> list[Binding]:
     """App bindings with ids, so ``App.set_keymap`` can rebind them from the config."""
+    from textual.binding import Binding  # config loading stays free of Textual
+
     return [
         Binding(
             keys,

@@ -124,26 +124,35 @@ class Room:
                 return line
         return self.lines[0] if self.lines else None
 
-    def add(self, line: ChatLine) -> str | None:
-        """Insert ``line`` in time order; returns "append", "insert" or None for a duplicate."""
+    def add(self, line: ChatLine, older: bool = False) -> str | None:
+        """Insert ``line`` in time order; returns "append", "insert" or None for a duplicate.
+
+        Lines with equal times keep arrival order; ``older`` puts the line before its
+        equals instead (a history page applied newest first lands in the right order).
+        """
         if line.msgid:
             if line.msgid in self._msgids:
                 return None
             self._msgids.add(line.msgid)
         lines = self.lines
-        if not lines or line.time >= lines[-1].time:
+        if not older and (not lines or line.time >= lines[-1].time):
             lines.append(line)
             where = "append"
         else:
-            index = bisect.bisect_right([ln.time for ln in lines], line.time)
+            find = bisect.bisect_left if older else bisect.bisect_right
+            index = find(lines, line.time, key=lambda ln: ln.time)
             lines.insert(index, line)
-            where = "insert"
+            where = "insert" if index < len(lines) - 1 else "append"
         if len(lines) > MAX_LINES:
-            dropped = lines[: len(lines) - MAX_LINES]
-            del lines[: len(dropped)]
-            self._msgids.difference_update(ln.msgid for ln in dropped if ln.msgid)
-            self.history_exhausted = False
+            self._trim()
+            where = "insert"  # indices moved: whoever shows the lines must lay them out again
         return where
+
+    def _trim(self) -> None:
+        dropped = self.lines[: len(self.lines) - MAX_LINES]
+        del self.lines[: len(dropped)]
+        self._msgids.difference_update(ln.msgid for ln in dropped if ln.msgid)
+        self.history_exhausted = False
 
     def add_older(self, batch: list[ChatLine]) -> int:
         """Put a batch of older lines in front (one list operation); returns how many were new."""
@@ -157,10 +166,11 @@ class Room:
         if not fresh:
             return 0
         fresh.sort(key=lambda ln: ln.time)
+        # In place: the message pane holds a reference to this very list.
         if not self.lines or fresh[-1].time <= self.lines[0].time:
             self.lines[:0] = fresh
         else:
-            self.lines = sorted([*fresh, *self.lines], key=lambda ln: ln.time)
+            self.lines[:] = sorted([*fresh, *self.lines], key=lambda ln: ln.time)
         return len(fresh)
 
     def sorted_members(self) -> list[tuple[str, str]]:

@@ -107,6 +107,7 @@ class ChatState:
         self.names_requested: set[str] = set()
         self.who_requested: set[str] = set()
         self._pending_names: dict[str, dict[str, str]] = {}
+        self._older = False  # applying a CHATHISTORY BEFORE page
 
     # -- rooms ---------------------------------------------------------------
 
@@ -180,7 +181,7 @@ class ChatState:
 
     def add_line(self, room: Room, line: ChatLine, history: bool, update: Update) -> None:
         """Put a line in a room and count it as unread when the user is elsewhere."""
-        where = room.add(line)
+        where = room.add(line, older=self._older)
         if where is None:
             return
         (update.appended if where == "append" else update.reordered).add(room.key)
@@ -199,17 +200,6 @@ class ChatState:
         self.add_line(target, line, True, update)
         return update
 
-    def own_message(self, target: str, text: str, action: bool = False) -> Update:
-        """Local echo for servers without echo-message."""
-        update = Update()
-        room, created = self.ensure_room(target)
-        kind = LineKind.ACTION if action else LineKind.MESSAGE
-        self.add_line(
-            room, ChatLine(datetime.now(UTC), kind, self.nick, text, own=True), True, update
-        )
-        update.sidebar |= created
-        return update
-
     # -- messages ------------------------------------------------------------
 
     def apply(self, msg: Message, history: bool = False) -> Update:
@@ -220,6 +210,17 @@ class ChatState:
             handler(self, msg, history, update)
         elif msg.command.isdigit() and msg.command[0] in "45":
             _error_numeric(self, msg, history, update)
+        return update
+
+    def apply_older(self, messages: list[Message]) -> Update:
+        """Apply a page of older history (oldest first, as the server sends it)."""
+        update = Update()
+        self._older = True
+        try:
+            for msg in reversed(messages):
+                update.merge(self.apply(msg, history=True))
+        finally:
+            self._older = False
         return update
 
     def is_me(self, nick: str | None) -> bool:

@@ -2,34 +2,41 @@
 
 from __future__ import annotations
 
+from rich.console import Group
+from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Markdown
+from textual.widgets import Static
 
 from chat_tui.commands import COMMANDS
 
 
-def help_markdown(keys: list[tuple[str, str]]) -> str:
-    """The help text; ``keys`` are (key, what it does) as bound right now."""
-    lines = ["# chat-tui help", "", "## Keys", "", "| Key | Does |", "| --- | --- |"]
-    lines += [f"| `{key}` | {what} |" for key, what in keys]
-    lines += [
-        "| `Up` / `Down` | recall sent lines |",
-        "| `Tab` | complete nick, /command or #room |",
-        "",
-        "## Commands",
-        "",
-        "| Command | Does |",
-        "| --- | --- |",
-    ]
+def help_tables(keys: list[tuple[str, str]]) -> Group:
+    """Keys (as bound right now) beside the slash commands; compact, one row each."""
+    key_table = Table(box=None, show_header=True, header_style="bold", expand=False)
+    key_table.add_column("Key", style="bold")
+    key_table.add_column("Does")
+    for key, what in [
+        *keys,
+        ("up / down", "recall sent lines"),
+        ("tab", "complete nick, /cmd, #room"),
+    ]:
+        key_table.add_row(Text(key), Text(what))  # Text: no markup in "[reason]"
+    command_table = Table(box=None, show_header=True, header_style="bold", expand=False)
+    command_table.add_column("Command", style="bold")
+    command_table.add_column("Does")
     for spec in COMMANDS.values():
         aliases = ", ".join("/" + a for a in spec.aliases)
-        extra = f" (also {aliases})" if aliases else ""
-        lines.append(f"| `{spec.usage}` | {spec.summary}{extra} |")
-    lines += ["", "Start a line with `//` to send text that begins with a slash. Esc closes."]
-    return "\n".join(lines)
+        command_table.add_row(
+            Text(spec.usage), Text(spec.summary + (f" (also {aliases})" if aliases else ""))
+        )
+    columns = Table.grid(padding=(0, 4))
+    columns.add_row(key_table, command_table)
+    footer = Text("Start a line with // to send text that begins with a slash.  Esc closes.")
+    return Group(Text("chat-tui help", style="bold"), Text(""), columns, Text(""), footer)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -43,4 +50,4 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
-            yield Markdown(help_markdown(self.keys), id="help-text")
+            yield Static(help_tables(self.keys), id="help-text")

@@ -39,7 +39,7 @@ class MemberList(ScrollView, can_focus=False):
         self.refresh()
 
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(f"member-list--{name}", partial=True)
+        return self.get_component_rich_style(f"member-list--{name}")
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width

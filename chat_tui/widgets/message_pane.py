@@ -28,6 +28,7 @@ from chat_tui.formatting import irc_to_text, nick_color, strip_formatting
 from chat_tui.model import ChatLine, LineKind
 
 NICK_WIDTH = 12
+BANNER_SEQ = -1
 TIME_WIDTH = 5
 
 
@@ -44,7 +45,7 @@ class Banner:
     """The top row: loading indicator or "beginning of history"."""
 
     text: str
-    seq: int = -1
+    seq: int = -1  # BANNER_SEQ
 
 
 Item = ChatLine | DayMark | Banner
@@ -91,6 +92,7 @@ class MessagePane(ScrollView, can_focus=False):
         self._layout_width = 0
         self._cache: LRUCache[tuple[int, int], list[Strip]] = LRUCache(2048)
         self._last_day: str | None = None
+        self._laid = 0  # how many of self._lines are laid out
 
     # -- public API ------------------------------------------------------------
 
@@ -112,18 +114,19 @@ class MessagePane(ScrollView, can_focus=False):
         """Show another room's lines; ``anchor`` is where the reader left it (None: bottom)."""
         self._lines = lines
         self._banner = banner
-        self._cache.clear()
+        self._cache.clear()  # seqs are unique, but the banner row is shared by all rooms
         self._relayout()
         if anchor is None:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
         else:
             self._restore(anchor)
 
-    def append(self, new_lines: list[ChatLine]) -> None:
-        """Add lines that are already at the end of the room's list."""
+    def sync(self) -> None:
+        """Lay out lines added at the end of the shown list since the last call."""
         follow = self.at_bottom
-        for line in new_lines:
+        for line in self._lines[self._laid :]:
             self._push(line)
+        self._laid = len(self._lines)
         self._set_virtual_size()
         if follow:
             self.scroll_end(animate=False, immediate=True, x_axis=False)
@@ -132,8 +135,9 @@ class MessagePane(ScrollView, can_focus=False):
 
     def reload(self, banner: str | None = None) -> None:
         """Lines changed above the end (history arrived): redraw, keep the reader's place."""
-        if banner is not None:
+        if banner is not None and banner != self._banner:
             self._banner = banner
+            self._cache.discard((BANNER_SEQ, self._layout_width))
         follow = self.at_bottom
         anchor = self.anchor()
         self._relayout()
@@ -204,6 +208,7 @@ class MessagePane(ScrollView, can_focus=False):
             self._add_item(Banner(self._banner))
         for line in self._lines:
             self._push(line)
+        self._laid = len(self._lines)
         self._set_virtual_size()
         self.refresh()
 
@@ -250,7 +255,7 @@ class MessagePane(ScrollView, can_focus=False):
     # -- rendering -------------------------------------------------------------
 
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(f"message-pane--{name}", partial=True)
+        return self.get_component_rich_style(f"message-pane--{name}")
 
     def _render_item(self, item: Item) -> list[Strip]:
         key = (item.seq, self._layout_width)
@@ -263,16 +268,33 @@ class MessagePane(ScrollView, can_focus=False):
 
     def _draw(self, item: Item) -> list[Strip]:
         width = self._layout_width
-        console = self.app.console
         if isinstance(item, Banner):
-            text = Text(item.text, style=self._style("banner"), justify="center")
-            return [Strip(text.render(console)).crop_extend(0, width, None)]
+            style = self._style("banner")
+            left = max(0, (width - cell_len(item.text)) // 2)
+            return [Strip([Segment(" " * left + item.text, style)]).crop_extend(0, width, None)]
         if isinstance(item, DayMark):
             label = f" {item.label} "
             side = max(0, (width - cell_len(label)) // 2)
-            text = Text("─" * side + label + "─" * side, style=self._style("day"))
-            return [Strip(text.render(console)).crop_extend(0, width, None)]
+            segment = Segment("─" * side + label + "─" * side, self._style("day"))
+            return [Strip([segment]).crop_extend(0, width, None)]
         return self._draw_line(item)
+
+    def _gutter(self, line: ChatLine, base: Style) -> list[Segment]:
+        """The nick column: right-aligned nick, ``*`` for actions, a mark for the rest."""
+        nick_style = Style(color=nick_color(line.nick), bold=line.own)
+        if line.kind == LineKind.ACTION:
+            return [Segment("*".rjust(NICK_WIDTH), nick_style)]
+        if line.kind == LineKind.MESSAGE:
+            width = NICK_WIDTH - 1 if line.bot else NICK_WIDTH
+            shown = line.nick if len(line.nick) <= width else line.nick[: width - 1] + "…"
+            segments = [Segment(shown.rjust(width), nick_style)]
+            if line.bot:
+                segments.append(Segment("⚙", self._style("bot")))
+            return segments
+        if line.kind == LineKind.NOTICE and line.nick:
+            return [Segment(f"-{line.nick[: NICK_WIDTH - 2]}-".rjust(NICK_WIDTH), base)]
+        mark = "!" if line.kind == LineKind.ERROR else "·"
+        return [Segment(mark.rjust(NICK_WIDTH), base)]
 
     def _draw_line(self, line: ChatLine) -> list[Strip]:
         console = self.app.console
@@ -284,43 +306,23 @@ class MessagePane(ScrollView, can_focus=False):
         if line.mention:
             base = base + self._style("mention")
         body = irc_to_text(line.text, base)
-        nick_style = Style(color=nick_color(line.nick), bold=line.own)
         if line.kind == LineKind.ACTION:
-            who = Text(line.nick + " ", style=nick_style)
-            body = Text.assemble(who, body, style=base)
-            gutter_nick = Text("*".rjust(NICK_WIDTH), style=nick_style)
-        elif line.kind == LineKind.MESSAGE:
-            shown = line.nick if len(line.nick) <= NICK_WIDTH else line.nick[: NICK_WIDTH - 1] + "…"
-            gutter_nick = Text(shown.rjust(NICK_WIDTH), style=nick_style)
-            if line.bot:
-                gutter_nick = Text.assemble(
-                    Text(shown.rjust(NICK_WIDTH - 1)[-(NICK_WIDTH - 1) :], style=nick_style),
-                    Text("⚙", style=self._style("bot")),
-                )
-        elif line.kind == LineKind.NOTICE and line.nick:
-            gutter_nick = Text(f"-{line.nick[: NICK_WIDTH - 2]}-".rjust(NICK_WIDTH), style=base)
-        elif line.kind == LineKind.ERROR:
-            gutter_nick = Text("!".rjust(NICK_WIDTH), style=base)
-        else:
-            gutter_nick = Text("·".rjust(NICK_WIDTH), style=base)
-        text_width = self._text_width()
-        rows = body.wrap(console, text_width, no_wrap=False, overflow="fold")
-        time_style = self._style("time")
+            who = Text()
+            who.append(line.nick + " ", Style(color=nick_color(line.nick), bold=line.own))
+            body = who + body
+        rows = body.wrap(console, self._text_width(), no_wrap=False, overflow="fold")
+        head = [
+            Segment(stamp, self._style("time")),
+            Segment(" "),
+            *self._gutter(line, base),
+            Segment(" "),
+        ]
+        pad = [Segment(" " * (TIME_WIDTH + NICK_WIDTH + 2))]
         strips: list[Strip] = []
-        pad = Segment(" " * (TIME_WIDTH + NICK_WIDTH + 2), base)
         for i, row in enumerate(rows or [Text("")]):
             row.end = ""
-            if i == 0:
-                head = [
-                    Segment(stamp, time_style),
-                    Segment(" "),
-                    *gutter_nick.render(console),
-                    Segment(" ", base),
-                ]
-            else:
-                head = [pad]
-            segments = [*head, *row.render(console)]
-            strips.append(Strip(segments).crop_extend(0, self._layout_width, base))
+            segments = [*(head if i == 0 else pad), *row.render(console)]
+            strips.append(Strip(segments).crop_extend(0, self._layout_width, None))
         return strips
 
     def render_line(self, y: int) -> Strip:

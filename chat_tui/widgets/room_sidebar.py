@@ -74,7 +74,7 @@ class RoomSidebar(ScrollView, can_focus=False):
             self.scroll_to(y=max(0, row - height + 1), animate=False, immediate=True)
 
     def _style(self, name: str) -> Style:
-        return self.get_component_rich_style(f"room-sidebar--{name}", partial=True)
+        return self.get_component_rich_style(f"room-sidebar--{name}")
 
     def render_line(self, y: int) -> Strip:
         width = self.scrollable_content_region.width

@@ -1,0 +1,1 @@
+"""chat-tui: the full-screen Textual client of distchat (IRC + IRCv3)."""

@@ -1,0 +1,408 @@
+"""The chat-tui application: layout, key bindings, and wiring between state and widgets.
+
+Protocol events arrive as ``ClientEvent`` messages from one long-lived worker; they
+change ``ChatState``, and the ``Update`` it returns says which widgets to redraw.
+Handlers never await the network: sending goes through ``ChatSession.submit``.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import tzinfo
+from pathlib import Path
+
+from textual import on, work
+from textual.app import App, ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Input
+
+from chat_protocol import Message
+from chat_protocol.client_types import Connected, Disconnected, NickFallback, Received
+from chat_tui import commands
+from chat_tui.commands import Effect
+from chat_tui.config import Settings
+from chat_tui.keymap import COMMAND_PALETTE_KEY, DEFAULT_KEYS, bindings
+from chat_tui.messages import ClientEvent, HistoryLoaded, SendFailed
+from chat_tui.model import LineKind, Room
+from chat_tui.screens.help import HelpScreen
+from chat_tui.screens.room_list import RoomListScreen
+from chat_tui.screens.room_switcher import RoomSwitcher
+from chat_tui.session import ChatSession, Typing
+from chat_tui.state import ChatState, Update
+from chat_tui.widgets.chat_input import ChatInput
+from chat_tui.widgets.member_list import MemberList
+from chat_tui.widgets.message_pane import MessagePane
+from chat_tui.widgets.room_sidebar import RoomEntry, RoomSidebar
+from chat_tui.widgets.status_line import StatusLine
+from chat_tui.widgets.topic_line import TopicLine
+
+TYPING_RESEND_SECONDS = 3.0
+ROOM_ACTIONS = {"step_room", "jump_room", "next_unread", "switch_room", "toggle_members"}
+
+
+class ChatApp(App[None]):
+    """A full-screen IRC client; ``session`` None runs without a network (tests, demos)."""
+
+    CSS_PATH = Path(__file__).with_name("chat_tui.tcss")
+    TITLE = "distchat"
+    COMMAND_PALETTE_BINDING = COMMAND_PALETTE_KEY
+    BINDINGS = bindings()
+
+    def __init__(
+        self, settings: Settings, session: ChatSession | None = None, tz: tzinfo | None = None
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.session = session
+        self.tz = tz
+        network = str(settings.servers[0]) if settings.servers else "local"
+        self.state = ChatState(settings.nick, network)
+        self._typing_sent_at = 0.0
+        self._typing_target = ""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="main"):
+            yield RoomSidebar(id="sidebar")
+            with Vertical(id="centre"):
+                yield TopicLine(id="topic")
+                yield MessagePane(tz=self.tz, id="pane")
+                yield ChatInput(placeholder="type a message, /help for commands", id="input")
+            yield MemberList(id="members")
+        yield StatusLine(id="status")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.theme = self.settings.theme
+        self.update_keymap(self.settings.keybindings)
+        self.query_one(MessagePane).timestamp_format = self.settings.timestamp_format
+        self.set_class(not self.settings.show_members, "-hide-members")
+        self.query_one(ChatInput).focus()
+        self._show_current()
+        self._refresh_status()
+        self.set_interval(1.0, self._refresh_status)
+        if self.session is not None:
+            self.state.note(f"connecting to {', '.join(map(str, self.settings.servers))}…")
+            self._show_current()
+            self.run_connection()
+
+    @work(exclusive=True, group="irc")
+    async def run_connection(self) -> None:
+        """The one long-lived worker of the connection: events become messages."""
+        assert self.session is not None
+        await self.session.run(self.post_message)
+
+    # -- events from the connection -------------------------------------------
+
+    def on_client_event(self, message: ClientEvent) -> None:
+        event = message.event
+        state = self.state
+        if isinstance(event, Received):
+            self.apply_message(event.message, event.history)
+        elif isinstance(event, Connected):
+            state.connection.state = "connected"
+            state.connection.server = str(event.server)
+            state.connection.retry_in = None
+            state.nick = event.nick
+            self._refresh(state.note(f"connected to {event.server} as {event.nick}"))
+        elif isinstance(event, Disconnected):
+            state.connection.state = "offline"
+            state.connection.retry_in = event.retry_in
+            state.connection.reason = event.reason
+            for room in state.rooms.values():
+                room.joined = room.is_server or room.is_query
+                room.loading_history = False
+            when = f", retrying in {event.retry_in:.1f}s" if event.retry_in else ""
+            self._refresh(state.note(f"disconnected: {event.reason}{when}", LineKind.ERROR))
+            self._refresh_sidebar()
+        elif isinstance(event, NickFallback):
+            text = f"nick {event.wanted} is taken; you are {event.got}"
+            state.nick = event.got
+            self._refresh(state.note(text))
+            self.notify(text, title="Nick in use")
+        self._refresh_status()
+
+    def apply_message(self, msg: Message, history: bool = False) -> None:
+        """Apply one IRC message and redraw what it changed (also used by tests)."""
+        self._refresh(self.state.apply(msg, history))
+
+    def on_history_loaded(self, message: HistoryLoaded) -> None:
+        room = self.state.room(message.room)
+        if room is None:
+            return
+        room.loading_history = False
+        if message.failed:
+            self.notify(f"history for {room.name}: {message.failed}", severity="warning")
+        elif not message.messages:
+            room.history_exhausted = True
+        update = self.state.apply_older(message.messages)
+        update.reordered.add(room.key)
+        self._refresh(update)
+
+    def on_send_failed(self, message: SendFailed) -> None:
+        chat_input = self.query_one(ChatInput)
+        if message.text and not chat_input.value:
+            chat_input.value = message.text
+            chat_input.cursor_position = len(message.text)
+        self._refresh(self.state.note(message.error, LineKind.ERROR))
+
+    # -- redrawing --------------------------------------------------------------
+
+    def _refresh(self, update: Update) -> None:
+        state = self.state
+        if update.focus and update.focus in state.rooms and update.focus != state.current:
+            self._switch(update.focus)
+        elif update.focus == state.current and update.focus not in state.rooms:
+            self._show_current()
+        current = state.current
+        pane = self.query_one(MessagePane)
+        if current in update.reordered:
+            pane.reload(banner=self._banner(state.current_room))
+            self._maybe_load_older()
+        elif current in update.appended:
+            pane.sync()
+        if current in update.members:
+            self._refresh_members()
+        if current in update.topic:
+            self._refresh_topic()
+        if update.sidebar or update.appended or update.reordered:
+            self._refresh_sidebar()
+        if update.status:
+            self._refresh_status()
+        if update.room_list and isinstance(self.screen, RoomListScreen):
+            self.screen.update_entries(state.room_list, state.room_list_done)
+        for toast in update.toasts:
+            self.notify(toast)
+
+    def _banner(self, room: Room) -> str:
+        if not room.is_channel:
+            return ""
+        if room.loading_history:
+            return "loading older messages…"
+        if room.history_exhausted:
+            return "— beginning of the conversation —"
+        return ""
+
+    def _show_current(self) -> None:
+        room = self.state.current_room
+        self.query_one(MessagePane).show(room.lines, room.scroll_anchor, self._banner(room))
+        chat_input = self.query_one(ChatInput)
+        chat_input.value = room.draft
+        chat_input.cursor_position = len(room.draft)
+        self._refresh_topic()
+        self._refresh_members()
+        self._refresh_sidebar()
+        self._refresh_status()
+        self._maybe_load_older()
+
+    def _refresh_topic(self) -> None:
+        room = self.state.current_room
+        topic = self.query_one(TopicLine)
+        topic.room = self.state.connection.network if room.is_server else room.name
+        if room.is_query:
+            topic.topic = f"direct conversation with {room.name}"
+        else:
+            topic.topic = room.topic
+
+    def _refresh_members(self) -> None:
+        room = self.state.current_room
+        self.query_one(MemberList).set_members(room.sorted_members(), room.bots, room.away)
+        chat_input = self.query_one(ChatInput)
+        chat_input.nicks = [nick for _, nick in room.sorted_members() if nick != self.state.nick]
+        chat_input.rooms = [r.name for r in self.state.ordered_rooms() if r.is_channel]
+
+    def _refresh_sidebar(self) -> None:
+        self.query_one(RoomSidebar).set_rooms(self.room_entries(), self.state.current)
+
+    def room_entries(self) -> list[RoomEntry]:
+        state = self.state
+        return [
+            RoomEntry(
+                room.key,
+                state.connection.network if room.is_server else room.name,
+                room.unread,
+                room.mentions,
+                room.joined or not room.is_channel,
+            )
+            for room in state.ordered_rooms()
+        ]
+
+    def _refresh_status(self) -> None:
+        state, status = self.state, self.query_one(StatusLine)
+        conn = state.connection
+        status.state = conn.state
+        status.server = conn.server
+        status.nick = state.nick
+        status.away = conn.away
+        status.retry_in = conn.retry_in
+        status.lag = self.session.lag if self.session is not None else conn.lag
+        status.typing = tuple(state.current_room.typing_now())
+
+    # -- room switching ---------------------------------------------------------
+
+    def _switch(self, key: str) -> None:
+        state = self.state
+        old = state.current_room
+        old.draft = self.query_one(ChatInput).value
+        old.scroll_anchor = self.query_one(MessagePane).anchor()
+        if state.switch(key):
+            self._show_current()
+
+    def _maybe_load_older(self) -> None:
+        """Ask for older lines when the reader sits at the top of a room that has more."""
+        room = self.state.current_room
+        pane = self.query_one(MessagePane)
+        if (
+            self.session is None
+            or not self.session.connected
+            or not room.is_channel
+            or not room.joined
+            or room.loading_history
+            or room.history_exhausted
+            or pane.scroll_y > 0
+        ):
+            return
+        oldest = room.oldest
+        room.loading_history = True
+        pane.set_banner(self._banner(room))
+        before = oldest.msgid if oldest is not None and oldest.msgid else None
+        self.run_worker(
+            self.session.load_older(room.name, before, self.post_message), group="history"
+        )
+
+    @on(MessagePane.NearTop)
+    def _near_top(self) -> None:
+        self._maybe_load_older()
+
+    @on(RoomSidebar.Selected)
+    def _sidebar_selected(self, message: RoomSidebar.Selected) -> None:
+        self._switch(message.key)
+
+    # -- input ----------------------------------------------------------------
+
+    @on(Input.Submitted, "#input")
+    def _submitted(self, event: Input.Submitted) -> None:
+        chat_input = self.query_one(ChatInput)
+        line = event.value
+        if not line.strip():
+            return
+        chat_input.remember(line)
+        chat_input.value = ""
+        self._typing_sent_at = 0.0
+        for effect in commands.run(line, self.state):
+            self.carry_out(effect, line)
+
+    def carry_out(self, effect: Effect, typed: str = "") -> None:
+        """Do what a command asked: queue network sends, open rooms and screens."""
+        state = self.state
+        match effect:
+            case commands.Note(text, kind):
+                self._refresh(state.note(text, kind))
+            case commands.OpenRoom(name):
+                room, _ = state.ensure_room(name)
+                self._switch(room.key)
+            case commands.CloseRoom(name):
+                state.remove_room(name)
+                self._show_current()
+            case commands.ShowScreen("help"):
+                self.action_help()
+            case commands.ShowScreen("list"):
+                self.push_screen(
+                    RoomListScreen(state.room_list, state.room_list_done), self._joined_from_list
+                )
+            case commands.Quit(reason):
+                self.quit_with(reason)
+            case _ if self.session is None or not self.session.connected:
+                self.query_one(ChatInput).value = typed
+                self._refresh(state.note("offline — not sent; your text is kept", LineKind.ERROR))
+            case commands.Say() | commands.Send() | commands.Join() | commands.Part():
+                self.session.submit(effect)
+
+    def _joined_from_list(self, name: str | None) -> None:
+        if name:
+            self.carry_out(commands.run(f"/join {name}", self.state)[0])
+
+    @on(Input.Changed, "#input")
+    def _typing(self, event: Input.Changed) -> None:
+        room = self.state.current_room
+        if not self.settings.send_typing or self.session is None or not self.session.connected:
+            return
+        if room.is_server or event.value.startswith("/"):
+            return
+        now = time.monotonic()
+        if event.value and now - self._typing_sent_at > TYPING_RESEND_SECONDS:
+            self._typing_sent_at = now
+            self._typing_target = room.name
+            self.session.submit(Typing(room.name, "active"))
+        elif not event.value and self._typing_sent_at and self._typing_target == room.name:
+            self._typing_sent_at = 0.0
+            self.session.submit(Typing(room.name, "done"))
+
+    # -- actions ----------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Room keys do nothing while a dialog (room list, switcher, help) is open.
+        if action in ROOM_ACTIONS or action in ("scroll_pane", "room_list", "help"):
+            return self.screen is self.screen_stack[0]
+        return True
+
+    def action_step_room(self, delta: int) -> None:
+        self._switch(self.state.step(delta))
+
+    def action_jump_room(self, number: int) -> None:
+        rooms = self.state.ordered_rooms()
+        if 0 < number <= len(rooms):
+            self._switch(rooms[number - 1].key)
+
+    def action_next_unread(self) -> None:
+        key = self.state.next_unread()
+        if key is None:
+            self.bell()
+        else:
+            self._switch(key)
+
+    def action_switch_room(self) -> None:
+        def chosen(key: str | None) -> None:
+            if key:
+                self._switch(key)
+
+        self.push_screen(RoomSwitcher(self.room_entries(), self.state.current), chosen)
+
+    def action_toggle_members(self) -> None:
+        self.toggle_class("-hide-members")
+
+    def action_room_list(self) -> None:
+        for effect in commands.run("/list", self.state):
+            self.carry_out(effect)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self.key_help()))
+
+    def key_help(self) -> list[tuple[str, str]]:
+        """(keys, description) for every app binding, as rebound by the config."""
+        keys = []
+        for binding_id, (default, _action, description) in DEFAULT_KEYS.items():
+            if binding_id.startswith("room_") and binding_id != "room_list":
+                continue
+            keys.append((self.settings.keybindings.get(binding_id, default), description))
+        keys.append(("alt+1 … alt+9", "Go to room 1-9"))
+        keys.append((COMMAND_PALETTE_KEY, "Command palette"))
+        return keys
+
+    def action_scroll_pane(self, direction: int) -> None:
+        self.query_one(MessagePane).page(direction)
+
+    async def action_quit(self) -> None:
+        self.quit_with("Leaving")
+
+    def quit_with(self, reason: str) -> None:
+        """Say goodbye to the server (in a worker), then exit."""
+        if self.session is None:
+            self.exit()
+            return
+
+        async def goodbye() -> None:
+            assert self.session is not None
+            await self.session.close(reason)
+            self.exit()
+
+        self.run_worker(goodbye(), group="quit", exclusive=True)

@@ -1,0 +1,76 @@
+"""``chat-tui``: parse flags, read the config, start a local server if none is given."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from chat_tui import locations
+from chat_tui.config import ConfigError, Settings, load
+from chat_tui.localserver import LocalServer, LocalServerError
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="chat-tui",
+        description="A terminal chat client (IRC). Without --server it starts a local server.",
+    )
+    parser.add_argument("--server", metavar="HOST:PORT[,HOST:PORT…]", help="servers, in order")
+    parser.add_argument("--nick", metavar="NAME", help="your nick")
+    parser.add_argument("--password", metavar="PASS", help="server password")
+    parser.add_argument("--join", metavar="'#a,#b'", help="rooms to join")
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        type=Path,
+        help=f"config file (default {locations.config_file()})",
+    )
+    return parser
+
+
+def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
+    """Settings from the config file and flags; exits with a one-line error when wrong."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    path = args.config or locations.config_file()
+    if args.config is not None and not path.exists():
+        parser.exit(2, f"chat-tui: error: config file {path} does not exist\n")
+    try:
+        return load(
+            path, servers=args.server, nick=args.nick, password=args.password, join=args.join
+        )
+    except ConfigError as exc:
+        parser.exit(2, f"chat-tui: error: {exc}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``chat-tui``."""
+    settings = settings_from_args(argv)
+    local: LocalServer | None = None
+    if not settings.servers:
+        local = LocalServer(locations.local_history_db(), locations.local_server_log())
+        print(f"chat-tui: starting a local chat-server (history in {local.history_db})…")
+        try:
+            settings.servers = [local.start()]
+        except LocalServerError as exc:
+            print(f"chat-tui: error: {exc}", file=sys.stderr)
+            return 1
+        if not settings.rooms:
+            settings.rooms = ["#general"]
+    # Imported late so that --help and config errors answer without loading Textual.
+    from chat_tui.app import ChatApp
+    from chat_tui.session import ChatSession
+
+    try:
+        app = ChatApp(settings, ChatSession(settings))
+        app.run()
+    finally:
+        if local is not None:
+            local.stop()
+    return app.return_code or 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

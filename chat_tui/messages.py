@@ -1,0 +1,35 @@
+"""Textual messages that carry connection events into the UI."""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from chat_protocol import Message as IRCMessage
+from chat_protocol.client_types import Event
+
+
+class ClientEvent(Message):
+    """One event from the IRC connection, delivered on the UI's message queue."""
+
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class SendFailed(Message):
+    """An outgoing line could not be sent; ``text`` is what the user typed, to keep."""
+
+    def __init__(self, text: str, error: str) -> None:
+        super().__init__()
+        self.text = text
+        self.error = error
+
+
+class HistoryLoaded(Message):
+    """Older messages for ``room`` arrived (empty: there are no more)."""
+
+    def __init__(self, room: str, messages: list[IRCMessage], failed: str = "") -> None:
+        super().__init__()
+        self.room = room
+        self.messages = messages
+        self.failed = failed

@@ -1,0 +1,124 @@
+"""The connection side of the client: owns the ``IRCClient``, does all network I/O.
+
+The UI calls ``submit`` (never awaits the network); a sender task sends in order.
+``run`` turns every client event into a Textual message, so widgets are only touched
+on the UI side. Nothing here imports a widget.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from textual.message import Message
+
+from chat_protocol.client import IRCClient
+from chat_protocol.client_types import ClientConfig, NotConnected
+from chat_tui.commands import Join, Part, Say, Send
+from chat_tui.config import Settings
+from chat_tui.messages import ClientEvent, HistoryLoaded, SendFailed
+
+HISTORY_PAGE = 100
+Post = Callable[[Message], object]
+
+
+@dataclass(frozen=True, slots=True)
+class Typing:
+    """A +typing notification for ``target`` (active, paused or done)."""
+
+    target: str
+    state: str
+
+
+Outgoing = Say | Send | Join | Part | Typing
+
+
+class ChatSession:
+    """One logical connection (it reconnects by itself) and its send queue."""
+
+    def __init__(self, settings: Settings, client: IRCClient | None = None) -> None:
+        self.settings = settings
+        self.client = client or IRCClient(
+            ClientConfig(
+                servers=list(settings.servers),
+                nick=settings.nick,
+                password=settings.password,
+                channels=list(settings.rooms),
+            )
+        )
+        self._outbox: asyncio.Queue[Outgoing] = asyncio.Queue()
+
+    @property
+    def connected(self) -> bool:
+        return self.client.connected
+
+    @property
+    def lag(self) -> float | None:
+        return self.client.lag
+
+    def submit(self, item: Outgoing) -> None:
+        """Queue something to send; returns at once (safe in a UI handler)."""
+        self._outbox.put_nowait(item)
+
+    async def run(self, post: Post) -> None:
+        """Connect (and reconnect) until closed, posting every event to the UI."""
+        runner = asyncio.create_task(self.client.run())
+        sender = asyncio.create_task(self._send_loop(post))
+        try:
+            async for event in self.client.events():
+                post(ClientEvent(event))
+        finally:
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+            if not runner.done():
+                await self.client.close("client stopped")
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await runner
+
+    async def close(self, reason: str) -> None:
+        """QUIT with ``reason``; waits at most a few seconds for the server."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.client.close(reason), 5.0)
+
+    async def _send_loop(self, post: Post) -> None:
+        while True:
+            item = await self._outbox.get()
+            try:
+                await self._send(item)
+            except NotConnected:
+                if isinstance(item, Say):
+                    post(SendFailed(item.text, "offline — your text is back in the input"))
+            except (ValueError, OSError) as exc:
+                text = item.text if isinstance(item, Say) else ""
+                post(SendFailed(text, f"could not send: {exc}"))
+
+    async def _send(self, item: Outgoing) -> None:
+        client = self.client
+        match item:
+            case Say(target, text, True):
+                await client.action(target, text)
+            case Say(target, text, False):
+                await client.privmsg(target, text)
+            case Send(line):
+                await client.send(line)
+            case Join(room, key):
+                await client.join(room, key)
+            case Part(room, reason):
+                await client.part(room, reason)
+            case Typing(target, state):
+                await client.tagmsg(target, {"+typing": state})
+
+    async def load_older(self, room: str, before: str | None, post: Post) -> None:
+        """Fetch a page of history before ``before`` (a msgid; None: the latest page)."""
+        try:
+            if before is None:
+                messages = await self.client.history_latest(room, HISTORY_PAGE)
+            else:
+                messages = await self.client.history_before(room, before, HISTORY_PAGE)
+        except (NotConnected, TimeoutError, OSError) as exc:
+            post(HistoryLoaded(room, [], failed=str(exc) or type(exc).__name__))
+            return
+        post(HistoryLoaded(room, messages))
