@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime, timedelta
 
 from textual.app import App, ComposeResult
@@ -78,22 +77,22 @@ async def test_long_lines_wrap_with_hanging_indent_and_urls_intact() -> None:
         assert any(url in r for r in rows)
 
 
-async def test_ten_thousand_lines_render_fast() -> None:
+async def test_ten_thousand_lines_lay_out_and_scroll() -> None:
+    """A big room is drawn line by line at any scroll position (speed: see benchmarks)."""
     room = Room("#big")
     for i in range(10_000):
         room.add(line(i, f"message number {i} with some text"))
     app = PaneApp()
     async with app.run_test(size=(120, 40)) as pilot:
         pane = app.query_one(MessagePane)
-        started = time.perf_counter()
         pane.show(room.lines)
         await pilot.pause()
-        laid_out = time.perf_counter() - started
-        started = time.perf_counter()
-        for y in range(0, 9_000, 300):
-            pane.scroll_to(y=y, animate=False, immediate=True)
-            for row in range(40):
-                pane.render_line(row)
-        scrolled = time.perf_counter() - started
         assert pane.item_count == 10_001  # one day separator
-        assert laid_out < 2.0 and scrolled < 2.0, (laid_out, scrolled)
+        for y in range(300, 9_000, 300):
+            pane.scroll_to(y=y, animate=False, immediate=True)
+            rows = [pane.render_line(row).text for row in range(40)]
+            numbers = [
+                int(r.split("message number ")[1].split()[0]) for r in rows if "message number" in r
+            ]
+            assert len(numbers) >= 30
+            assert numbers == sorted(numbers) and numbers[0] >= y - 2
