@@ -98,6 +98,13 @@ class LastSeen:
 
     msgid: str | None = None
     time: str | None = None
+    msgid_time: str | None = None  # time of the message ``msgid`` names
+
+
+def _not_older(new: str, old: str | None) -> bool:
+    """True when time ``new`` is at least ``old`` (or either cannot be read)."""
+    new_at, old_at = parse_time(new), parse_time(old)
+    return new_at is None or old_at is None or new_at >= old_at
 
 
 class SessionState:
@@ -200,14 +207,11 @@ class SessionState:
         if chan is None or (time is None and msgid is None):
             return
         last = self.last_seen.setdefault(chan, LastSeen())
-        new_time = parse_time(time)
-        old_time = parse_time(last.time)
-        if new_time is not None and old_time is not None and new_time < old_time:
-            return  # older history (scrollback) never moves the mark back
-        if time is not None:
+        # Older history (scrollback, replays) never moves a mark back.
+        if time is not None and _not_older(time, last.time):
             last.time = time
-        if msgid is not None:
-            last.msgid = msgid
+        if msgid is not None and (time is None or _not_older(time, last.msgid_time)):
+            last.msgid, last.msgid_time = msgid, time
         state = self.channels.get(chan)
         if state is not None:
             state.last_msgid, state.last_time = last.msgid, last.time

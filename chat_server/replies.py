@@ -16,6 +16,7 @@ class Replies:
 
     def send_raw(self: Server, user: User, line: str) -> None:
         """Send one formatted line (no CRLF) to ``user``."""
+        self.write_pending()  # keep order: room messages produced earlier go first
         conn = user.conn
         if conn is not None:
             conn.write((line + "\r\n").encode(), self.dirty, self.config.sendq_max)
@@ -52,6 +53,7 @@ class Replies:
         conn = user.conn
         if conn is None:
             return
+        self.write_pending()
         tag = f"label={format_tags({'label': label}).split('=', 1)[1]}"
         write = conn.write
         dirty, sendq = self.dirty, self.config.sendq_max

@@ -23,6 +23,7 @@ from chat_protocol.message import Message, MessageError, format_tags
 from chat_server.commands import COMMANDS, HandlerFunc, load_handlers
 from chat_server.config import ServerConfig
 from chat_server.connection import MAX_BODY, TOO_LONG, Connection
+from chat_server.fanout import RoomBatch, append_to_all, write_batch
 from chat_server.history import HistoryStore, StoredMessage, format_time
 from chat_server.loop import EventLoop
 from chat_server.model import TAGS_MSG, TAGS_TIME, Channel, User, group_by_tag_mode
@@ -48,6 +49,7 @@ class Server(Replies):
         self.per_address: dict[str, int] = {}
         self.dirty: list[Connection] = []
         self._paused: set[int] = set()  # fds whose reading waits for flood tokens
+        self._batch: RoomBatch | None = None  # room messages not yet in member buffers
         self.history = history or HistoryStore(None)
         self.created = time.time()
         self._msgid_prefix = (config.node_id or secrets.token_hex(4))[:16]
@@ -107,6 +109,7 @@ class Server(Replies):
 
     def shutdown(self) -> None:
         """Tell every client, flush what we can within a second, and persist history."""
+        self.write_pending()
         farewell = b"ERROR :Server shutting down\r\n"
         for conn in list(self.conns.values()):
             conn.outbuf += farewell
@@ -190,6 +193,7 @@ class Server(Replies):
 
     def flush_dirty(self) -> None:
         """Send every buffer that grew this round, in one call each."""
+        self.write_pending()
         dirty = self.dirty
         if not dirty:
             return
@@ -309,6 +313,7 @@ class Server(Replies):
         """Close a client: QUIT to its rooms, ERROR to it, free its nick."""
         if conn.fd not in self.conns:
             return
+        self.write_pending()
         user = conn.user
         if user is not None:
             if user.registered:
@@ -408,31 +413,48 @@ class Server(Replies):
         ``sender`` (when given) gets the message only with ``echo``; writes to the
         sender go through ``Connection.write`` so a labeled response can capture them.
         """
-        if isinstance(recipients, Channel):
-            groups = recipients.fanout_groups()
-        else:
-            groups = group_by_tag_mode(recipients)
         body = Message(command, params, source).to_str() + "\r\n"
         when = time.time() if when is None else when
+        sender_conn = sender.conn if sender is not None else None
+        if isinstance(recipients, Channel) and not (
+            echo and sender_conn is not None and sender_conn.capture is not None
+        ):
+            skip = None if echo else sender_conn
+            batch = self._batch
+            if batch is None or not batch.matches(recipients, skip):
+                self.write_pending()
+                batch = self._batch = RoomBatch(recipients, skip)
+            for mode, conns in enumerate(batch.groups):
+                if conns and not (tags_only and not mode & TAGS_MSG):
+                    batch.parts[mode].append(
+                        self._format_variant(mode, body, client_tags, msgid, when, bot)
+                    )
+            return
+        self.write_pending()
+        groups = (
+            recipients.fanout_groups()
+            if isinstance(recipients, Channel)
+            else group_by_tag_mode(recipients)
+        )
         dirty = self.dirty
         sendq_max = self.config.sendq_max
-        sender_conn = sender.conn if sender is not None else None
         for mode, conns in enumerate(groups):
             if not conns or (tags_only and not mode & TAGS_MSG):
                 continue
             data = self._format_variant(mode, body, client_tags, msgid, when, bot)
-            for conn in conns:
-                if conn is sender_conn:
-                    if echo:
-                        conn.write(data, dirty, sendq_max)
-                    continue
-                buf = conn.outbuf
-                if not buf:
-                    dirty.append(conn)
-                buf += data
-                if len(buf) > sendq_max and not conn.closing:
-                    conn.closing = "SendQ exceeded"
-                    dirty.append(conn)
+            if sender_conn is not None and sender_conn in conns:
+                if echo:
+                    sender_conn.write(data, dirty, sendq_max)
+                append_to_all(conns, data, sender_conn, dirty, sendq_max)
+            else:
+                append_to_all(conns, data, None, dirty, sendq_max)
+
+    def write_pending(self) -> None:
+        """Append the open room batch to its members' buffers (see fanout.py)."""
+        batch = self._batch
+        if batch is not None:
+            self._batch = None
+            write_batch(batch, self.dirty, self.config.sendq_max)
 
     def _format_variant(
         self,

@@ -133,22 +133,21 @@ class Client:
             return
         worker = self.worker
         meas = worker.meas
-        lats = meas.lats
+        append = meas.lats.append
         trackers = self.trackers
         mine = self.sid
-        delivered = 0
-        for item in found:
-            room, sid, seq, sched = item
+        echoes = 0
+        for room, sid, seq, sched in found:
             if sid == mine:
+                echoes += 1
                 meas.echo_lats.append(now_us - int(sched))
                 if self.echo_ack:
                     self.in_flight -= 1
                     worker.wants_send.add(self)
                 continue
-            key = (sid, room)
-            st = trackers.get(key)
+            st = trackers.get((sid, room))
             if st is None:
-                st = trackers[key] = new_state()
+                st = trackers[(sid, room)] = new_state()
                 st[ACK] = worker.witness_ack(self, sid, room)
             q = int(seq)
             if q == st[HI] + 1:
@@ -156,16 +155,15 @@ class Client:
                 st[UNIQUE] += 1
             else:
                 record_out_of_line(st, q)
-            lats.append(now_us - int(sched))
-            ack = st[ACK]
-            if ack is not None:
-                ack()
-            delivered += 1
+            append(now_us - int(sched))
+            if st[ACK] is not None:
+                st[ACK]()
+        delivered = len(found) - echoes
         if delivered:
             meas.delivered[worker.cur_interval] += delivered
             meas.delivered_total += delivered
             if worker.sampling_raw:
-                if len(found) != delivered:
+                if echoes:
                     found = [f for f in found if f[1] != mine]
                 meas.raw_chunks.append((now_us, self.index, found))
 

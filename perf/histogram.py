@@ -23,19 +23,28 @@ def new_histogram(digits: int = 3) -> HdrHistogram:
     return HdrHistogram(LOWEST_US, HIGHEST_US, digits)
 
 
-def record_batch(hist: HdrHistogram, values: Iterable[int] | np.ndarray) -> int:
-    """Record many latencies at once; returns how many were recorded."""
+def quantize(values: Iterable[int] | np.ndarray) -> tuple[list[int], list[int]]:
+    """Distinct values (reduced to HDR precision) and their counts."""
     arr = np.asarray(values if isinstance(values, np.ndarray) else list(values), dtype=np.int64)
     if arr.size == 0:
-        return 0
+        return [], []
     np.clip(arr, LOWEST_US, HIGHEST_US, out=arr)
-    # Reduce to 11 significant bits (>= 3 decimal digits) so equal-bucket values collapse.
+    # Keep 11 significant bits (>= 3 decimal digits) so values in one bucket collapse.
     shift = np.maximum(0, np.floor(np.log2(arr)).astype(np.int64) - 10)
-    quant = (arr >> shift) << shift
-    vals, counts = np.unique(quant, return_counts=True)
-    for v, c in zip(vals.tolist(), counts.tolist(), strict=True):
+    vals, counts = np.unique((arr >> shift) << shift, return_counts=True)
+    return vals.tolist(), counts.tolist()
+
+
+def record_counts(hist: HdrHistogram, vals: list[int], counts: list[int]) -> None:
+    for v, c in zip(vals, counts, strict=True):
         hist.record_value(v, c)
-    return int(arr.size)
+
+
+def record_batch(hist: HdrHistogram, values: Iterable[int] | np.ndarray) -> int:
+    """Record many latencies at once; returns how many were recorded."""
+    vals, counts = quantize(values)
+    record_counts(hist, vals, counts)
+    return sum(counts)
 
 
 def encode(hist: HdrHistogram) -> str:

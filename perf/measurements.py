@@ -52,6 +52,8 @@ class Measurements:
         self.start_us = 0
         self.lats: list[int] = []
         self.echo_lats: list[int] = []
+        self.send_lags: list[int] = []
+        self.send_lag = hg.new_histogram()
         self.total = hg.new_histogram()
         self.echo = hg.new_histogram()
         self.by_interval: dict[int, object] = {}
@@ -73,15 +75,19 @@ class Measurements:
             arr = np.asarray(self.lats, dtype=np.int64)
             self.lats = []
             self.last_batch_p99_us = float(np.percentile(arr, 99))
-            hg.record_batch(self.total, arr)
+            vals, counts = hg.quantize(arr)
+            hg.record_counts(self.total, vals, counts)
             idx = self.interval_of(now_us)
             hist = self.by_interval.get(idx)
             if hist is None:
                 hist = self.by_interval[idx] = hg.new_histogram(2)
-            hg.record_batch(hist, arr)
+            hg.record_counts(hist, vals, counts)
         if self.echo_lats:
             hg.record_batch(self.echo, self.echo_lats)
             self.echo_lats = []
+        if self.send_lags:
+            hg.record_batch(self.send_lag, self.send_lags)
+            self.send_lags = []
         for now, receiver, found in self.raw_chunks:
             self.raw.add_chunk(now, self.start_us, receiver, found)
         self.raw_chunks = []
@@ -91,10 +97,11 @@ class Measurements:
         return {
             "hist": hg.encode(self.total),
             "echo_hist": hg.encode(self.echo),
+            "send_lag_hist": hg.encode(self.send_lag),
             "intervals": {i: hg.encode(h) for i, h in self.by_interval.items()},  # type: ignore[arg-type]
-            "sent": dict(self.sent),
-            "delivered": dict(self.delivered),
-            "registered": dict(self.registered),
+            "sent_series": dict(self.sent),
+            "delivered_series": dict(self.delivered),
+            "registered_series": dict(self.registered),
             "raw_rows": self.raw.rows,
             "raw_stride": self.raw.stride,
             "raw_seen": self.raw.seen,

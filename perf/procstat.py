@@ -23,6 +23,19 @@ def read_cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
+def read_runqueue_wait_s(pid: int | str = "self") -> float | None:
+    """Seconds ``pid`` spent runnable but waiting for a CPU (from /proc/PID/schedstat).
+
+    High values mean other processes took the CPU: measured latency then includes
+    scheduling delay that neither the server nor the generator caused.
+    """
+    try:
+        with open(f"/proc/{pid}/schedstat", "rb") as f:
+            return int(f.read().split()[1]) / 1e9
+    except (OSError, IndexError, ValueError):
+        return None
+
+
 def read_rss_bytes(pid: int) -> int | None:
     try:
         with open(f"/proc/{pid}/statm", "rb") as f:

@@ -126,10 +126,7 @@ def plan(scenario: Scenario, workers: int, tag: str) -> Layout:
     plans: list[ClientPlan] = []
     for i in range(n):
         room_rooms = [room_name(i % rooms)] if rooms else []
-        if rooms >= workers and rooms:
-            worker = (i % rooms) % workers
-        else:
-            worker = i % workers
+        worker = i % rooms % workers if rooms >= workers and rooms else i % workers
         sender = not scenario.storm and i < scenario.senders
         plans.append(ClientPlan(i, nick_for(i, tag), room_rooms, sender, worker))
     members: dict[str, list[int]] = {}
@@ -142,7 +139,9 @@ def plan(scenario: Scenario, workers: int, tag: str) -> Layout:
     return Layout(plans, members, workers)
 
 
-def _pick_witness(sender: ClientPlan, room_members: list[int], plans: list[ClientPlan]) -> int | None:
+def _pick_witness(
+    sender: ClientPlan, room_members: list[int], plans: list[ClientPlan]
+) -> int | None:
     """A receiver in the same room and worker, preferring non-senders (less busy)."""
     local = [m for m in room_members if m != sender.index and plans[m].worker == sender.worker]
     if not local:

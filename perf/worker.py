@@ -8,6 +8,7 @@ Every loop is bounded: registration, traffic and draining all have deadlines.
 
 from __future__ import annotations
 
+import contextlib
 import resource
 import selectors
 import signal
@@ -20,11 +21,12 @@ from perf import histogram as hg
 from perf.connection import CLOSED, READY, Client
 from perf.measurements import Measurements
 from perf.pacing import RateSchedule, window_fill
+from perf.procstat import read_runqueue_wait_s
 from perf.scenario import ClientPlan, Scenario
 from perf.sequence import StreamTally
 
 PROGRESS_EVERY_US = 250_000
-FLUSH_EVERY_US = 100_000
+FLUSH_EVERY_US = 200_000
 MAX_WAIT_S = 0.05
 NO_ACK_REFILL_US = 10_000  # senders with no way to see their messages refill on a timer
 
@@ -79,6 +81,8 @@ class Worker:
         self.stopping = False
         self.cpu_at_go = 0.0
         self.cpu_window: float | None = None
+        self.wait_at_go = 0.0
+        self.wait_window = 0.0
         self.window_wall = 0.0
 
     # -- callbacks from clients ---------------------------------------------------------
@@ -91,10 +95,8 @@ class Worker:
             self.sel.register(client.sock, events, client)  # type: ignore[arg-type]
 
     def unwatch(self, client: Client) -> None:
-        try:
+        with contextlib.suppress(KeyError, ValueError):
             self.sel.unregister(client.sock)  # type: ignore[arg-type]
-        except (KeyError, ValueError):
-            pass
 
     def on_client_closed(self, client: Client, reason: str) -> None:
         self.closed += 1
@@ -111,7 +113,7 @@ class Worker:
     def on_ready(self, client: Client) -> None:
         self.ready += 1
 
-    def witness_ack(self, receiver: Client, sid: bytes, room: bytes):  # noqa: ANN201
+    def witness_ack(self, receiver: Client, sid: bytes, room: bytes):
         """The ack callback when ``receiver`` is the chosen witness for this sender."""
         sender = self.by_index.get(int(sid))
         if sender is None or sender.echo_ack or sender.plan.witness != receiver.index:
@@ -142,9 +144,9 @@ class Worker:
             while pending and pending[-1][0] <= now:
                 _, client = pending.pop()
                 client.connect(self.cfg.host, self.cfg.port, now)
-            if not reported_ready and not self.storm:
+            if not reported_ready:
                 settled = self.ready + self.closed >= len(self.clients)
-                if settled or now >= reg_deadline:
+                if self.storm or settled or now >= reg_deadline:
                     self._send("ready", self._ready_info())
                     reported_ready = True
             if self.started:
@@ -169,10 +171,13 @@ class Worker:
                             self._send_window(now)
                     elif self.cpu_window is None:
                         self.cpu_window = cpu_seconds() - self.cpu_at_go
+                        self.wait_window = (read_runqueue_wait_s() or 0.0) - self.wait_at_go
                         self.window_wall = (now - self.start_us) / 1e6
-                if now >= next_flush:
+                boundary = self.start_us + (self.cur_interval + 1) * self.cfg.interval_us
+                if now >= next_flush or len(self.meas.lats) > 200_000:
                     self.meas.flush(now)
-                    next_flush = now + FLUSH_EVERY_US
+                    # Flush at interval boundaries too, so each batch lands in its interval.
+                    next_flush = min(now + FLUSH_EVERY_US, boundary)
             if now >= next_progress:
                 self._send("progress", self._progress_info())
                 next_progress = now + PROGRESS_EVERY_US
@@ -185,6 +190,11 @@ class Worker:
                     timeout = min(timeout, max(0.0, (due - now) / 1e6))
             if self.started and now < self.start_us:
                 timeout = min(timeout, (self.start_us - now) / 1e6)
+            if timeout < 0.001:
+                # epoll rounds up to whole milliseconds; poll instead of oversleeping so
+                # senders are not late (lateness would count as latency, correctly but
+                # unfairly to the server).
+                timeout = 0
             for key, mask in self.sel.select(timeout):
                 client = key.data
                 t = now_us()
@@ -212,10 +222,12 @@ class Worker:
     def _send_due(self, schedule: RateSchedule, now: int) -> None:
         size = self.scn.msg_size
         n = 0
+        lags = self.meas.send_lags
         for client, times in schedule.due(now).items():
             if client.state == READY:
                 client.send_payloads(times, size)
                 n += len(times)
+                lags.extend(now - t for t in times)
         if n:
             self.meas.sent[self.cur_interval] += n
             self.meas.sent_total += n
@@ -244,6 +256,7 @@ class Worker:
             self.meas.start_us = self.start_us
             self.started = True
             self.cpu_at_go = cpu_seconds()
+            self.wait_at_go = read_runqueue_wait_s() or 0.0
             if self.storm:
                 for c in self.clients:
                     c.connect(self.cfg.host, self.cfg.port, max(now_us(), self.start_us))
@@ -258,6 +271,7 @@ class Worker:
         self.meas.flush(now)
         if self.cpu_window is None and self.started:
             self.cpu_window = cpu_seconds() - self.cpu_at_go
+            self.wait_window = (read_runqueue_wait_s() or 0.0) - self.wait_at_go
             self.window_wall = max(0.0, (min(now, self.end_us) - self.start_us) / 1e6)
         self._send("result", self._result_info())
         for c in self.clients:
@@ -336,7 +350,9 @@ class Worker:
             "connect_tcp": hg.encode(tcp),
             "connect_welcome": hg.encode(welcome),
             "connect_joined": hg.encode(joined),
-            "last_welcome_us": last_welcome - self.start_us if last_welcome and self.storm else None,
+            "last_welcome_us": last_welcome - self.start_us
+            if last_welcome and self.storm
+            else None,
             "registered": self.registered,
             "ready": self.ready,
             "clients": len(self.clients),
@@ -344,6 +360,7 @@ class Worker:
             "echo": sum(1 for c in self.clients if c.echo_ack),
             "errors": dict(self.errors),
             "cpu_window_s": self.cpu_window or 0.0,
+            "runqueue_wait_s": self.wait_window,
             "window_wall_s": self.window_wall,
             "cpu_total_s": cpu_seconds(),
         }
@@ -363,8 +380,8 @@ def worker_main(pipe: Connection, cfg: WorkerConfig) -> None:
     except BaseException as exc:  # report, never hang the coordinator
         import traceback
 
-        try:
-            pipe.send(("error", cfg.worker_id, {"error": traceback.format_exc(), "repr": repr(exc)}))
-        except OSError:
-            pass
+        with contextlib.suppress(OSError):
+            pipe.send(
+                ("error", cfg.worker_id, {"error": traceback.format_exc(), "repr": repr(exc)})
+            )
         raise

@@ -1,0 +1,224 @@
+"""Run distchat's chat-server and ngircd through the same chat-perf scenarios, one after
+the other, each server pinned to CPU 1 and the load generator to CPU 0, and write a
+Markdown results table plus comparison charts into benchmarks/results/.
+
+    python -m benchmarks.run                      # fanout, rooms, chat, storm; 10 s each
+    python -m benchmarks.run --duration 5 --scenarios fanout chat
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from benchmarks.ngircd import NGIRCD, NgircdProcess, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "benchmarks" / "results"
+SCENARIOS = ("fanout", "rooms", "chat", "storm")
+SERVERS = ("distchat", "ngircd")
+
+
+class DistchatProcess:
+    """``python -m chat_server --no-flood-limit`` pinned with taskset, ready on its log line."""
+
+    def __init__(self, workdir: Path, cpus: str) -> None:
+        self.port = free_port()
+        self.workdir = workdir
+        self.cpus = cpus
+        self.proc: subprocess.Popen[str] | None = None
+        self._ready = threading.Event()
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def start(self) -> DistchatProcess:
+        db = self.workdir / f"history-{self.port}.db"
+        cmd = ["taskset", "-c", self.cpus, sys.executable, "-m", "chat_server",
+               "--host", "127.0.0.1", "--port", str(self.port), "--history-db", str(db),
+               "--no-flood-limit"]  # fmt: skip
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        self.proc = subprocess.Popen(
+            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
+            start_new_session=True,
+        )  # fmt: skip
+        threading.Thread(target=self._pump, daemon=True).start()
+        if not self._ready.wait(20):
+            self.stop()
+            raise RuntimeError("chat-server did not log 'listening on'")
+        return self
+
+    def _pump(self) -> None:
+        assert self.proc is not None and self.proc.stdout is not None
+        for line in self.proc.stdout:
+            if "listening on" in line:
+                self._ready.set()
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def run_one(server: str, scenario: str, args: argparse.Namespace, tmp: Path) -> Path:
+    out = RESULTS / "runs" / f"{scenario}-{server}"
+    srv = (
+        DistchatProcess(tmp, args.server_cpus)
+        if server == "distchat"
+        else NgircdProcess(tmp, args.server_cpus)
+    )
+    srv.start()
+    try:
+        time.sleep(0.5)  # let the server settle before the clock starts
+        cmd = ["taskset", "-c", args.load_cpus, sys.executable, "-m", "perf", "run",
+               "--target", srv.address, "--server-pid", str(srv.pid), "--scenario", scenario,
+               "--duration", str(args.duration), "--out", str(out), "--label", server,
+               "--no-progress"]  # fmt: skip
+        print(f"== {scenario} · {server}: {' '.join(cmd[3:])}", flush=True)
+        proc = subprocess.run(
+            cmd, cwd=ROOT, text=True, capture_output=True, timeout=args.duration + 180
+        )
+        sys.stdout.write(proc.stdout)
+        sys.stderr.write(proc.stderr)
+    finally:
+        srv.stop()
+    return out
+
+
+def _fmt(v: float | None, unit: str = "", digits: int = 0) -> str:
+    return "-" if v is None else f"{v:,.{digits}f}{unit}"
+
+
+def _metrics(scenario: str, s: dict) -> list[tuple[str, str]]:
+    lat, tp, acc = s["latency_ms"], s["throughput"], s["accounting"]
+    gen = s["generator"]
+    busy = max([b for b in gen["worker_busy"] if b is not None], default=None)
+    load = _fmt(None if busy is None else busy * 100, "%") + (" ⚠" if gen["saturated"] else "")
+    wait = gen.get("runqueue_wait_fraction")
+    common = [
+        (
+            "generator busy / CPU wait",
+            f"{load} / {_fmt(None if wait is None else wait * 100, '%')}",
+        ),
+        ("server CPU (mean % of a core)", _fmt(s["server"].get("cpu_percent_mean"))),
+    ]
+    if scenario == "storm":
+        w = s["connect_ms"]["welcome"]
+        return [
+            ("clients registered", f"{s['clients']['registered']:,} / {s['clients']['planned']:,}"),
+            (
+                "all registered within (s)",
+                _fmt((s.get("storm") or {}).get("all_registered_s"), digits=3),
+            ),
+            (
+                "time to 001 p50 / p99 (ms)",
+                f"{_fmt(w['p50'], digits=2)} / {_fmt(w['p99'], digits=2)}",
+            ),
+            (
+                "server memory per client (KiB)",
+                _fmt(s["server"].get("rss_per_client_kib"), digits=2),
+            ),
+            *common,
+        ]
+    return [
+        ("deliveries/s", _fmt(tp["deliveries_per_s"])),
+        ("messages sent/s", _fmt(tp["sent_per_s"])),
+        ("latency p50 / p99 / p99.9 (ms)",
+         " / ".join(_fmt(lat[p], digits=2) for p in ("p50", "p99", "p99.9"))),
+        ("lost / duplicated / reordered",
+         " / ".join(f"{acc[k]:,}" for k in ("lost", "duplicates", "reordered"))),
+        *common,
+    ]  # fmt: skip
+
+
+def write_results(runs: dict[str, dict[str, Path]], args: argparse.Namespace) -> Path:
+    lines = [
+        "# distchat vs ngircd — chat-perf results",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
+        f"Python {platform.python_version()}; ngircd `{NGIRCD}`. Each server pinned to CPU "
+        f"{args.server_cpus}, the load generator to CPU {args.load_cpus}; one after the other, "
+        f"{args.duration:g} s of traffic each. Generated {time.strftime('%Y-%m-%d %H:%M')} by "
+        "`python -m benchmarks.run`.",
+        "",
+    ]
+    for scenario, by_server in runs.items():
+        summaries = {
+            name: json.loads((d / "summary.json").read_text()) for name, d in by_server.items()
+        }
+        scn = next(iter(summaries.values()))["scenario"]
+        load = (
+            "registration storm"
+            if scn["storm"]
+            else ("as fast as acknowledged" if scn["saturate"] else f"{scn['rate']:g} msg/s total")
+        )
+        lines += [
+            f"## {scenario}: {scn['clients']} clients, {scn['rooms']} rooms, "
+            f"{scn['senders']} senders, {load}",
+            "",
+        ]
+        names = list(summaries)
+        lines.append("| metric | " + " | ".join(names) + " |")
+        lines.append("|---|" + "---|" * len(names))
+        rows = {name: _metrics(scenario, s) for name, s in summaries.items()}
+        for i, (metric, _) in enumerate(rows[names[0]]):
+            lines.append(f"| {metric} | " + " | ".join(rows[n][i][1] for n in names) + " |")
+        lines.append("")
+        for name, s in summaries.items():
+            for w in s.get("warnings", []):
+                lines.append(f"- {name}: {w}")
+        cmp_dir = RESULTS / scenario
+        subprocess.run(
+            [sys.executable, "-m", "perf", "compare", *map(str, by_server.values()),
+             "--out", str(cmp_dir)],
+            cwd=ROOT, check=False, capture_output=True, timeout=120,
+        )  # fmt: skip
+        charts = sorted(p.name for p in cmp_dir.glob("compare_*.png"))
+        lines += [""] + [f"![{scenario} {c}]({scenario}/{c})" for c in charts] + [""]
+    path = RESULTS / "RESULTS.md"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
+    p.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS))
+    p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument("--server-cpus", default="1")
+    p.add_argument("--load-cpus", default="0")
+    args = p.parse_args(argv)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    runs: dict[str, dict[str, Path]] = {}
+    with tempfile.TemporaryDirectory(prefix="distchat-bench-") as tmp:
+        for scenario in args.scenarios:
+            for server in args.servers:
+                runs.setdefault(scenario, {})[server] = run_one(server, scenario, args, Path(tmp))
+    path = write_results(runs, args)
+    print(f"results table: {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,108 @@
+"""Unit tests: thresholds, scenarios and layout, histograms, interval choice."""
+
+from __future__ import annotations
+
+import random
+
+import numpy as np
+import pytest
+
+from perf import histogram as hg
+from perf.coordinator import pick_interval
+from perf.scenario import BUILTIN, Scenario, plan
+from perf.thresholds import ThresholdError, evaluate, parse
+
+SUMMARY = {
+    "latency_ms": {"p50": 0.4, "p90": 1.0, "p99": 12.0, "p99.9": 30.0, "max": 80.0, "mean": 1.0},
+    "accounting": {"lost": 0, "loss_rate": 0.0, "duplicates": 0, "reordered": 2},
+    "throughput": {"deliveries_per_s": 250_000.0, "sent_per_s": 2500.0},
+    "clients": {"failed": 0},
+    "connect_ms": {"welcome": {"p99": 5.0, "max": 9.0}},
+}
+
+
+@pytest.mark.parametrize(
+    ("expr", "violated"),
+    [
+        ("p99>50ms", False),
+        ("p99>10ms", True),
+        ("p99 > 0.011 s", True),
+        ("p50>=400us", True),
+        ("max<1s", True),
+        ("loss>0", False),
+        ("loss_rate>0.1%", False),
+        ("reordered>1", True),
+        ("deliveries_per_s<300k", True),
+        ("deliveries_per_s<200000", False),
+        ("connect_p99>4ms", True),
+    ],
+)
+def test_thresholds(expr: str, violated: bool) -> None:
+    result = evaluate([parse(expr)], SUMMARY)
+    assert bool(result) is violated
+    if violated:
+        assert expr.replace(" ", "") in result[0].replace(" ", "")
+
+
+@pytest.mark.parametrize("expr", ["p99", "p99>>5ms", "p42>1ms", "loss>5ms", "p99>fast"])
+def test_bad_thresholds_are_rejected(expr: str) -> None:
+    with pytest.raises(ThresholdError):
+        parse(expr)
+
+
+def test_unmeasured_metric_is_a_violation() -> None:
+    assert evaluate([parse("all_registered>1s")], SUMMARY)
+
+
+def test_fanout_layout_gives_every_sender_a_local_witness() -> None:
+    layout = plan(BUILTIN["fanout"], workers=3, tag="t")
+    senders = [c for c in layout.clients if c.sender]
+    assert len(senders) == 5
+    for s in senders:
+        assert s.witness is not None
+        w = layout.clients[s.witness]
+        assert w.worker == s.worker and w.rooms == s.rooms and not w.sender
+
+
+def test_chat_layout_keeps_rooms_whole_and_nicks_short() -> None:
+    layout = plan(BUILTIN["chat"], workers=2, tag="ab")
+    assert len(layout.members) == 20
+    for members in layout.members.values():
+        assert len({layout.clients[i].worker for i in members}) == 1
+    assert all(len(c.nick) <= 9 for c in layout.clients)
+    assert len({c.nick for c in layout.clients}) == 200
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        Scenario("x", clients=0, rooms=1, senders=0),
+        Scenario("x", clients=5, rooms=1, senders=6, rate=1),
+        Scenario("x", clients=5, rooms=1, senders=2),
+        Scenario("x", clients=5, rooms=0, senders=1, rate=1),
+    ],
+)
+def test_invalid_scenarios(bad: Scenario) -> None:
+    with pytest.raises(ValueError):
+        bad.validate()
+
+
+def test_histogram_batch_matches_numpy_and_survives_encoding() -> None:
+    rng = random.Random(3)
+    values = [int(rng.lognormvariate(6, 1.5)) + 1 for _ in range(50_000)]
+    h = hg.new_histogram()
+    hg.record_batch(h, values)
+    merged = hg.decode(hg.encode(h))
+    hg.merge_into(merged, hg.encode(h))
+    assert merged.get_total_count() == 2 * len(values)
+    pct = hg.percentiles_ms(merged)
+    for p in (50, 90, 99):
+        exact = float(np.percentile(values, p)) / 1000
+        assert pct[f"p{p}"] == pytest.approx(exact, rel=0.01, abs=0.002)
+    xs, ys = hg.cdf_points(merged)
+    assert ys[-1] == pytest.approx(1.0) and xs == sorted(xs)
+
+
+@pytest.mark.parametrize(("duration", "interval"), [(3, 0.05), (10, 0.2), (60, 1.0), (600, 10.0)])
+def test_interval_choice(duration: float, interval: float) -> None:
+    assert pick_interval(duration) == interval
