@@ -26,6 +26,10 @@ from bot.config import (
     read_text_arg,
     split_rooms,
 )
+from bot.llm import ChatBackend
+from bot.worker import BotWorker
+from chat_protocol.casemap import valid_channel, valid_nick
+from chat_protocol.client import ClientConfig, IRCClient, parse_servers
 
 log = logging.getLogger("chat-bot")
 
@@ -94,9 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE.toml", help="settings file (flags override it)")
     p.add_argument("--context-lines", type=_count, metavar="N", help="room lines sent as context")
     p.add_argument("--max-lines", type=_positive_int, metavar="N", help="lines per answer")
-    p.add_argument(
-        "--max-tokens", type=_positive_int, metavar="N", help="token limit per answer"
-    )
+    p.add_argument("--max-tokens", type=_positive_int, metavar="N", help="token limit per answer")
     p.add_argument("--timeout", type=_seconds, metavar="SECONDS", help="time limit per AI call")
     p.add_argument(
         "--user-rate", type=_rate, metavar="N/SECONDS", help="questions per user (or 'off')"
@@ -110,9 +112,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-concurrent", type=_positive_int, metavar="N", help="AI calls at the same time"
     )
-    p.add_argument(
-        "--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"]
-    )
+    p.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return p
 
 
@@ -144,9 +144,6 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
 
 
 def _check_names(config: BotConfig) -> None:
-    from chat_protocol.casemap import valid_channel, valid_nick
-    from chat_protocol.client_types import parse_servers
-
     try:
         parse_servers(config.servers)
     except ValueError as exc:
@@ -158,13 +155,8 @@ def _check_names(config: BotConfig) -> None:
             raise ConfigError(f"{room!r} is not a valid room name")
 
 
-async def run(config: BotConfig) -> None:
+async def run(config: BotConfig) -> int:
     """Connect, serve until SIGTERM/SIGINT (or the client gives up), then leave cleanly."""
-    from chat_protocol.client import ClientConfig, IRCClient, parse_servers
-
-    from bot.llm import ChatBackend
-    from bot.worker import BotWorker
-
     client = IRCClient(
         ClientConfig(
             servers=parse_servers(config.servers),
@@ -210,8 +202,11 @@ async def run(config: BotConfig) -> None:
     for task in (runner, events, stopper):
         task.cancel()
     await asyncio.gather(runner, events, stopper, return_exceptions=True)
-    if runner.done() and not runner.cancelled() and runner.exception() is not None:
-        raise runner.exception()  # type: ignore[misc]
+    failure = None if runner.cancelled() else runner.exception()
+    if failure is not None:
+        log.error("connection failed: %s", failure)
+        return 1
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -228,10 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         stream=sys.stderr,
     )
     try:
-        asyncio.run(run(config))
+        return asyncio.run(run(config))
     except KeyboardInterrupt:
-        pass
-    return 0
+        return 0
 
 
 if __name__ == "__main__":

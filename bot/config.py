@@ -74,7 +74,7 @@ class BotConfig:
     timeout: float = 60.0
     user_rate: Rate = field(default_factory=lambda: Rate(4, 60.0))
     room_rate: Rate = field(default_factory=lambda: Rate(12, 60.0))
-    send_rate: Rate = field(default_factory=lambda: Rate(5, 2.0))
+    send_rate: Rate = field(default_factory=lambda: Rate(8, 2.0))
     max_concurrent: int = 4
     max_rooms: int = 50
     api_key: str | None = field(default=None, repr=False)

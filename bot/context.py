@@ -7,7 +7,7 @@ Lines keep the server's time (``server-time`` tag) so the model can reason about
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -75,7 +75,7 @@ class RoomMemory:
 
     def add(self, line: Line) -> bool:
         """Remember a line; a repeated msgid (replay overlapping live) is ignored."""
-        if line.msgid is not None:
+        if line.msgid is not None and self.size > 0:
             if line.msgid in self._ids:
                 return False
             self._ids.add(line.msgid)
@@ -98,17 +98,26 @@ class RoomMemory:
 
 
 class Memories:
-    """RoomMemory by casefolded target name."""
+    """RoomMemory by casefolded target name; the least recently used are forgotten first.
 
-    def __init__(self, size: int) -> None:
+    Every private chat gets a memory too, so without a bound a bot on a busy network
+    would grow with every nick that ever said hello.
+    """
+
+    def __init__(self, size: int, max_targets: int = 2000) -> None:
         self.size = size
-        self._rooms: dict[str, RoomMemory] = {}
+        self.max_targets = max_targets
+        self._rooms: OrderedDict[str, RoomMemory] = OrderedDict()
 
     def get(self, target: str) -> RoomMemory:
         key = casefold(target)
         memory = self._rooms.get(key)
         if memory is None:
             memory = self._rooms[key] = RoomMemory(self.size)
+            while len(self._rooms) > self.max_targets:
+                self._rooms.popitem(last=False)
+        else:
+            self._rooms.move_to_end(key)
         return memory
 
     def forget(self, target: str) -> None:

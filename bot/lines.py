@@ -12,6 +12,7 @@ from bot.sanitize import clean_text
 from chat_protocol.split import split_utf8
 
 CUT_NOTE = " … (cut)"
+_LONGEST_COLOUR = len("\x04RRGGBB,RRGGBB")
 
 
 def _utf8_cut(data: bytes, limit: int) -> int:
@@ -32,10 +33,17 @@ class LineAssembler:
             raise ValueError("line budget too small")
         self.budget = budget
         self._buf = ""
+        self._raw_tail = ""  # a colour code that may go on in the next delta
 
     def feed(self, delta: str) -> list[str]:
         """Add a piece of the answer; return the lines it completed (maybe none)."""
-        self._buf += clean_text(delta)
+        raw = self._raw_tail + delta
+        start = max(raw.rfind("\x03"), raw.rfind("\x04"))
+        if start >= 0 and len(raw) - start <= _LONGEST_COLOUR:
+            raw, self._raw_tail = raw[:start], raw[start:]
+        else:
+            self._raw_tail = ""
+        self._buf += clean_text(raw)
         lines: list[str] = []
         while "\n" in self._buf:
             line, self._buf = self._buf.split("\n", 1)
@@ -45,7 +53,8 @@ class LineAssembler:
 
     def flush(self) -> list[str]:
         """The end of the answer: whatever is left, as lines."""
-        rest, self._buf = self._buf, ""
+        rest = self._buf + clean_text(self._raw_tail)
+        self._buf = self._raw_tail = ""
         return self._whole(rest)
 
     def _whole(self, line: str) -> list[str]:

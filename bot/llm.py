@@ -28,8 +28,9 @@ class LLMError(Exception):
     """A failed call; ``reply`` is the one line to show in the room."""
 
     def __init__(self, reply: str, detail: str = "") -> None:
-        super().__init__(detail or reply)
+        super().__init__(reply)
         self.reply = reply
+        self.detail = detail  # for the log: status, the API's own message
 
 
 def _short(text: object, limit: int = 120) -> str:
@@ -107,7 +108,7 @@ class ChatBackend:
             raise
         except Exception as exc:  # every SDK/transport failure becomes one honest line
             err = error_reply(exc, timeout=self.timeout, started=started)
-            log.warning("AI call failed: %s", err)
+            log.warning("AI call failed: %s [%s]", err.reply, err.detail)
             raise err from exc
 
     async def close(self) -> None:

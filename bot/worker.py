@@ -54,6 +54,8 @@ class ChatLink(Protocol):
 
     async def join(self, channel: str, key: str | None = None) -> None: ...
 
+    async def send(self, msg: Message | str) -> None: ...
+
 
 class TargetLocks:
     """One FIFO lock per room or private chat; a lock nobody holds or awaits is dropped."""
@@ -88,7 +90,6 @@ class BotWorker:
         self._locks = TargetLocks()
         self._model_slots = asyncio.Semaphore(config.max_concurrent)
         self._tasks: set[asyncio.Task[None]] = set()
-        self.answered = 0  # requests fully served, for logs and tests
 
     # -- events ------------------------------------------------------------------------
 
@@ -122,6 +123,8 @@ class BotWorker:
                 self._spawn(self._accept_invite(msg.nick or "?", msg.params[1]))
         elif msg.command == "JOIN" and msg.params and self._is_me(msg.nick):
             log.info("joined %s", msg.params[0])
+            # WHO fills in who carries +B, for 'who' and for bots whose lines are untagged.
+            self._spawn(self.link.send(Message("WHO", [msg.params[0]])))
         elif msg.command in ("PART", "KICK") and msg.params:
             gone = msg.param(1) if msg.command == "KICK" else msg.nick
             if self._is_me(gone):
@@ -182,7 +185,6 @@ class BotWorker:
             else:
                 async with self._model_slots:
                     await self._answer(request, line, self.backend)
-            self.answered += 1
 
     def _command_context(self, request: Request) -> CommandContext:
         state = self.link.channels.get(casefold(request.target)) if request.in_room else None
@@ -239,11 +241,9 @@ class BotWorker:
         tags: dict[str, str] | None = None
         if request.msgid and "message-tags" in self.link.caps:
             tags = {"+draft/reply": request.msgid}
+        # Our own line comes back as an event (echo-message, or the client's local
+        # echo), and is remembered from there like anyone else's.
         await self.link.privmsg(request.target, text, tags=tags)
-        if "echo-message" not in self.link.caps:
-            # Without echo the server will not show us our own line: remember it here.
-            own = Message("PRIVMSG", [request.target, text], source=self.link.nick)
-            self._remember(own)
 
     async def _accept_invite(self, inviter: str, channel: str) -> None:
         if len(self.link.channels) >= self.config.max_rooms:
@@ -267,11 +267,6 @@ class BotWorker:
         if exc is not None:
             # A failed send (offline, server gone) loses one answer, never the bot.
             log.warning("request failed: %s: %s", type(exc).__name__, exc)
-
-    async def idle(self) -> None:
-        """Wait until every started request is done (tests and clean shutdown)."""
-        while self._tasks:
-            await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
     async def close(self) -> None:
         """Cancel work in flight and release the backend."""

@@ -578,7 +578,7 @@ class HistoryStore:
         cache = self._caches.get(target)
         if cache is not None and msgid in cache.by_msgid:
             return cache.by_msgid[msgid]
-        for key, msg in self._spill_of(target):
+        for key, msg in self._spill_of(target, self._committed_seq):
             if msg.msgid == msgid:
                 return key
         if self._rconn is None:
@@ -607,6 +607,7 @@ class HistoryStore:
         if self._rconn is None:
             return None
         cap = self.cache_per_target
+        done = self._committed_seq  # before the read: see _spill_of
         rows = self._read(
             "SELECT * FROM messages WHERE target = ? ORDER BY time_ms DESC, seq DESC LIMIT ?",
             (target, cap),
@@ -616,7 +617,7 @@ class HistoryStore:
         merged: dict[int, _Entry] = {r[0]: _row_entry(r) for r in rows}
         if cache is not None:
             merged.update((e[0][1], e) for e in cache.items)
-        merged.update((e[0][1], e) for e in self._spill_of(target))
+        merged.update((e[0][1], e) for e in self._spill_of(target, done))
         if not merged:
             return None  # unknown target: don't let queries grow the cache dict
         fresh = _TargetCache(cap, loaded=True, complete=len(rows) < cap and len(merged) < cap)
@@ -660,19 +661,23 @@ class HistoryStore:
         for entry in window:
             if entry[0][1] > done:
                 merged[entry[0][1]] = entry
-        for entry in self._spill_of(target):
+        for entry in self._spill_of(target, done):
             if (lo is None or entry[0] > lo) and (hi is None or entry[0] < hi):
                 merged[entry[0][1]] = entry
         ordered = sorted(merged.values())
         picked = ordered[-limit:] if newest else ordered[:limit]
         return [m for _, m in picked]
 
-    def _spill_of(self, target: str) -> list[_Entry]:
-        """The target's spilled entries still unwritten, dropping committed ones."""
+    def _spill_of(self, target: str, done: int) -> list[_Entry]:
+        """The target's spilled entries not committed as of ``done``, dropping the rest.
+
+        ``done`` must be the committed sequence read *before* the SQL query whose result
+        this completes: the writer may commit more in between, and those rows are in
+        neither that result nor (if filtered by a newer value) this list.
+        """
         spilled = self._spill.get(target)
         if not spilled:
             return []
-        done = self._committed_seq
         kept = [e for e in spilled if e[0][1] > done]
         if len(kept) < len(spilled):
             self._spill_count -= len(spilled) - len(kept)
@@ -698,7 +703,7 @@ class HistoryStore:
                     return best  # the cache is the newest slice, nothing newer elsewhere
             elif cache.loaded and cache.covers_above(lo):
                 return None
-        for key, _ in self._spill_of(target):
+        for key, _ in self._spill_of(target, self._committed_seq):
             if lo < key < hi and (best is None or key[0] > best):
                 best = key[0]
         if self._rconn is not None:

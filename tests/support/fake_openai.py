@@ -54,6 +54,7 @@ class RecordedRequest:
     body: dict[str, Any]
     behaviour: str
     at: float = field(default_factory=time.monotonic)
+    done_at: float | None = None  # when the response was complete (None while in flight)
 
     @property
     def messages(self) -> list[dict[str, Any]]:
@@ -120,11 +121,17 @@ class _Handler(BaseHTTPRequestHandler):
             auth = self.headers.get("Authorization", "")
             if auth != f"Bearer {fake.api_key}":
                 behaviour = "401"
-        fake._record(
-            RecordedRequest(
-                "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body, behaviour
-            )
+        record = RecordedRequest(
+            "POST", self.path, {k.lower(): v for k, v in self.headers.items()}, body, behaviour
         )
+        fake._record(record)
+        try:
+            self._respond(body, behaviour)
+        finally:
+            record.done_at = time.monotonic()
+
+    def _respond(self, body: dict[str, Any], behaviour: str) -> None:
+        fake = self.server.fake
         if behaviour in _ERRORS:
             status, code, message = _ERRORS[behaviour]
             self._send_json(status, _error_body(status, code, message))

@@ -1,0 +1,174 @@
+"""The backend with the real openai SDK against a real HTTP server on 127.0.0.1."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest
+from openai import AsyncOpenAI
+
+from bot import answer
+from bot.answer import stream_answer, typing_indicator
+from bot.lines import CUT_NOTE
+from bot.llm import ChatBackend, LLMError
+from tests.support.fake_openai import FakeOpenAI, long_answer
+
+
+def backend(api: FakeOpenAI, *, timeout: float = 5.0, key: str = "sk-test-key") -> ChatBackend:
+    return ChatBackend(
+        base_url=api.base_url, api_key=key, model="test/model", timeout=timeout, max_tokens=50
+    )
+
+
+def ask(text: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": "sys"}, {"role": "user", "content": text}]
+
+
+async def collect(b: ChatBackend, text: str) -> str:
+    return "".join([piece async for piece in b.stream(ask(text))])
+
+
+async def test_fake_server_speaks_plain_completions_to_the_sdk(fake_api: FakeOpenAI) -> None:
+    client = AsyncOpenAI(base_url=fake_api.base_url, api_key="sk-test-key", max_retries=0)
+    reply = await client.chat.completions.create(model="m", messages=ask("hi"))  # type: ignore[arg-type]
+    assert reply.choices[0].message.content == "echo: hi"
+    await client.close()
+
+
+async def test_stream_answer_and_what_was_sent(fake_api: FakeOpenAI) -> None:
+    b = backend(fake_api)
+    assert await collect(b, "hello there") == "echo: hello there"
+    (req,) = fake_api.requests
+    assert req.body["model"] == "test/model"
+    assert req.body["stream"] is True
+    assert req.body["max_tokens"] == 50
+    assert req.system_prompt == "sys"
+    assert req.headers["authorization"] == "Bearer sk-test-key"
+    await b.close()
+
+
+async def test_long_answer_streams_completely(fake_api: FakeOpenAI) -> None:
+    b = backend(fake_api)
+    assert await collect(b, "fake:long") == long_answer(fake_api.long_words)
+    await b.close()
+
+
+@pytest.mark.parametrize(
+    ("keyword", "needle"),
+    [
+        ("fake:401", "rejected our API key (401)"),
+        ("fake:402", "out of credits (402)"),
+        ("fake:429", "rate-limiting us (429)"),
+        ("fake:500", "internal error (500)"),
+        ("fake:broken", "broke off mid-stream"),
+    ],
+)
+async def test_failures_become_one_honest_line(
+    fake_api: FakeOpenAI, keyword: str, needle: str
+) -> None:
+    b = backend(fake_api)
+    with pytest.raises(LLMError) as info:
+        await collect(b, keyword)
+    assert needle in info.value.reply
+    assert "\n" not in info.value.reply and len(info.value.reply) < 120
+    # and the same backend keeps working afterwards
+    assert await collect(b, "still there?") == "echo: still there?"
+    await b.close()
+
+
+async def test_wrong_key_is_401(fake_api: FakeOpenAI) -> None:
+    b = backend(fake_api, key="sk-wrong")
+    with pytest.raises(LLMError, match="API key"):
+        await collect(b, "hi")
+    await b.close()
+
+
+async def test_stall_times_out_within_the_limit(fake_api: FakeOpenAI) -> None:
+    b = backend(fake_api, timeout=0.5)
+    started = time.monotonic()
+    with pytest.raises(LLMError) as info:
+        await collect(b, "fake:stall")
+    assert time.monotonic() - started < 5
+    assert "did not answer within 0.5s" in info.value.reply
+    await b.close()
+
+
+async def test_unreachable_service() -> None:
+    with FakeOpenAI() as api:
+        url = api.base_url
+    b = ChatBackend(base_url=url, api_key="k", model="m", timeout=2, max_tokens=5)
+    with pytest.raises(LLMError, match="Cannot reach"):
+        await collect(b, "hi")
+    await b.close()
+
+
+async def run_answer(api: FakeOpenAI, text: str, *, max_lines: int = 4, timeout: float = 5.0):
+    said: list[str] = []
+
+    async def say(line: str) -> None:
+        said.append(line)
+
+    b = backend(api, timeout=timeout)
+    count = await stream_answer(
+        b.stream(ask(text)), say=say, prefix="alice: ", budget=80, max_lines=max_lines,
+        timeout=timeout,
+    )  # fmt: skip
+    await b.close()
+    return said, count
+
+
+async def test_stream_answer_splits_caps_and_prefixes(fake_api: FakeOpenAI) -> None:
+    said, count = await run_answer(fake_api, "fake:long")
+    assert count == 4 == len(said)
+    assert said[0].startswith("alice: word1 word2")
+    assert said[-1].endswith(CUT_NOTE)
+    assert all(len(line.encode()) <= 80 for line in said)
+    words = " ".join(said).removesuffix(CUT_NOTE).split()[1:]
+    assert words == [f"word{i}" for i in range(1, len(words) + 1)]  # in order, none lost
+
+
+async def test_stream_answer_sanitises_model_output(fake_api: FakeOpenAI) -> None:
+    said, _ = await run_answer(fake_api, "fake:control", max_lines=10)
+    joined = "\n".join(said)
+    assert said[0] == "alice: safe start"
+    assert not any(ord(c) < 32 for c in joined.replace("\n", ""))
+    assert "PRIVMSG #other :injected" in said[1]  # harmless text inside our own line
+
+
+async def test_stream_answer_reports_a_broken_stream_after_partial_text(
+    fake_api: FakeOpenAI,
+) -> None:
+    said, _ = await run_answer(fake_api, "fake:broken", max_lines=20)
+    assert said[0].startswith("alice: word1")
+    assert said[-1] == "alice: The AI answer broke off mid-stream; please try again."
+
+
+async def test_stream_answer_total_timeout(fake_api: FakeOpenAI) -> None:
+    fake_api.slow_delay = 0.3  # each word takes 0.3 s: the whole answer cannot make 1 s
+    said, _ = await run_answer(fake_api, "fake:slow " + "x " * 20, max_lines=20, timeout=1.0)
+    assert said[-1] == "alice: The AI did not answer within 1s; please try again."
+
+
+async def test_typing_indicator_refreshes_until_done(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(answer, "TYPING_REFRESH", 0.01)
+    states: list[str] = []
+    refreshed = asyncio.Event()
+
+    async def send_typing(state: str) -> None:
+        states.append(state)
+        if states.count("active") >= 3:
+            refreshed.set()
+
+    async with answer.typing_indicator(send_typing):
+        await asyncio.wait_for(refreshed.wait(), 5)
+    assert states[0] == "active" and states[-1] == "done"
+    assert states.count("done") == 1
+
+
+async def test_typing_failure_does_not_fail_the_answer() -> None:
+    async def broken(state: str) -> None:
+        raise ConnectionError("offline")
+
+    async with typing_indicator(broken):
+        pass

@@ -1,0 +1,79 @@
+"""Token buckets with an injected clock: no sleeping to test time."""
+
+from __future__ import annotations
+
+import pytest
+
+from bot.config import ConfigError, Rate
+from bot.ratelimit import RequestLimits, TokenBucket
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_rate_parse() -> None:
+    assert Rate.parse("4/60") == Rate(4, 60.0)
+    assert Rate.parse("3") == Rate(3, 60.0)
+    assert not Rate.parse("off").enabled
+    assert str(Rate.parse("2/0.5")) == "2/0.5"
+    for bad in ("x/1", "1/0", "-1/5", "1/y"):
+        with pytest.raises(ConfigError):
+            Rate.parse(bad)
+
+
+def test_bucket_allows_burst_then_refills() -> None:
+    clock = Clock()
+    bucket = TokenBucket(Rate(3, 30.0), clock)  # 3 at once, then one per 10 s
+    assert [bucket.take() for _ in range(4)] == [True, True, True, False]
+    assert bucket.wait_time() == pytest.approx(10.0)
+    clock.now += 9.9
+    assert not bucket.take()
+    clock.now += 0.2
+    assert bucket.take()
+
+
+def test_disabled_rate_never_limits() -> None:
+    bucket = TokenBucket(Rate(0, 1.0), Clock())
+    assert all(bucket.take() for _ in range(1000))
+    assert bucket.wait_time() == 0
+
+
+def test_user_limit_warns_once_per_empty_spell() -> None:
+    clock = Clock()
+    limits = RequestLimits(Rate(2, 20.0), Rate(100, 1.0), clock)
+    assert limits.check("alice", "#r").allowed
+    assert limits.check("Alice", "#r").allowed  # same user, other case
+    v = limits.check("ALICE", "#r")
+    assert not v.allowed and v.who == "user" and v.warn
+    assert v.wait == pytest.approx(10.0)
+    again = limits.check("alice", "#r")
+    assert not again.allowed and not again.warn  # the warning itself is not repeated
+    assert limits.check("bob", "#r").allowed  # others are not affected
+    clock.now += 10
+    assert limits.check("alice", "#r").allowed
+    clock.now += 0.1
+    assert limits.check("alice", "#r").warn  # a new empty spell warns again
+
+
+def test_room_limit_covers_everyone_in_the_room() -> None:
+    clock = Clock()
+    limits = RequestLimits(Rate(10, 1.0), Rate(2, 60.0), clock)
+    assert limits.check("a", "#r").allowed
+    assert limits.check("b", "#R").allowed
+    v = limits.check("c", "#r")
+    assert not v.allowed and v.who == "room"
+    assert limits.check("c", "#other").allowed
+    assert limits.check("c", None).allowed  # direct messages have no room bucket
+
+
+def test_refused_request_costs_no_tokens() -> None:
+    clock = Clock()
+    limits = RequestLimits(Rate(1, 10.0), Rate(1, 100.0), clock)
+    assert limits.check("a", "#r").allowed
+    assert not limits.check("b", "#r").allowed  # room empty: b's token is not spent
+    assert limits.check("b", "#other").allowed
