@@ -102,6 +102,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    if config.redis:
+        from chat_server.cluster import run_cluster
+
+        return run_cluster(config)
     from chat_server.history import HistoryStore
     from chat_server.server import Server
 

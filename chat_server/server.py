@@ -59,6 +59,7 @@ class Server(Replies):
         self.mode_counts: Counter[str] = Counter()  # user modes among registered users
         self.stopping = False
         load_handlers()
+        self.commands = COMMANDS  # a cluster node swaps in its own table
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -221,21 +222,29 @@ class Server(Replies):
             if conn.closing or conn.fd not in self.conns:
                 return
             if limited and conn.tokens < 1:
-                self._pause(conn, lines[i:])
+                if self.hold(conn, lines[i:]):
+                    delay = max(0.01, (1 - conn.tokens) / cfg.flood_rate)
+                    self.loop.call_later(delay, lambda: self._resume(conn))
+                return
+            if self.must_wait(conn, raw):
+                self.hold(conn, lines[i:])  # resumed by whoever made it wait
                 return
             self._handle_line(conn, user, raw)
 
-    def _pause(self, conn: Connection, rest: list[bytes]) -> None:
-        """Stop reading a client over its rate; resume when it has a token again."""
+    def must_wait(self, conn: Connection, raw: bytes) -> bool:
+        """Whether ``raw`` must wait before it is handled; a cluster node overrides this."""
+        return False
+
+    def hold(self, conn: Connection, rest: list[bytes]) -> bool:
+        """Put unhandled lines back and stop reading until ``_resume``; False if dropped."""
         backlog = b"\n".join(rest) + b"\n" + conn.inbuf
         if len(backlog) > self.config.recvq_max:
             self.drop(conn, "Excess Flood")
-            return
+            return False
         conn.inbuf = bytearray(backlog)
         self._paused.add(conn.fd)
         self._watch(conn, reading=False)
-        delay = max(0.01, (1 - conn.tokens) / self.config.flood_rate)
-        self.loop.call_later(delay, lambda: self._resume(conn))
+        return True
 
     def _resume(self, conn: Connection) -> None:
         self._paused.discard(conn.fd)
@@ -273,7 +282,7 @@ class Server(Replies):
 
     def dispatch(self, user: User, msg: Message) -> None:
         """Run the handler of ``msg.command`` with the standard error numerics."""
-        spec = COMMANDS.get(msg.command)
+        spec = self.commands.get(msg.command)
         if spec is None:
             if user.registered:
                 self.reply(user, N.ERR_UNKNOWNCOMMAND, msg.command, "Unknown command")

@@ -1,8 +1,14 @@
-"""PRIVMSG, NOTICE and TAGMSG to rooms and nicks: the hot path of the server."""
+"""PRIVMSG, NOTICE and TAGMSG to rooms and nicks: the hot path of the server.
+
+The checks (``checked_relay``, ``speakable_channel``, ``reachable_user``) are shared
+with the cluster node, which sequences the message through Redis instead of
+delivering it here.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from chat_protocol import numerics as N
@@ -12,120 +18,133 @@ from chat_server.commands import command
 from chat_server.history import dm_key
 
 if TYPE_CHECKING:
-    from chat_server.model import User
+    from chat_server.model import Channel, User
     from chat_server.server import Server
 
 MAX_TARGETS = 4
-MAX_CLIENT_TAGS = 4094
 
 
-def _client_tags(msg: Message) -> dict[str, str]:
-    tags = msg.tags
-    if not tags:
-        return {}
-    return {k: v for k, v in tags.items() if k[:1] == "+"}
+@dataclass(slots=True)
+class Relay:
+    """A PRIVMSG/NOTICE/TAGMSG that passed the checks common to all its targets."""
+
+    command: str
+    targets: list[str]
+    text: str
+    tags: dict[str, str]
+
+    @property
+    def quiet(self) -> bool:
+        """NOTICE never gets automatic error replies."""
+        return self.command == "NOTICE"
+
+
+def checked_relay(server: Server, user: User, msg: Message, command_name: str) -> Relay | None:
+    """Validate the message as a whole; reply with the error numeric and return None."""
+    quiet = command_name == "NOTICE"
+    is_tagmsg = command_name == "TAGMSG"
+    if not msg.params or not msg.params[0]:
+        if not quiet:
+            server.reply(user, N.ERR_NORECIPIENT, f"No recipient given ({command_name})")
+        return None
+    if not is_tagmsg and (len(msg.params) < 2 or msg.params[1] == ""):
+        if not quiet:
+            server.reply(user, N.ERR_NOTEXTTOSEND, "No text to send")
+        return None
+    tags = {k: v for k, v in msg.tags.items() if k[:1] == "+"} if msg.tags else {}
+    if is_tagmsg and not tags:
+        return None
+    targets = msg.params[0].split(",")
+    if len(targets) > MAX_TARGETS:
+        if not quiet:
+            server.reply(user, "407", msg.params[0], "Too many targets")
+        return None
+    user.last_spoke = time.time()
+    return Relay(command_name, targets, "" if is_tagmsg else msg.params[1], tags)
+
+
+def speakable_channel(server: Server, user: User, relay: Relay, target: str) -> Channel | None:
+    """The room ``target`` if ``user`` may send to it, else None (after the numeric)."""
+    chan = server.channels.get(casefold(target))
+    if chan is None:
+        if not relay.quiet:
+            server.reply(user, N.ERR_NOSUCHCHANNEL, target, "No such channel")
+        return None
+    if not chan.can_speak(user):
+        if not relay.quiet:
+            server.reply(user, N.ERR_CANNOTSENDTOCHAN, chan.name, "Cannot send to channel")
+        return None
+    return chan
+
+
+def reachable_user(server: Server, user: User, relay: Relay, target: str) -> User | None:
+    """The user ``target``, or None (after the numeric)."""
+    recipient = server.find_user(target)
+    if recipient is None and not relay.quiet:
+        server.reply(user, N.ERR_NOSUCHNICK, target, "No such nick/channel")
+    return recipient
 
 
 def _relay(server: Server, user: User, msg: Message, command_name: str) -> None:
-    """Deliver PRIVMSG/NOTICE/TAGMSG; NOTICE never gets automatic error replies."""
-    is_notice = command_name == "NOTICE"
-    is_tagmsg = command_name == "TAGMSG"
-    if not msg.params or not msg.params[0]:
-        if not is_notice:
-            server.reply(user, N.ERR_NORECIPIENT, f"No recipient given ({command_name})")
+    relay = checked_relay(server, user, msg, command_name)
+    if relay is None:
         return
-    if not is_tagmsg and (len(msg.params) < 2 or msg.params[1] == ""):
-        if not is_notice:
-            server.reply(user, N.ERR_NOTEXTTOSEND, "No text to send")
-        return
-    client_tags = _client_tags(msg)
-    if is_tagmsg and not client_tags:
-        return
-    text = "" if is_tagmsg else msg.params[1]
-    echo = "echo-message" in user.caps
-    targets = msg.params[0].split(",")
-    if len(targets) > MAX_TARGETS:
-        if not is_notice:
-            server.reply(user, "407", msg.params[0], "Too many targets")
-        return
-    user.last_spoke = time.time()
-    for target in targets:
-        first = target[:1]
-        if first == "#" or first == "&":
-            _to_channel(server, user, command_name, target, text, client_tags, echo)
+    for target in relay.targets:
+        if target[:1] in ("#", "&"):
+            chan = speakable_channel(server, user, relay, target)
+            if chan is not None:
+                _to_channel(server, user, relay, chan)
         else:
-            _to_nick(server, user, command_name, target, text, client_tags, echo)
+            recipient = reachable_user(server, user, relay, target)
+            if recipient is not None:
+                _to_nick(server, user, relay, recipient)
 
 
-def _to_channel(
-    server: Server,
-    user: User,
-    command_name: str,
-    target: str,
-    text: str,
-    client_tags: dict[str, str],
-    echo: bool,
-) -> None:
-    chan = server.channels.get(casefold(target))
-    if chan is None:
-        if command_name != "NOTICE":
-            server.reply(user, N.ERR_NOSUCHCHANNEL, target, "No such channel")
-        return
-    if not chan.can_speak(user):
-        if command_name != "NOTICE":
-            server.reply(user, N.ERR_CANNOTSENDTOCHAN, chan.name, "Cannot send to channel")
-        return
-    params = [chan.name] if command_name == "TAGMSG" else [chan.name, text]
+def _to_channel(server: Server, user: User, relay: Relay, chan: Channel) -> None:
+    command_name = relay.command
     if command_name == "TAGMSG":
+        params = [chan.name]
         msgid, when = server.next_msgid(), None
     else:
-        msgid, when = server.store(user, command_name, chan.name, chan.folded, text, client_tags)
+        params = [chan.name, relay.text]
+        msgid, when = server.store(
+            user, command_name, chan.name, chan.folded, relay.text, relay.tags
+        )
     server.deliver(
         chan,
         user.source,
         command_name,
         params,
-        client_tags=client_tags,
+        client_tags=relay.tags,
         msgid=msgid,
         when=when,
         bot=user.is_bot,
         sender=user,
-        echo=echo,
+        echo="echo-message" in user.caps,
         tags_only=command_name == "TAGMSG",
     )
 
 
-def _to_nick(
-    server: Server,
-    user: User,
-    command_name: str,
-    target: str,
-    text: str,
-    client_tags: dict[str, str],
-    echo: bool,
-) -> None:
-    recipient = server.find_user(target)
-    if recipient is None:
-        if command_name != "NOTICE":
-            server.reply(user, N.ERR_NOSUCHNICK, target, "No such nick/channel")
-        return
-    params = [recipient.nick] if command_name == "TAGMSG" else [recipient.nick, text]
+def _to_nick(server: Server, user: User, relay: Relay, recipient: User) -> None:
+    command_name = relay.command
     if command_name == "TAGMSG":
+        params = [recipient.nick]
         msgid, when = server.next_msgid(), None
     else:
+        params = [recipient.nick, relay.text]
         key = dm_key(user.nick, recipient.nick)
-        msgid, when = server.store(user, command_name, recipient.nick, key, text, client_tags)
+        msgid, when = server.store(user, command_name, recipient.nick, key, relay.text, relay.tags)
     server.deliver(
         [recipient, user] if recipient is not user else [user],
         user.source,
         command_name,
         params,
-        client_tags=client_tags,
+        client_tags=relay.tags,
         msgid=msgid,
         when=when,
         bot=user.is_bot,
         sender=user,
-        echo=echo or recipient is user,
+        echo="echo-message" in user.caps or recipient is user,
         tags_only=command_name == "TAGMSG",
     )
     if command_name == "PRIVMSG" and recipient.away is not None:

@@ -1,0 +1,175 @@
+"""The commands that behave differently in a cluster, wrapped around the normal ones.
+
+Messages are sequenced through Redis instead of delivered at once; a nick is claimed in
+Redis before it is taken; registration, AWAY and nick changes are announced. Everything
+else runs the single-server handler on the replicated model, and the changes it makes
+are published from ``ClusterServer.deliver`` (see ``changes.py``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING
+
+from chat_protocol import numerics as N
+from chat_protocol.casemap import casefold, valid_nick
+from chat_protocol.message import Message
+from chat_server.cluster.replica import user_doc
+from chat_server.commands import COMMANDS, CommandSpec, HandlerFunc
+from chat_server.handlers.messaging import checked_relay, reachable_user, speakable_channel
+from chat_server.handlers.queries import handle_away
+from chat_server.handlers.registration import handle_nick
+from chat_server.history import dm_key
+
+if TYPE_CHECKING:
+    from chat_server.cluster.node import ClusterServer
+    from chat_server.model import User
+    from chat_server.server import Server
+
+
+def cluster_commands() -> dict[str, CommandSpec]:
+    """The command table of a cluster node: the normal one with a few wrapped entries."""
+    table = dict(COMMANDS)
+    replaced: dict[str, HandlerFunc] = {
+        "PRIVMSG": lambda s, u, m: _relay(s, u, m, "PRIVMSG"),
+        "NOTICE": lambda s, u, m: _relay(s, u, m, "NOTICE"),
+        "TAGMSG": lambda s, u, m: _relay(s, u, m, "TAGMSG"),
+        "NICK": _nick,
+        "AWAY": _away,
+        "USER": _announce_registration(COMMANDS["USER"].func),
+        "CAP": _announce_registration(COMMANDS["CAP"].func),
+    }
+    for name, func in replaced.items():
+        table[name] = dataclasses.replace(table[name], func=func)
+    return table
+
+
+# -- messages ------------------------------------------------------------------------
+
+
+def _relay(server: Server, user: User, msg: Message, command_name: str) -> None:
+    """PRIVMSG/NOTICE/TAGMSG with the single-server checks, then off to be sequenced."""
+    relay = checked_relay(server, user, msg, command_name)
+    if relay is None:
+        return
+    for target in relay.targets:
+        data: dict[str, object] = {"c": command_name, "s": user.source, "f": user.folded}
+        if relay.text:
+            data["t"] = relay.text
+        if relay.tags:
+            data["g"] = relay.tags
+        if user.is_bot:
+            data["b"] = 1
+        if target[:1] in ("#", "&"):
+            chan = speakable_channel(server, user, relay, target)
+            if chan is not None:
+                data.update(x=chan.name, ch=chan.folded, k=chan.folded)
+                _sequence(server, user, command_name, target, data, chan.folded)
+            continue
+        recipient = reachable_user(server, user, relay, target)
+        if recipient is None:
+            continue
+        key = dm_key(user.nick, recipient.nick)
+        data.update(x=recipient.nick, r=recipient.folded, k=key)
+        sent = _sequence(server, user, command_name, target, data, key)
+        if sent and command_name == "PRIVMSG" and recipient.away is not None:
+            server.reply(user, N.RPL_AWAY, recipient.nick, recipient.away)
+
+
+def _sequence(
+    server: Server, user: User, command_name: str, target: str, data: dict[str, object], key: str
+) -> bool:
+    hist_key = "" if command_name == "TAGMSG" else key
+    if _node(server).backplane.send_message(user, command_name, data, hist_key):
+        return True
+    server.fail(user, command_name, "CLUSTER_UNAVAILABLE", target, "Cluster link down; not sent")
+    return False
+
+
+# -- nicks, registration, away -------------------------------------------------------
+
+
+def _node(server: Server) -> ClusterServer:
+    return server  # type: ignore[return-value]
+
+
+def _nick(server: Server, user: User, msg: Message) -> None:
+    """Claim the nick in Redis first; the normal handler runs once it is ours."""
+    bp = _node(server).backplane
+    nick = msg.params[0] if msg.params else ""
+    folded = casefold(nick)
+    other = server.find_user(nick) if nick else None
+    if (
+        not nick
+        or not valid_nick(nick, server.config.nick_len)
+        or bp.claims.get(user) == folded
+        or (other is not None and other is not user)
+    ):
+        _run_nick(server, user, msg)
+        return
+
+    def claimed(ok: bool | None) -> None:
+        conn = user.conn
+        alive = conn is not None and server.conns.get(conn.fd) is conn
+        if ok and not alive:
+            bp.release(folded)
+        if not alive:
+            return
+        if ok is None:
+            server.reply(user, "437", nick, "Nick is temporarily unavailable")
+            return
+        if not ok:
+            server.reply(user, N.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+            return
+        old = bp.claims.get(user)
+        bp.claims[user] = folded
+        _run_nick(server, user, msg)
+        if user.folded != folded:  # the handler refused after all
+            bp.release(folded)
+            if old is not None:
+                bp.claims[user] = old
+        elif old is not None and old != folded and not user.registered:
+            bp.release(old)
+
+    bp.claim(user, folded, claimed)
+
+
+def _run_nick(server: Server, user: User, msg: Message) -> None:
+    bp = _node(server).backplane
+    was_registered = user.registered
+    old_folded, old_source, old_nick = user.folded, user.source, user.nick
+    handle_nick(server, user, msg)
+    if not was_registered:
+        if user.registered:
+            announce_user(server, user)
+        return
+    if user.nick == old_nick:
+        return
+    ops = bp.doc_ops(user)
+    if old_folded != user.folded:
+        ops += ["hdel", f"dc:state:{bp.node_id}", old_folded, "", *bp.release_ops(old_folded)]
+    data = {"o": old_folded, "os": old_source, "u": user_doc(user)}
+    bp.publish("nick", data, ops)
+
+
+def _announce_registration(func: HandlerFunc) -> HandlerFunc:
+    def wrapper(server: Server, user: User, msg: Message) -> None:
+        was = user.registered
+        func(server, user, msg)
+        if not was and user.registered:
+            announce_user(server, user)
+
+    return wrapper
+
+
+def announce_user(server: Server, user: User) -> None:
+    """A user registered here or changed what others see (away, modes)."""
+    bp = _node(server).backplane
+    bp.publish("user", {"u": user_doc(user)}, bp.doc_ops(user))
+
+
+def _away(server: Server, user: User, msg: Message) -> None:
+    before = user.away
+    handle_away(server, user, msg)
+    if user.away != before:
+        announce_user(server, user)

@@ -1,0 +1,110 @@
+"""``ClusterServer``: the server with a Redis backplane, as a subclass of ``Server``.
+
+Only a node started with ``--redis`` is one of these, so a single server runs exactly
+the code it always ran. The overrides are small: publish replicated deliveries, free
+nicks on quit, and hold a client's further lines while Redis answers it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+from chat_server.cluster import changes
+from chat_server.cluster.backplane import Backplane
+from chat_server.cluster.handlers import cluster_commands
+from chat_server.cluster.redis_link import RedisLink
+from chat_server.config import ServerConfig
+from chat_server.connection import Connection
+from chat_server.history import HistoryStore
+from chat_server.model import Channel, User
+from chat_server.server import Server
+
+log = logging.getLogger("chat_server.cluster")
+
+MESSAGE_WINDOW = 32  # messages one client may have on their way to Redis at once
+_MESSAGE_COMMANDS = frozenset({b"PRIVMSG", b"NOTICE", b"TAGMSG"})
+
+
+class ClusterServer(Server):
+    """One node of a cluster; see chat_server/cluster/__init__.py for the design."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        assert config.redis and config.node_id
+        # Shared history lives in Redis; each node keeps the newest part of every
+        # conversation in memory, filled from the event stream in stream order.
+        keep = max(config.history_cache, config.chathistory_max, config.history_on_join, 1)
+        super().__init__(config, HistoryStore(None, cache_per_target=keep))
+        self.link = RedisLink(config.redis, config.node_id, history_max=keep)
+        self.backplane = Backplane(self, self.link)
+        self.commands = cluster_commands()
+
+    def run(self) -> None:
+        self.loop.add_reader(self.link.rsock, lambda mask: self.backplane.on_readable())
+        self.loop.call_every(1.0, self.backplane.check_timeouts)
+        self.link.start()
+        super().run()
+
+    def shutdown(self) -> None:
+        self.link.stop(leave=True)  # the others see our users quit now, not on expiry
+        super().shutdown()
+
+    # -- publishing --------------------------------------------------------------------
+
+    def deliver(
+        self,
+        recipients: Channel | Iterable[User],
+        source: str,
+        command: str,
+        params: list[str],
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(recipients, Channel):
+            recipients = list(recipients)
+        super().deliver(recipients, source, command, params, **kwargs)
+        if command in changes.REPLICATED:
+            changes.local_delivery(self, self.backplane, recipients, source, command, params)
+
+    def quit_user(self, user: User, reason: str) -> None:
+        local = user.conn is not None
+        super().quit_user(user, reason)
+        if local:
+            changes.local_quit(self.backplane, user, reason)
+
+    def drop(self, conn: Connection, reason: str) -> None:
+        super().drop(conn, reason)
+        bp = self.backplane
+        bp.holds.pop(conn, None)
+        bp.claim_holds.discard(conn)
+        user = conn.user
+        if user is not None:
+            folded = bp.claims.pop(user, None)
+            if folded is not None:
+                bp.release(folded)
+
+    # -- holding a client while Redis answers -------------------------------------------
+
+    def must_wait(self, conn: Connection, raw: bytes) -> bool:
+        """A held client's line waits unless it is a message that may go ahead."""
+        return conn in self.backplane.holds and not self._may_pass(conn, raw)
+
+    def _may_pass(self, conn: Connection, raw: bytes) -> bool:
+        """Whether a held client's next line may go ahead anyway.
+
+        Messages queue behind the client's earlier messages in the one FIFO to Redis, so
+        they keep their order without waiting (up to a window); anything else (a JOIN,
+        a PART, a nick change) waits until the messages before it are delivered.
+        """
+        bp = self.backplane
+        if conn in bp.claim_holds or bp.holds.get(conn, 0) >= MESSAGE_WINDOW:
+            return False
+        if raw[:1] == b"@":
+            raw = raw.partition(b" ")[2].lstrip(b" ")
+        if raw[:1] == b":":
+            raw = raw.partition(b" ")[2].lstrip(b" ")
+        return bytes(raw[:8]).upper().split(b" ", 1)[0] in _MESSAGE_COMMANDS
+
+    def resume_held(self, conn: Connection) -> None:
+        """Redis answered: read again and handle the lines that waited."""
+        self._resume(conn)

@@ -1,0 +1,309 @@
+"""All Redis I/O of a node, on two threads, so that the selectors loop never waits on it.
+
+The loop talks to the link through a queue of requests; the link answers through a
+deque plus one byte on a socketpair whose read end the loop watches (``add_reader``).
+
+- The command thread connects (and reconnects, with backoff), runs requests in
+  pipelined batches, refreshes this node's presence key and reaps nodes whose presence
+  expired. Every connection starts with ``("up",)``; the loop answers with a resync
+  request carrying its local state.
+- The reader thread blocks on ``XREAD`` of the event stream and hands entries to the
+  loop in stream order. It only reads between a resync and the next loss of the link,
+  and resumes from the last entry it handed over, so a short outage loses nothing.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import logging
+import queue
+import socket
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
+
+from chat_server.cluster.scripts import EVENTS, SCRIPTS
+
+log = logging.getLogger("chat_server.cluster")
+
+MAX_BATCH = 512
+
+
+@dataclass(slots=True)
+class Request:
+    """One thing for Redis to do; ``token`` 0 means nobody waits for the answer."""
+
+    kind: str  # publish | claim | resync
+    epoch: int
+    args: list[Any] = field(default_factory=list)
+    token: int = 0
+
+
+class RedisLink:
+    """The two Redis threads of a node and the wakeup channel back to its loop."""
+
+    def __init__(
+        self,
+        url: str,
+        node_id: str,
+        *,
+        heartbeat: float = 1.0,
+        ttl: float = 3.0,
+        history_max: int = 1000,
+        events_max: int = 100_000,
+    ) -> None:
+        self.url = url
+        self.node_id = node_id
+        self.heartbeat = heartbeat
+        self.ttl_ms = int(ttl * 1000)
+        self.history_max = history_max
+        self.events_max = events_max
+        self.rsock, self._wsock = socket.socketpair()
+        self.rsock.setblocking(False)
+        self._wsock.setblocking(False)
+        self._out: collections.deque[tuple[Any, ...]] = collections.deque()
+        self._signalled = False
+        self._requests: queue.SimpleQueue[Request] = queue.SimpleQueue()
+        self._cond = threading.Condition()
+        self._stopping = threading.Event()
+        self._epoch = 0  # bumped on every loss of the link; the loop keeps the same count
+        self._reader_gen = 0  # bumped whenever the reader must drop what it holds
+        self._read_pos: str | None = None  # where the reader reads next; None = paused
+        self._last_seen: str | None = None  # newest entry handed to the loop
+        self._shas: dict[str, str] = {}
+        self._threads: list[threading.Thread] = []
+
+    # -- loop side -------------------------------------------------------------------
+
+    def start(self) -> None:
+        for target, name in (
+            (self._command_main, "redis-commands"),
+            (self._reader_main, "redis-reader"),
+        ):
+            thread = threading.Thread(target=target, name=name, daemon=True)
+            thread.start()
+            self._threads.append(thread)
+
+    def submit(self, request: Request) -> None:
+        self._requests.put(request)
+
+    def drain(self) -> list[tuple[Any, ...]]:
+        """What the threads posted since the last call (called when ``rsock`` is readable)."""
+        with contextlib.suppress(BlockingIOError, InterruptedError):
+            while self.rsock.recv(4096):
+                pass
+        self._signalled = False  # before popping: a post after this sends a new byte
+        out = self._out
+        items = []
+        while out:
+            items.append(out.popleft())
+        return items
+
+    def stop(self, leave: bool = True) -> None:
+        """Stop the threads; with ``leave``, free our nicks at once instead of by expiry."""
+        self._stopping.set()
+        with self._cond:
+            self._cond.notify_all()
+        if leave:
+            try:
+                client = redis.Redis.from_url(
+                    self.url, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True
+                )
+                client.eval(
+                    SCRIPTS["reap"], 0, self.node_id, "Server shutting down", self.events_max, "1"
+                )
+                client.close()
+            except RedisError as exc:
+                log.warning("cluster: could not leave cleanly (%s); our nicks free on expiry", exc)
+        for thread in self._threads:
+            thread.join(timeout=1.0)
+        self.rsock.close()
+        self._wsock.close()
+
+    # -- thread side -----------------------------------------------------------------
+
+    def _post(self, item: tuple[Any, ...]) -> None:
+        self._out.append(item)
+        if not self._signalled:
+            self._signalled = True
+            with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
+                self._wsock.send(b"\0")
+
+    def _connect(self, timeout: float) -> redis.Redis:
+        client = redis.Redis.from_url(
+            self.url,
+            socket_timeout=timeout,
+            socket_connect_timeout=2.0,
+            decode_responses=True,
+            # No silent retries: a retried pipeline could run twice (double messages),
+            # and a silent reconnect would hide that Redis restarted empty.
+            retry=Retry(NoBackoff(), 0),
+        )
+        client.ping()
+        return client
+
+    def _command_main(self) -> None:
+        delay = 0.1
+        reported = False  # one "down" per outage, however many attempts fail
+        while not self._stopping.is_set():
+            try:
+                client = self._connect(timeout=2.0)
+                self._shas = {name: client.script_load(src) for name, src in SCRIPTS.items()}
+            except RedisError as exc:
+                if not reported:
+                    reported = True
+                    log.warning("cluster: redis at %s unreachable (%s); retrying", self.url, exc)
+                    self._lost(str(exc))
+                self._stopping.wait(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            delay = 0.1
+            reported = False
+            log.info("cluster: connected to redis at %s as node %s", self.url, self.node_id)
+            self._post(("up",))
+            try:
+                self._serve(client)
+            except RedisError as exc:
+                if not self._stopping.is_set():
+                    log.warning("cluster: redis link lost (%s); reconnecting", exc)
+                    reported = True
+                    self._lost(str(exc))
+            finally:
+                with contextlib.suppress(Exception):
+                    client.close()
+
+    def _lost(self, reason: str) -> None:
+        """Pause the reader, tell the loop, and fail whatever was asked before now."""
+        with self._cond:
+            self._reader_gen += 1
+            self._read_pos = None
+            self._epoch += 1
+        self._post(("down", reason))
+
+    def _serve(self, client: redis.Redis) -> None:
+        synced = False
+        next_beat = 0.0
+        while not self._stopping.is_set():
+            now = time.monotonic()
+            if synced and now >= next_beat:
+                next_beat = now + self.heartbeat
+                if not client.evalsha(self._shas["heartbeat"], 0, self.node_id, self.ttl_ms):
+                    log.warning("cluster: this node was declared dead; resynchronising")
+                    synced = False
+                    self._post(("resync-needed",))
+                self._reap_dead(client)
+            try:
+                first = self._requests.get(timeout=max(0.01, next_beat - now) if synced else 0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < MAX_BATCH:
+                try:
+                    batch.append(self._requests.get_nowait())
+                except queue.Empty:
+                    break
+            pending: list[Request] = []
+            for request in batch:
+                if request.epoch != self._epoch:
+                    if request.token:
+                        self._post(("reply", request.token, None, "link lost"))
+                elif request.kind == "resync":
+                    self._run_batch(client, pending)
+                    pending = []
+                    self._resync(client, request)
+                    synced = True
+                    next_beat = 0.0
+                else:
+                    pending.append(request)
+            self._run_batch(client, pending)
+
+    def _run_batch(self, client: redis.Redis, batch: list[Request]) -> None:
+        if not batch:
+            return
+        pipe = client.pipeline(transaction=False)
+        for request in batch:
+            pipe.evalsha(self._shas[request.kind], 0, *request.args)
+        try:
+            results = pipe.execute(raise_on_error=False)
+        except RedisError as exc:
+            for request in batch:
+                if request.token:
+                    self._post(("reply", request.token, None, str(exc)))
+            raise
+        for request, result in zip(batch, results, strict=True):
+            if isinstance(result, Exception):
+                log.error("cluster: %s failed in redis: %s", request.kind, result)
+                if request.token:
+                    self._post(("reply", request.token, None, str(result)))
+            elif request.token:
+                self._post(("reply", request.token, result, None))
+
+    def _resync(self, client: redis.Redis, request: Request) -> None:
+        with self._cond:
+            self._reader_gen += 1  # the reader drops anything it read before this
+            self._read_pos = None
+            last = self._last_seen
+        result = client.evalsha(self._shas["resync"], 0, *request.args)
+        sync_id = result[0]
+        history = None if last is not None else self._load_history(client, sync_id)
+        self._post(("synced", result, history))
+        with self._cond:
+            self._read_pos = last or sync_id
+            self._cond.notify_all()
+
+    def _load_history(self, client: redis.Redis, upto: str) -> dict[str, list[Any]]:
+        """The newest messages of every conversation, up to the snapshot's position."""
+        keys = sorted(client.smembers("dc:histkeys"))
+        pipe = client.pipeline(transaction=False)
+        for key in keys:
+            pipe.xrevrange("dc:h:" + key, max=upto, min="-", count=self.history_max)
+        return {key: list(reversed(rows)) for key, rows in zip(keys, pipe.execute(), strict=True)}
+
+    def _reap_dead(self, client: redis.Redis) -> None:
+        others = [n for n in client.smembers("dc:nodes") if n != self.node_id]
+        if not others:
+            return
+        pipe = client.pipeline(transaction=False)
+        for node in others:
+            pipe.exists("dc:alive:" + node)
+        for node, alive in zip(others, pipe.execute(), strict=True):
+            if not alive:
+                reason = f"Node {node} went away"
+                args = (node, reason, self.events_max, "0")
+                if client.evalsha(self._shas["reap"], 0, *args):
+                    log.warning("cluster: node %s stopped its heartbeat; its users quit", node)
+
+    def _reader_main(self) -> None:
+        client: redis.Redis | None = None
+        while not self._stopping.is_set():
+            with self._cond:
+                self._cond.wait_for(
+                    lambda: self._stopping.is_set() or self._read_pos is not None, timeout=1.0
+                )
+                gen, pos = self._reader_gen, self._read_pos
+            if pos is None:
+                continue
+            try:
+                if client is None:
+                    client = self._connect(timeout=5.0)
+                reply = client.xread({EVENTS: pos}, count=2000, block=1000)
+            except RedisError as exc:
+                log.debug("cluster: reader: %s", exc)
+                client = None
+                self._stopping.wait(0.2)
+                continue
+            if not reply:
+                continue
+            entries = reply[0][1]
+            with self._cond:
+                if gen != self._reader_gen:
+                    continue  # a resync or an outage began meanwhile; re-read after it
+                self._read_pos = self._last_seen = entries[-1][0]
+                self._post(("events", entries))

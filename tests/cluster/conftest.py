@@ -1,0 +1,79 @@
+"""Fixtures for cluster tests: a private redis-server and chat-server nodes on it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.rawclient import RawClient
+from tests.support.redis_server import RedisProcess, redis_binary
+from tests.support.servers import ServerProcess
+
+CAPS = ["message-tags", "server-time", "echo-message", "batch", "draft/chathistory"]
+
+if redis_binary() is None:  # pragma: no cover - scripts/test installs it
+    pytest.skip("redis-server is not installed", allow_module_level=True)
+
+
+class Cluster:
+    """Nodes sharing one Redis, and raw clients on them that are closed at the end."""
+
+    def __init__(self, tmp_path: Path, redis: RedisProcess) -> None:
+        self.tmp_path = tmp_path
+        self.redis = redis
+        self.nodes: dict[str, ServerProcess] = {}
+        self.clients: list[RawClient] = []
+
+    def node(self, name: str, *extra: str) -> ServerProcess:
+        """Start node ``name`` and wait until it is in sync with the cluster."""
+        srv = ServerProcess(
+            self.tmp_path, "--redis", self.redis.url, "--node-id", name, *extra, flood_limit=False
+        )
+        self.nodes[name] = srv
+        srv.start()
+        srv.wait_log("in sync")
+        return srv
+
+    def client(
+        self, node: str, nick: str | None = None, caps: list[str] | None = None
+    ) -> RawClient:
+        srv = self.nodes[node]
+        c = RawClient(srv.host, srv.port)
+        self.clients.append(c)
+        if nick:
+            c.register(nick, caps=CAPS if caps is None else caps)
+        return c
+
+    def close(self) -> None:
+        for c in self.clients:
+            c.close()
+        for srv in self.nodes.values():
+            srv.stop()
+
+
+@pytest.fixture
+def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
+    with RedisProcess(tmp_path / "redis") as proc:
+        yield proc
+
+
+@pytest.fixture
+def cluster(tmp_path: Path, redis_server: RedisProcess) -> Iterator[Cluster]:
+    c = Cluster(tmp_path, redis_server)
+    yield c
+    c.close()
+
+
+def wait_for(check: Callable[[], object], timeout: float = 10.0, what: str = "condition") -> object:
+    """Poll ``check`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out waiting for {what}")
+        time.sleep(0.02)
