@@ -1,6 +1,6 @@
 """Compare one chat-server with 1- and 2-node clusters under the same load, same run.
 
-    python scripts/cluster_bench.py [--clients 100] [--rooms 5] [--senders 10]
+    python benchmarks/cluster_bench.py [--clients 100] [--rooms 5] [--senders 10]
                                     [--window 4] [--duration 8]
 
 Starts its own redis-server and nodes on free loopback ports, spreads the clients over
