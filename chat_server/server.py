@@ -31,6 +31,7 @@ from chat_server.replies import Replies
 
 log = logging.getLogger("chat_server")
 
+MAX_CLIENT_TAGS = 4094  # IRCv3 message-tags: bytes of tags a client may send
 VERSION = "distchat-0.1"
 _READ = 1  # selectors.EVENT_READ
 _WRITE = 2  # selectors.EVENT_WRITE
@@ -257,7 +258,7 @@ class Server(Replies):
             self._process(conn, lines)
 
     def _handle_line(self, conn: Connection, user: User, raw: bytes) -> None:
-        if raw is TOO_LONG or raw == TOO_LONG:
+        if raw is TOO_LONG or raw == TOO_LONG or _over_limits(raw):
             self.reply(user, N.ERR_INPUTTOOLONG, "Input line was too long")
             return
         try:
@@ -273,10 +274,6 @@ class Server(Replies):
         try:
             msg = Message.parse(text)
         except MessageError:
-            return
-        body_start = text.find(" ") + 1 if text[0] == "@" else 0
-        if len(text.encode()) - body_start > MAX_BODY - 2:
-            self.reply(user, N.ERR_INPUTTOOLONG, "Input line was too long")
             return
         self.dispatch(user, msg)
 
@@ -513,3 +510,17 @@ class Server(Replies):
 
     def find_user(self, nick: str) -> User | None:
         return self.users.get(casefold(nick))
+
+
+def _over_limits(raw: bytes) -> bool:
+    """Over 512 bytes of message (CRLF included) or 4094 bytes of client tags."""
+    if raw[:1] == b"@":
+        space = raw.find(b" ")
+        if space > MAX_CLIENT_TAGS + 1:
+            return True
+        body = len(raw) - space - 1
+    else:
+        body = len(raw)
+    if raw[-1:] == b"\r":
+        body -= 1
+    return body > MAX_BODY - 2

@@ -62,6 +62,10 @@ def test_100kb_line_gets_417_and_connection_lives(connect) -> None:
     huge_tags = "@" + ";".join(f"+k{i}=" + "v" * 50 for i in range(200))
     a.send(f"{huge_tags} PRIVMSG #room :tags too big")
     a.expect("417")
+    a.send("@+big=" + "v" * 5000 + " PRIVMSG #room :over 4094 bytes of client tags")
+    a.expect("417")
+    a.send("@+ok=" + "v" * 3000 + " PRIVMSG #room :under the client tag limit")
+    assert b.expect("PRIVMSG").params[-1] == "under the client tag limit"
 
 
 def test_flooder_is_throttled_or_cut_while_others_chat(connect) -> None:
