@@ -12,6 +12,7 @@ import argparse
 import json
 import os
 import platform
+import shlex
 import signal
 import subprocess
 import sys
@@ -92,7 +93,7 @@ def run_one(server: str, scenario: str, args: argparse.Namespace, tmp: Path) -> 
         cmd = ["taskset", "-c", args.load_cpus, sys.executable, "-m", "perf", "run",
                "--target", srv.address, "--server-pid", str(srv.pid), "--scenario", scenario,
                "--duration", str(args.duration), "--out", str(out), "--label", server,
-               "--no-progress"]  # fmt: skip
+               "--no-progress", *shlex.split(args.perf_args)]  # fmt: skip
         print(f"== {scenario} · {server}: {' '.join(cmd[3:])}", flush=True)
         proc = subprocess.run(
             cmd, cwd=ROOT, text=True, capture_output=True, timeout=args.duration + 180
@@ -208,6 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=10.0)
     p.add_argument("--server-cpus", default="1")
     p.add_argument("--load-cpus", default="0")
+    p.add_argument(
+        "--perf-args", default="", help="extra chat-perf run options, e.g. '--window 100'"
+    )
     args = p.parse_args(argv)
     RESULTS.mkdir(parents=True, exist_ok=True)
     runs: dict[str, dict[str, Path]] = {}

@@ -1,9 +1,10 @@
-"""One headless IRC client on a non-blocking socket: registration, joining, the fast
-receive path that measures every payload, and sending.
+"""One headless IRC client on a non-blocking socket: registration, joining, control
+lines and sending.
 
 Registration and control lines go through ``chat_protocol.Message`` (rare, so clarity
-wins); once joined, a whole recv() chunk is scanned with one regex (``PAYLOAD_RE``) and
-only PING/ERROR lines are parsed, because receivers see millions of lines a second.
+wins). Once joined, a client's bytes are read and measured by the worker's shared
+``perf.receive.ReceivePath`` instead, because receivers see millions of lines a second;
+lines that path does not recognise as payloads come back through ``on_control_line``.
 """
 
 from __future__ import annotations
@@ -14,9 +15,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chat_protocol import Message, MessageError
-from perf.payload import PAYLOAD_RE, privmsg
+from perf.payload import line_prefix
 from perf.scenario import ClientPlan
-from perf.sequence import ACK, HI, UNIQUE, new_state, record_out_of_line
 
 if TYPE_CHECKING:
     from perf.worker import Worker
@@ -27,8 +27,6 @@ WANTED_CAPS = ("echo-message",)
 # Numerics that mean a JOIN failed; the client stays connected but is not a member.
 JOIN_FAILURES = {"403", "405", "471", "473", "474", "475", "476", "477"}
 
-_findall = PAYLOAD_RE.findall
-
 
 class Client:
     """A simulated user. Also a sender when its plan says so (see ``perf.pacing``)."""
@@ -36,7 +34,6 @@ class Client:
     def __init__(self, plan: ClientPlan, worker: Worker) -> None:
         self.plan = plan
         self.index = plan.index
-        self.sid = str(plan.index).encode()
         self.nick = plan.nick
         self.worker = worker
         self.sock: socket.socket | None = None
@@ -46,7 +43,7 @@ class Client:
         self.writing = False
         self.offered: set[str] = set()
         self.caps: set[str] = set()
-        self.trackers: dict[tuple[bytes, bytes], list] = {}
+        self.slot = 0  # position in the worker's client list (set by ReceivePath)
         self.joined: list[str] = []
         self.pending_joins = 0
         self.t_start = 0
@@ -59,6 +56,7 @@ class Client:
         self.seq = 0
         self.in_flight = 0
         self.echo_ack = False
+        self.prefix = b""  # this sender's line up to the sequence number
 
     # -- connection setup -----------------------------------------------------------
 
@@ -99,6 +97,7 @@ class Client:
     # -- reading --------------------------------------------------------------------
 
     def on_readable(self, now_us: int) -> None:
+        """Registration-time reads; joined clients are read by the worker's ReceivePath."""
         try:
             data = self.sock.recv(RECV_SIZE)  # type: ignore[union-attr]
         except (BlockingIOError, InterruptedError):
@@ -119,74 +118,30 @@ class Client:
             buf = buf[:cut]
         else:
             self.rbuf = b""
-        if self.state == READY:
-            self._measure(buf, now_us)
-            if b"PING" in buf or b"ERROR" in buf:
-                self._control_lines(buf, now_us, payload_seen=True)
-        else:
-            self._control_lines(buf, now_us, payload_seen=False)
+        self._control_lines(buf, now_us)
 
-    def _measure(self, buf: bytes, now_us: int) -> None:
-        """The hot path: account every payload in the chunk (see ``perf.sequence``)."""
-        found = _findall(buf)
-        if not found:
-            return
-        worker = self.worker
-        meas = worker.meas
-        append = meas.lats.append
-        trackers = self.trackers
-        mine = self.sid
-        echoes = 0
-        for room, sid, seq, sched in found:
-            if sid == mine:
-                echoes += 1
-                meas.echo_lats.append(now_us - int(sched))
-                if self.echo_ack:
-                    self.in_flight -= 1
-                    worker.wants_send.add(self)
-                continue
-            st = trackers.get((sid, room))
-            if st is None:
-                st = trackers[(sid, room)] = new_state()
-                st[ACK] = worker.witness_ack(self, sid, room)
-            q = int(seq)
-            if q == st[HI] + 1:
-                st[HI] = q
-                st[UNIQUE] += 1
-            else:
-                record_out_of_line(st, q)
-            append(now_us - int(sched))
-            if st[ACK] is not None:
-                st[ACK]()
-        delivered = len(found) - echoes
-        if delivered:
-            meas.delivered[worker.cur_interval] += delivered
-            meas.delivered_total += delivered
-            if worker.sampling_raw:
-                if echoes:
-                    found = [f for f in found if f[1] != mine]
-                meas.raw_chunks.append((now_us, self.index, found))
-
-    def _control_lines(self, buf: bytes, now_us: int, payload_seen: bool) -> None:
-        for raw in buf.split(b"\n"):
-            if not raw.strip():
-                continue
-            if payload_seen and b" PRIVMSG " in raw:
-                continue
-            try:
-                msg = Message.parse(raw)
-            except MessageError:
-                continue
-            handler = _HANDLERS.get(msg.command)
-            if handler is not None:
-                handler(self, msg, now_us)
+    def _control_lines(self, buf: bytes, now_us: int) -> None:
+        rest = buf
+        while rest:
+            raw, _, rest = rest.partition(b"\n")
+            if raw.strip():
+                self.on_control_line(raw, now_us)
             if self.state == CLOSED:
                 return
-            if self.state == READY and not payload_seen:
+            if self.state == READY:
                 # Payloads can follow the last 366 in the same chunk.
-                rest = buf[buf.find(raw) + len(raw) :]
-                self._measure(rest, now_us)
+                self.worker.rx.add(self, rest, now_us)
                 return
+
+    def on_control_line(self, raw: bytes, now_us: int) -> None:
+        """One line that is not a measured payload: dispatch it to its handler."""
+        try:
+            msg = Message.parse(raw.rstrip(b"\r\n"))
+        except MessageError:
+            return
+        handler = _HANDLERS.get(msg.command)
+        if handler is not None:
+            handler(self, msg, now_us)
 
     def _on_ping(self, msg: Message, now_us: int) -> None:
         self.send(b"PONG :" + msg.param(0).encode() + b"\r\n")
@@ -291,14 +246,15 @@ class Client:
 
     def send_payloads(self, scheds: list[int], size: int) -> None:
         """Send one message per scheduled time, in one write."""
-        room = self.room
-        sid = self.index
-        parts = []
-        for sched in scheds:
-            self.seq += 1
-            parts.append(privmsg(room, sid, self.seq, sched, size))
+        prefix = self.prefix
+        if not prefix:
+            prefix = self.prefix = line_prefix(self.room, self.index, size)
+        seq = self.seq
+        self.seq = seq + len(scheds)
         self.in_flight += len(scheds)
-        self.send(b"".join(parts))
+        self.send(
+            b"".join([b"%s%015d.%015d\r\n" % (prefix, seq + i, t) for i, t in enumerate(scheds, 1)])
+        )
 
     def quit(self) -> None:
         if self.state != CLOSED and self.sock is not None:

@@ -123,6 +123,7 @@ class Coordinator:
         ctx = mp.get_context("spawn")
         opts = self.opts
         connect_start = now_us() + 300_000 * layout.workers + 500_000
+        senders = {c.index: c.rooms[0] for c in layout.clients if c.sender and c.rooms}
         # Workers ignore SIGINT from birth (the disposition survives exec), so a Ctrl+C
         # reaches only us and we stop them in order.
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -139,6 +140,7 @@ class Coordinator:
                     register_timeout_s=opts.register_timeout_s,
                     interval_us=int(interval * 1e6),
                     raw_cap=opts.raw_cap // layout.workers,
+                    sender_rooms=senders,
                 )
                 proc = ctx.Process(target=worker_main, args=(child, cfg), name=f"perf-worker-{w}")
                 proc.daemon = True

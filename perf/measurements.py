@@ -1,8 +1,9 @@
 """What one worker measured: latency batches, per-interval counts and histograms, raw rows.
 
-The receive loop appends plain ints to lists; ``flush`` turns them into HDR histograms
-(total and per time interval) and keeps a uniformly decimated sample of raw rows for
-latencies.csv, so memory stays bounded however long and fast the run is.
+The receive path hands over latencies a whole batch at a time as numpy arrays; ``flush``
+turns them into HDR histograms (total and per time interval), and a uniformly decimated
+sample of raw rows is kept for latencies.csv, so memory stays bounded however long and
+fast the run is.
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 import numpy as np
+from hdrh.histogram import HdrHistogram
 
 from perf import histogram as hg
 
@@ -20,28 +22,77 @@ class RawSample:
     """Keeps every ``stride``-th row; when full, drops every other row and doubles stride.
 
     The result is a uniform systematic sample of the whole run, capped at ``cap`` rows.
+    Rows arrive as numpy columns (a whole receive batch at a time) and stay columns
+    until ``rows()``, so sampling costs nothing per delivery.
     """
 
     def __init__(self, cap: int) -> None:
         self.cap = max(2, cap)
         self.stride = 1
-        self.rows: list[tuple[int, int, int, int, str, int]] = []
         self.seen = 0
+        self.kept = 0
+        self._parts: list[tuple[np.ndarray, ...]] = []
+        self.rooms: list[str] = []  # room code -> name
+        self._room_codes: dict[str, int] = {}
+
+    def room_code(self, room: str) -> int:
+        code = self._room_codes.get(room)
+        if code is None:
+            code = self._room_codes[room] = len(self.rooms)
+            self.rooms.append(room)
+        return code
+
+    def add_columns(self, *cols: np.ndarray) -> None:
+        """Columns t_us, latency_us, sender, seq, room code, receiver (equal lengths)."""
+        n = len(cols[0])
+        # Row number k of the whole run is kept iff k % stride == 0; halving the list
+        # keeps exactly the multiples of the doubled stride, since row 0 is always kept.
+        first = -self.seen % self.stride
+        self.seen += n
+        if first >= n:
+            return
+        picked = tuple(np.asarray(c, dtype=np.int64)[first :: self.stride] for c in cols)
+        self._parts.append(picked)
+        self.kept += len(picked[0])
+        while self.kept > self.cap:
+            merged = self._merged()
+            self._parts = [tuple(c[::2] for c in merged)]
+            self.kept = len(self._parts[0][0])
+            self.stride *= 2
 
     def add_chunk(
         self, now_us: int, start_us: int, receiver: int, found: list[tuple[bytes, ...]]
     ) -> None:
-        # Row number k of the whole run is kept iff k % stride == 0; halving the list
-        # keeps exactly the multiples of the doubled stride, since row 0 is always kept.
-        first = -self.seen % self.stride
-        self.seen += len(found)
-        rows = self.rows
-        for room, sid, seq, sched in found[first :: self.stride]:
-            lat = now_us - int(sched)
-            rows.append((now_us - start_us, lat, int(sid), int(seq), room.decode(), receiver))
-        if len(rows) > self.cap:
-            self.rows = rows[::2]
-            self.stride *= 2
+        """Rows of (room, sender, seq, sched) byte fields, all received at ``now_us``."""
+        n = len(found)
+        if not n:
+            return
+        sched = np.array([int(f[3]) for f in found], dtype=np.int64)
+        self.add_columns(
+            np.full(n, now_us - start_us),
+            now_us - sched,
+            np.array([int(f[1]) for f in found]),
+            np.array([int(f[2]) for f in found]),
+            np.array([self.room_code(f[0].decode()) for f in found]),
+            np.full(n, receiver),
+        )
+
+    def _merged(self) -> tuple[np.ndarray, ...]:
+        if len(self._parts) == 1:
+            return self._parts[0]
+        if not self._parts:
+            return tuple(np.empty(0, dtype=np.int64) for _ in RAW_FIELDS)
+        return tuple(np.concatenate(c) for c in zip(*self._parts, strict=True))
+
+    @property
+    def rows(self) -> list[tuple[int, int, int, int, str, int]]:
+        """(t_us, latency_us, sender, seq, room, receiver) per kept row."""
+        t, lat, sender, seq, room, receiver = (c.tolist() for c in self._merged())
+        names = self.rooms
+        return [
+            (a, b, c, d, names[e], f)
+            for a, b, c, d, e, f in zip(t, lat, sender, seq, room, receiver, strict=True)
+        ]
 
 
 class Measurements:
@@ -50,18 +101,21 @@ class Measurements:
     def __init__(self, interval_us: int, raw_cap: int) -> None:
         self.interval_us = interval_us
         self.start_us = 0
-        self.lats: list[int] = []
-        self.echo_lats: list[int] = []
+        # Latencies wait here (numpy arrays or lists of ints) until the next flush.
+        self.lats: list[np.ndarray | list[int]] = []
+        self.pending_lats = 0
+        self.echo_lats: list[np.ndarray | list[int]] = []
         self.send_lags: list[int] = []
         self.send_lag = hg.new_histogram()
-        self.total = hg.new_histogram()
+        # Bucket counts (perf.histogram.bucket_counts) until export: numpy adds them
+        # up; HdrHistogram's per-value Python calls would cost more than the receiving.
+        self.total_counts = np.zeros(hg.BUCKETS, dtype=np.int64)
+        self.by_interval: dict[int, list[tuple[np.ndarray, np.ndarray]]] = {}
         self.echo = hg.new_histogram()
-        self.by_interval: dict[int, object] = {}
         self.sent: defaultdict[int, int] = defaultdict(int)
         self.delivered: defaultdict[int, int] = defaultdict(int)
         self.registered: defaultdict[int, int] = defaultdict(int)
         self.raw = RawSample(raw_cap)
-        self.raw_chunks: list[tuple[int, int, list[tuple[bytes, ...]]]] = []
         self.last_batch_p99_us: float | None = None
         self.delivered_total = 0
         self.sent_total = 0
@@ -69,28 +123,45 @@ class Measurements:
     def interval_of(self, now_us: int) -> int:
         return (now_us - self.start_us) // self.interval_us
 
+    def add_latencies(self, lats: np.ndarray | list[int]) -> None:
+        self.lats.append(lats)
+        self.pending_lats += len(lats)
+
     def flush(self, now_us: int) -> None:
         """Record pending latencies into the total and the current interval histogram."""
         if self.lats:
-            arr = np.asarray(self.lats, dtype=np.int64)
+            arr = np.concatenate(self.lats).astype(np.int64, copy=False)
             self.lats = []
-            self.last_batch_p99_us = float(np.percentile(arr, 99))
-            vals, counts = hg.quantize(arr)
-            hg.record_counts(self.total, vals, counts)
-            idx = self.interval_of(now_us)
-            hist = self.by_interval.get(idx)
-            if hist is None:
-                hist = self.by_interval[idx] = hg.new_histogram(2)
-            hg.record_counts(hist, vals, counts)
+            self.pending_lats = 0
+            keys, counts = hg.bucket_counts(arr)
+            self.last_batch_p99_us = hg.key_quantile(keys, counts, 0.99)
+            self.total_counts[keys] += counts
+            self.by_interval.setdefault(self.interval_of(now_us), []).append((keys, counts))
         if self.echo_lats:
-            hg.record_batch(self.echo, self.echo_lats)
+            hg.record_batch(self.echo, np.concatenate(self.echo_lats).astype(np.int64))
             self.echo_lats = []
         if self.send_lags:
             hg.record_batch(self.send_lag, self.send_lags)
             self.send_lags = []
-        for now, receiver, found in self.raw_chunks:
-            self.raw.add_chunk(now, self.start_us, receiver, found)
-        self.raw_chunks = []
+
+    @property
+    def total(self) -> HdrHistogram:
+        """All latencies of the run as an HDR histogram."""
+        hist = hg.new_histogram()
+        keys = self.total_counts.nonzero()[0]
+        hg.record_counts(hist, hg.key_values(keys).tolist(), self.total_counts[keys].tolist())
+        return hist
+
+    def interval_hist(self, idx: int) -> HdrHistogram:
+        """Latencies flushed during time interval ``idx`` (2 significant digits)."""
+        parts = self.by_interval[idx]
+        counts = np.zeros(hg.BUCKETS, dtype=np.int64)
+        for keys, n in parts:
+            counts[keys] += n
+        keys = counts.nonzero()[0]
+        hist = hg.new_histogram(2)
+        hg.record_counts(hist, hg.key_values(keys).tolist(), counts[keys].tolist())
+        return hist
 
     def export(self) -> dict[str, object]:
         """Plain data for the pipe back to the coordinator."""
@@ -98,7 +169,7 @@ class Measurements:
             "hist": hg.encode(self.total),
             "echo_hist": hg.encode(self.echo),
             "send_lag_hist": hg.encode(self.send_lag),
-            "intervals": {i: hg.encode(h) for i, h in self.by_interval.items()},  # type: ignore[arg-type]
+            "intervals": {i: hg.encode(self.interval_hist(i)) for i in self.by_interval},
             "sent_series": dict(self.sent),
             "delivered_series": dict(self.delivered),
             "registered_series": dict(self.registered),

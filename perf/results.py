@@ -211,8 +211,16 @@ def _generator(data: RunData, window: float) -> dict[str, Any]:
     saturated = bool(demand and max(demand) >= SATURATION_BUSY) or bool(
         busy and busy >= SATURATION_BUSY
     )
+    lines = sum(r.get("window_lines", 0) for r in data.results)
+    recvs = sum(r.get("window_recvs", 0) for r in data.results)
+    worker_cpu = sum(r["cpu_window_s"] for r in data.results)
     return {
         "runqueue_wait_fraction": max(waits) if waits else None,
+        # What the receive path costs: lines received per second of worker CPU, and how
+        # many lines one recv() brought (few lines per call means syscall-bound).
+        "lines_received": lines,
+        "lines_per_cpu_s": lines / worker_cpu if worker_cpu > 0 else None,
+        "lines_per_recv": lines / recvs if recvs else None,
         "workers": len(data.results),
         "cpus": data.cpus,
         "cpu_s": cpu,

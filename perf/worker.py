@@ -22,8 +22,8 @@ from perf.connection import CLOSED, READY, Client
 from perf.measurements import Measurements
 from perf.pacing import RateSchedule, window_fill
 from perf.procstat import read_runqueue_wait_s
+from perf.receive import ReceivePath
 from perf.scenario import ClientPlan, Scenario
-from perf.sequence import StreamTally
 
 PROGRESS_EVERY_US = 250_000
 FLUSH_EVERY_US = 200_000
@@ -48,6 +48,7 @@ class WorkerConfig:
     register_timeout_s: float
     interval_us: int
     raw_cap: int
+    sender_rooms: dict[int, str]  # every sender of the run (any worker) -> its room
 
 
 def cpu_seconds() -> float:
@@ -69,6 +70,7 @@ class Worker:
         self.senders = [c for c in self.clients if c.plan.sender]
         self.by_index = {c.index: c for c in self.clients}
         self.wants_send: set[Client] = set()
+        self.rx = ReceivePath(self, cfg.sender_rooms, cfg.scenario.msg_size)
         self.cur_interval = 0
         self.sampling_raw = cfg.raw_cap > 0
         self.errors: Counter[str] = Counter()
@@ -79,6 +81,7 @@ class Worker:
         self.start_us = 0
         self.end_us = 0
         self.stopping = False
+        self.storm_due = False
         self.cpu_at_go = 0.0
         self.cpu_window: float | None = None
         self.wait_at_go = 0.0
@@ -113,19 +116,14 @@ class Worker:
     def on_ready(self, client: Client) -> None:
         self.ready += 1
 
-    def witness_ack(self, receiver: Client, sid: bytes, room: bytes):
-        """The ack callback when ``receiver`` is the chosen witness for this sender."""
-        sender = self.by_index.get(int(sid))
+    def witness_sender(self, receiver: Client, sid: int, room: str) -> Client | None:
+        """The sender whose messages ``receiver`` acknowledges, if it is its witness."""
+        sender = self.by_index.get(sid)
         if sender is None or sender.echo_ack or sender.plan.witness != receiver.index:
             return None
-        if sender.room != room:
+        if sender.room != room.encode():
             return None
-
-        def ack() -> None:
-            sender.in_flight -= 1
-            self.wants_send.add(sender)
-
-        return ack
+        return sender
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -149,6 +147,10 @@ class Worker:
                 if self.storm or settled or now >= reg_deadline:
                     self._send("ready", self._ready_info())
                     reported_ready = True
+            if self.storm_due and now >= self.start_us:
+                self.storm_due = False
+                for c in self.clients:
+                    c.connect(self.cfg.host, self.cfg.port, now_us())
             if self.started:
                 if now >= self.start_us and not self.stopping:
                     self.cur_interval = (now - self.start_us) // self.cfg.interval_us
@@ -163,6 +165,7 @@ class Worker:
                             if next_refill == 0:
                                 no_ack = [c for c in self.senders if self._lacks_ack(c)]
                                 self.wants_send.update(c for c in self.senders if c.state == READY)
+                                next_refill = now
                             if no_ack and now >= next_refill:
                                 for c in no_ack:
                                     c.in_flight = 0
@@ -171,10 +174,11 @@ class Worker:
                             self._send_window(now)
                     elif self.cpu_window is None:
                         self.cpu_window = cpu_seconds() - self.cpu_at_go
+                        self.rx.close_window()
                         self.wait_window = (read_runqueue_wait_s() or 0.0) - self.wait_at_go
                         self.window_wall = (now - self.start_us) / 1e6
                 boundary = self.start_us + (self.cur_interval + 1) * self.cfg.interval_us
-                if now >= next_flush or len(self.meas.lats) > 200_000:
+                if now >= next_flush or self.meas.pending_lats > 1_000_000:
                     self.meas.flush(now)
                     # Flush at interval boundaries too, so each batch lands in its interval.
                     next_flush = min(now + FLUSH_EVERY_US, boundary)
@@ -190,12 +194,14 @@ class Worker:
                     timeout = min(timeout, max(0.0, (due - now) / 1e6))
             if self.started and now < self.start_us:
                 timeout = min(timeout, (self.start_us - now) / 1e6)
-            if timeout < 0.001:
+            if timeout < 0.001 or self.rx.pending:
                 # epoll rounds up to whole milliseconds; poll instead of oversleeping so
                 # senders are not late (lateness would count as latency, correctly but
                 # unfairly to the server).
                 timeout = 0
-            for key, mask in self.sel.select(timeout):
+            read = self.rx.read
+            events = self.sel.select(timeout)
+            for key, mask in events:
                 client = key.data
                 t = now_us()
                 if client is None:
@@ -204,8 +210,13 @@ class Worker:
                     continue
                 if mask & selectors.EVENT_WRITE:
                     client.on_writable(t)
-                if mask & selectors.EVENT_READ and client.state != CLOSED:
-                    client.on_readable(t)
+                if mask & selectors.EVENT_READ:
+                    state = client.state
+                    if state == READY:
+                        read(client, t)
+                    elif state != CLOSED:
+                        client.on_readable(t)
+            self.rx.settle(bool(events), now_us())
 
     def _lacks_ack(self, c: Client) -> bool:
         return c.state == READY and not c.echo_ack and c.plan.witness is None
@@ -232,6 +243,13 @@ class Worker:
             self.meas.sent[self.cur_interval] += n
             self.meas.sent_total += n
 
+    def refill_windows(self) -> None:
+        """Top up acknowledged senders during the traffic window (saturate mode)."""
+        if self.scn.saturate and self.started and not self.stopping:
+            now = now_us()
+            if self.start_us <= now < self.end_us:
+                self._send_window(now)
+
     def _send_window(self, now: int) -> None:
         if not self.wants_send:
             return
@@ -256,10 +274,11 @@ class Worker:
             self.meas.start_us = self.start_us
             self.started = True
             self.cpu_at_go = cpu_seconds()
+            self.rx.open_window()
             self.wait_at_go = read_runqueue_wait_s() or 0.0
-            if self.storm:
-                for c in self.clients:
-                    c.connect(self.cfg.host, self.cfg.port, max(now_us(), self.start_us))
+            # Storm clients connect in the loop once start_us has come, so that every
+            # registration time is measured from a connect that really happened then.
+            self.storm_due = self.storm
         elif kind == "stop":
             self.stopping = True
             self._finish()
@@ -268,9 +287,11 @@ class Worker:
 
     def _finish(self) -> None:
         now = now_us()
+        self.rx.process()
         self.meas.flush(now)
         if self.cpu_window is None and self.started:
             self.cpu_window = cpu_seconds() - self.cpu_at_go
+            self.rx.close_window()
             self.wait_window = (read_runqueue_wait_s() or 0.0) - self.wait_at_go
             self.window_wall = max(0.0, (min(now, self.end_us) - self.start_us) / 1e6)
         self._send("result", self._result_info())
@@ -326,13 +347,7 @@ class Worker:
         }
 
     def _result_info(self) -> dict:
-        tallies: dict[tuple[int, str], tuple[int, ...]] = {}
-        acc: dict[tuple[int, str], StreamTally] = {}
-        for c in self.clients:
-            for (sid, room), st in c.trackers.items():
-                key = (int(sid), room.decode())
-                acc.setdefault(key, StreamTally()).add_state(st)
-        tallies = {k: v.as_tuple() for k, v in acc.items()}
+        tallies = {k: v.as_tuple() for k, v in self.rx.tallies().items()}
         tcp, welcome, joined = hg.new_histogram(), hg.new_histogram(), hg.new_histogram()
         for c in self.clients:
             if c.t_tcp:
@@ -360,6 +375,8 @@ class Worker:
             "echo": sum(1 for c in self.clients if c.echo_ack),
             "errors": dict(self.errors),
             "cpu_window_s": self.cpu_window or 0.0,
+            "window_recvs": self.rx.window_counts[0],
+            "window_lines": self.rx.window_counts[1],
             "runqueue_wait_s": self.wait_window,
             "window_wall_s": self.window_wall,
             "cpu_total_s": cpu_seconds(),
