@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from chat_protocol.casemap import casefold
 
@@ -62,9 +62,12 @@ class HistoryStoreError(Exception):
     """The history database cannot be opened or used (bad path, corrupt file, ...)."""
 
 
-@dataclass(frozen=True, slots=True)
-class StoredMessage:
-    """One PRIVMSG/NOTICE as stored, with everything needed to replay it."""
+class StoredMessage(NamedTuple):
+    """One PRIVMSG/NOTICE as stored, with everything needed to replay it.
+
+    A NamedTuple rather than a frozen dataclass: one is built per message on the hot
+    path, and a tuple is several times cheaper to create.
+    """
 
     msgid: str
     time: float

@@ -419,7 +419,11 @@ class Server(Replies):
         ``sender`` (when given) gets the message only with ``echo``; writes to the
         sender go through ``Connection.write`` so a labeled response can capture them.
         """
-        body = Message(command, params, source).to_str() + "\r\n"
+        if len(params) == 2 and (command == "PRIVMSG" or command == "NOTICE"):
+            # Target from our model, text already free of CR/LF/NUL: no checks needed.
+            body = f":{source} {command} {params[0]} :{params[1]}\r\n"
+        else:
+            body = Message(command, params, source).to_str() + "\r\n"
         when = time.time() if when is None else when
         sender_conn = sender.conn if sender is not None else None
         if isinstance(recipients, Channel) and not (
@@ -491,7 +495,7 @@ class Server(Replies):
         """Append a message to history; returns its msgid and time."""
         msgid = self.next_msgid()
         when = round(time.time(), 3)
-        kept = tuple((k, v) for k, v in tags.items() if k[0] == "+")
+        kept = tuple(tags.items()) if tags else ()  # already only client (+) tags
         if user.is_bot:
             kept += (("bot", ""),)
         self.history.append(

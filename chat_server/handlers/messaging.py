@@ -65,7 +65,8 @@ def checked_relay(server: Server, user: User, msg: Message, command_name: str) -
 
 def speakable_channel(server: Server, user: User, relay: Relay, target: str) -> Channel | None:
     """The room ``target`` if ``user`` may send to it, else None (after the numeric)."""
-    chan = server.channels.get(casefold(target))
+    # Keys are casefolded; most clients already send the folded name.
+    chan = server.channels.get(target) or server.channels.get(casefold(target))
     if chan is None:
         if not relay.quiet:
             server.reply(user, N.ERR_NOSUCHCHANNEL, target, "No such channel")
