@@ -20,8 +20,8 @@ from perf.spawn import SpawnedServer
 from perf.thresholds import Threshold, ThresholdError, evaluate, parse
 
 
-def _target(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
+def _address(text: str) -> tuple[str, int]:
+    host, sep, port = text.strip().rpartition(":")
     if not sep or not port.isdigit():
         raise argparse.ArgumentTypeError(f"expected HOST:PORT, got {text!r}")
     host = host.strip("[]") or "127.0.0.1"
@@ -29,6 +29,14 @@ def _target(text: str) -> tuple[str, int]:
         # Load tests hammer the target; keep them on this machine by design.
         raise argparse.ArgumentTypeError("chat-perf only targets loopback (127.0.0.1)")
     return "127.0.0.1" if host == "localhost" else host, int(port)
+
+
+def _target(text: str) -> list[tuple[str, int]]:
+    """``HOST:PORT[,HOST:PORT...]``: several nodes of one cluster share the clients."""
+    targets = [_address(part) for part in text.split(",") if part.strip()]
+    if not targets:
+        raise argparse.ArgumentTypeError("expected HOST:PORT[,HOST:PORT...]")
+    return targets
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,7 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run one scenario and write results to --out")
     where = run.add_mutually_exclusive_group(required=True)
     where.add_argument(
-        "--target", type=_target, metavar="HOST:PORT", help="an IRC server on loopback"
+        "--target",
+        type=_target,
+        metavar="HOST:PORT[,...]",
+        help="an IRC server on loopback; several (a cluster's nodes) share the clients round-robin",
     )
     where.add_argument("--spawn", action="store_true", help="start a local chat-server for the run")
     run.add_argument(
@@ -124,8 +135,9 @@ def cmd_run(args: argparse.Namespace) -> int:
             return 1
         host, port, pid = server.host, server.port, server.pid
     else:
-        (host, port), pid = args.target, args.server_pid
-    target = f"{host}:{port}"
+        (host, port), pid = args.target[0], args.server_pid
+    more_targets = () if server else tuple(args.target[1:])
+    target = ",".join(f"{h}:{p}" for h, p in [(host, port), *more_targets])
     label = args.label or f"{scn.name}@{'chat-server' if server else target}"
     cpus = len(os.sched_getaffinity(0))
     opts = RunOptions(
@@ -137,6 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         server_pid=pid,
         drain_s=args.drain,
         raw_cap=args.raw_cap,
+        more_targets=more_targets,
     )
     try:
         with ProgressDisplay(label, enabled=not args.no_progress) as display:

@@ -42,6 +42,8 @@ class RunOptions:
     register_timeout_s: float = 30.0
     raw_cap: int = 200_000
     storm_hold_s: float = 1.0
+    # More servers of one cluster: client i connects to [(host, port), *more_targets][i % n].
+    more_targets: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(slots=True)
@@ -134,6 +136,7 @@ class Coordinator:
                     worker_id=w,
                     host=opts.host,
                     port=opts.port,
+                    more_targets=opts.more_targets,
                     scenario=opts.scenario,
                     plans=layout.for_worker(w),
                     connect_start_us=connect_start,

@@ -49,6 +49,14 @@ class WorkerConfig:
     interval_us: int
     raw_cap: int
     sender_rooms: dict[int, str]  # every sender of the run (any worker) -> its room
+    more_targets: tuple[tuple[str, int], ...] = ()  # other nodes of a cluster
+
+    def address_of(self, client_index: int) -> tuple[str, int]:
+        """Where a client connects: clients are dealt round-robin over the targets."""
+        if not self.more_targets:
+            return self.host, self.port
+        targets = ((self.host, self.port), *self.more_targets)
+        return targets[client_index % len(targets)]
 
 
 def cpu_seconds() -> float:
@@ -141,7 +149,7 @@ class Worker:
             now = now_us()
             while pending and pending[-1][0] <= now:
                 _, client = pending.pop()
-                client.connect(self.cfg.host, self.cfg.port, now)
+                client.connect(*self.cfg.address_of(client.index), now)
             if not reported_ready:
                 settled = self.ready + self.closed >= len(self.clients)
                 if self.storm or settled or now >= reg_deadline:
@@ -150,7 +158,7 @@ class Worker:
             if self.storm_due and now >= self.start_us:
                 self.storm_due = False
                 for c in self.clients:
-                    c.connect(self.cfg.host, self.cfg.port, now_us())
+                    c.connect(*self.cfg.address_of(c.index), now_us())
             if self.started:
                 if now >= self.start_us and not self.stopping:
                     self.cur_interval = (now - self.start_us) // self.cfg.interval_us
