@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chat_protocol.message import Message, format_tags
@@ -23,14 +24,23 @@ class Replies:
 
     def reply(self: Server, user: User, numeric: str, *params: str) -> None:
         """A numeric from the server to ``user`` (their nick, or ``*`` before NICK)."""
-        parts = [":" + self.name, numeric, user.nick]
-        if params:
-            parts.extend(_safe_middle(p) for p in params[:-1])
-            last = params[-1]
-            if "\r" in last or "\n" in last or "\0" in last:
-                last = last.replace("\r", "").replace("\n", " ").replace("\0", "")
-            parts.append(":" + last)
-        self.send_raw(user, " ".join(parts))
+        self.send_raw(user, format_reply(self.name, numeric, user.nick, params))
+
+    def send_replies(self: Server, user: User, key: str, replies: ReplySource) -> None:
+        """Send a block of numerics that differ between clients only by nick.
+
+        The block is formatted once per server (with a placeholder nick) and reused:
+        the welcome burst is most of what a registration costs.
+        """
+        block = self.reply_blocks.get(key)
+        if block is None:
+            block = [
+                format_reply(self.name, numeric, _NICK_SLOT, params)
+                for numeric, params in replies(self)
+            ]
+            self.reply_blocks[key] = block
+        for line in block:
+            self.send_raw(user, line.replace(_NICK_SLOT, user.nick))
 
     def fail(self: Server, user: User, command: str, code: str, *context: str) -> None:
         """An IRCv3 standard reply ``FAIL <command> <code> [context] :<text>``."""
@@ -71,6 +81,22 @@ class Replies:
             for line in lines:
                 write(_add_tag(line, f"batch={ref}"), dirty, sendq)
             write(f":{self.name} BATCH -{ref}\r\n".encode(), dirty, sendq)
+
+
+_NICK_SLOT = "\0"  # never in a nick (nor in any line we send)
+ReplySource = Callable[["Server"], list[tuple[str, tuple[str, ...]]]]
+
+
+def format_reply(source: str, numeric: str, nick: str, params: tuple[str, ...]) -> str:
+    """``:source NUMERIC nick params… :last``, with client-supplied params made safe."""
+    parts = [":" + source, numeric, nick]
+    if params:
+        parts.extend(_safe_middle(p) for p in params[:-1])
+        last = params[-1]
+        if "\r" in last or "\n" in last or "\0" in last:
+            last = last.replace("\r", "").replace("\n", " ").replace("\0", "")
+        parts.append(":" + last)
+    return " ".join(parts)
 
 
 def _safe_middle(param: str) -> str:

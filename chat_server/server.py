@@ -61,6 +61,7 @@ class Server(Replies):
         self.stopping = False
         load_handlers()
         self.commands = COMMANDS  # a cluster node swaps in its own table
+        self.reply_blocks: dict[str, list[str]] = {}  # see Replies.send_replies
 
     # -- lifecycle -----------------------------------------------------------------
 

@@ -36,15 +36,20 @@ def send_lusers(server: Server, user: User) -> None:
     server.reply(user, N.RPL_GLOBALUSERS, str(users), str(users), f"Current global users {users}")
 
 
-def send_motd(server: Server, user: User) -> None:
+def motd_replies(server: Server) -> list[tuple[str, tuple[str, ...]]]:
+    """The MOTD numerics (375, 372…, 376), or 422 when there is none."""
     motd = server.config.motd
     if not motd:
-        server.reply(user, N.ERR_NOMOTD, "MOTD File is missing")
-        return
-    server.reply(user, N.RPL_MOTDSTART, f"- {server.name} Message of the day -")
-    for line in motd.splitlines():
-        server.reply(user, N.RPL_MOTD, f"- {line}")
-    server.reply(user, N.RPL_ENDOFMOTD, "End of /MOTD command.")
+        return [(N.ERR_NOMOTD, ("MOTD File is missing",))]
+    return [
+        (N.RPL_MOTDSTART, (f"- {server.name} Message of the day -",)),
+        *((N.RPL_MOTD, (f"- {line}",)) for line in motd.splitlines()),
+        (N.RPL_ENDOFMOTD, ("End of /MOTD command.",)),
+    ]
+
+
+def send_motd(server: Server, user: User) -> None:
+    server.send_replies(user, "motd", motd_replies)
 
 
 @command("LUSERS")

@@ -169,18 +169,27 @@ def try_register(server: Server, user: User) -> None:
     welcome(server, user)
 
 
-def welcome(server: Server, user: User) -> None:
-    cfg = server.config
+def intro_replies(server: Server) -> list[tuple[str, tuple[str, ...]]]:
+    """002 to 005: the same for every client but for the nick."""
     created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(server.created))
-    server.reply(user, N.RPL_WELCOME, f"Welcome to the {cfg.network} network, {user.source}")
-    server.reply(user, N.RPL_YOURHOST, f"Your host is {server.name}, running distchat")
-    server.reply(user, N.RPL_CREATED, f"This server was created {created}")
-    server.reply(user, N.RPL_MYINFO, server.name, "distchat", "iBo", "biklmnotv", "klov")
     tokens = isupport_tokens(server)
-    for i in range(0, len(tokens), 12):
-        server.reply(user, N.RPL_ISUPPORT, *tokens[i : i + 12], "are supported by this server")
+    return [
+        (N.RPL_YOURHOST, (f"Your host is {server.name}, running distchat",)),
+        (N.RPL_CREATED, (f"This server was created {created}",)),
+        (N.RPL_MYINFO, (server.name, "distchat", "iBo", "biklmnotv", "klov")),
+        *(
+            (N.RPL_ISUPPORT, (*tokens[i : i + 12], "are supported by this server"))
+            for i in range(0, len(tokens), 12)
+        ),
+    ]
+
+
+def welcome(server: Server, user: User) -> None:
     from chat_server.handlers.queries import send_lusers, send_motd
 
+    network = server.config.network
+    server.reply(user, N.RPL_WELCOME, f"Welcome to the {network} network, {user.source}")
+    server.send_replies(user, "intro", intro_replies)
     send_lusers(server, user)
     send_motd(server, user)
 
