@@ -102,25 +102,29 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    if config.redis:
-        from chat_server.cluster import run_cluster
-
-        return run_cluster(config)
     from chat_server.history import HistoryStore
     from chat_server.server import Server
 
-    path = config.history_path()
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        history = HistoryStore(path, cache_per_target=config.history_cache)
-    except Exception as exc:
-        print(f"chat-server: error: cannot open history database {path}: {exc}", file=sys.stderr)
-        return 1
-    server = Server(config, history)
+    server: Server
+    if config.redis:
+        from chat_server.cluster.node import ClusterServer
+
+        server = ClusterServer(config)  # history is shared through Redis
+    else:
+        path = config.history_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            history = HistoryStore(path, cache_per_target=config.history_cache)
+        except Exception as exc:
+            print(
+                f"chat-server: error: cannot open history database {path}: {exc}", file=sys.stderr
+            )
+            return 1
+        server = Server(config, history)
     try:
         server.listen()
     except OSError as exc:
-        history.close()
+        server.history.close()
         reason = exc.strerror or exc
         print(
             f"chat-server: error: cannot listen on {config.host}:{config.port}: {reason}",

@@ -17,25 +17,3 @@ msgid and its milliseconds the server-time, and every node delivers in stream or
 """
 
 from __future__ import annotations
-
-from chat_server.config import ServerConfig
-
-
-def run_cluster(config: ServerConfig) -> int:
-    """Run a cluster node until SIGTERM; the CLI's cluster-mode entry point."""
-    import sys
-
-    from chat_server.cluster.node import ClusterServer
-
-    server = ClusterServer(config)
-    try:
-        server.listen()
-    except OSError as exc:
-        reason = exc.strerror or exc
-        print(
-            f"chat-server: error: cannot listen on {config.host}:{config.port}: {reason}",
-            file=sys.stderr,
-        )
-        return 1
-    server.run()
-    return 0
