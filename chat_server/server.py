@@ -32,7 +32,6 @@ from chat_server.replies import Replies
 log = logging.getLogger("chat_server")
 
 MAX_CLIENT_TAGS = 4094  # IRCv3 message-tags: bytes of tags a client may send
-VERSION = "distchat-0.1"
 _READ = 1  # selectors.EVENT_READ
 _WRITE = 2  # selectors.EVENT_WRITE
 
@@ -58,7 +57,6 @@ class Server(Replies):
         self.listeners: list[socket.socket] = []
         self.unknown_count = 0
         self.mode_counts: Counter[str] = Counter()  # user modes among registered users
-        self.stopping = False
         load_handlers()
         self.commands = COMMANDS  # a cluster node swaps in its own table
         self.reply_blocks: dict[str, list[str]] = {}  # see Replies.send_replies
@@ -99,7 +97,6 @@ class Server(Replies):
 
     def _on_signal(self, signum: int, frame: object) -> None:
         log.info("received %s, shutting down", signal.Signals(signum).name)
-        self.stopping = True
         self.loop.stop()
 
     @staticmethod

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold, is_channel
 from chat_protocol.message import Message
+from chat_server import VERSION
 from chat_server.commands import command
 from chat_server.model import member_prefix
 
@@ -64,12 +65,10 @@ def handle_motd(server: Server, user: User, msg: Message) -> None:
 
 @command("VERSION")
 def handle_version(server: Server, user: User, msg: Message) -> None:
-    from chat_server.handlers.registration import isupport_tokens
+    from chat_server.handlers.registration import isupport_replies
 
-    server.reply(user, N.RPL_VERSION, "distchat-0.1", server.name, "Python selectors server")
-    tokens = isupport_tokens(server)
-    for i in range(0, len(tokens), 12):
-        server.reply(user, N.RPL_ISUPPORT, *tokens[i : i + 12], "are supported by this server")
+    server.reply(user, N.RPL_VERSION, VERSION, server.name, "Python selectors server")
+    server.send_replies(user, "isupport", isupport_replies)
 
 
 @command("TIME")

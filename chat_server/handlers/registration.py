@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from chat_protocol import numerics as N
 from chat_protocol.casemap import valid_nick
 from chat_protocol.message import Message
+from chat_server import VERSION
 from chat_server.commands import command
 
 if TYPE_CHECKING:
@@ -169,18 +170,23 @@ def try_register(server: Server, user: User) -> None:
     welcome(server, user)
 
 
+def isupport_replies(server: Server) -> list[tuple[str, tuple[str, ...]]]:
+    """005 lines, twelve tokens each."""
+    tokens = isupport_tokens(server)
+    return [
+        (N.RPL_ISUPPORT, (*tokens[i : i + 12], "are supported by this server"))
+        for i in range(0, len(tokens), 12)
+    ]
+
+
 def intro_replies(server: Server) -> list[tuple[str, tuple[str, ...]]]:
     """002 to 005: the same for every client but for the nick."""
     created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(server.created))
-    tokens = isupport_tokens(server)
     return [
-        (N.RPL_YOURHOST, (f"Your host is {server.name}, running distchat",)),
+        (N.RPL_YOURHOST, (f"Your host is {server.name}, running {VERSION}",)),
         (N.RPL_CREATED, (f"This server was created {created}",)),
-        (N.RPL_MYINFO, (server.name, "distchat", "iBo", "biklmnotv", "klov")),
-        *(
-            (N.RPL_ISUPPORT, (*tokens[i : i + 12], "are supported by this server"))
-            for i in range(0, len(tokens), 12)
-        ),
+        (N.RPL_MYINFO, (server.name, VERSION, "iBo", "biklmnotv", "klov")),
+        *isupport_replies(server),
     ]
 
 
