@@ -187,8 +187,9 @@ class Server(Replies):
         if conn.closing and conn.fd in self.conns:
             self.drop(conn, conn.closing)
 
-    def _watch(self, conn: Connection, reading: bool = True) -> None:
-        events = (_READ if reading else 0) | (_WRITE if conn.writing else 0)
+    def _watch(self, conn: Connection) -> None:
+        """Watch for reads unless the client is held (flood, cluster), writes while bytes wait."""
+        events = (0 if conn.fd in self._paused else _READ) | (_WRITE if conn.writing else 0)
         self.loop.set_events(conn.sock, events, lambda mask, c=conn: self._on_event(c, mask))
 
     def flush_dirty(self) -> None:
@@ -205,7 +206,7 @@ class Server(Replies):
                 self.drop(conn, conn.closing)
             elif not conn.flush() and not conn.writing:
                 conn.writing = True
-                self._watch(conn, reading=conn.fd not in self._paused)
+                self._watch(conn)
             elif conn.closing:
                 self.drop(conn, conn.closing)
 
@@ -242,7 +243,7 @@ class Server(Replies):
             return False
         conn.inbuf = bytearray(backlog)
         self._paused.add(conn.fd)
-        self._watch(conn, reading=False)
+        self._watch(conn)
         return True
 
     def _resume(self, conn: Connection) -> None:
@@ -256,7 +257,7 @@ class Server(Replies):
             self._process(conn, lines)
 
     def _handle_line(self, conn: Connection, user: User, raw: bytes) -> None:
-        if raw is TOO_LONG or raw == TOO_LONG or _over_limits(raw):
+        if raw == TOO_LONG or _over_limits(raw):
             self.reply(user, N.ERR_INPUTTOOLONG, "Input line was too long")
             return
         try:
