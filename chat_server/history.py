@@ -17,11 +17,9 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
 import re
 import sqlite3
 import threading
-import time as _time
 from bisect import bisect_left, bisect_right
 from collections import deque
 from collections.abc import Iterable
@@ -32,6 +30,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from chat_protocol.casemap import casefold
+from chat_server.history_writer import WriterProcess, connect_for_writing
 
 log = logging.getLogger(__name__)
 
@@ -116,8 +115,25 @@ def _to_ms(t: float) -> int:
 
 
 def format_time(t: float) -> str:
-    """Unix seconds as the IRCv3 ``server-time`` format, ``YYYY-MM-DDTHH:MM:SS.sssZ``."""
-    secs, ms = divmod(_to_ms(t), 1000)
+    """Unix seconds as the IRCv3 ``server-time`` format, ``YYYY-MM-DDTHH:MM:SS.sssZ``.
+
+    Busy rooms stamp many messages within one millisecond, so the last result is kept.
+    """
+    global _last_time
+    stamp = _to_ms(t)
+    last = _last_time
+    if last[0] == stamp:
+        return last[1]
+    text = _format_ms(stamp)
+    _last_time = (stamp, text)
+    return text
+
+
+_last_time: tuple[int, str] = (-1 << 62, "")
+
+
+def _format_ms(stamp: int) -> str:
+    secs, ms = divmod(stamp, 1000)
     # Adding a timedelta (rather than utcfromtimestamp) works for any year 1..9999 on
     # every platform, including times before 1970.
     d = _EPOCH + timedelta(seconds=secs)
@@ -249,14 +265,19 @@ class HistoryStore:
         self._spill_count = 0
         self._spill_sweep_at = 1024
         self._closed = False
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        # Appended, not yet handed to the writer; the writer thread swaps the list out.
+        self._pending: list[_Entry] = []
+        self._flush_waiters: list[threading.Event] = []
+        self._wake = threading.Event()  # something is pending
+        self._hurry = threading.Event()  # write now: a full batch, a flush() or close()
         self._writer: threading.Thread | None = None
-        self._wconn: sqlite3.Connection | None = None
+        self._process: WriterProcess | None = None
         self._rconn: sqlite3.Connection | None = None
         self._next_seq = 1
         self._committed_seq = 0  # every seq <= this is in SQLite (set by the writer)
         if self.path is not None:
             self._open(self.path)
+            self._process = WriterProcess(self.path)
             self._writer = threading.Thread(
                 target=self._writer_main, name="history-writer", daemon=True
             )
@@ -270,27 +291,22 @@ class HistoryStore:
             raise HistoryStoreError("use path=None for a memory-only history store")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            wconn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
+            # Set up with a writer's connection; it then serves reads (the writer
+            # process opens its own).
+            conn = connect_for_writing(path)
             try:
-                self._wconn = wconn
-                wconn.execute("PRAGMA busy_timeout = 5000")
-                mode = wconn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(mode).lower() != "wal":
                     log.warning("history %s: WAL not available, journal mode %s", path, mode)
-                wconn.execute("PRAGMA synchronous = NORMAL")
-                # A bigger page cache keeps the index pages hot: ~15% less CPU per insert.
-                wconn.execute("PRAGMA cache_size = -16384")
-                self._migrate(wconn)
-                row = wconn.execute("SELECT MAX(seq) FROM messages").fetchone()
+                self._migrate(conn)
+                row = conn.execute("SELECT MAX(seq) FROM messages").fetchone()
                 self._committed_seq = row[0] or 0
                 self._next_seq = self._committed_seq + 1
-                rconn = sqlite3.connect(path, check_same_thread=False, isolation_level=None)
-                self._rconn = rconn
-                rconn.execute("PRAGMA busy_timeout = 5000")
-                rconn.execute("PRAGMA query_only = ON")
+                conn.execute("PRAGMA query_only = ON")
             except BaseException:
-                self._close_connections()
+                conn.close()
                 raise
+            self._rconn = conn
         except HistoryStoreError:
             raise
         except (sqlite3.Error, OSError) as exc:
@@ -347,7 +363,12 @@ class HistoryStore:
             left = cache.add(entry)
             self.stats["appended"] += 1
             if self._writer is not None:
-                self._queue.put(entry)
+                pending = self._pending
+                pending.append(entry)
+                if len(pending) == 1:
+                    self._wake.set()
+                elif len(pending) == self.max_batch:
+                    self._hurry.set()
                 if left is not None:
                     self._spill_add(msg.target, left)
 
@@ -374,78 +395,37 @@ class HistoryStore:
         self._spill_sweep_at = max(1024, 2 * total)
 
     def _writer_main(self) -> None:
-        """Group commit: gather rows for up to flush_interval or max_batch, then commit."""
-        q = self._queue
+        """Group commit: take what is pending once it is flush_interval old, or sooner
+        when a batch is full or someone waits, and have the writer process commit it."""
         try:
-            running = True
-            while running:
-                batch: list[_Entry] = []
-                waiters: list[threading.Event] = []
-                item = q.get()
-                deadline = _time.monotonic() + self.flush_interval
-                while True:
-                    if item is None:
-                        running = False
-                        break
-                    if isinstance(item, threading.Event):
-                        waiters.append(item)
-                        break
-                    batch.append(item)
-                    if len(batch) >= self.max_batch:
-                        break
-                    try:
-                        item = q.get_nowait()
-                    except queue.Empty:
-                        remaining = deadline - _time.monotonic()
-                        if remaining <= 0:
-                            break
-                        try:
-                            item = q.get(timeout=remaining)
-                        except queue.Empty:
-                            break
-                if batch:
-                    self._commit(batch)
+            while True:
+                self._wake.wait()
+                self._hurry.wait(self.flush_interval)
+                with self._lock:
+                    self._wake.clear()
+                    self._hurry.clear()
+                    batch, self._pending = self._pending, []
+                    waiters, self._flush_waiters = self._flush_waiters, []
+                    closing = self._closed
+                for i in range(0, len(batch), self.max_batch):
+                    self._commit(batch[i : i + self.max_batch])
                 for waiter in waiters:
                     waiter.set()
+                if closing:
+                    return
         except Exception:  # a bug here must not pass silently: flush() will time out
             log.exception("history writer stopped")
 
     def _commit(self, batch: list[_Entry]) -> None:
-        assert self._wconn is not None
+        assert self._process is not None
         rows = [
-            (
-                key[1],
-                m.msgid,
-                key[0],
-                m.target,
-                m.source,
-                m.command,
-                m.recipient,
-                m.text,
-                json.dumps(m.tags, separators=(",", ":")) if m.tags else "",
-            )
+            (key[1], m.msgid, key[0], m.target, m.source, m.command, m.recipient, m.text, m.tags)
             for key, m in batch
         ]
-        conn = self._wconn
-        for attempt in range(5):
-            try:
-                conn.execute("BEGIN")
-                conn.executemany("INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?)", rows)
-                conn.execute("COMMIT")
-            except sqlite3.Error as exc:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                log.warning("history commit of %d rows failed (%s), retrying", len(rows), exc)
-                _time.sleep(0.05 * 2**attempt)
-            else:
-                self.stats["written"] += len(rows)
-                self.stats["batches"] += 1
-                break
-        else:
-            # Keeping them would grow memory without bound; they stay visible in memory
-            # until the cache moves on, and the counter makes the loss show in logs.
-            log.error("history: gave up writing %d messages", len(rows))
-            self.stats["failed"] += len(rows)
+        written, failed = self._process.write(rows)
+        self.stats["written"] += written
+        self.stats["failed"] += failed
+        self.stats["batches"] += 1
         self._committed_seq = batch[-1][0][1]
 
     def flush(self, timeout: float = 5.0) -> None:
@@ -455,26 +435,28 @@ class HistoryStore:
                 raise HistoryStoreError("history writer thread is not running")
             return
         done = threading.Event()
-        self._queue.put(done)
+        with self._lock:
+            self._flush_waiters.append(done)
+        self._wake.set()
+        self._hurry.set()
         if not done.wait(timeout):
             raise TimeoutError(f"history not flushed within {timeout} s")
 
     def close(self) -> None:
-        """Write everything, stop the writer thread and close the database."""
+        """Write everything, stop the writer thread and process, close the database."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
         if self._writer is not None:
-            self._queue.put(None)
+            self._wake.set()
+            self._hurry.set()
             self._writer.join()
-        self._close_connections()
-
-    def _close_connections(self) -> None:
-        for conn in (self._rconn, self._wconn):
-            if conn is not None:
-                conn.close()
-        self._rconn = self._wconn = None
+        if self._process is not None:
+            self._process.close()
+        if self._rconn is not None:
+            self._rconn.close()
+            self._rconn = None
 
     def __enter__(self) -> HistoryStore:
         return self

@@ -24,6 +24,7 @@ from chat_server.commands import COMMANDS, HandlerFunc, load_handlers
 from chat_server.config import ServerConfig
 from chat_server.connection import MAX_BODY, TOO_LONG, Connection
 from chat_server.fanout import RoomBatch, append_to_all, write_batch
+from chat_server.handlers.messaging import fast_privmsg
 from chat_server.history import HistoryStore, StoredMessage, format_time
 from chat_server.loop import EventLoop
 from chat_server.model import TAGS_MSG, TAGS_TIME, Channel, User, group_by_tag_mode
@@ -59,6 +60,7 @@ class Server(Replies):
         self.mode_counts: Counter[str] = Counter()  # user modes among registered users
         load_handlers()
         self.commands = COMMANDS  # a cluster node swaps in its own table
+        self.fast_path = True  # PRIVMSG to a room without the parser (off in a cluster)
         self.reply_blocks: dict[str, list[str]] = {}  # see Replies.send_replies
 
     # -- lifecycle -----------------------------------------------------------------
@@ -260,6 +262,13 @@ class Server(Replies):
         if raw == TOO_LONG or _over_limits(raw):
             self.reply(user, N.ERR_INPUTTOOLONG, "Input line was too long")
             return
+        if (
+            raw[:8] == b"PRIVMSG "
+            and self.fast_path
+            and user.registered
+            and fast_privmsg(self, user, raw)
+        ):
+            return
         try:
             text = raw.decode()
         except UnicodeDecodeError:
@@ -429,15 +438,7 @@ class Server(Replies):
             echo and sender_conn is not None and sender_conn.capture is not None
         ):
             skip = None if echo else sender_conn
-            batch = self._batch
-            if batch is None or not batch.matches(recipients, skip):
-                self.write_pending()
-                batch = self._batch = RoomBatch(recipients, skip)
-            for mode, conns in enumerate(batch.groups):
-                if conns and not (tags_only and not mode & TAGS_MSG):
-                    batch.parts[mode].append(
-                        self._format_variant(mode, body, client_tags, msgid, when, bot)
-                    )
+            self.batch_room(recipients, skip, body, client_tags, msgid, when, bot, tags_only)
             return
         self.write_pending()
         groups = (
@@ -458,6 +459,28 @@ class Server(Replies):
             else:
                 append_to_all(conns, data, None, dirty, sendq_max)
 
+    def batch_room(
+        self,
+        chan: Channel,
+        skip: Connection | None,
+        body: str,
+        client_tags: dict[str, str] | None,
+        msgid: str | None,
+        when: float,
+        bot: bool,
+        tags_only: bool = False,
+    ) -> None:
+        """Add a room message to the open batch (see fanout.py), opening a new one if
+        the room, the skipped sender or the membership changed."""
+        batch = self._batch
+        if batch is None or not batch.matches(chan, skip):
+            self.write_pending()
+            batch = self._batch = RoomBatch(chan, skip)
+        parts = batch.parts
+        for mode, conns in enumerate(batch.groups):
+            if conns and not (tags_only and not mode & TAGS_MSG):
+                parts[mode].append(self._format_variant(mode, body, client_tags, msgid, when, bot))
+
     def write_pending(self) -> None:
         """Append the open room batch to its members' buffers (see fanout.py)."""
         batch = self._batch
@@ -474,26 +497,37 @@ class Server(Replies):
         when: float,
         bot: bool,
     ) -> bytes:
-        tags: dict[str, str] = {}
+        # Built as a string, not a dict through format_tags: this runs for every message
+        # and tag mode. Our own msgids and times never need tag-value escaping.
+        tags = ""
         if mode & TAGS_TIME:
-            tags["time"] = format_time(when)
+            tags = "time=" + format_time(when)
         if mode & TAGS_MSG:
             if msgid:
-                tags["msgid"] = msgid
+                tags = tags + ";msgid=" + msgid if tags else "msgid=" + msgid
             if bot:
-                tags["bot"] = ""
+                tags = tags + ";bot" if tags else "bot"
             if client_tags:
-                tags.update(client_tags)
+                extra = format_tags(client_tags)
+                tags = tags + ";" + extra if tags else extra
         if not tags:
             return body.encode()
-        return ("@" + format_tags(tags) + " " + body).encode()
+        return ("@" + tags + " " + body).encode()
 
     def store(
-        self, user: User, command: str, recipient: str, key: str, text: str, tags: dict[str, str]
+        self,
+        user: User,
+        command: str,
+        recipient: str,
+        key: str,
+        text: str,
+        tags: dict[str, str] | None,
+        now: float | None = None,
     ) -> tuple[str, float]:
         """Append a message to history; returns its msgid and time."""
-        msgid = self.next_msgid()
-        when = round(time.time(), 3)
+        self._msgid_seq = seq = self._msgid_seq + 1  # next_msgid(), inlined: hot path
+        msgid = f"{self._msgid_prefix}-{seq:x}"
+        when = round(time.time() if now is None else now, 3)
         kept = tuple(tags.items()) if tags else ()  # already only client (+) tags
         if user.is_bot:
             kept += (("bot", ""),)

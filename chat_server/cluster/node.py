@@ -39,6 +39,7 @@ class ClusterServer(Server):
         self.link = RedisLink(config.redis, config.node_id, history_max=keep)
         self.backplane = Backplane(self, self.link)
         self.commands = cluster_commands()
+        self.fast_path = False  # room messages are sequenced through Redis
 
     def run(self) -> None:
         self.loop.add_reader(self.link.rsock, lambda mask: self.backplane.on_readable())

@@ -101,6 +101,40 @@ def _relay(server: Server, user: User, msg: Message, command_name: str) -> None:
                 _to_nick(server, user, relay, recipient)
 
 
+def fast_privmsg(server: Server, user: User, raw: bytes) -> bool:
+    """Relay the everyday shape ``PRIVMSG #room :text`` without the general parser.
+
+    Most traffic is exactly this: no tags, one room the sender may speak in. Anything
+    else returns False having changed nothing, and the full parser and handler take
+    the line, with every error reply they give. The caller has checked the length and
+    that ``raw`` starts with ``PRIVMSG ``; ``user`` is registered.
+    """
+    space = raw.find(b" ", 8)
+    if space < 9 or raw[8] != 35 or raw[space + 1 : space + 2] != b":":  # 35 is "#"
+        return False
+    end = len(raw) - 1 if raw[-1] == 13 else len(raw)  # 13 is CR
+    if end <= space + 2 or b"\r" in raw[:end] or b"\0" in raw or b"," in raw[8:space]:
+        return False
+    try:
+        target = raw[8:space].decode()
+        text = raw[space + 2 : end].decode()
+    except UnicodeDecodeError:
+        return False
+    chan = server.channels.get(target)
+    if chan is None or not chan.can_speak(user):
+        return False
+    if server.config.flood_limit:
+        user.conn.tokens -= 1  # type: ignore[union-attr]
+    now = time.time()
+    user.last_spoke = now
+    name = chan.name
+    msgid, when = server.store(user, "PRIVMSG", name, chan.folded, text, None, now)
+    skip = None if "echo-message" in user.caps else user.conn
+    body = f":{user.source} PRIVMSG {name} :{text}\r\n"
+    server.batch_room(chan, skip, body, None, msgid, when, user.is_bot)
+    return True
+
+
 def _to_channel(server: Server, user: User, relay: Relay, chan: Channel) -> None:
     command_name = relay.command
     if command_name == "TAGMSG":

@@ -29,6 +29,7 @@ from chat_server.history import (
     format_time,
     parse_time,
 )
+from chat_server.history_writer import Row, connect_for_writing, write_rows
 
 ROOM = "#room"
 BASE_MS = 1_700_000_000_000
@@ -563,15 +564,54 @@ class _FlakyConnection:
         return self.real.executemany(sql, rows)  # type: ignore[arg-type]
 
 
-def test_failed_commit_is_retried(stores: Callable[..., HistoryStore]) -> None:
+def _rows(msgs: list[StoredMessage]) -> list[Row]:
+    return [
+        (
+            i + 1,
+            m.msgid,
+            round(m.time * 1000),
+            m.target,
+            m.source,
+            m.command,
+            m.recipient,
+            m.text,
+            m.tags,
+        )
+        for i, m in enumerate(msgs)
+    ]
+
+
+def test_failed_commit_is_retried(stores: Callable[..., HistoryStore], tmp_path: Path) -> None:
+    stores().close()  # creates the schema
+    conn = _FlakyConnection(connect_for_writing(tmp_path / "h.db"), failures=2)
+    assert write_rows(conn, _rows(ROOM_MSGS[:10])) == (10, 0)  # type: ignore[arg-type]
+    conn.real.close()
+    assert stores(cache_per_target=2).latest(ROOM, 20) == ROOM_MSGS[:10]
+
+
+def test_commit_gives_up_after_repeated_failures(
+    stores: Callable[..., HistoryStore], tmp_path: Path
+) -> None:
+    stores().close()
+    conn = _FlakyConnection(connect_for_writing(tmp_path / "h.db"), failures=100)
+    assert write_rows(conn, _rows(ROOM_MSGS[:3])) == (0, 3)  # type: ignore[arg-type]
+    conn.real.close()
+    assert stores().latest(ROOM, 20) == []
+
+
+def test_writer_process_is_restarted_when_it_dies(stores: Callable[..., HistoryStore]) -> None:
     store = stores(cache_per_target=2)
-    store._wconn = _FlakyConnection(store._wconn, failures=2)  # type: ignore[arg-type,assignment]
-    for m in ROOM_MSGS[:10]:
+    store.append(ROOM_MSGS[0])
+    store.flush()
+    child = store._process._proc  # type: ignore[union-attr]
+    assert child is not None
+    child.kill()
+    child.wait()
+    for m in ROOM_MSGS[1:10]:
         store.append(m)
     store.flush()
     assert store.stats["written"] == 10
     assert store.stats["failed"] == 0
-    store._wconn = store._wconn.real  # type: ignore[union-attr]
     store.close()
     assert stores(cache_per_target=2).latest(ROOM, 20) == ROOM_MSGS[:10]
 
