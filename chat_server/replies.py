@@ -26,6 +26,21 @@ class Replies:
         """A numeric from the server to ``user`` (their nick, or ``*`` before NICK)."""
         self.send_raw(user, format_reply(self.name, numeric, user.nick, params))
 
+    def send_block(self: Server, user: User, text: str) -> None:
+        """Send several lines (each ending in CRLF) in one write.
+
+        A labeled response must see them as separate lines, so a capturing
+        connection gets them one by one.
+        """
+        self.write_pending()
+        conn = user.conn
+        if conn is None:
+            return
+        if conn.capture is not None:
+            conn.capture.extend(line.encode() + b"\n" for line in text.split("\n")[:-1])
+            return
+        conn.write(text.encode(), self.dirty, self.config.sendq_max)
+
     def send_replies(self: Server, user: User, key: str, replies: ReplySource) -> None:
         """Send a block of numerics that differ between clients only by nick.
 
@@ -34,13 +49,11 @@ class Replies:
         """
         block = self.reply_blocks.get(key)
         if block is None:
-            block = [
-                format_reply(self.name, numeric, _NICK_SLOT, params)
+            block = self.reply_blocks[key] = "".join(
+                format_reply(self.name, numeric, _NICK_SLOT, params) + "\r\n"
                 for numeric, params in replies(self)
-            ]
-            self.reply_blocks[key] = block
-        for line in block:
-            self.send_raw(user, line.replace(_NICK_SLOT, user.nick))
+            )
+        self.send_block(user, block.replace(_NICK_SLOT, user.nick))
 
     def fail(self: Server, user: User, command: str, code: str, *context: str) -> None:
         """An IRCv3 standard reply ``FAIL <command> <code> [context] :<text>``."""

@@ -70,7 +70,13 @@ class Client:
         if err not in (0, errno.EINPROGRESS):
             self.fail(f"connect: {errno.errorcode.get(err, err)}")
             return
-        self.worker.watch(self, write=True)
+        # On loopback the handshake is usually over by now: check once, and only wait
+        # for writability (a second trip through the event loop) when it is not.
+        if _connected(sock):
+            self.worker.watch(self, write=False, new=True)
+            self._start_registration(now_us)
+            return
+        self.worker.watch(self, write=True, new=True)
 
     def on_connected(self, now_us: int) -> None:
         assert self.sock is not None
@@ -78,9 +84,12 @@ class Client:
         if err:
             self.fail(f"connect: {errno.errorcode.get(err, err)}")
             return
+        self.worker.watch(self, write=False)
+        self._start_registration(now_us)
+
+    def _start_registration(self, now_us: int) -> None:
         self.t_tcp = now_us
         self.state = REGISTERING
-        self.worker.watch(self, write=False)
         nick = self.nick
         self.send(f"CAP LS 302\r\nNICK {nick}\r\nUSER {nick} 0 * :chat-perf\r\n".encode())
 
@@ -135,6 +144,8 @@ class Client:
 
     def on_control_line(self, raw: bytes, now_us: int) -> None:
         """One line that is not a measured payload: dispatch it to its handler."""
+        if command_of(raw) not in _HANDLED:
+            return  # most of a welcome burst (LUSERS, MOTD, ISUPPORT): not worth parsing
         try:
             msg = Message.parse(raw.rstrip(b"\r\n"))
         except MessageError:
@@ -270,3 +281,31 @@ _HANDLERS: dict[str, Callable[[Client, Message, int], None]] = {
     "366": Client._on_end_of_names,
     **dict.fromkeys(JOIN_FAILURES, Client._on_join_failed),
 }
+_HANDLED = frozenset(name.encode() for name in _HANDLERS)
+
+
+def _connected(sock: socket.socket) -> bool:
+    """Whether a non-blocking connect has completed (the peer address is known)."""
+    try:
+        sock.getpeername()
+    except OSError:
+        return False
+    return True
+
+
+def command_of(raw: bytes) -> bytes:
+    """The command (or numeric) of a raw line, skipping tags and source; no full parse."""
+    start = 0
+    if raw[:1] == b"@":
+        start = raw.find(b" ") + 1
+        while raw[start : start + 1] == b" ":
+            start += 1
+    if raw[start : start + 1] == b":":
+        start = raw.find(b" ", start) + 1
+        if start == 0:
+            return b""
+        while raw[start : start + 1] == b" ":
+            start += 1
+    end = raw.find(b" ", start)
+    word = raw[start:] if end < 0 else raw[start:end]
+    return word.rstrip(b"\r\n").upper()

@@ -98,8 +98,11 @@ class Worker:
 
     # -- callbacks from clients ---------------------------------------------------------
 
-    def watch(self, client: Client, write: bool) -> None:
+    def watch(self, client: Client, write: bool, new: bool = False) -> None:
         events = selectors.EVENT_READ | (selectors.EVENT_WRITE if write else 0)
+        if new:
+            self.sel.register(client.sock, events, client)  # type: ignore[arg-type]
+            return
         try:
             self.sel.modify(client.sock, events, client)  # type: ignore[arg-type]
         except KeyError:

@@ -19,22 +19,25 @@ if TYPE_CHECKING:
 
 
 def send_lusers(server: Server, user: User) -> None:
+    """251-255, 265 and 266: one write, since every registration sends them."""
     users = len(server.users)
     invisible = server.mode_counts["i"]
     opers = server.mode_counts["o"]
-    server.reply(
-        user,
-        N.RPL_LUSERCLIENT,
-        f"There are {users - invisible} users and {invisible} invisible on 1 servers",
+    unknown = max(0, server.unknown_count)
+    head = f":{server.name} {{}} {user.nick} "
+    lines = (
+        (
+            N.RPL_LUSERCLIENT,
+            f":There are {users - invisible} users and {invisible} invisible on 1 servers",
+        ),
+        (N.RPL_LUSEROP, f"{opers} :operator(s) online"),
+        (N.RPL_LUSERUNKNOWN, f"{unknown} :unknown connection(s)"),
+        (N.RPL_LUSERCHANNELS, f"{len(server.channels)} :channels formed"),
+        (N.RPL_LUSERME, f":I have {users} clients and 0 servers"),
+        (N.RPL_LOCALUSERS, f"{users} {users} :Current local users {users}"),
+        (N.RPL_GLOBALUSERS, f"{users} {users} :Current global users {users}"),
     )
-    server.reply(user, N.RPL_LUSEROP, str(opers), "operator(s) online")
-    server.reply(
-        user, N.RPL_LUSERUNKNOWN, str(max(0, server.unknown_count)), "unknown connection(s)"
-    )
-    server.reply(user, N.RPL_LUSERCHANNELS, str(len(server.channels)), "channels formed")
-    server.reply(user, N.RPL_LUSERME, f"I have {users} clients and 0 servers")
-    server.reply(user, N.RPL_LOCALUSERS, str(users), str(users), f"Current local users {users}")
-    server.reply(user, N.RPL_GLOBALUSERS, str(users), str(users), f"Current global users {users}")
+    server.send_block(user, "".join(head.format(num) + text + "\r\n" for num, text in lines))
 
 
 def motd_replies(server: Server) -> list[tuple[str, tuple[str, ...]]]:

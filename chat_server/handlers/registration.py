@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hmac
 import time
 from typing import TYPE_CHECKING
@@ -91,6 +92,7 @@ def handle_cap(server: Server, user: User, msg: Message) -> None:
         server.reply(user, "410", sub, "Invalid CAP command")
 
 
+@functools.cache
 def _cap_list(version: int) -> str:
     if version >= 302:
         return " ".join(f"{k}={v}" if v else k for k, v in sorted(CAPABILITIES.items()))
