@@ -141,7 +141,7 @@ def handle_who(server: Server, user: User, msg: Message) -> None:
                 )
             ][:200]
         for target in matches:
-            chan = _first_shared_channel(user, target)
+            chan = _channel_for_who(user, target)
             _who_line(
                 server,
                 user,
@@ -152,10 +152,16 @@ def handle_who(server: Server, user: User, msg: Message) -> None:
     server.reply(user, N.RPL_ENDOFWHO, mask, "End of WHO list")
 
 
-def _first_shared_channel(asker: User, target: User) -> Channel | None:
+def _channel_for_who(asker: User, target: User) -> Channel | None:
+    """The room a WHO line names: one the asker shares with the target if there is
+    one, else the target's first room unless the target is invisible (+i)."""
+    first: Channel | None = None
     for chan in target.channels.values():
-        return chan if asker in chan.members or not target.invisible else None
-    return None
+        if asker in chan.members:
+            return chan
+        if first is None:
+            first = chan
+    return None if target.invisible else first
 
 
 @command("WHOIS", min_params=1)

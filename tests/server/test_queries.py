@@ -21,6 +21,26 @@ def test_who_channel_and_nick(connect) -> None:
     assert [m.params[5] for m in rows if m.command == "352"] == ["bob"]
 
 
+def test_who_nick_names_a_shared_room_and_hides_invisible_rooms(connect) -> None:
+    a = connect("alice")
+    b = connect("bob")
+    c = connect("carol")
+    b.join("#first")
+    b.join("#shared")
+    a.join("#shared")
+    a.send("WHO bob")
+    (row,) = [m for m in a.collect_until("315") if m.command == "352"]
+    assert row.params[1] == "#shared"  # not bob's first room, which alice is not in
+    c.send("WHO bob")
+    (row,) = [m for m in c.collect_until("315") if m.command == "352"]
+    assert row.params[1] == "#first"
+    b.send("MODE bob +i")
+    b.expect("MODE")
+    c.send("WHO bob")
+    rows = [m for m in c.collect_until("315") if m.command == "352"]
+    assert [m.params[1] for m in rows] == ["*"]  # found by exact nick, but no room shown
+
+
 def test_whois_details_and_unknown(connect) -> None:
     a = connect("alice")
     b = connect("bob")
