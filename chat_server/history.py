@@ -49,7 +49,10 @@ __all__ = [
 Key = tuple[int, int]
 _SEQ_BELOW = -1
 _SEQ_ABOVE = 1 << 62
-_SCHEMA_VERSION = 1
+# v2: no index on msgid. The server's msgids end in "-<seq in hex>" and are found by
+# primary key; any other msgid is found by scanning its target's rows (see _find_msgid).
+_SCHEMA_VERSION = 2
+_SEQ_SUFFIX = re.compile(r"-([0-9a-f]{1,15})", re.ASCII)
 _COLUMNS = ("seq", "msgid", "time_ms", "target", "source", "command", "recipient", "text", "tags")
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -334,7 +337,8 @@ class HistoryStore:
             conn.execute(
                 "CREATE INDEX IF NOT EXISTS messages_by_target ON messages (target, time_ms, seq)"
             )
-            conn.execute("CREATE INDEX IF NOT EXISTS messages_by_msgid ON messages (msgid)")
+            # One index fewer to update per insert (about 1 µs of the writer's ~7).
+            conn.execute("DROP INDEX IF EXISTS messages_by_msgid")
             conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -344,13 +348,26 @@ class HistoryStore:
 
     # -- writing ------------------------------------------------------------------------
 
-    def append(self, msg: StoredMessage) -> None:
-        """Record a message: memory only, the writer thread persists it shortly after."""
+    @property
+    def next_seq(self) -> int:
+        """The sequence number the next append gets unless it brings its own."""
+        return self._next_seq
+
+    def append(self, msg: StoredMessage, seq: int | None = None) -> None:
+        """Record a message: memory only, the writer persists it shortly after.
+
+        ``seq`` (at least :attr:`next_seq`) lets the caller number the message itself:
+        the server does, so that a msgid ending in ``-<seq in hex>`` is found by
+        primary key.
+        """
         ms = _to_ms(msg.time)
         with self._lock:
             if self._closed:
                 raise RuntimeError("history store is closed")
-            seq = self._next_seq
+            if seq is None:
+                seq = self._next_seq
+            elif seq < self._next_seq:
+                raise ValueError(f"history seq {seq} is below next_seq {self._next_seq}")
             self._next_seq = seq + 1
             entry = ((ms, seq), msg)
             cache = self._caches.get(msg.target)
@@ -570,9 +587,17 @@ class HistoryStore:
                 return key
         if self._rconn is None:
             return None
+        suffix = _SEQ_SUFFIX.search(msgid)
+        if suffix is not None and suffix.end() == len(msgid):
+            row = self._read(
+                "SELECT time_ms, seq FROM messages WHERE seq = ? AND msgid = ? AND target = ?",
+                (int(suffix.group(1), 16), msgid, target),
+            )
+            if row:
+                return (row[0][0], row[0][1])
         row = self._read(
-            "SELECT time_ms, seq FROM messages WHERE msgid = ? AND target = ? LIMIT 1",
-            (msgid, target),
+            "SELECT time_ms, seq FROM messages WHERE target = ? AND msgid = ? LIMIT 1",
+            (target, msgid),
         )
         return (row[0][0], row[0][1]) if row else None
 

@@ -54,7 +54,9 @@ class Server(Replies):
         self.history = history or HistoryStore(None)
         self.created = time.time()
         self._msgid_prefix = (config.node_id or secrets.token_hex(4))[:16]
-        self._msgid_seq = 0
+        # Message ids are "<prefix>-<n in hex>"; a stored message's n is its history
+        # sequence number (see store), so n continues from the history on disk.
+        self._msgid_seq = self.history.next_seq - 1
         self.listeners: list[socket.socket] = []
         self.unknown_count = 0
         self.mode_counts: Counter[str] = Counter()  # user modes among registered users
@@ -532,7 +534,7 @@ class Server(Replies):
         if user.is_bot:
             kept += (("bot", ""),)
         self.history.append(
-            StoredMessage(msgid, when, key, user.source, command, recipient, text, kept)
+            StoredMessage(msgid, when, key, user.source, command, recipient, text, kept), seq
         )
         return msgid, when
 

@@ -654,3 +654,56 @@ def test_random_histories_match_model(
                     assert store.between("#a", ref, end, limit) == model.between(ref, end, limit)
         finally:
             store.close()
+
+
+# -- msgid lookups without an msgid index ----------------------------------------------------
+
+
+def test_server_style_msgids_are_found_by_seq_after_restart(
+    stores: Callable[..., HistoryStore],
+) -> None:
+    first = stores(cache_per_target=2)
+    start = first.next_seq
+    sent = []
+    for i in range(20):
+        seq = start + 3 * i  # the server's counter also numbers TAGMSGs: gaps are normal
+        msg = StoredMessage(f"abcd-{seq:x}", at(i), ROOM, "s!u@h", "PRIVMSG", ROOM, f"m{i}")
+        first.append(msg, seq)
+        sent.append(msg)
+    assert first.next_seq == start + 3 * 19 + 1
+    first.close()
+    again = stores(cache_per_target=2)  # a cold cache: lookups go to SQLite
+    assert again.next_seq == start + 3 * 19 + 1
+    assert again.after(ROOM, Ref(msgid=sent[4].msgid), 3) == sent[5:8]
+    assert again.before(ROOM, Ref(msgid="zz-" + sent[4].msgid.split("-")[1]), 3) == []
+    with pytest.raises(ValueError, match="below next_seq"):
+        again.append(sent[0], start)
+
+
+def test_version_1_database_loses_its_msgid_index_and_keeps_its_rows(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE messages (seq INTEGER PRIMARY KEY, msgid TEXT NOT NULL,"
+            " time_ms INTEGER NOT NULL, target TEXT NOT NULL, source TEXT NOT NULL,"
+            " command TEXT NOT NULL, recipient TEXT NOT NULL, text TEXT NOT NULL,"
+            " tags TEXT NOT NULL DEFAULT '')"
+        )
+        conn.execute("CREATE INDEX messages_by_msgid ON messages (msgid)")
+        conn.execute(
+            "INSERT INTO messages VALUES (7, 'old-style-id', ?, ?, 's!u@h', 'PRIVMSG', ?, ?, '')",
+            (BASE_MS, ROOM, ROOM, "hi"),
+        )
+        conn.execute("PRAGMA user_version = 1")
+    conn.close()
+    store = HistoryStore(path, cache_per_target=1)
+    try:
+        assert store.next_seq == 8
+        assert [m.text for m in store.around(ROOM, Ref(msgid="old-style-id"), 5)] == ["hi"]
+    finally:
+        store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        indexes = {r[1] for r in conn.execute("PRAGMA index_list(messages)")}
+    conn.close()
+    assert "messages_by_msgid" not in indexes
