@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from chat_protocol.casemap import casefold
-from chat_server.history_writer import WriterProcess, connect_for_writing
+from chat_server.history_writer import WriterProcess, connect_for_writing, dm_pairs
 
 log = logging.getLogger(__name__)
 
@@ -339,6 +339,20 @@ class HistoryStore:
             )
             # One index fewer to update per insert (about 1 µs of the writer's ~7).
             conn.execute("DROP INDEX IF EXISTS messages_by_msgid")
+            # Who has direct-message history with whom, both ways round, so TARGETS can
+            # list partners who are offline (the writer keeps it up to date).
+            conn.execute(
+                "CREATE TABLE IF NOT EXISTS dm_peers (nick TEXT NOT NULL, peer TEXT NOT NULL,"
+                " PRIMARY KEY (nick, peer)) WITHOUT ROWID"
+            )
+            if version < 2:
+                keys = conn.execute(
+                    "SELECT DISTINCT target FROM messages WHERE target >= 'dm:' AND target < 'dm;'"
+                )
+                conn.executemany(
+                    "INSERT OR IGNORE INTO dm_peers VALUES (?, ?)",
+                    [pair for (key,) in keys for pair in dm_pairs(key)],
+                )
             conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -537,6 +551,16 @@ class HistoryStore:
             if start_lo < end_hi:
                 return self._range(target, start_lo, end_hi, limit, newest=False)
             return self._range(target, end_lo, start_hi, limit, newest=True)
+
+    def dm_peers(self, nick: str) -> set[str]:
+        """Casefolded nicks ``nick`` has direct-message history with, online or not."""
+        folded = casefold(nick)
+        with self._lock:
+            peers = {peer for key in self._caches for me, peer in dm_pairs(key) if me == folded}
+            if self._rconn is not None:
+                rows = self._read("SELECT peer FROM dm_peers WHERE nick = ?", (folded,))
+                peers.update(peer for (peer,) in rows)
+        return peers
 
     def targets(
         self, keys: Iterable[str], start: Ref, end: Ref, limit: int

@@ -38,6 +38,17 @@ log = logging.getLogger(__name__)
 Row = tuple[int, str, int, str, str, str, str, str, tuple[tuple[str, str], ...]]
 
 _HEADER = struct.Struct(">I")
+
+
+def dm_pairs(key: str) -> list[tuple[str, str]]:
+    """``(nick, peer)`` both ways round for a direct-message key (see history.dm_key);
+    [] for a room."""
+    if not key.startswith("dm:"):
+        return []
+    a, _, b = key[3:].partition(" ")
+    return [(a, b), (b, a)] if b else []
+
+
 _INSERT = "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?)"
 _ATTEMPTS = 5
 
@@ -59,10 +70,13 @@ def write_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> tuple[int, int]
     values = [
         (*row[:8], json.dumps(row[8], separators=(",", ":")) if row[8] else "") for row in rows
     ]
+    peers = {pair for key in {row[3] for row in rows} for pair in dm_pairs(key)}
     for attempt in range(_ATTEMPTS):
         try:
             conn.execute("BEGIN")
             conn.executemany(_INSERT, values)
+            if peers:
+                conn.executemany("INSERT OR IGNORE INTO dm_peers VALUES (?, ?)", peers)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:

@@ -115,11 +115,11 @@ def _targets(server: Server, user: User, start: Ref | None, end: Ref | None, lim
     keys = [chan.folded for chan in user.channels.values()]
     names = {chan.folded: chan.name for chan in user.channels.values()}
     me = casefold(user.nick)
-    for other in server.users.values():
-        if other is not user:
-            key = dm_key(me, other.nick)
-            keys.append(key)
-            names[key] = other.nick
+    for peer in server.history.dm_peers(me):
+        key = dm_key(me, peer)
+        keys.append(key)
+        online = server.users.get(peer)
+        names[key] = online.nick if online is not None else peer
     ref = server.start_batch(user, "draft/chathistory-targets")
     for key, latest in server.history.targets(keys, start, end, limit):
         tags = {"batch": ref} if ref else {}

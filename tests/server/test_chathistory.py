@@ -94,6 +94,29 @@ def test_direct_message_history_and_targets(connect) -> None:
     assert [m.params[1] for m in targets] == ["bob"]
 
 
+def test_targets_lists_partners_who_are_offline_also_after_restart(server, connect) -> None:
+    a = connect("alice", caps=HIST)
+    b = connect("Bob", caps=HIST)
+    b.send("PRIVMSG alice :hello from bob")
+    a.expect("PRIVMSG", pattern="hello from bob")
+    span = "timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z"
+    a.send(f"CHATHISTORY TARGETS {span} 10")
+    assert [m.params[1] for m in _batch(a)] == ["Bob"]  # online: shown as they spell it
+    b.send("QUIT :bye")
+    assert b.closed()
+    a.send(f"CHATHISTORY TARGETS {span} 10")
+    assert [m.params[1] for m in _batch(a)] == ["bob"]  # offline: the casefolded nick
+    assert server.stop(signal.SIGTERM) == 0
+    server.start()
+    c = RawClient(server.host, server.port)
+    c.register("alice", caps=HIST)
+    c.send(f"CHATHISTORY TARGETS {span} 10")
+    assert [m.params[1] for m in _batch(c)] == ["bob"]
+    c.send("CHATHISTORY LATEST bob * 10")
+    assert [m.params[-1] for m in _batch(c)] == ["hello from bob"]
+    c.close()
+
+
 def test_history_survives_sigterm_restart(server, connect) -> None:
     a = connect("alice", caps=HIST)
     a.join("#keep")

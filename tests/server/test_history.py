@@ -694,12 +694,17 @@ def test_version_1_database_loses_its_msgid_index_and_keeps_its_rows(tmp_path: P
             "INSERT INTO messages VALUES (7, 'old-style-id', ?, ?, 's!u@h', 'PRIVMSG', ?, ?, '')",
             (BASE_MS, ROOM, ROOM, "hi"),
         )
+        conn.execute(
+            "INSERT INTO messages VALUES (8, 'dm-id', ?, ?, 'a!u@h', 'PRIVMSG', 'Zed', ?, '')",
+            (BASE_MS, dm_key("alice", "zed"), "psst"),
+        )
         conn.execute("PRAGMA user_version = 1")
     conn.close()
     store = HistoryStore(path, cache_per_target=1)
     try:
-        assert store.next_seq == 8
+        assert store.next_seq == 9
         assert [m.text for m in store.around(ROOM, Ref(msgid="old-style-id"), 5)] == ["hi"]
+        assert store.dm_peers("ALICE") == {"zed"} and store.dm_peers("zed") == {"alice"}
     finally:
         store.close()
     with sqlite3.connect(path) as conn:
