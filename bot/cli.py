@@ -179,6 +179,12 @@ async def run(config: BotConfig) -> int:
         log.info("AI answers on: model %s via %s", config.model, config.base_url)
     else:
         log.warning("AI answers off: set OPENROUTER_API_KEY or OPENAI_API_KEY to turn them on")
+    for room, values in config.room_overrides.items():
+        own = ", ".join(
+            f"{name}={'(its own)' if name == 'system_prompt' else value}"
+            for name, value in values.items()
+        )
+        log.info("room %s has its own settings: %s", room, own or "none")
     worker = BotWorker(config, client, backend)
 
     stop = asyncio.Event()

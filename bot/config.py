@@ -1,5 +1,9 @@
 """The bot's settings: defaults, a TOML file, then command-line flags, in that order.
 
+A room may have some settings of its own (``[room."#help"]`` tables in the file: its
+model, system prompt, answer size, time limit, context and rate); everything it does
+not set comes from the global settings, whether those came from the file or a flag.
+
 The API key is never a setting: it comes from the environment only
 (``OPENROUTER_API_KEY``, then ``OPENAI_API_KEY``), so it cannot end up in a config file
 that gets committed or pasted.
@@ -12,6 +16,8 @@ import tomllib
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
+
+from chat_protocol.casemap import casefold, valid_channel
 
 DEFAULT_BASE_URL = "https://openrouter.ai/api/v1"
 # A small, cheap, widely available chat model on OpenRouter; any id the API knows works.
@@ -58,6 +64,32 @@ class Rate:
         return f"{self.count}/{self.per:g}" if self.enabled else "off"
 
 
+# The settings a room may override; the others (server, nick, key, pacing...) belong to
+# the connection, and user_rate to a person wherever they ask.
+ROOM_SETTINGS = (
+    "model",
+    "system_prompt",
+    "max_tokens",
+    "max_lines",
+    "context_lines",
+    "timeout",
+    "room_rate",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RoomSettings:
+    """What applies in one room (or private chat): its own values over the global ones."""
+
+    model: str
+    system_prompt: str
+    max_tokens: int
+    max_lines: int
+    context_lines: int
+    timeout: float
+    room_rate: Rate
+
+
 @dataclass(frozen=True, slots=True)
 class BotConfig:
     """Everything ``chat-bot`` needs to run, after defaults, file and flags are merged."""
@@ -78,23 +110,42 @@ class BotConfig:
     max_concurrent: int = 4
     max_rooms: int = 50
     api_key: str | None = field(default=None, repr=False)
+    # Room name as written -> {setting in ROOM_SETTINGS: value}; matched case-insensitively.
+    room_overrides: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
 
     def merged(self, values: dict[str, Any]) -> BotConfig:
         """A copy with ``values`` (already parsed) applied; ``None`` values are skipped."""
         return replace(self, **{k: v for k, v in values.items() if v is not None})
 
+    def overrides_for(self, target: str) -> tuple[str, dict[str, Any]] | None:
+        """The room's own settings table (its name as written, the values), if it has one."""
+        key = casefold(target)
+        for room, values in self.room_overrides.items():
+            if casefold(room) == key:
+                return room, values
+        return None
+
+    def for_room(self, target: str) -> RoomSettings:
+        """The settings for a room or private chat: its overrides, else the global values."""
+        values = {name: getattr(self, name) for name in ROOM_SETTINGS}
+        found = self.overrides_for(target)
+        if found is not None:
+            values.update(found[1])
+        return RoomSettings(**values)
+
     def check(self) -> BotConfig:
         """Raise ConfigError for values that cannot work; return self for chaining."""
         if not self.servers:
             raise ConfigError("no server given: use --server HOST:PORT or 'server' in the config")
-        if self.context_lines < 0:
-            raise ConfigError("context lines must be >= 0")
-        if self.max_lines < 1:
-            raise ConfigError("max lines must be >= 1")
-        if self.max_tokens < 1:
-            raise ConfigError("max tokens must be >= 1")
-        if self.timeout <= 0:
-            raise ConfigError("timeout must be > 0 seconds")
+        _check_room_settings(self.for_room(""), "")  # no room: the global settings
+        joined = {casefold(room) for room in self.rooms}
+        for room in self.room_overrides:
+            if casefold(room) not in joined:
+                where = ", ".join(self.rooms) if self.rooms else "none"
+                raise ConfigError(
+                    f"settings for room {room}, which the bot does not join (its rooms: {where})"
+                )
+            _check_room_settings(self.for_room(room), f"room {room}: ")
         if self.max_concurrent < 1:
             raise ConfigError("max concurrent must be >= 1")
         if not self.send_rate.enabled:
@@ -102,6 +153,17 @@ class BotConfig:
         if not self.base_url.startswith(("http://", "https://")):
             raise ConfigError(f"base URL {self.base_url!r} must start with http:// or https://")
         return self
+
+
+def _check_room_settings(settings: RoomSettings, where: str) -> None:
+    if settings.context_lines < 0:
+        raise ConfigError(f"{where}context lines must be >= 0")
+    if settings.max_lines < 1:
+        raise ConfigError(f"{where}max lines must be >= 1")
+    if settings.max_tokens < 1:
+        raise ConfigError(f"{where}max tokens must be >= 1")
+    if settings.timeout <= 0:
+        raise ConfigError(f"{where}timeout must be > 0 seconds")
 
 
 def api_key_from_env(environ: dict[str, str] | None = None) -> str | None:
@@ -114,13 +176,18 @@ def api_key_from_env(environ: dict[str, str] | None = None) -> str | None:
     return None
 
 
+def room_name(name: str) -> str:
+    """``'help'`` -> ``'#help'``: the '#' is added when left out, as clients do."""
+    return name if name[:1] in "#&" else "#" + name
+
+
 def split_rooms(text: str) -> tuple[str, ...]:
     """``'#a, b'`` -> ``('#a', '#b')``: the '#' is added when left out, as clients do."""
     rooms = []
     for part in text.replace(" ", ",").split(","):
         part = part.strip()
         if part:
-            rooms.append(part if part[0] in "#&" else "#" + part)
+            rooms.append(room_name(part))
     return tuple(rooms)
 
 
@@ -168,6 +235,11 @@ def _to_rooms(v: Any) -> tuple[str, ...]:
         return split_rooms(v)
     if isinstance(v, list) and all(isinstance(x, str) for x in v):
         return split_rooms(",".join(v))
+    if isinstance(v, dict):
+        raise ConfigError(
+            "config: rooms must be a string or a list of strings; "
+            'a room\'s own settings go in a [room."#name"] table'
+        )
     raise ConfigError("config: rooms must be a string or a list of strings")
 
 
@@ -207,10 +279,18 @@ _TOML_KEYS: dict[str, tuple[str, Any]] = {
     "max_rooms": ("max_rooms", _to_int("max_rooms")),
 }
 assert {f for f, _ in _TOML_KEYS.values()} <= {f.name for f in fields(BotConfig)}
+assert set(ROOM_SETTINGS) <= set(_TOML_KEYS) and set(ROOM_SETTINGS) <= set(RoomSettings.__slots__)
+_KEY_NAMES = ("api_key", "key", "openai_api_key", "openrouter_api_key")
+_NO_KEYS = "keys do not belong in files; set OPENROUTER_API_KEY instead"
 
 
 def load_toml(path: str | Path) -> dict[str, Any]:
-    """Read a config file into BotConfig field values; ConfigError says what is wrong."""
+    """Read a config file into BotConfig field values; ConfigError says what is wrong.
+
+    Per-room settings are ``[room."#name"]`` tables (``[bot.room."#name"]`` works too);
+    they end up in ``room_overrides``. Whether their rooms are joined is checked later,
+    by ``BotConfig.check``, once flags may have changed the room list.
+    """
     path = Path(path).expanduser()
     try:
         with path.open("rb") as fh:
@@ -219,25 +299,77 @@ def load_toml(path: str | Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config {path} is not valid TOML: {exc}") from None
+    room_tables: list[Any] = []
     # Accept both a flat file and one with a [bot] table.
     if isinstance(raw.get("bot"), dict):
+        if "room" in raw:  # [room."#x"] next to [bot]
+            room_tables.append(raw["room"])
         raw = raw["bot"]
     values: dict[str, Any] = {}
     for key, value in raw.items():
         norm = key.replace("-", "_")
-        if norm in ("api_key", "key", "openai_api_key", "openrouter_api_key"):
-            raise ConfigError(
-                f"config {path}: keys do not belong in files; set OPENROUTER_API_KEY instead"
-            )
+        if norm in _KEY_NAMES:
+            raise ConfigError(f"config {path}: {_NO_KEYS}")
+        if norm == "room":
+            room_tables.append(value)
+            continue
         if norm not in _TOML_KEYS:
             known = ", ".join(sorted(k for k in _TOML_KEYS if k != "servers"))
             raise ConfigError(f"config {path}: unknown setting {key!r} (known: {known})")
         name, conv = _TOML_KEYS[norm]
         values[name] = conv(value)
-    prompt = values.get("system_prompt")
-    if prompt and prompt.startswith("@"):
-        # A prompt file named in a config file is found next to that file.
-        values["system_prompt"] = read_text_arg(
-            "@" + str(path.parent / Path(prompt[1:]).expanduser())
-        )
+    if "system_prompt" in values:
+        values["system_prompt"] = _prompt_near(values["system_prompt"], path)
+    overrides: dict[str, dict[str, Any]] = {}
+    for table in room_tables:
+        _load_rooms(table, path, overrides)
+    if overrides:
+        values["room_overrides"] = overrides
     return values
+
+
+def _prompt_near(prompt: str, path: Path) -> str:
+    """A prompt file named in a config file is found next to that file."""
+    if prompt.startswith("@"):
+        return read_text_arg("@" + str(path.parent / Path(prompt[1:]).expanduser()))
+    return prompt
+
+
+def _load_rooms(table: Any, path: Path, into: dict[str, dict[str, Any]]) -> None:
+    """Add the ``[room."#name"]`` tables in ``table`` to ``into`` (room -> values)."""
+    if not isinstance(table, dict):
+        raise ConfigError(
+            f'config {path}: room must be a table of rooms, like [room."#help"] model = "..."'
+        )
+    allowed = ", ".join(ROOM_SETTINGS)
+    for written, settings in table.items():
+        room = room_name(written)
+        if not valid_channel(room):
+            raise ConfigError(f"config {path}: [room.{written!r}]: not a valid room name")
+        if not isinstance(settings, dict):
+            raise ConfigError(
+                f'config {path}: room.{written!r} must be a table of settings, like [room."{room}"]'
+            )
+        for other in into:
+            if casefold(other) == casefold(room):
+                raise ConfigError(f"config {path}: room {room} has two settings tables")
+        where = f"config {path}: room {room}"
+        values: dict[str, Any] = {}
+        for key, value in settings.items():
+            norm = key.replace("-", "_")
+            if norm in _KEY_NAMES:
+                raise ConfigError(f"{where}: {_NO_KEYS}")
+            if norm not in ROOM_SETTINGS:
+                what = "cannot be set per room" if norm in _TOML_KEYS else "is not a setting"
+                raise ConfigError(f"{where}: {key!r} {what} (a room may set: {allowed})")
+            name, conv = _TOML_KEYS[norm]
+            try:
+                values[name] = conv(value)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {str(exc).removeprefix('config: ')}") from None
+        if "system_prompt" in values:
+            try:
+                values["system_prompt"] = _prompt_near(values["system_prompt"], path)
+            except ConfigError as exc:
+                raise ConfigError(f"{where}: {exc}") from None
+        into[room] = values

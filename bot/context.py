@@ -8,6 +8,7 @@ Lines keep the server's time (``server-time`` tag) so the model can reason about
 from __future__ import annotations
 
 from collections import Counter, OrderedDict, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -104,16 +105,23 @@ class Memories:
     would grow with every nick that ever said hello.
     """
 
-    def __init__(self, size: int, max_targets: int = 2000) -> None:
+    def __init__(
+        self,
+        size: int,
+        max_targets: int = 2000,
+        size_for: Callable[[str], int] | None = None,
+    ) -> None:
         self.size = size
         self.max_targets = max_targets
+        self._size_for = size_for  # a room's own number of lines, when rooms differ
         self._rooms: OrderedDict[str, RoomMemory] = OrderedDict()
 
     def get(self, target: str) -> RoomMemory:
         key = casefold(target)
         memory = self._rooms.get(key)
         if memory is None:
-            memory = self._rooms[key] = RoomMemory(self.size)
+            size = self.size if self._size_for is None else self._size_for(target)
+            memory = self._rooms[key] = RoomMemory(size)
             while len(self._rooms) > self.max_targets:
                 self._rooms.popitem(last=False)
         else:

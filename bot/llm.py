@@ -82,19 +82,30 @@ class ChatBackend:
             base_url=base_url, api_key=api_key, timeout=timeout, max_retries=0
         )
 
-    async def stream(self, messages: list[dict[str, str]]) -> AsyncIterator[str]:
+    async def stream(
+        self,
+        messages: list[dict[str, str]],
+        *,
+        model: str | None = None,
+        max_tokens: int | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[str]:
         """Yield the answer's text as it arrives; raise LLMError on any failure.
 
-        The caller bounds the total time (``asyncio.timeout``); the SDK's own timeout
-        covers each network wait, so a stalled server fails even between deltas.
+        ``model``, ``max_tokens`` and ``timeout`` replace the backend's own for this
+        call (a room with settings of its own). The caller bounds the total time
+        (``asyncio.timeout``); the SDK's timeout covers each network wait, so a
+        stalled server fails even between deltas.
         """
         started = False
+        timeout = self.timeout if timeout is None else timeout
         try:
             stream = await self._client.chat.completions.create(
-                model=self.model,
+                model=model or self.model,
                 messages=messages,  # type: ignore[arg-type]
                 stream=True,
-                max_tokens=self.max_tokens,
+                max_tokens=max_tokens or self.max_tokens,
+                timeout=timeout,
             )
             started = True
             async with stream:
@@ -107,7 +118,7 @@ class ChatBackend:
         except LLMError:
             raise
         except Exception as exc:  # every SDK/transport failure becomes one honest line
-            err = error_reply(exc, timeout=self.timeout, started=started)
+            err = error_reply(exc, timeout=timeout, started=started)
             log.warning("AI call failed: %s [%s]", err.reply, err.detail)
             raise err from exc
 

@@ -72,9 +72,16 @@ class Verdict:
 class RequestLimits:
     """Per-user and per-room request limits, with one 'please wait' per empty spell."""
 
-    def __init__(self, user_rate: Rate, room_rate: Rate, clock: Clock = time.monotonic) -> None:
+    def __init__(
+        self,
+        user_rate: Rate,
+        room_rate: Rate,
+        clock: Clock = time.monotonic,
+        room_rate_for: Callable[[str], Rate] | None = None,
+    ) -> None:
         self.user_rate = user_rate
         self.room_rate = room_rate
+        self._room_rate_for = room_rate_for  # a room's own rate, when rooms differ
         self._clock = clock
         self._users: dict[str, TokenBucket] = {}
         self._rooms: dict[str, TokenBucket] = {}
@@ -98,7 +105,8 @@ class RequestLimits:
         rkey = ""
         if room is not None:
             rkey = "r:" + casefold(room)
-            room_bucket = self._bucket(self._rooms, rkey, self.room_rate)
+            rate = self.room_rate if self._room_rate_for is None else self._room_rate_for(room)
+            room_bucket = self._bucket(self._rooms, rkey, rate)
         # Check both before spending, so a refused request costs nothing.
         if user_bucket.wait_time() > 0:
             return self._refuse(ukey, "user", user_bucket.wait_time())

@@ -5,6 +5,8 @@ room memory, checks the rate limits (in arrival order, so they are fair) and sta
 one task per request. Tasks for the same room (or private chat) queue on that room's
 lock, so answers in a room come out in the order they were asked, while different
 rooms are answered concurrently, up to ``max_concurrent`` model calls at a time.
+Everything the bot says in a room goes through that lock, the rate-limit notices
+included, so no line of one reply can land inside another that is still streaming.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Coroutine
 from typing import Any, Protocol
 
@@ -84,8 +87,14 @@ class BotWorker:
         self.config = config
         self.link = link
         self.backend = backend
-        self.memories = Memories(config.context_lines)
-        self.limits = RequestLimits(config.user_rate, config.room_rate)
+        self.memories = Memories(
+            config.context_lines, size_for=lambda target: config.for_room(target).context_lines
+        )
+        self.limits = RequestLimits(
+            config.user_rate,
+            config.room_rate,
+            room_rate_for=lambda room: config.for_room(room).room_rate,
+        )
         self.pacer = SendPacer(config.send_rate)
         self._locks = TargetLocks()
         self._model_slots = asyncio.Semaphore(config.max_concurrent)
@@ -160,12 +169,24 @@ class BotWorker:
             return
         log.info("rate limit (%s) for %s in %s", verdict.who, request.asker, request.target)
         if verdict.warn:
-            wait = max(1, round(verdict.wait))
-            if verdict.who == "room":
-                text = f"this room is asking faster than I may answer; please wait {wait}s."
+            ready_at = time.monotonic() + verdict.wait
+            self._spawn(self._tell_to_wait(request, verdict.who, ready_at))
+
+    async def _tell_to_wait(self, request: Request, who: str, ready_at: float) -> None:
+        """The 'please wait' line, queued behind the room's answers like any other reply.
+
+        Sent straight away it would land in the middle of (or before the end of) an
+        answer that is still streaming into the same room; on the room's lock it comes
+        after everything asked before it. The wait is counted when the line goes out.
+        """
+        async with self._locks.hold(request.target):
+            left = ready_at - time.monotonic()
+            when = f"please wait {max(1, round(left))}s." if left > 0 else "please ask again."
+            if who == "room":
+                text = f"this room is asking faster than I may answer; {when}"
             else:
-                text = f"you are asking faster than I may answer; please wait {wait}s."
-            self._spawn(self._say(request, self._prefix(request) + text))
+                text = f"you are asking faster than I may answer; {when}"
+            await self._say(request, self._prefix(request) + text)
 
     def _prefix(self, request: Request) -> str:
         return f"{request.asker}: " if request.in_room else ""
@@ -189,7 +210,7 @@ class BotWorker:
     def _command_context(self, request: Request) -> CommandContext:
         state = self.link.channels.get(casefold(request.target)) if request.in_room else None
         if self.backend is not None:
-            ai = f"AI answers: on ({self.backend.model})."
+            ai = f"AI answers: on ({self.config.for_room(request.target).model})."
         else:
             ai = "AI answers: off (no API key configured)."
         return CommandContext(
@@ -202,9 +223,10 @@ class BotWorker:
         )
 
     async def _answer(self, request: Request, line: Line | None, backend: ChatBackend) -> None:
+        settings = self.config.for_room(request.target)  # the room's own, else global
         memory = self.memories.get(request.target)
         messages = build_messages(
-            system_prompt=self.config.system_prompt,
+            system_prompt=settings.system_prompt,
             bot_nick=self.link.nick,
             target=request.target,
             asker=request.asker,
@@ -223,12 +245,17 @@ class BotWorker:
 
         async with typing_indicator(typing):
             sent = await stream_answer(
-                backend.stream(messages),
+                backend.stream(
+                    messages,
+                    model=settings.model,
+                    max_tokens=settings.max_tokens,
+                    timeout=settings.timeout,
+                ),
                 say=say,
                 prefix=self._prefix(request),
                 budget=text_budget("PRIVMSG", request.target),
-                max_lines=self.config.max_lines,
-                timeout=self.config.timeout,
+                max_lines=settings.max_lines,
+                timeout=settings.timeout,
             )
         log.info("answered %s in %s with %d lines", request.asker, request.target, sent)
 

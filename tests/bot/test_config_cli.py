@@ -67,6 +67,132 @@ def test_config_file_then_flags(tmp_path: Path) -> None:
     assert cfg.user_rate == Rate(2, 30.0)
 
 
+ROOMS_TOML = """
+[bot]
+server = "127.0.0.1:1"
+rooms = ["#general", "#Help", "dev"]
+model = "global/model"
+system_prompt = "You are the global helper."
+max_tokens = 300
+
+[room."#HELP"]                 # matched case-insensitively
+model = "help/model"
+system_prompt = "@help.txt"
+max_lines = 12
+max-tokens = 900
+room_rate = "30/60"
+
+[room.dev]                     # '#' may be left out, as in rooms
+system_prompt = "You know the codebase."
+context_lines = 0
+timeout = 9
+"""
+
+
+def test_room_overrides_fall_back_to_global_settings(tmp_path: Path) -> None:
+    (tmp_path / "help.txt").write_text("You are the help desk.\n")
+    conf = tmp_path / "bot.toml"
+    conf.write_text(ROOMS_TOML)
+    cfg = parse("--config", str(conf), "--max-lines", "5")
+    assert set(cfg.room_overrides) == {"#HELP", "#dev"}
+    help_room = cfg.for_room("#help")
+    assert help_room == cfg.for_room("#Help") == cfg.for_room("#HELP")
+    assert help_room.model == "help/model"
+    assert help_room.system_prompt == "You are the help desk."  # read next to the file
+    assert (help_room.max_lines, help_room.max_tokens) == (12, 900)
+    assert help_room.room_rate == Rate(30, 60.0)
+    assert help_room.timeout == 60.0  # not set for the room: the global value
+    dev = cfg.for_room("#DEV")
+    assert (dev.model, dev.system_prompt) == ("global/model", "You know the codebase.")
+    assert (dev.context_lines, dev.timeout, dev.max_lines) == (0, 9.0, 5)  # 5: the flag
+    for other in ("#general", "alice", "#unknown"):  # other rooms and private chats
+        s = cfg.for_room(other)
+        assert (s.model, s.system_prompt, s.max_tokens) == (
+            "global/model", "You are the global helper.", 300,
+        )  # fmt: skip
+    # A global flag changes the rooms that have no value of their own, not the others.
+    cfg = parse("--config", str(conf), "--model", "flag/model")
+    assert cfg.for_room("#general").model == "flag/model"
+    assert cfg.for_room("#help").model == "help/model"
+
+
+def test_room_tables_flat_file_and_inside_bot(tmp_path: Path) -> None:
+    conf = tmp_path / "bot.toml"
+    conf.write_text('server = "h:1"\nrooms = "#a"\n[room."#a"]\nmodel = "flat/a"\n')
+    assert parse("--config", str(conf)).for_room("#a").model == "flat/a"
+    conf.write_text('[bot]\nserver = "h:1"\nrooms = "#a"\n[bot.room.a]\nmodel = "in/bot"\n')
+    assert parse("--config", str(conf)).for_room("#A").model == "in/bot"
+    assert parse("--config", str(conf)).room_overrides == {"#a": {"model": "in/bot"}}
+
+
+BASE = '[bot]\nserver = "h:1"\nrooms = ["#a", "#b"]\n'
+
+
+@pytest.mark.parametrize(
+    ("toml", "argv", "needle"),
+    [
+        (
+            BASE + '[room."#c"]\nmodel = "x"\n',
+            [],
+            "room #c, which the bot does not join (its rooms: #a, #b)",
+        ),
+        (
+            BASE + '[room."#b"]\nmodel = "x"\n',
+            ["--rooms", "#a"],
+            "room #b, which the bot does not join",
+        ),
+        ('server = "h:1"\n[room."#a"]\nmodel = "x"\n', [], "does not join (its rooms: none)"),
+        (
+            BASE + '[room."#a"]\ntemperature = 0.2\n',
+            [],
+            "room #a: 'temperature' is not a setting (a room may set: model",
+        ),
+        (BASE + '[room."#a"]\nnick = "x"\n', [], "room #a: 'nick' cannot be set per room"),
+        (BASE + '[room."#a"]\nmax_lines = "many"\n', [], "room #a: max_lines must be an integer"),
+        (BASE + '[room."#a"]\nmodel = 4\n', [], "room #a: model must be a string"),
+        (BASE + '[room."#a"]\nroom_rate = "fast"\n', [], "room #a: rate 'fast' is not N/SECONDS"),
+        (BASE + '[room."#a"]\ntimeout = true\n', [], "room #a: timeout must be a number"),
+        (BASE + '[room."#a"]\nmax_lines = 0\n', [], "room #a: max lines must be >= 1"),
+        (BASE + '[room."#a"]\ntimeout = 0\n', [], "room #a: timeout must be > 0"),
+        (BASE + '[room."#a"]\nsystem_prompt = "@nope.txt"\n', [], "room #a: cannot read"),
+        (BASE + '[room."#a"]\napi_key = "sk-x"\n', [], "OPENROUTER_API_KEY"),
+        (
+            BASE + '[room."#a"]\nmodel = "x"\n[room."#A"]\nmodel = "y"\n',
+            [],
+            "room #A has two settings tables",
+        ),
+        (BASE + "[room]\na = 3\n", [], "room.'a' must be a table of settings"),
+        (BASE + '[room."a b"]\nmodel = "x"\n', [], "not a valid room name"),
+        ('server = "h:1"\nroom = "x"\n', [], "room must be a table of rooms"),
+        ('server = "h:1"\n[rooms."#a"]\nmodel = "x"\n', [], 'go in a [room."#name"] table'),
+    ],
+)
+def test_bad_room_settings_are_one_line_at_startup(
+    tmp_path: Path, toml: str, argv: list[str], needle: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    conf = tmp_path / "bot.toml"
+    conf.write_text(toml)
+    assert main(["--config", str(conf), *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("chat-bot: error: ")
+    assert needle in err
+
+
+def test_bad_room_settings_end_the_real_program_in_one_line(tmp_path: Path) -> None:
+    conf = tmp_path / "bot.toml"
+    conf.write_text(BASE + '[room."#a"]\nmax_tokens = 1.5\n')
+    proc = subprocess.run(
+        [sys.executable, "-m", "bot", "--config", str(conf)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert proc.returncode == 2
+    assert (
+        proc.stderr == f"chat-bot: error: config {conf}: room #a: max_tokens must be an integer\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("toml", "needle"),
     [

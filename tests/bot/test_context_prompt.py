@@ -47,6 +47,12 @@ def test_memories_are_per_room_casefolded() -> None:
     assert mems.get("#room") is not mems.get("#other")
 
 
+def test_memories_can_differ_per_room() -> None:
+    mems = Memories(5, size_for=lambda target: 2 if target.lower() == "#small" else 5)
+    assert mems.get("#Small").size == 2
+    assert mems.get("#big").size == 5
+
+
 def test_memories_forget_the_least_recently_used() -> None:
     mems = Memories(5, max_targets=2)
     a = mems.get("alice")

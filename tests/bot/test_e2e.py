@@ -88,6 +88,51 @@ def test_answers_in_one_room_keep_the_order_of_questions(
     assert said(alice) == "alice: echo: alice asks: second question"
 
 
+def test_each_room_uses_its_own_model_and_prompt(
+    start_bot: StartBot, connect: Connect, fake_api: FakeOpenAI, tmp_path: Path
+) -> None:
+    (tmp_path / "b.txt").write_text("You are the B room's helper.\n")
+    conf = tmp_path / "bot.toml"
+    conf.write_text(
+        '[room."#A"]\nmodel = "model/a"\nsystem_prompt = "You are the A room\'s helper."\n'
+        '[room.b]\nmodel = "model/b"\nsystem_prompt = "@b.txt"\nmax_tokens = 77\nmax_lines = 1\n'
+        "context_lines = 0\n"
+    )
+    bot = start_bot(
+        "--config", str(conf), "--system-prompt", "You are the global helper.", rooms="#a,#b,#c"
+    )
+    bot.wait_log("room #A has its own settings: model=model/a, system_prompt=(its own)")
+    alice = user(connect, "alice", "#a", "#b", "#c")
+    alice.send("PRIVMSG #b :a line #b keeps no memory of")
+    alice.send("PRIVMSG #c :a line #c remembers")
+    alice.send("PRIVMSG #a :bot: question for a")
+    assert said(alice, target="#a") == "alice: echo: alice asks: question for a"
+    alice.send("PRIVMSG #B :bot: question for b")
+    assert said(alice, target="#b") == "alice: echo: alice asks: question for b"
+    alice.send("PRIVMSG #c :bot: question for c")
+    assert said(alice, target="#c") == "alice: echo: alice asks: question for c"
+    requests = {r.last_user: r for r in fake_api.wait_requests(3)}
+    a = requests["alice asks: question for a"]
+    b = requests["alice asks: question for b"]
+    c = requests["alice asks: question for c"]
+    assert a.body["model"] == "model/a"
+    assert a.system_prompt.startswith("You are the A room's helper.\n")
+    assert "the IRC chat room #a" in a.system_prompt
+    assert (b.body["model"], b.body["max_tokens"]) == ("model/b", 77)
+    assert b.system_prompt.startswith("You are the B room's helper.\n")  # read next to the file
+    assert (c.body["model"], c.body["max_tokens"]) == ("fake/model", 600)  # the global flags
+    assert c.system_prompt.startswith("You are the global helper.\n")
+    assert "a line #c remembers" in c.all_text
+    assert "keeps no memory" not in b.all_text  # the room's own context_lines = 0
+    # The room's own line cap, and the model its 'help' reports.
+    alice.send("PRIVMSG #b :bot: fake:say one \\n two")
+    assert said(alice, target="#b") == "alice: one" + CUT_NOTE
+    alice.send("PRIVMSG #c :bot: fake:say one \\n two")
+    assert [said(alice, target="#c"), said(alice, target="#c")] == ["alice: one", "two"]
+    alice.send("PRIVMSG #a :bot: help")
+    assert "AI answers: on (model/a)." in said(alice, target="#a") + said(alice, target="#a")
+
+
 def test_long_answer_is_split_on_words_and_capped(
     start_bot: StartBot, connect: Connect, fake_api: FakeOpenAI
 ) -> None:
@@ -237,6 +282,39 @@ def test_rate_limits_say_wait_once(
         "alice asks: one",
         "bob asks: four",
     ]
+
+
+@pytest.mark.parametrize("who", ["user", "room"])
+def test_please_wait_does_not_overtake_a_streaming_answer(
+    start_bot: StartBot, connect: Connect, fake_api: FakeOpenAI, who: str
+) -> None:
+    fake_api.slow_delay = 0.2  # 14 pieces: the answer streams for about 3 s
+    start_bot(f"--{who}-rate", "1/600", "--max-lines", "20")
+    alice = user(connect, "alice", "#room")
+    bob = user(connect, "bob", "#room")
+    alice.send(
+        "PRIVMSG #room :bot: fake:slow fake:say one two \\n three four \\n five six \\n seven"
+    )
+    assert said(alice) == "alice: one two"  # the answer is streaming now
+    asker = bob if who == "room" else alice
+    asker.send("PRIVMSG #room :bot: too soon")  # refused while the answer streams
+    rest = [said(alice) for _ in range(4)]
+    assert rest[:3] == ["three four", "five six", "seven"]
+    assert rest[3].startswith(f"{asker.nick}: ") and "please wait" in rest[3]
+    assert len(fake_api.requests) == 1
+
+
+def test_please_wait_waits_for_a_stalled_answer_to_end(
+    start_bot: StartBot, connect: Connect, fake_api: FakeOpenAI
+) -> None:
+    start_bot("--user-rate", "1/600", "--timeout", "3")
+    alice = user(connect, "alice", "#room")
+    alice.send("PRIVMSG #room :bot: fake:stall")
+    fake_api.wait_requests(1)  # the bot is waiting for a model that says nothing
+    alice.send("PRIVMSG #room :bot: hello?")
+    assert said(alice) == "alice: The AI did not answer within 3s; please try again."
+    assert said(alice).startswith("alice: you are asking faster than I may answer; please wait")
+    assert len(fake_api.requests) == 1
 
 
 def test_model_output_cannot_inject_protocol_lines(

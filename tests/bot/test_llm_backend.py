@@ -48,6 +48,25 @@ async def test_stream_answer_and_what_was_sent(fake_api: FakeOpenAI) -> None:
     await b.close()
 
 
+async def test_a_call_can_use_its_own_model_and_token_limit(fake_api: FakeOpenAI) -> None:
+    b = backend(fake_api)
+    pieces = [p async for p in b.stream(ask("hi"), model="room/model", max_tokens=7, timeout=3)]
+    assert "".join(pieces) == "echo: hi"
+    assert await collect(b, "again") == "echo: again"
+    first, second = fake_api.requests
+    assert (first.body["model"], first.body["max_tokens"]) == ("room/model", 7)
+    assert (second.body["model"], second.body["max_tokens"]) == ("test/model", 50)
+    await b.close()
+
+
+async def test_a_calls_own_timeout_is_the_one_reported(fake_api: FakeOpenAI) -> None:
+    b = backend(fake_api, timeout=30)
+    with pytest.raises(LLMError, match=r"did not answer within 0\.5s"):
+        async for _ in b.stream(ask("fake:stall"), timeout=0.5):
+            pass
+    await b.close()
+
+
 async def test_long_answer_streams_completely(fake_api: FakeOpenAI) -> None:
     b = backend(fake_api)
     assert await collect(b, "fake:long") == long_answer(fake_api.long_words)

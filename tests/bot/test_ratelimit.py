@@ -77,3 +77,16 @@ def test_refused_request_costs_no_tokens() -> None:
     assert limits.check("a", "#r").allowed
     assert not limits.check("b", "#r").allowed  # room empty: b's token is not spent
     assert limits.check("b", "#other").allowed
+
+
+def test_a_room_can_have_its_own_rate() -> None:
+    clock = Clock()
+    rates = {"#busy": Rate(3, 60.0)}
+    limits = RequestLimits(
+        Rate(0, 1.0),
+        Rate(1, 60.0),
+        clock,
+        room_rate_for=lambda r: rates.get(r.lower(), Rate(1, 60.0)),
+    )
+    assert [limits.check("a", "#BUSY").allowed for _ in range(4)] == [True, True, True, False]
+    assert [limits.check("a", "#quiet").allowed for _ in range(2)] == [True, False]

@@ -9,6 +9,7 @@ every request:
 ==================  ==========================================================
 ``fake:long``       a long answer (``long_words`` words, several paragraphs)
 ``fake:slow``       a normal answer streamed word by word with a pause between
+                    (``fake:slow fake:say TEXT``: TEXT, streamed the same way)
 ``fake:control``    an answer full of control characters and CR/LF injection
 ``fake:say TEXT``   exactly TEXT (a literal ``\\n`` in it becomes a line break)
 ``fake:401``        401 invalid API key (also sent when the Bearer key is wrong)
@@ -280,7 +281,7 @@ class FakeOpenAI:
             )
         if behaviour == "broken":
             return long_answer(60)
-        if behaviour == "say":
+        if behaviour == "say" or (behaviour == "slow" and "fake:say" in last):
             return last.split("fake:say", 1)[-1].strip().replace("\\n", "\n")
         return f"echo: {last}"
 
