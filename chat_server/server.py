@@ -547,6 +547,14 @@ class Server(Replies):
         self.mode_counts.subtract(minus)
         return ("+" + plus if plus else "") + ("-" + minus if minus else "")
 
+    def server_count(self) -> int:
+        """Servers in the network, for LUSERS; a cluster node counts the live nodes."""
+        return 1
+
+    def local_user_count(self) -> int:
+        """Registered users connected to this server (a cluster node also knows others')."""
+        return len(self.users)
+
     def find_user(self, nick: str) -> User | None:
         return self.users.get(casefold(nick))
 

@@ -56,6 +56,10 @@ class Backplane:
         self.claim_holds: set[Connection] = set()  # clients waiting for a nick claim
         self.claims: dict[User, str] = {}  # local user -> the folded nick it holds
         self.suspects: dict[str, float] = {}  # node -> when to give up on it
+        # other live nodes: checked at each heartbeat, updated by their sync/down events
+        self.live_nodes: set[str] = set()
+        # node -> (next part, docs, metas) of a sync event that spans several entries
+        self.sync_parts: dict[str, tuple[int, dict[str, Any], dict[str, str]]] = {}
         self._tokens = itertools.count(1)
         self.was_down = False
 
@@ -76,6 +80,8 @@ class Backplane:
                 self._on_synced(item[1], item[2])
             elif kind == "down":
                 self._on_down(item[1])
+            elif kind == "nodes":
+                self.live_nodes = set(item[1])
 
     def _on_down(self, reason: str) -> None:
         self.epoch += 1
@@ -104,8 +110,8 @@ class Backplane:
         for chan in server.channels.values():
             if any(m.conn is not None for m in chan.members):
                 chans += [chan.folded, dumps(chan_meta(chan))]
-        args = [self.node_id, self.link.ttl_ms, self.link.events_max]
-        args += [len(users) // 2, *users, len(claims), *claims, len(chans) // 2, *chans]
+        # any size: the link stages it in Redis instead of passing it as script arguments
+        args = [users, list(dict.fromkeys(claims)), chans]
         self.link.submit(Request("resync", self.epoch, args))
 
     def on_declared_dead(self) -> None:
@@ -125,6 +131,7 @@ class Backplane:
                 self.claims.pop(user, None)
                 self.server.drop(user.conn, "Nickname collision after cluster resync")
         states = {others[i]: _pairs(others[i + 1]) for i in range(0, len(others), 2)}
+        self.live_nodes = set(states)  # until the next heartbeat says which are alive
         gone = events.apply_snapshot(self.server, states, _pairs(metas))
         deadline = time.monotonic() + 2 * self.link.ttl_ms / 1000 + 1
         for node in gone:

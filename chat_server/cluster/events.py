@@ -39,21 +39,54 @@ def apply_entries(server: Server, bp: Backplane, entries: list[tuple[str, dict[s
                 apply_msg(server, bp, entry_id, node, json.loads(fields["d"]))
             elif kind == "sync":
                 if node != me:
-                    bp.suspects.pop(node, None)
-                    docs = {k[2:]: json.loads(v) for k, v in fields.items() if k[:2] == "u:"}
-                    metas = {k[2:]: v for k, v in fields.items() if k[:2] == "c:"}
-                    replace_node(server, node, docs, metas)
+                    whole = collect_sync(bp, node, fields)
+                    if whole is not None:
+                        bp.suspects.pop(node, None)
+                        bp.live_nodes.add(node)  # it just registered (heartbeats follow)
+                        replace_node(server, node, *whole)
             elif kind == "down":
+                bp.sync_parts.pop(node, None)
                 if node == me:
                     bp.state = "syncing"
                     bp.on_declared_dead()
                 else:
+                    bp.live_nodes.discard(node)
                     drop_node(server, node, fields.get("d", "") or f"Node {node} went away")
             elif node != me and kind in APPLIERS:
                 bp.suspects.pop(node, None)
                 APPLIERS[kind](server, node, json.loads(fields["d"]))
         except Exception:
             log.exception("cluster: cannot apply %s event %s from %s", kind, entry_id, node)
+
+
+def collect_sync(
+    bp: Backplane, node: str, fields: dict[str, str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, str]] | None:
+    """A node's whole announced state (docs, room metas), once its sync event is complete.
+
+    A large state comes in several consecutive entries with ``p`` = ``index/count``
+    (see RESYNC in scripts.py); one script wrote them all, so nothing else comes between
+    them, though they may arrive in different reads. Until the last one, None.
+    """
+    docs = {k[2:]: json.loads(v) for k, v in fields.items() if k[:2] == "u:"}
+    metas = {k[2:]: v for k, v in fields.items() if k[:2] == "c:"}
+    part = fields.get("p")
+    if part is None:
+        bp.sync_parts.pop(node, None)
+        return docs, metas
+    index, count = (int(x) for x in part.split("/"))
+    held = (0, {}, {}) if index == 0 else bp.sync_parts.pop(node, None)
+    if held is None or held[0] != index:
+        bp.sync_parts.pop(node, None)
+        log.error("cluster: sync of node %s: part %s without the parts before it", node, part)
+        return None
+    _, all_docs, all_metas = held
+    all_docs.update(docs)
+    all_metas.update(metas)
+    if index + 1 < count:
+        bp.sync_parts[node] = (index + 1, all_docs, all_metas)
+        return None
+    return all_docs, all_metas
 
 
 def stored_from(entry_id: str, data: dict[str, Any]) -> tuple[str, float, StoredMessage]:

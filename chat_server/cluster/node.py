@@ -51,6 +51,16 @@ class ClusterServer(Server):
         self.link.stop(leave=True)  # the others see our users quit now, not on expiry
         super().shutdown()
 
+    # -- LUSERS ------------------------------------------------------------------------
+
+    def server_count(self) -> int:
+        """This node and the others whose heartbeat is fresh (as of our last heartbeat)."""
+        return 1 + len(self.backplane.live_nodes)
+
+    def local_user_count(self) -> int:
+        """Registered users connected to this node (``users`` also holds the others')."""
+        return max(0, len(self.conns) - max(0, self.unknown_count))
+
     # -- publishing --------------------------------------------------------------------
 
     def deliver(

@@ -4,9 +4,10 @@ The loop talks to the link through a queue of requests; the link answers through
 deque plus one byte on a socketpair whose read end the loop watches (``add_reader``).
 
 - The command thread connects (and reconnects, with backoff), runs requests in
-  pipelined batches, refreshes this node's presence key and reaps nodes whose presence
-  expired. Every connection starts with ``("up",)``; the loop answers with a resync
-  request carrying its local state.
+  pipelined batches, refreshes this node's presence key, reaps nodes whose presence
+  expired and tells the loop which other nodes are live (``("nodes", [...])``). Every
+  connection starts with ``("up",)``; the loop answers with a resync request carrying
+  its local state.
 - The reader thread blocks on ``XREAD`` of the event stream and hands entries to the
   loop in stream order. It only reads between a resync and the next loss of the link,
   and resumes from the last entry it handed over, so a short outage loses nothing.
@@ -18,6 +19,7 @@ import collections
 import contextlib
 import logging
 import queue
+import secrets
 import socket
 import threading
 import time
@@ -29,18 +31,20 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from redis.retry import Retry
 
-from chat_server.cluster.scripts import EVENTS, SCRIPTS
+from chat_server.cluster.scripts import EVENTS, SCRIPTS, SYNC_PART
 
 log = logging.getLogger("chat_server.cluster")
 
 MAX_BATCH = 512
+STAGE_CHUNK = 1000  # users, claims or rooms per command when a resync stages its state
+STAGE_TTL_MS = 60_000  # a staging left behind by a lost connection goes away by itself
 
 
 @dataclass(slots=True)
 class Request:
     """One thing for Redis to do; ``token`` 0 means nobody waits for the answer."""
 
-    kind: str  # publish | claim | resync
+    kind: str  # publish | claim | resync (args: users, claims, rooms; see _resync)
     epoch: int
     args: list[Any] = field(default_factory=list)
     token: int = 0
@@ -77,6 +81,7 @@ class RedisLink:
         self._reader_gen = 0  # bumped whenever the reader must drop what it holds
         self._read_pos: str | None = None  # where the reader reads next; None = paused
         self._last_seen: str | None = None  # newest entry handed to the loop
+        self._live: list[str] | None = None  # other nodes last reported live to the loop
         self._shas: dict[str, str] = {}
         self._threads: list[threading.Thread] = []
 
@@ -185,6 +190,7 @@ class RedisLink:
             self._reader_gen += 1
             self._read_pos = None
             self._epoch += 1
+        self._live = None  # report the live nodes again once the link is back
         self._post(("down", reason))
 
     def _serve(self, client: redis.Redis) -> None:
@@ -246,14 +252,47 @@ class RedisLink:
                 self._post(("reply", request.token, result, None))
 
     def _resync(self, client: redis.Redis, request: Request) -> None:
+        """Register this node's whole state, atomically, and take a snapshot of the rest.
+
+        ``request.args`` is ``[users, claims, rooms]``: flat ``folded, doc, ...``, a list
+        of distinct folded nicks, and flat ``folded, meta, ...``. However many there are,
+        they never become one script's arguments (Lua cannot unpack more than ~8000
+        values): they are first staged, in chunks, in keys under a name of this attempt
+        that no other node reads, and the RESYNC script then reads the staging and makes
+        every change the others can see (nicks, state, rooms, the sync event) in one
+        atomic run. Staging is pipelined with the script, so this is one round trip.
+        """
+        users, claims, chans = request.args
         with self._cond:
             self._reader_gen += 1  # the reader drops anything it read before this
             self._read_pos = None
             last = self._last_seen
-        result = client.evalsha(self._shas["resync"], 0, *request.args)
+        stage = f"dc:resync:{self.node_id}:{secrets.token_hex(8)}"
+        # The script runs about 20 us per user or room in Redis: allow for that (2 s for
+        # 100,000) on a connection of its own rather than take a slow answer for a lost link.
+        size = (len(users) + len(chans)) // 2 + len(claims)
+        own = self._connect(timeout=5.0 + size / 20_000) if size > 20_000 else None
+        pipe = (own or client).pipeline(transaction=False)
+        step = 2 * STAGE_CHUNK
+        for key, flat in ((stage + ":u", users), (stage + ":m", chans)):
+            for i in range(0, len(flat), step):
+                pipe.hset(key, items=flat[i : i + step])
+                pipe.pexpire(key, STAGE_TTL_MS)
+        for i in range(0, len(claims), STAGE_CHUNK):
+            pipe.sadd(stage + ":c", *claims[i : i + STAGE_CHUNK])
+            pipe.pexpire(stage + ":c", STAGE_TTL_MS)
+        args = [self.node_id, self.ttl_ms, self.events_max, stage]
+        args += [len(users) // 2, len(claims), len(chans) // 2, SYNC_PART]
+        pipe.evalsha(self._shas["resync"], 0, *args)
+        try:
+            result = pipe.execute()[-1]  # any failure raises: the link reconnects, retries
+        finally:
+            if own is not None:
+                own.close()
         sync_id = result[0]
         history = None if last is not None else self._load_history(client, sync_id)
         self._post(("synced", result, history))
+        self._live = None  # the heartbeat right after says which of those nodes are live
         with self._cond:
             self._read_pos = last or sync_id
             self._cond.notify_all()
@@ -267,18 +306,24 @@ class RedisLink:
         return {key: list(reversed(rows)) for key, rows in zip(keys, pipe.execute(), strict=True)}
 
     def _reap_dead(self, client: redis.Redis) -> None:
-        others = [n for n in client.smembers("dc:nodes") if n != self.node_id]
-        if not others:
-            return
-        pipe = client.pipeline(transaction=False)
-        for node in others:
-            pipe.exists("dc:alive:" + node)
-        for node, alive in zip(others, pipe.execute(), strict=True):
-            if not alive:
+        """Reap the nodes whose presence expired; tell the loop which others are live."""
+        others = sorted(n for n in client.smembers("dc:nodes") if n != self.node_id)
+        live: list[str] = []
+        if others:
+            pipe = client.pipeline(transaction=False)
+            for node in others:
+                pipe.exists("dc:alive:" + node)
+            for node, alive in zip(others, pipe.execute(), strict=True):
+                if alive:
+                    live.append(node)
+                    continue
                 reason = f"Node {node} went away"
                 args = (node, reason, self.events_max, "0")
                 if client.evalsha(self._shas["reap"], 0, *args):
                     log.warning("cluster: node %s stopped its heartbeat; its users quit", node)
+        if live != self._live:
+            self._live = live
+            self._post(("nodes", live))
 
     def _reader_main(self) -> None:
         client: redis.Redis | None = None

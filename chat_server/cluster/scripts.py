@@ -11,6 +11,10 @@ from __future__ import annotations
 
 EVENTS = "dc:events"
 
+# Users and rooms per entry of a 'sync' event: 2 * SYNC_PART + 6 values go through one
+# unpack(), well under the ~8000 that Lua 5.1 (Redis's) can unpack or pass in one call.
+SYNC_PART = 1000
+
 # ARGV: events_maxlen, n_ops, (op, key, field, value) * n_ops,
 #       kind, node, data, history_key ('' for none), history_maxlen
 # ops: hset, hdel, sadd, srem, release (delete a nick claim only if ours: value = node).
@@ -73,24 +77,35 @@ redis.call('XADD', 'dc:events', 'MAXLEN', '~', ARGV[3], '*', 'k', 'down', 'n', n
 return 1
 """
 
-# ARGV: node, ttl_ms, events_maxlen,
-#       n_users, (folded, doc) * n_users, n_claims, folded * n_claims,
-#       n_chans, (folded, meta) * n_chans
-# Re-registers the node with everything it holds, announces it in one 'sync' event and
+# ARGV: node, ttl_ms, events_maxlen, stage, n_users, n_claims, n_chans, part_size
+# The node's state is staged first (see RedisLink._resync) in three keys nobody else
+# reads: hash <stage>:u (folded -> doc), set <stage>:c (claimed folded nicks) and hash
+# <stage>:m (folded -> meta). ARGV carries only their sizes, which are checked, so a
+# staging cut short by a lost connection is refused rather than taken for the state.
+# Nothing is unpacked in proportion to the state except into XADDs of at most
+# part_size users and rooms each: Lua 5.1 cannot unpack (or pass) more than ~8000 values.
+#
+# Re-registers the node with everything it holds, announces it in a 'sync' event and
 # returns a snapshot of every other node at that event's position:
 # {sync_id, lost_nicks, {node, {folded, doc, ...}}..., {folded, meta, ...}}
+# The event is one stream entry, or when the state is larger than part_size several
+# entries in a row carrying 'p' = '<index>/<count>'. This script writes them all at once,
+# so no other entry comes between them, and readers apply the state at the last one.
 RESYNC = """
-local node = ARGV[1]
+local node, stage = ARGV[1], ARGV[4]
+local staged = redis.call('HGETALL', stage .. ':u')
+local claims = redis.call('SMEMBERS', stage .. ':c')
+local chans = redis.call('HGETALL', stage .. ':m')
+redis.call('DEL', stage .. ':u', stage .. ':c', stage .. ':m')
+if #staged ~= 2 * tonumber(ARGV[5]) or #claims ~= tonumber(ARGV[6])
+    or #chans ~= 2 * tonumber(ARGV[7]) then
+  return redis.error_reply('ERR resync state incompletely staged')
+end
 redis.call('SADD', 'dc:nodes', node)
 redis.call('SET', 'dc:alive:' .. node, '1', 'PX', ARGV[2])
-local i = 4
-local nusers = tonumber(ARGV[i]); i = i + 1
-local users = {}
-for _ = 1, nusers do users[#users + 1] = {ARGV[i], ARGV[i + 1]}; i = i + 2 end
-local nclaims = tonumber(ARGV[i]); i = i + 1
 local wanted = {}
-for _ = 1, nclaims do wanted[ARGV[i]] = true; i = i + 1 end
-for _, u in ipairs(users) do wanted[u[1]] = true end
+for _, f in ipairs(claims) do wanted[f] = true end
+for i = 1, #staged, 2 do wanted[staged[i]] = true end
 -- claims left over from users who went away while we could not tell Redis
 for _, f in ipairs(redis.call('SMEMBERS', 'dc:claims:' .. node)) do
   if not wanted[f] then
@@ -99,7 +114,6 @@ for _, f in ipairs(redis.call('SMEMBERS', 'dc:claims:' .. node)) do
   end
 end
 local lost = {}
-local fields = {'k', 'sync', 'n', node}
 redis.call('DEL', 'dc:state:' .. node)
 for f, _ in pairs(wanted) do
   local cur = redis.call('HGET', 'dc:nicks', f)
@@ -112,21 +126,32 @@ for f, _ in pairs(wanted) do
 end
 local lostset = {}
 for _, f in ipairs(lost) do lostset[f] = true end
-for _, u in ipairs(users) do
-  if not lostset[u[1]] then
-    redis.call('HSET', 'dc:state:' .. node, u[1], u[2])
-    fields[#fields + 1] = 'u:' .. u[1]
-    fields[#fields + 1] = u[2]
+local items = {}  -- the event's fields after k and n: 'u:'..folded, doc, 'c:'..folded, meta
+for i = 1, #staged, 2 do
+  local f, doc = staged[i], staged[i + 1]
+  if not lostset[f] then
+    redis.call('HSET', 'dc:state:' .. node, f, doc)
+    items[#items + 1] = 'u:' .. f
+    items[#items + 1] = doc
   end
 end
-local nchans = tonumber(ARGV[i]); i = i + 1
-for _ = 1, nchans do
-  redis.call('HSETNX', 'dc:chans', ARGV[i], ARGV[i + 1])
-  fields[#fields + 1] = 'c:' .. ARGV[i]
-  fields[#fields + 1] = redis.call('HGET', 'dc:chans', ARGV[i])
-  i = i + 2
+for i = 1, #chans, 2 do
+  redis.call('HSETNX', 'dc:chans', chans[i], chans[i + 1])
+  items[#items + 1] = 'c:' .. chans[i]
+  items[#items + 1] = redis.call('HGET', 'dc:chans', chans[i])
 end
-local id = redis.call('XADD', 'dc:events', 'MAXLEN', '~', ARGV[3], '*', unpack(fields))
+local per = 2 * tonumber(ARGV[8])
+local count = math.max(1, math.ceil(#items / per))
+local id
+for p = 0, count - 1 do
+  local fields = {'k', 'sync', 'n', node}
+  if count > 1 then
+    fields[5] = 'p'
+    fields[6] = string.format('%d/%d', p, count)
+  end
+  for j = p * per + 1, math.min(#items, (p + 1) * per) do fields[#fields + 1] = items[j] end
+  id = redis.call('XADD', 'dc:events', 'MAXLEN', '~', ARGV[3], '*', unpack(fields))
+end
 local others = {}
 for _, nd in ipairs(redis.call('SMEMBERS', 'dc:nodes')) do
   if nd ~= node then

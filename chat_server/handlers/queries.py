@@ -19,8 +19,15 @@ if TYPE_CHECKING:
 
 
 def send_lusers(server: Server, user: User) -> None:
-    """251-255, 265 and 266: one write, since every registration sends them."""
+    """251-255, 265 and 266: one write, since every registration sends them.
+
+    On a cluster node ``users``, ``channels`` and the mode counts include its replica of
+    the other nodes (global counts); the node also says how many nodes are live and how
+    many users are its own. A single server is one server whose users are all local.
+    """
     users = len(server.users)
+    servers = server.server_count()
+    local = server.local_user_count()
     invisible = server.mode_counts["i"]
     opers = server.mode_counts["o"]
     unknown = max(0, server.unknown_count)
@@ -28,13 +35,13 @@ def send_lusers(server: Server, user: User) -> None:
     lines = (
         (
             N.RPL_LUSERCLIENT,
-            f":There are {users - invisible} users and {invisible} invisible on 1 servers",
+            f":There are {users - invisible} users and {invisible} invisible on {servers} servers",
         ),
         (N.RPL_LUSEROP, f"{opers} :operator(s) online"),
         (N.RPL_LUSERUNKNOWN, f"{unknown} :unknown connection(s)"),
         (N.RPL_LUSERCHANNELS, f"{len(server.channels)} :channels formed"),
-        (N.RPL_LUSERME, f":I have {users} clients and 0 servers"),
-        (N.RPL_LOCALUSERS, f"{users} {users} :Current local users {users}"),
+        (N.RPL_LUSERME, f":I have {local} clients and {servers - 1} servers"),
+        (N.RPL_LOCALUSERS, f"{local} {local} :Current local users {local}"),
         (N.RPL_GLOBALUSERS, f"{users} {users} :Current global users {users}"),
     )
     server.send_block(user, "".join(head.format(num) + text + "\r\n" for num, text in lines))
