@@ -164,7 +164,11 @@ class WriterProcess:
     def write(self, rows: list[Row]) -> tuple[int, int]:
         """Have the child commit ``rows``; (written, failed). Blocks until it answers."""
         for attempt in range(2):
-            proc = self._proc or self._start()
+            try:
+                proc = self._proc or self._start()
+            except OSError as exc:
+                log.error("cannot start the history writer process: %s", exc)
+                break
             assert proc.stdin is not None and proc.stdout is not None
             try:
                 write_frame(proc.stdin.fileno(), rows)

@@ -712,3 +712,20 @@ def test_version_1_database_loses_its_msgid_index_and_keeps_its_rows(tmp_path: P
         indexes = {r[1] for r in conn.execute("PRAGMA index_list(messages)")}
     conn.close()
     assert "messages_by_msgid" not in indexes
+
+
+def test_writer_that_cannot_start_counts_failures_then_recovers(
+    stores: Callable[..., HistoryStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("sys.executable", "/nonexistent/python")
+    store = stores(cache_per_target=2)
+    for m in ROOM_MSGS[:5]:
+        store.append(m)
+    store.flush()  # answers: the writer thread survives a child it cannot start
+    assert store.stats["failed"] == 5
+    assert store.stats["written"] == 0
+    assert store._pending == []
+    monkeypatch.undo()  # the next batch starts a child again
+    store.append(ROOM_MSGS[5])
+    store.flush()
+    assert store.stats["written"] == 1
