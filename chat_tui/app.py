@@ -11,7 +11,7 @@ import time
 from datetime import tzinfo
 from pathlib import Path
 
-from textual import on, work
+from textual import events, on, work
 from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input
@@ -21,7 +21,7 @@ from chat_protocol.client_types import Connected, Disconnected, NickFallback, Re
 from chat_tui import commands
 from chat_tui.commands import Effect
 from chat_tui.config import Settings
-from chat_tui.keymap import COMMAND_PALETTE_KEY, DEFAULT_KEYS, bindings
+from chat_tui.keymap import COMMAND_PALETTE_KEY, DEFAULT_KEYS, bindings, read_alt_digits
 from chat_tui.messages import ClientEvent, HistoryLoaded, SendFailed
 from chat_tui.model import LineKind, Room
 from chat_tui.screens.help import HelpScreen
@@ -37,6 +37,10 @@ from chat_tui.widgets.status_line import StatusLine
 from chat_tui.widgets.topic_line import TopicLine
 
 TYPING_RESEND_SECONDS = 3.0
+# Layout by terminal width: below NARROW_WIDTH the columns get narrower and the member
+# list hides (F2 still shows it); from WIDE_WIDTH on, the columns have their full width.
+NARROW_WIDTH = 80
+WIDE_WIDTH = 100
 ROOM_ACTIONS = {"step_room", "jump_room", "next_unread", "switch_room", "toggle_members"}
 
 
@@ -52,6 +56,7 @@ class ChatApp(App[None]):
         self, settings: Settings, session: ChatSession | None = None, tz: tzinfo | None = None
     ) -> None:
         super().__init__()
+        read_alt_digits()  # Alt+1..9 go to rooms in xterm-like terminals too
         self.settings = settings
         self.session = session
         self.tz = tz
@@ -59,6 +64,9 @@ class ChatApp(App[None]):
         self.state = ChatState(settings.nick, network)
         self._typing_sent_at = 0.0
         self._typing_target = ""
+        # Whether to show the member list, wide and narrow (F2 flips the one in use).
+        self._members_wide = settings.show_members
+        self._members_narrow = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -75,7 +83,7 @@ class ChatApp(App[None]):
         self.theme = self.settings.theme
         self.update_keymap(self.settings.keybindings)
         self.query_one(MessagePane).timestamp_format = self.settings.timestamp_format
-        self.set_class(not self.settings.show_members, "-hide-members")
+        self._fit_width(self.size.width)
         self.query_one(ChatInput).focus()
         self._show_current()
         self._refresh_status()
@@ -85,6 +93,26 @@ class ChatApp(App[None]):
             self._show_current()
             self.run_connection()
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit_width(event.size.width)
+
+    @property
+    def narrow(self) -> bool:
+        return self.size.width < NARROW_WIDTH
+
+    @property
+    def members_shown(self) -> bool:
+        """Whether the member list is on screen at the current width."""
+        return self._members_narrow if self.narrow else self._members_wide
+
+    def _fit_width(self, width: int) -> None:
+        """Column widths and member list for a terminal ``width`` columns wide."""
+        narrow = width < NARROW_WIDTH
+        self.set_class(narrow, "-narrow")
+        self.set_class(not narrow and width < WIDE_WIDTH, "-medium")
+        shown = self._members_narrow if narrow else self._members_wide
+        self.set_class(not shown, "-hide-members")
+
     @work(exclusive=True, group="irc")
     async def run_connection(self) -> None:
         """The one long-lived worker of the connection: events become messages."""
@@ -93,7 +121,13 @@ class ChatApp(App[None]):
 
     # -- events from the connection -------------------------------------------
 
+    # A worker can post its last messages while the app shuts down; by the time they
+    # are handled the widgets are gone, so the handlers below (and the status timer)
+    # check ``is_running``.
+
     def on_client_event(self, message: ClientEvent) -> None:
+        if not self.is_running:
+            return
         event = message.event
         state = self.state
         if isinstance(event, Received):
@@ -127,7 +161,7 @@ class ChatApp(App[None]):
 
     def on_history_loaded(self, message: HistoryLoaded) -> None:
         room = self.state.room(message.room)
-        if room is None:
+        if room is None or not self.is_running:
             return
         room.loading_history = False
         if message.failed:
@@ -139,6 +173,8 @@ class ChatApp(App[None]):
         self._refresh(update)
 
     def on_send_failed(self, message: SendFailed) -> None:
+        if not self.is_running:
+            return
         chat_input = self.query_one(ChatInput)
         if message.text and not chat_input.value:
             chat_input.value = message.text
@@ -227,6 +263,8 @@ class ChatApp(App[None]):
         ]
 
     def _refresh_status(self) -> None:
+        if not self.is_running:  # the once-a-second timer can fire during shutdown
+            return
         state, status = self.state, self.query_one(StatusLine)
         conn = state.connection
         status.state = conn.state
@@ -368,7 +406,11 @@ class ChatApp(App[None]):
         self.push_screen(RoomSwitcher(self.room_entries(), self.state.current), chosen)
 
     def action_toggle_members(self) -> None:
-        self.toggle_class("-hide-members")
+        if self.narrow:
+            self._members_narrow = not self._members_narrow
+        else:
+            self._members_wide = not self._members_wide
+        self._fit_width(self.size.width)
 
     def action_room_list(self) -> None:
         for effect in commands.run("/list", self.state):

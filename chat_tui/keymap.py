@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from textual.binding import Binding
@@ -25,6 +25,25 @@ DEFAULT_KEYS: dict[str, tuple[str, str, str]] = {
 SHOWN_IN_FOOTER = {"help", "switch_room", "toggle_members", "room_list", "quit"}
 
 COMMAND_PALETTE_KEY = "ctrl+o"  # Ctrl+P belongs to "previous room"
+
+
+def read_alt_digits() -> None:
+    """Make Esc+digit (how xterm, tmux, GNOME Terminal... send Alt+1..9) arrive as alt+N.
+
+    Textual maps these sequences to the characters macOS WezTerm types for Option+digit
+    ("¡", "™", "£"...), so Alt+2 would type "™" into the input instead of going to
+    room 2. Dropping those few entries lets Textual's parser report them as alt+digit.
+    (A terminal that sends "™" itself, like macOS Terminal, still types "™".)
+    """
+    try:
+        from textual._ansi_sequences import ANSI_SEQUENCES_KEYS
+    except ImportError:  # a Textual without that table: nothing to undo
+        return
+    table: Any = ANSI_SEQUENCES_KEYS
+    for digit in "123456789":
+        sequence = "\x1b" + digit
+        if isinstance(table.get(sequence), str):
+            del table[sequence]
 
 
 def bindings() -> list[Binding]:

@@ -13,9 +13,15 @@ from textual.widgets import Static
 
 from chat_tui.commands import COMMANDS
 
+SIDE_BY_SIDE_WIDTH = 100  # narrower terminals get the commands below the keys
 
-def help_tables(keys: list[tuple[str, str]]) -> Group:
-    """Keys (as bound right now) beside the slash commands; compact, one row each."""
+
+def help_tables(keys: list[tuple[str, str]], width: int = SIDE_BY_SIDE_WIDTH) -> Group:
+    """Keys (as bound right now) beside the slash commands; compact, one row each.
+
+    In a terminal narrower than ``SIDE_BY_SIDE_WIDTH`` the two tables would squeeze
+    their descriptions into stubs, so the commands go below the keys instead.
+    """
     key_table = Table(box=None, show_header=True, header_style="bold", expand=False)
     key_table.add_column("Key", style="bold")
     key_table.add_column("Does")
@@ -33,10 +39,13 @@ def help_tables(keys: list[tuple[str, str]]) -> Group:
         command_table.add_row(
             Text(spec.usage), Text(spec.summary + (f" (also {aliases})" if aliases else ""))
         )
+    footer = Text("Start a line with // to send text that begins with a slash.  Esc closes.")
+    title = Text("chat-tui help", style="bold")
+    if width < SIDE_BY_SIDE_WIDTH:
+        return Group(title, Text(""), key_table, Text(""), command_table, Text(""), footer)
     columns = Table.grid(padding=(0, 4))
     columns.add_row(key_table, command_table)
-    footer = Text("Start a line with // to send text that begins with a slash.  Esc closes.")
-    return Group(Text("chat-tui help", style="bold"), Text(""), columns, Text(""), footer)
+    return Group(title, Text(""), columns, Text(""), footer)
 
 
 class HelpScreen(ModalScreen[None]):
@@ -50,4 +59,4 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with VerticalScroll(id="help-box"):
-            yield Static(help_tables(self.keys), id="help-text")
+            yield Static(help_tables(self.keys, self.app.size.width), id="help-text")

@@ -13,7 +13,7 @@ from chat_tui.formatting import nick_color
 
 
 class MemberList(ScrollView, can_focus=False):
-    """Nicks with their highest prefix; ``⚙`` marks a bot."""
+    """Nicks with their highest prefix; ``⚙`` marks a bot; the count is the border title."""
 
     DEFAULT_CSS = """
     MemberList {
@@ -34,7 +34,8 @@ class MemberList(ScrollView, can_focus=False):
     def set_members(self, members: list[tuple[str, str]], bots: set[str], away: set[str]) -> None:
         """``members`` as (prefixes, nick) in display order; bots and away are casefolded."""
         self.members, self.bots, self.away = members, set(bots), set(away)
-        self.border_title = f"{len(members)} members" if members else ""
+        count = len(members)
+        self.border_title = f"{count} member{'s' if count != 1 else ''}" if count else ""
         self.virtual_size = Size(self.size.width, len(members))
         self.refresh()
 

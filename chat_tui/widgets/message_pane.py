@@ -28,6 +28,8 @@ from chat_tui.formatting import irc_to_text, nick_color, strip_formatting
 from chat_tui.model import ChatLine, LineKind
 
 NICK_WIDTH = 12
+MIN_NICK_WIDTH = 6
+MIN_TEXT_WIDTH = 24  # a narrow pane shrinks the nick column to keep this much for text
 BANNER_SEQ = -1
 TIME_WIDTH = 5
 
@@ -169,8 +171,14 @@ class MessagePane(ScrollView, can_focus=False):
 
     # -- layout ----------------------------------------------------------------
 
+    def _nick_width(self) -> int:
+        """The nick column: full width unless the pane is too narrow to leave room for text."""
+        spare = self._layout_width - TIME_WIDTH - 2 - MIN_TEXT_WIDTH
+        return max(MIN_NICK_WIDTH, min(NICK_WIDTH, spare))
+
     def _text_width(self) -> int:
-        return max(10, self._layout_width - TIME_WIDTH - NICK_WIDTH - 2)
+        # Never wider than what is left of the row: wider rows would be cut off on the right.
+        return max(1, self._layout_width - TIME_WIDTH - self._nick_width() - 2)
 
     def _day(self, line: ChatLine) -> str:
         return line.time.astimezone(self.tz).strftime("%A, %d %B %Y")
@@ -275,26 +283,28 @@ class MessagePane(ScrollView, can_focus=False):
         if isinstance(item, DayMark):
             label = f" {item.label} "
             side = max(0, (width - cell_len(label)) // 2)
-            segment = Segment("─" * side + label + "─" * side, self._style("day"))
+            right = max(0, width - side - cell_len(label))  # odd widths: the rule still ends flush
+            segment = Segment("─" * side + label + "─" * right, self._style("day"))
             return [Strip([segment]).crop_extend(0, width, None)]
         return self._draw_line(item)
 
     def _gutter(self, line: ChatLine, base: Style) -> list[Segment]:
         """The nick column: right-aligned nick, ``*`` for actions, a mark for the rest."""
         nick_style = Style(color=nick_color(line.nick), bold=line.own)
+        column = self._nick_width()
         if line.kind == LineKind.ACTION:
-            return [Segment("*".rjust(NICK_WIDTH), nick_style)]
+            return [Segment("*".rjust(column), nick_style)]
         if line.kind == LineKind.MESSAGE:
-            width = NICK_WIDTH - 1 if line.bot else NICK_WIDTH
+            width = column - 1 if line.bot else column
             shown = line.nick if len(line.nick) <= width else line.nick[: width - 1] + "…"
             segments = [Segment(shown.rjust(width), nick_style)]
             if line.bot:
                 segments.append(Segment("⚙", self._style("bot")))
             return segments
         if line.kind == LineKind.NOTICE and line.nick:
-            return [Segment(f"-{line.nick[: NICK_WIDTH - 2]}-".rjust(NICK_WIDTH), base)]
+            return [Segment(f"-{line.nick[: column - 2]}-".rjust(column), base)]
         mark = "!" if line.kind == LineKind.ERROR else "·"
-        return [Segment(mark.rjust(NICK_WIDTH), base)]
+        return [Segment(mark.rjust(column), base)]
 
     def _draw_line(self, line: ChatLine) -> list[Strip]:
         console = self.app.console
@@ -317,7 +327,7 @@ class MessagePane(ScrollView, can_focus=False):
             *self._gutter(line, base),
             Segment(" "),
         ]
-        pad = [Segment(" " * (TIME_WIDTH + NICK_WIDTH + 2))]
+        pad = [Segment(" " * (TIME_WIDTH + self._nick_width() + 2))]
         strips: list[Strip] = []
         for i, row in enumerate(rows or [Text("")]):
             row.end = ""

@@ -15,6 +15,8 @@ class StatusLine(Widget):
     DEFAULT_CSS = """
     StatusLine {
         height: 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     """
 

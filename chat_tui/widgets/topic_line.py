@@ -15,6 +15,8 @@ class TopicLine(Widget):
     DEFAULT_CSS = """
     TopicLine {
         height: 1;
+        text-wrap: nowrap;
+        text-overflow: ellipsis;
     }
     """
 

@@ -96,3 +96,32 @@ async def test_ten_thousand_lines_lay_out_and_scroll() -> None:
             ]
             assert len(numbers) >= 30
             assert numbers == sorted(numbers) and numbers[0] >= y - 2
+
+
+async def test_narrow_pane_shrinks_the_nick_column_instead_of_cutting_text() -> None:
+    text = "alice: did you see the release notes"
+    room = Room("#r")
+    room.add(line(1, text))
+    app = PaneApp()
+    async with app.run_test(size=(24, 10)) as pilot:
+        pane = app.query_one(MessagePane)
+        pane.show(room.lines)
+        await pilot.pause()
+        width = pane.scrollable_content_region.width
+        rows = [pane.render_line(y).text[:width] for y in range(pane.row_count)]
+        assert rows[1].startswith("09:00    bob ")  # nick column of 6, not 12
+        assert " ".join(r[13:] for r in rows[1:]).split() == text.split()
+
+
+async def test_day_rule_reaches_the_right_edge_at_odd_widths() -> None:
+    room = Room("#r")
+    room.add(line(1))
+    for size in [(60, 10), (61, 10)]:
+        app = PaneApp()
+        async with app.run_test(size=size) as pilot:
+            pane = app.query_one(MessagePane)
+            pane.show(room.lines)
+            await pilot.pause()
+            width = pane.scrollable_content_region.width
+            rule = pane.render_line(0).text[:width]
+            assert rule.startswith("─") and rule.endswith("─"), (size, rule)

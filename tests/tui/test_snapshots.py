@@ -1,4 +1,5 @@
-"""Snapshots of the main screen, the room list and the help, at a fixed size.
+"""Snapshots of the main screen, the room list and the help at 120x35, and of the main
+screen at 80x24 and 60x20 too (narrower columns; at 60 the member list hides).
 
 Each baseline was looked at (rendered to PNG) before it was kept. No live server:
 the app is fed fixed IRC lines with fixed times, nicks and UTC display.
@@ -9,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from textual.pilot import Pilot
+from textual.widgets import DataTable
 
 from chat_protocol import Message
 from tests.tui.scenes import main_scene, offline_app
@@ -16,16 +18,39 @@ from tests.tui.scenes import main_scene, offline_app
 SIZE = (120, 35)
 
 
+async def settled(pilot: Pilot[None], table: DataTable[Any]) -> None:
+    """Wait until the table has sized its columns to the rows (it does that when idle).
+
+    One pause is not always enough on a busy machine, and a screenshot taken before
+    shows the columns cut to their header widths.
+    """
+    for _ in range(100):
+        await pilot.pause()
+        widths = {column.label.plain: column.content_width for column in table.ordered_columns}
+        if widths["Room"] >= len("#general") and widths["Topic"] >= len("Talk about anything"):
+            return
+    raise AssertionError(f"room list columns never fitted their rows: {widths}")
+
+
+async def typed(pilot: Pilot[None]) -> None:
+    main_scene(pilot.app)  # type: ignore[arg-type]
+    await pilot.pause()
+    pilot.app.query_one("#input").value = "bob: see you at noon"  # type: ignore[attr-defined]
+    await pilot.pause()
+
+
 def test_main_screen(snap_compare: Any) -> None:
-    app = offline_app()
+    assert snap_compare(offline_app(), terminal_size=SIZE, run_before=typed)
 
-    async def before(pilot: Pilot[None]) -> None:
-        main_scene(app)
-        await pilot.pause()
-        pilot.app.query_one("#input").value = "bob: see you at noon"  # type: ignore[attr-defined]
-        await pilot.pause()
 
-    assert snap_compare(app, terminal_size=SIZE, run_before=before)
+def test_main_screen_80x24(snap_compare: Any) -> None:
+    """Narrower sidebar and member list, nick column still full width."""
+    assert snap_compare(offline_app(), terminal_size=(80, 24), run_before=typed)
+
+
+def test_main_screen_60x20(snap_compare: Any) -> None:
+    """Too narrow for the member list: it hides (F2 brings it back)."""
+    assert snap_compare(offline_app(), terminal_size=(60, 20), run_before=typed)
 
 
 def test_room_list_screen(snap_compare: Any) -> None:
@@ -44,7 +69,7 @@ def test_room_list_screen(snap_compare: Any) -> None:
         ]:
             pilot.app.apply_message(Message.parse(line))  # type: ignore[attr-defined]
         pilot.app.screen.query_one("#room-list-filter").cursor_blink = False  # type: ignore[attr-defined]
-        await pilot.pause()
+        await settled(pilot, pilot.app.screen.query_one(DataTable))
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
 
