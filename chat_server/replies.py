@@ -17,10 +17,7 @@ class Replies:
 
     def send_raw(self: Server, user: User, line: str) -> None:
         """Send one formatted line (no CRLF) to ``user``."""
-        self.write_pending()  # keep order: room messages produced earlier go first
-        conn = user.conn
-        if conn is not None:
-            conn.write((line + "\r\n").encode(), self.dirty, self.config.sendq_max)
+        self.send_block(user, line + "\r\n")
 
     def reply(self: Server, user: User, numeric: str, *params: str) -> None:
         """A numeric from the server to ``user`` (their nick, or ``*`` before NICK)."""
@@ -32,7 +29,7 @@ class Replies:
         A labeled response must see them as separate lines, so a capturing
         connection gets them one by one.
         """
-        self.write_pending()
+        self.write_pending()  # keep order: room messages produced earlier go first
         conn = user.conn
         if conn is None:
             return

@@ -527,8 +527,8 @@ class Server(Replies):
         now: float | None = None,
     ) -> tuple[str, float]:
         """Append a message to history; returns its msgid and time."""
-        self._msgid_seq = seq = self._msgid_seq + 1  # next_msgid(), inlined: hot path
-        msgid = f"{self._msgid_prefix}-{seq:x}"
+        msgid = self.next_msgid()
+        seq = self._msgid_seq
         when = round(time.time() if now is None else now, 3)
         kept = tuple(tags.items()) if tags else ()  # already only client (+) tags
         if user.is_bot:
