@@ -17,19 +17,26 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import sqlite3
 import threading
-from bisect import bisect_left, bisect_right
-from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from itertools import islice
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from chat_protocol.casemap import casefold
+from chat_server.history_cache import SEQ_SUFFIX, TargetCache
+from chat_server.history_model import (
+    SEQ_ABOVE,
+    SEQ_BELOW,
+    Entry,
+    Key,
+    Ref,
+    StoredMessage,
+    dm_key,
+    format_time,
+    parse_time,
+    to_ms,
+)
 from chat_server.history_writer import WriterProcess, connect_for_writing, dm_pairs
 
 log = logging.getLogger(__name__)
@@ -44,195 +51,14 @@ __all__ = [
     "parse_time",
 ]
 
-# An order key: (time in ms, sequence). Timestamp references become keys with a sequence
-# below or above every real one, so "exclusive" bounds exclude all messages of that ms.
-Key = tuple[int, int]
-_SEQ_BELOW = -1
-_SEQ_ABOVE = 1 << 62
 # v2: no index on msgid. The server's msgids end in "-<seq in hex>" and are found by
 # primary key; any other msgid is found by scanning its target's rows (see _find_msgid).
 _SCHEMA_VERSION = 2
-_SEQ_SUFFIX = re.compile(r"-([0-9a-f]{1,15})", re.ASCII)
 _COLUMNS = ("seq", "msgid", "time_ms", "target", "source", "command", "recipient", "text", "tags")
-
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
-_TIME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z", re.ASCII)
 
 
 class HistoryStoreError(Exception):
     """The history database cannot be opened or used (bad path, corrupt file, ...)."""
-
-
-class StoredMessage(NamedTuple):
-    """One PRIVMSG/NOTICE as stored, with everything needed to replay it.
-
-    A NamedTuple rather than a frozen dataclass: one is built per message on the hot
-    path, and a tuple is several times cheaper to create.
-    """
-
-    msgid: str
-    time: float
-    target: str
-    source: str
-    command: str
-    recipient: str
-    text: str
-    tags: tuple[tuple[str, str], ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Ref:
-    """A CHATHISTORY reference: a msgid or a timestamp, never both."""
-
-    msgid: str | None = None
-    time: float | None = None
-
-    def __post_init__(self) -> None:
-        if (self.msgid is None) == (self.time is None):
-            raise ValueError("a history reference needs exactly one of msgid or time")
-
-    @classmethod
-    def parse(cls, text: str) -> Ref | None:
-        """Parse ``msgid=...`` or ``timestamp=...``; ``*`` (no reference) gives None."""
-        if text == "*":
-            return None
-        kind, sep, value = text.partition("=")
-        if not sep or not value:
-            raise ValueError(f"bad history reference {text!r}: expected msgid=... or timestamp=...")
-        kind = kind.lower()
-        if kind == "msgid":
-            return cls(msgid=value)
-        if kind == "timestamp":
-            return cls(time=parse_time(value))
-        raise ValueError(f"bad history reference {text!r}: unknown kind {kind!r}")
-
-
-def dm_key(a: str, b: str) -> str:
-    """The conversation key of direct messages between two nicks, the same both ways."""
-    return "dm:" + " ".join(sorted([casefold(a), casefold(b)]))
-
-
-def _to_ms(t: float) -> int:
-    return round(t * 1000)
-
-
-def format_time(t: float) -> str:
-    """Unix seconds as the IRCv3 ``server-time`` format, ``YYYY-MM-DDTHH:MM:SS.sssZ``.
-
-    Busy rooms stamp many messages within one millisecond, so the last result is kept.
-    """
-    global _last_time
-    stamp = _to_ms(t)
-    last = _last_time
-    if last[0] == stamp:
-        return last[1]
-    text = _format_ms(stamp)
-    _last_time = (stamp, text)
-    return text
-
-
-_last_time: tuple[int, str] = (-1 << 62, "")
-
-
-def _format_ms(stamp: int) -> str:
-    secs, ms = divmod(stamp, 1000)
-    # Adding a timedelta (rather than utcfromtimestamp) works for any year 1..9999 on
-    # every platform, including times before 1970.
-    d = _EPOCH + timedelta(seconds=secs)
-    # Explicit widths: strftime's %Y does not zero-pad years before 1000 on glibc.
-    return (
-        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
-        f".{ms:03d}Z"
-    )
-
-
-def parse_time(s: str) -> float:
-    """Inverse of :func:`format_time`; digits beyond milliseconds are truncated."""
-    m = _TIME_RE.fullmatch(s)
-    if m is None:
-        raise ValueError(f"bad timestamp {s!r}: expected YYYY-MM-DDThh:mm:ss.sssZ")
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    frac = m.group(7) or ""
-    try:
-        stamp = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-    except ValueError as exc:
-        raise ValueError(f"bad timestamp {s!r}: {exc}") from None
-    # Integer milliseconds, divided once: the float is then the nearest double to the
-    # exact value, so format_time(parse_time(s)) == s.
-    ms = (stamp - _EPOCH) // _ONE_MS + int((frac + "00")[:3])
-    return ms / 1000
-
-
-# A cache entry: (key, message). Tuples keep entries small and bisectable by key.
-_Entry = tuple[Key, StoredMessage]
-
-
-def _entry_key(entry: _Entry) -> Key:
-    return entry[0]
-
-
-class _TargetCache:
-    """The newest messages of one conversation, sorted by key.
-
-    Invariant once ``loaded``: the cache holds every message of the conversation whose
-    key is >= its first key (a contiguous newest slice); ``complete`` means it holds
-    every message there is. Before ``loaded`` (a conversation not yet queried since
-    start) it holds only what was appended since start and queries must load it first.
-    """
-
-    __slots__ = ("by_msgid", "cap", "complete", "items", "loaded")
-
-    def __init__(self, cap: int, *, loaded: bool, complete: bool) -> None:
-        self.cap = cap
-        self.items: deque[_Entry] = deque()
-        self.by_msgid: dict[str, Key] = {}
-        self.loaded = loaded
-        self.complete = complete
-
-    def add(self, entry: _Entry) -> _Entry | None:
-        """Insert in key order; return the entry that did not stay (evicted or too old)."""
-        key = entry[0]
-        items = self.items
-        evicted: _Entry | None = None
-        if len(items) >= self.cap:
-            self.complete = False
-            if key < items[0][0]:
-                return entry
-            evicted = items.popleft()
-            if self.by_msgid.get(evicted[1].msgid) == evicted[0]:
-                del self.by_msgid[evicted[1].msgid]
-        if not items or key > items[-1][0]:
-            items.append(entry)
-        else:  # a clock step back or a late message: rare, O(n) is fine
-            items.insert(bisect_right(items, key, key=_entry_key), entry)
-        self.by_msgid[entry[1].msgid] = key
-        return evicted
-
-    def bounds(self, lo: Key | None, hi: Key | None) -> tuple[int, int]:
-        """Index range [i, j) of the cached entries with lo < key < hi."""
-        items = self.items
-        i = 0 if lo is None else bisect_right(items, lo, key=_entry_key)
-        j = len(items) if hi is None else bisect_left(items, hi, key=_entry_key)
-        return i, max(i, j)
-
-    def slice(self, i: int, j: int) -> list[_Entry]:
-        """items[i:j] for a deque, walking from whichever end is nearer."""
-        items = self.items
-        n = len(items)
-        if i >= j:
-            return []
-        if i < n - j:
-            return list(islice(items, i, j))
-        tail = list(islice(reversed(items), n - j, n - i))
-        tail.reverse()
-        return tail
-
-    def covers_above(self, lo: Key | None) -> bool:
-        """True when every message with key > lo is in the cache."""
-        if self.complete:
-            return True
-        return lo is not None and bool(self.items) and lo >= self.items[0][0]
 
 
 class HistoryStore:
@@ -261,15 +87,15 @@ class HistoryStore:
         self.max_batch = max_batch
         self.stats: dict[str, int] = {"appended": 0, "written": 0, "batches": 0, "failed": 0}
         self._lock = threading.Lock()
-        self._caches: dict[str, _TargetCache] = {}
+        self._caches: dict[str, TargetCache] = {}
         # Entries that left the cache before the writer committed them, per target:
         # queries merge them in so nothing appended is ever invisible.
-        self._spill: dict[str, list[_Entry]] = {}
+        self._spill: dict[str, list[Entry]] = {}
         self._spill_count = 0
         self._spill_sweep_at = 1024
         self._closed = False
         # Appended, not yet handed to the writer; the writer thread swaps the list out.
-        self._pending: list[_Entry] = []
+        self._pending: list[Entry] = []
         self._flush_waiters: list[threading.Event] = []
         self._wake = threading.Event()  # something is pending
         self._hurry = threading.Event()  # write now: a full batch, a flush() or close()
@@ -374,40 +200,54 @@ class HistoryStore:
         the server does, so that a msgid ending in ``-<seq in hex>`` is found by
         primary key.
         """
-        ms = _to_ms(msg.time)
         with self._lock:
-            if self._closed:
-                raise RuntimeError("history store is closed")
             if seq is None:
                 seq = self._next_seq
-            elif seq < self._next_seq:
-                raise ValueError(f"history seq {seq} is below next_seq {self._next_seq}")
-            self._next_seq = seq + 1
-            entry = ((ms, seq), msg)
-            cache = self._caches.get(msg.target)
-            if cache is None:
-                # Nothing to load when memory-only; otherwise older history may be on
-                # disk and the first query loads it.
-                memory = self.path is None
-                cache = _TargetCache(self.cache_per_target, loaded=memory, complete=memory)
-                self._caches[msg.target] = cache
-            left = cache.add(entry)
-            self.stats["appended"] += 1
-            if self._writer is not None:
-                pending = self._pending
-                pending.append(entry)
-                if len(pending) == 1:
-                    self._wake.set()
-                elif len(pending) == self.max_batch:
-                    self._hurry.set()
-                if left is not None:
-                    self._spill_add(msg.target, left)
+            self._add(msg.target, [((to_ms(msg.time), seq), msg)])
 
-    def _spill_add(self, target: str, entry: _Entry) -> None:
-        if entry[0][1] <= self._committed_seq:
+    def append_run(self, target: str, entries: list[Entry]) -> None:
+        """Record several messages of ``target`` at once, numbered by the caller.
+
+        ``entries`` are ``((ms, seq), message)`` in key order with rising sequences from
+        at least :attr:`next_seq`: the lines of one read, stored with one lock, one
+        cache lookup and one extend instead of one of each per message.
+        """
+        with self._lock:
+            self._add(target, entries)
+
+    def _add(self, target: str, entries: list[Entry]) -> None:
+        if self._closed:
+            raise RuntimeError("history store is closed")
+        first = entries[0][0][1]
+        if first < self._next_seq:
+            raise ValueError(f"history seq {first} is below next_seq {self._next_seq}")
+        self._next_seq = entries[-1][0][1] + 1
+        cache = self._caches.get(target)
+        if cache is None:
+            # Nothing to load when memory-only; otherwise older history may be on
+            # disk and the first query loads it.
+            memory = self.path is None
+            cache = TargetCache(self.cache_per_target, loaded=memory, complete=memory)
+            self._caches[target] = cache
+        left = cache.extend(entries)
+        self.stats["appended"] += len(entries)
+        if self._writer is None:
             return
-        self._spill.setdefault(target, []).append(entry)
-        self._spill_count += 1
+        pending = self._pending
+        was_empty = not pending
+        pending += entries
+        if was_empty:
+            self._wake.set()
+        if len(pending) >= self.max_batch and len(pending) - len(entries) < self.max_batch:
+            self._hurry.set()
+        if left and max(e[0][1] for e in left) > self._committed_seq:
+            self._spill_add(target, left)
+
+    def _spill_add(self, target: str, left: list[Entry]) -> None:
+        done = self._committed_seq
+        kept = [e for e in left if e[0][1] > done]
+        self._spill.setdefault(target, []).extend(kept)
+        self._spill_count += len(kept)
         if self._spill_count >= self._spill_sweep_at:
             self._spill_sweep()
 
@@ -447,7 +287,7 @@ class HistoryStore:
         except Exception:  # a bug here must not pass silently: flush() will time out
             log.exception("history writer stopped")
 
-    def _commit(self, batch: list[_Entry]) -> None:
+    def _commit(self, batch: list[Entry]) -> None:
         assert self._process is not None
         rows = [
             (key[1], m.msgid, key[0], m.target, m.source, m.command, m.recipient, m.text, m.tags)
@@ -578,7 +418,7 @@ class HistoryStore:
                 return []
             forward = points[0] <= points[1]
             lo, hi = (points[0], points[1]) if forward else (points[1], points[0])
-            lo_key, hi_key = (lo, _SEQ_ABOVE), (hi, _SEQ_BELOW)
+            lo_key, hi_key = (lo, SEQ_ABOVE), (hi, SEQ_BELOW)
             found: list[tuple[int, str]] = []
             for key in unique:
                 newest = self._latest_ms(key, lo_key, hi_key)
@@ -593,25 +433,27 @@ class HistoryStore:
     def _lower(self, target: str, ref: Ref) -> Key | None:
         """Key to use when ``ref`` is an exclusive lower bound; None if msgid unknown."""
         if ref.time is not None:
-            return (_to_ms(ref.time), _SEQ_ABOVE)
+            return (to_ms(ref.time), SEQ_ABOVE)
         return self._find_msgid(target, ref.msgid or "")
 
     def _upper(self, target: str, ref: Ref) -> Key | None:
         """Key to use when ``ref`` is an exclusive upper bound; None if msgid unknown."""
         if ref.time is not None:
-            return (_to_ms(ref.time), _SEQ_BELOW)
+            return (to_ms(ref.time), SEQ_BELOW)
         return self._find_msgid(target, ref.msgid or "")
 
     def _find_msgid(self, target: str, msgid: str) -> Key | None:
         cache = self._caches.get(target)
-        if cache is not None and msgid in cache.by_msgid:
-            return cache.by_msgid[msgid]
+        if cache is not None:
+            found = cache.find(msgid)
+            if found is not None:
+                return found
         for key, msg in self._spill_of(target, self._committed_seq):
             if msg.msgid == msgid:
                 return key
         if self._rconn is None:
             return None
-        suffix = _SEQ_SUFFIX.search(msgid)
+        suffix = SEQ_SUFFIX.search(msgid)
         if suffix is not None and suffix.end() == len(msgid):
             row = self._read(
                 "SELECT time_ms, seq FROM messages WHERE seq = ? AND msgid = ? AND target = ?",
@@ -628,14 +470,14 @@ class HistoryStore:
     def _ref_point(self, keys: list[str], ref: Ref) -> int | None:
         """The ms a TARGETS bound stands for; a msgid is looked up in any of ``keys``."""
         if ref.time is not None:
-            return _to_ms(ref.time)
+            return to_ms(ref.time)
         for key in keys:
             found = self._find_msgid(key, ref.msgid or "")
             if found is not None:
                 return found[0]
         return None
 
-    def _loaded(self, target: str) -> _TargetCache | None:
+    def _loaded(self, target: str) -> TargetCache | None:
         """The target's cache, loading its newest messages from SQLite on first use."""
         cache = self._caches.get(target)
         if cache is not None and cache.loaded:
@@ -650,16 +492,14 @@ class HistoryStore:
         )
         # Top `cap` of (committed rows + everything still in memory) is the true newest
         # slice: any of the newest that is on disk is among the newest on disk.
-        merged: dict[int, _Entry] = {r[0]: _row_entry(r) for r in rows}
+        merged: dict[int, Entry] = {r[0]: _row_entry(r) for r in rows}
         if cache is not None:
             merged.update((e[0][1], e) for e in cache.items)
         merged.update((e[0][1], e) for e in self._spill_of(target, done))
         if not merged:
             return None  # unknown target: don't let queries grow the cache dict
-        fresh = _TargetCache(cap, loaded=True, complete=len(rows) < cap and len(merged) < cap)
-        for entry in sorted(merged.values())[-cap:]:
-            fresh.items.append(entry)
-            fresh.by_msgid[entry[1].msgid] = entry[0]
+        fresh = TargetCache(cap, loaded=True, complete=len(rows) < cap and len(merged) < cap)
+        fresh.items.extend(sorted(merged.values())[-cap:])
         self._caches[target] = fresh
         return fresh
 
@@ -692,7 +532,7 @@ class HistoryStore:
         params.append(limit)
         # Read before the query: anything committed by then is in its result.
         done = self._committed_seq
-        merged: dict[int, _Entry] = {r[0]: _row_entry(r) for r in self._read(sql, params)}
+        merged: dict[int, Entry] = {r[0]: _row_entry(r) for r in self._read(sql, params)}
         # Not yet committed: the cache slice and anything spilled out of the cache.
         for entry in window:
             if entry[0][1] > done:
@@ -704,7 +544,7 @@ class HistoryStore:
         picked = ordered[-limit:] if newest else ordered[:limit]
         return [m for _, m in picked]
 
-    def _spill_of(self, target: str, done: int) -> list[_Entry]:
+    def _spill_of(self, target: str, done: int) -> list[Entry]:
         """The target's spilled entries not committed as of ``done``, dropping the rest.
 
         ``done`` must be the committed sequence read *before* the SQL query whose result
@@ -760,7 +600,7 @@ class HistoryStore:
             raise HistoryStoreError(f"history query failed: {exc}") from exc
 
 
-def _row_entry(row: tuple[Any, ...]) -> _Entry:
+def _row_entry(row: tuple[Any, ...]) -> Entry:
     seq, msgid, time_ms, target, source, command, recipient, text, tags = row
     parsed = tuple((str(k), str(v)) for k, v in json.loads(tags)) if tags else ()
     msg = StoredMessage(msgid, time_ms / 1000, target, source, command, recipient, text, parsed)

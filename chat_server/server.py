@@ -24,8 +24,9 @@ from chat_server.commands import COMMANDS, HandlerFunc, load_handlers
 from chat_server.config import ServerConfig
 from chat_server.connection import MAX_BODY, TOO_LONG, Connection
 from chat_server.fanout import RoomBatch, append_to_all, write_batch
-from chat_server.handlers.messaging import fast_privmsg
+from chat_server.handlers.messaging import fast_privmsgs
 from chat_server.history import HistoryStore, StoredMessage, format_time
+from chat_server.history_model import to_ms
 from chat_server.loop import EventLoop
 from chat_server.model import TAGS_MSG, TAGS_TIME, Channel, User, group_by_tag_mode
 from chat_server.replies import Replies
@@ -222,18 +223,32 @@ class Server(Replies):
             conn.refill(cfg.flood_rate, cfg.flood_burst)
         user = conn.user
         assert user is not None
-        for i, raw in enumerate(lines):
-            if conn.closing or conn.fd not in self.conns:
+        fast = self.fast_path
+        conns = self.conns
+        n = len(lines)
+        i = 0
+        while i < n:
+            if conn.closing or conn.fd not in conns:
                 return
             if limited and conn.tokens < 1:
                 if self.hold(conn, lines[i:]):
                     delay = max(0.01, (1 - conn.tokens) / cfg.flood_rate)
                     self.loop.call_later(delay, lambda: self._resume(conn))
                 return
-            if self.must_wait(conn, raw):
+            raw = lines[i]
+            if fast and raw[:8] == b"PRIVMSG " and user.registered:
+                stop = min(n, i + int(conn.tokens)) if limited else n
+                done = fast_privmsgs(self, user, lines, i, stop)
+                if done > i:
+                    if limited:
+                        conn.tokens -= done - i
+                    i = done
+                    continue
+            elif self.must_wait(conn, raw):
                 self.hold(conn, lines[i:])  # resumed by whoever made it wait
                 return
             self._handle_line(conn, user, raw)
+            i += 1
 
     def must_wait(self, conn: Connection, raw: bytes) -> bool:
         """Whether ``raw`` must wait before it is handled; a cluster node overrides this."""
@@ -263,13 +278,6 @@ class Server(Replies):
     def _handle_line(self, conn: Connection, user: User, raw: bytes) -> None:
         if raw == TOO_LONG or _over_limits(raw):
             self.reply(user, N.ERR_INPUTTOOLONG, "Input line was too long")
-            return
-        if (
-            raw[:8] == b"PRIVMSG "
-            and self.fast_path
-            and user.registered
-            and fast_privmsg(self, user, raw)
-        ):
             return
         try:
             text = raw.decode()
@@ -482,6 +490,57 @@ class Server(Replies):
         for mode, conns in enumerate(batch.groups):
             if conns and not (tags_only and not mode & TAGS_MSG):
                 parts[mode].append(self._format_variant(mode, body, client_tags, msgid, when, bot))
+
+    def relay_run(self, user: User, chan: Channel, texts: list[str]) -> None:
+        """Store and fan out PRIVMSGs from ``user`` to ``chan``: one read's worth.
+
+        The per-message work is one msgid, one history entry and one formatted line per
+        tag mode in use; everything else (time, source prefix, batch, history lock,
+        encoding) is done once for the run.
+        """
+        now = time.time()
+        user.last_spoke = now
+        when = round(now, 3)
+        ms = to_ms(when)
+        first = self._msgid_seq + 1
+        self._msgid_seq += len(texts)
+        seqs = range(first, first + len(texts))
+        prefix = self._msgid_prefix + "-"
+        msgids = [f"{prefix}{seq:x}" for seq in seqs]
+        name = chan.name
+        source = user.source
+        bot = user.is_bot
+        kept = (("bot", ""),) if bot else ()
+        key = chan.folded
+        self.history.append_run(
+            key,
+            [
+                ((ms, seq), StoredMessage(msgid, when, key, source, "PRIVMSG", name, text, kept))
+                for seq, msgid, text in zip(seqs, msgids, texts, strict=True)
+            ],
+        )
+        skip = None if "echo-message" in user.caps else user.conn
+        batch = self._batch
+        if batch is None or not batch.matches(chan, skip):
+            self.write_pending()
+            batch = self._batch = RoomBatch(chan, skip)
+        src = f":{source} PRIVMSG {name} :"
+        parts = batch.parts
+        for mode, conns in enumerate(batch.groups):
+            if not conns:
+                continue
+            stamp = "time=" + format_time(when) if mode & TAGS_TIME else ""
+            if mode & TAGS_MSG:
+                # Same tag order as _format_variant: time, msgid, bot.
+                head = "@" + stamp + ";msgid=" if stamp else "@msgid="
+                tail = (";bot " if bot else " ") + src
+                data = "".join(
+                    [f"{head}{m}{tail}{t}\r\n" for m, t in zip(msgids, texts, strict=True)]
+                )
+            else:
+                line_head = "@" + stamp + " " + src if stamp else src
+                data = line_head + ("\r\n" + line_head).join(texts) + "\r\n"
+            parts[mode].append(data.encode())
 
     def write_pending(self) -> None:
         """Append the open room batch to its members' buffers (see fanout.py)."""

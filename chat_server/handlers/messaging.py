@@ -22,6 +22,8 @@ if TYPE_CHECKING:
     from chat_server.server import Server
 
 MAX_TARGETS = 4
+# The longest line without tags, CR LF not counted (RFC 1459's 512 with them).
+MAX_TEXT_LINE = 510
 
 
 @dataclass(slots=True)
@@ -101,38 +103,48 @@ def _relay(server: Server, user: User, msg: Message, command_name: str) -> None:
                 _to_nick(server, user, relay, recipient)
 
 
-def fast_privmsg(server: Server, user: User, raw: bytes) -> bool:
-    """Relay the everyday shape ``PRIVMSG #room :text`` without the general parser.
+def fast_privmsgs(server: Server, user: User, lines: list[bytes], start: int, stop: int) -> int:
+    """Relay a run of the everyday shape ``PRIVMSG #room :text`` without the parser.
 
-    Most traffic is exactly this: no tags, one room the sender may speak in. Anything
-    else returns False having changed nothing, and the full parser and handler take
-    the line, with every error reply they give. The caller has checked the length and
-    that ``raw`` starts with ``PRIVMSG ``; ``user`` is registered.
+    Most traffic is exactly this: no tags, one room the sender may speak in, often
+    several lines of one read to the same room. Lines ``start`` to ``stop`` (exclusive)
+    are taken while they have that shape and the first one's target; the index of the
+    first line not taken is returned, so ``start`` means none was, having changed
+    nothing, and the full parser and handler take that line with every error reply
+    they give. The caller has checked that ``lines[start]`` starts with ``PRIVMSG `` and
+    that ``user`` is registered.
     """
+    raw = lines[start]
     space = raw.find(b" ", 8)
     if space < 9 or raw[8] != 35 or raw[space + 1 : space + 2] != b":":  # 35 is "#"
-        return False
-    end = len(raw) - 1 if raw[-1] == 13 else len(raw)  # 13 is CR
-    if end <= space + 2 or b"\r" in raw[:end] or b"\0" in raw or b"," in raw[8:space]:
-        return False
+        return start
+    if b"," in raw[8:space] or b"\0" in raw[8:space]:
+        return start
     try:
         target = raw[8:space].decode()
-        text = raw[space + 2 : end].decode()
     except UnicodeDecodeError:
-        return False
+        return start
     chan = server.channels.get(target)
     if chan is None or not chan.can_speak(user):
-        return False
-    if server.config.flood_limit:
-        user.conn.tokens -= 1  # type: ignore[union-attr]
-    now = time.time()
-    user.last_spoke = now
-    name = chan.name
-    msgid, when = server.store(user, "PRIVMSG", name, chan.folded, text, None, now)
-    skip = None if "echo-message" in user.caps else user.conn
-    body = f":{user.source} PRIVMSG {name} :{text}\r\n"
-    server.batch_room(chan, skip, body, None, msgid, when, user.is_bot)
-    return True
+        return start
+    head = raw[: space + 2]
+    cut = space + 2
+    texts: list[str] = []
+    for i in range(start, stop):
+        raw = lines[i]
+        if not raw.startswith(head):
+            break
+        if raw[-1] == 13:  # CR
+            raw = raw[:-1]
+        if len(raw) <= cut or len(raw) > MAX_TEXT_LINE or b"\r" in raw or b"\0" in raw:
+            break
+        try:
+            texts.append(raw[cut:].decode())
+        except UnicodeDecodeError:
+            break
+    if texts:
+        server.relay_run(user, chan, texts)
+    return start + len(texts)
 
 
 def _to_channel(server: Server, user: User, relay: Relay, chan: Channel) -> None:

@@ -138,3 +138,65 @@ def test_multibyte_text_roundtrip(connect) -> None:
     b.join("#r")
     a.send("PRIVMSG #r :héllo wörld ✓ 你好")
     assert b.expect("PRIVMSG").params[-1] == "héllo wörld ✓ 你好"
+
+
+def test_a_read_of_mixed_lines_keeps_order_and_every_error_reply(connect) -> None:
+    """Runs of PRIVMSG to one room are taken together; anything else in between still
+    gets its own handling, in order, and breaks the run at the right line."""
+    a = connect("alice", caps=TAGS)
+    b = connect("bob", caps=TAGS)
+    for x in (a, b):
+        x.join("#r")
+        x.join("#s")
+    burst = (
+        b"PRIVMSG #r :one\r\nPRIVMSG #r :two\r\n"
+        b"PRIVMSG #r :bad \xff byte\r\n"  # invalid UTF-8: replaced, with a FAIL
+        b"PRIVMSG #r :" + b"x" * 600 + b"\r\n"  # too long: 417, not relayed
+        b"PRIVMSG #s :elsewhere\n"  # another room, LF only
+        b"PRIVMSG #r :three\r\n"
+        b"PRIVMSG #nowhere :lost\r\n"  # 403
+        b"PRIVMSG #r :four\r\n"
+    )
+    a.send(burst)
+    got = []
+    while len(got) < 6:
+        m = b.expect("PRIVMSG")
+        got.append((m.params[0], m.params[1]))
+    assert got == [
+        ("#r", "one"),
+        ("#r", "two"),
+        ("#r", "bad \ufffd byte"),
+        ("#s", "elsewhere"),
+        ("#r", "three"),
+        ("#r", "four"),
+    ]
+    a.send("PING :end")
+    seen = [
+        m.params[1] if m.command == "PRIVMSG" else m.command
+        for m in a.collect_until("PONG")
+        if m.command in ("PRIVMSG", "FAIL", "417", "403")
+    ]
+    assert seen == [
+        "one", "two", "FAIL", "bad \ufffd byte", "417", "elsewhere", "three", "403", "four"
+    ]  # fmt: skip
+
+
+def test_messages_of_one_read_get_distinct_rising_msgids_and_all_reach_history(
+    connect,
+) -> None:
+    a = connect("alice", caps=TAGS)
+    b = connect("bob", caps=[*TAGS, "draft/chathistory"])
+    a.join("#r")
+    b.join("#r")
+    a.send("".join(f"PRIVMSG #r :n{i}\r\n" for i in range(8)))
+    msgs = [b.expect("PRIVMSG") for _ in range(8)]
+    assert [m.params[1] for m in msgs] == [f"n{i}" for i in range(8)]
+    ids = [m.tags["msgid"] for m in msgs]
+    seqs = [int(i.rsplit("-", 1)[1], 16) for i in ids]
+    assert seqs == sorted(seqs) and len(set(seqs)) == 8
+    b.send("CHATHISTORY LATEST #r * 8")
+    b.expect("BATCH")  # opens the chathistory batch
+    history = [m for m in b.collect_until("BATCH") if m.command == "PRIVMSG"]
+    assert [m.params[1] for m in history] == [f"n{i}" for i in range(8)]
+    assert [m.tags["msgid"] for m in history] == ids
+    assert [m.tags["time"] for m in history] == [m.tags["time"] for m in msgs]
