@@ -15,6 +15,7 @@ import time
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from chat_server.fanout import RoomBatch
     from chat_server.model import User
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,7 @@ class Connection:
 
     __slots__ = (
         "addr",
+        "batch",
         "capture",
         "closing",
         "created",
@@ -60,6 +62,7 @@ class Connection:
         self.writing = False
         self.discarding = False
         self.capture: list[bytes] | None = None
+        self.batch: RoomBatch | None = None  # the open room batch it is in (fanout.py)
         now = time.monotonic()
         self.created = now
         self.last_active = now

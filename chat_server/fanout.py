@@ -1,11 +1,16 @@
 """Fan-out: the same bytes appended to many send buffers, as rarely as possible.
 
-Room messages are not appended to every member one by one. Consecutive messages to
-the same room (from the same sender, with the same members) collect in one open
-``RoomBatch``; the batch is appended to each member's buffer once, when anything
-else must be written, when the room or sender changes, or at the end of the I/O
-round. So a burst of k messages costs one append per member instead of k, and
-every client still receives everything in exactly the order it was produced.
+Room messages are not appended to every member one by one. Messages to a room collect
+in that room's open ``RoomBatch`` (one per room, for the member snapshot and skipped
+sender it was opened with); a batch is appended to each member's buffer once, when
+anything else must be written to a client, when its room's membership or skipped
+sender changes, or at the end of the I/O round. So the k messages a busy room gets in
+one round cost one append per member instead of k.
+
+Order: every client still receives everything in exactly the order it was produced.
+Batches open at the same time have no member in common: opening a batch marks its
+members' connections, and a member already marked by another open batch has that batch
+written out first. So per connection, the bytes of at most one batch are ever waiting.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ if TYPE_CHECKING:
 class RoomBatch:
     """Messages for one room's member snapshot, one list of chunks per tag mode."""
 
-    __slots__ = ("chan", "groups", "parts", "skip")
+    __slots__ = ("chan", "groups", "open", "parts", "skip")
 
     def __init__(self, chan: Channel, skip: Connection | None) -> None:
         self.chan = chan
@@ -29,9 +34,60 @@ class RoomBatch:
         # membership changes: holding it pins the members the messages were sent to.
         self.groups = chan.fanout_groups()
         self.parts: list[list[bytes]] = [[], [], [], []]
+        self.open = True
 
     def matches(self, chan: Channel, skip: Connection | None) -> bool:
-        return self.chan is chan and self.skip is skip and self.groups is chan.groups
+        return self.skip is skip and self.groups is chan.groups
+
+    def write(self, dirty: list[Connection], sendq_max: int) -> None:
+        """Append what was collected to the members' buffers, then let go of it all
+        (connections keep pointing at their last batch)."""
+        self.open = False
+        write_batch(self, dirty, sendq_max)
+        self.groups = []
+        self.parts = []
+        self.skip = None
+
+
+class RoomBatches:
+    """The open batches, at most one per room, with disjoint member connections."""
+
+    __slots__ = ("by_room", "sendq_max")
+
+    def __init__(self, sendq_max: int) -> None:
+        self.by_room: dict[Channel, RoomBatch] = {}
+        self.sendq_max = sendq_max
+
+    def get(self, chan: Channel, skip: Connection | None, dirty: list[Connection]) -> RoomBatch:
+        """The open batch a message to ``chan`` (not for ``skip``) goes into."""
+        batch = self.by_room.get(chan)
+        if batch is not None:
+            if batch.matches(chan, skip):
+                return batch
+            self.write(batch, dirty)
+        batch = RoomBatch(chan, skip)
+        for conns in batch.groups:
+            for conn in conns:
+                other = conn.batch
+                if other is not None and other.open:
+                    self.write(other, dirty)  # it holds earlier messages for this member
+                conn.batch = batch
+        self.by_room[chan] = batch
+        return batch
+
+    def write(self, batch: RoomBatch, dirty: list[Connection]) -> None:
+        """Append one batch to its members' buffers and close it."""
+        del self.by_room[batch.chan]
+        batch.write(dirty, self.sendq_max)
+
+    def write_all(self, dirty: list[Connection]) -> None:
+        """Append every open batch (their members are disjoint: any order will do)."""
+        by_room = self.by_room
+        if by_room:
+            batches = list(by_room.values())
+            by_room.clear()
+            for batch in batches:
+                batch.write(dirty, self.sendq_max)
 
 
 def append_to_all(

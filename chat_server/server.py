@@ -23,7 +23,7 @@ from chat_protocol.message import Message, MessageError, format_tags
 from chat_server.commands import COMMANDS, HandlerFunc, load_handlers
 from chat_server.config import ServerConfig
 from chat_server.connection import MAX_BODY, TOO_LONG, Connection
-from chat_server.fanout import RoomBatch, append_to_all, write_batch
+from chat_server.fanout import RoomBatches, append_to_all
 from chat_server.handlers.messaging import fast_privmsgs
 from chat_server.history import HistoryStore, StoredMessage, format_time
 from chat_server.history_model import to_ms
@@ -51,7 +51,7 @@ class Server(Replies):
         self.per_address: dict[str, int] = {}
         self.dirty: list[Connection] = []
         self._paused: set[int] = set()  # fds whose reading waits for flood tokens
-        self._batch: RoomBatch | None = None  # room messages not yet in member buffers
+        self._batches = RoomBatches(config.sendq_max)  # room messages not yet in buffers
         self.history = history or HistoryStore(None)
         self.created = time.time()
         self._msgid_prefix = (config.node_id or secrets.token_hex(4))[:16]
@@ -482,10 +482,7 @@ class Server(Replies):
     ) -> None:
         """Add a room message to the open batch (see fanout.py), opening a new one if
         the room, the skipped sender or the membership changed."""
-        batch = self._batch
-        if batch is None or not batch.matches(chan, skip):
-            self.write_pending()
-            batch = self._batch = RoomBatch(chan, skip)
+        batch = self._batches.get(chan, skip, self.dirty)
         parts = batch.parts
         for mode, conns in enumerate(batch.groups):
             if conns and not (tags_only and not mode & TAGS_MSG):
@@ -520,10 +517,7 @@ class Server(Replies):
             ],
         )
         skip = None if "echo-message" in user.caps else user.conn
-        batch = self._batch
-        if batch is None or not batch.matches(chan, skip):
-            self.write_pending()
-            batch = self._batch = RoomBatch(chan, skip)
+        batch = self._batches.get(chan, skip, self.dirty)
         src = f":{source} PRIVMSG {name} :"
         parts = batch.parts
         for mode, conns in enumerate(batch.groups):
@@ -543,11 +537,8 @@ class Server(Replies):
             parts[mode].append(data.encode())
 
     def write_pending(self) -> None:
-        """Append the open room batch to its members' buffers (see fanout.py)."""
-        batch = self._batch
-        if batch is not None:
-            self._batch = None
-            write_batch(batch, self.dirty, self.config.sendq_max)
+        """Append the open room batches to their members' buffers (see fanout.py)."""
+        self._batches.write_all(self.dirty)
 
     def _format_variant(
         self,

@@ -1,0 +1,113 @@
+"""Room batches across one I/O round, driven in-process so that the round is exact.
+
+Over a socket a test cannot make two clients' lines land in the same round; here the
+server's own round is played directly: several clients' lines handled, then one flush.
+"""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from chat_server.config import ServerConfig
+from chat_server.connection import Connection
+from chat_server.history import HistoryStore
+from chat_server.model import User
+from chat_server.server import Server
+
+
+class Round:
+    """A server with socketpair clients; ``play`` is one loop round."""
+
+    def __init__(self) -> None:
+        self.server = Server(ServerConfig(flood_limit=False), HistoryStore(None))
+        self.peers: dict[str, socket.socket] = {}
+        self.conns: dict[str, Connection] = {}
+        self.buf: dict[str, bytes] = {}
+
+    def client(self, nick: str, *rooms: str, caps: str = "") -> None:
+        ours, theirs = socket.socketpair()
+        ours.setblocking(False)
+        theirs.setblocking(False)
+        conn = Connection(ours, "127.0.0.1")
+        conn.user = User(conn, "127.0.0.1")
+        self.server.conns[conn.fd] = conn
+        self.conns[nick] = conn
+        self.peers[nick] = theirs
+        self.buf[nick] = b""
+        lines = [f"NICK {nick}".encode(), b"USER u 0 * :u"]
+        if caps:
+            lines[:0] = [f"CAP REQ :{caps}".encode()]
+            lines.append(b"CAP END")
+        lines += [f"JOIN {room}".encode() for room in rooms]
+        self.play((nick, lines))
+
+    def play(self, *reads: tuple[str, list[bytes]]) -> None:
+        for nick, lines in reads:
+            self.server._process(self.conns[nick], lines)
+        self.server.flush_dirty()
+
+    def privmsgs(self, nick: str) -> list[str]:
+        """Texts of the PRIVMSGs ``nick`` got since the last call, in arrival order."""
+        try:
+            while chunk := self.peers[nick].recv(1 << 20):
+                self.buf[nick] += chunk
+        except BlockingIOError:
+            pass
+        *lines, self.buf[nick] = self.buf[nick].split(b"\r\n")
+        return [
+            line.decode().split(" :", 1)[1]
+            for line in lines
+            if b" PRIVMSG " in line.split(b" :", 1)[0]
+        ]
+
+    def close(self) -> None:
+        for sock in self.peers.values():
+            sock.close()
+        for conn in self.conns.values():
+            conn.sock.close()
+
+
+@pytest.fixture
+def rnd():
+    r = Round()
+    yield r
+    r.close()
+
+
+def test_member_of_two_rooms_gets_one_round_in_production_order(rnd: Round) -> None:
+    rnd.client("both", "#a", "#b", caps="echo-message")
+    rnd.client("xa", "#a")
+    rnd.client("yb", "#b")
+    rnd.client("onlya", "#a")
+    for nick in rnd.conns:
+        rnd.privmsgs(nick)
+    rnd.play(
+        ("xa", [b"PRIVMSG #a :1", b"PRIVMSG #a :2"]),
+        ("yb", [b"PRIVMSG #b :3"]),
+        ("xa", [b"PRIVMSG #a :4"]),
+        ("both", [b"PRIVMSG #b :5", b"PRIVMSG #a :6"]),
+        ("yb", [b"PRIVMSG #b :7"]),
+    )
+    assert rnd.privmsgs("both") == ["1", "2", "3", "4", "5", "6", "7"]
+    assert rnd.privmsgs("onlya") == ["1", "2", "4", "6"]
+    assert rnd.privmsgs("yb") == ["5"]  # no echo-message: not its own 3 and 7
+    assert rnd.privmsgs("xa") == ["6"]
+
+
+def test_join_and_replies_inside_a_round_keep_order(rnd: Round) -> None:
+    rnd.client("a", "#r", caps="echo-message")
+    rnd.client("b", "#r")
+    for nick in rnd.conns:
+        rnd.privmsgs(nick)
+    rnd.client("c", "#s")
+    rnd.play(
+        ("a", [b"PRIVMSG #r :before"]),
+        ("b", [b"JOIN #s", b"PRIVMSG #s :in s"]),
+        ("c", [b"PRIVMSG #s :c in s"]),
+        ("a", [b"PRIVMSG #r :after", b"PRIVMSG #nowhere :x"]),
+    )
+    assert rnd.privmsgs("b") == ["before", "c in s", "after"]
+    assert rnd.privmsgs("a") == ["before", "after"]
+    assert rnd.privmsgs("c") == ["in s"]
