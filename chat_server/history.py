@@ -240,7 +240,7 @@ class HistoryStore:
             self._wake.set()
         if len(pending) >= self.max_batch and len(pending) - len(entries) < self.max_batch:
             self._hurry.set()
-        if left and max(e[0][1] for e in left) > self._committed_seq:
+        if left and cache.top_seq(left) > self._committed_seq:
             self._spill_add(target, left)
 
     def _spill_add(self, target: str, left: list[Entry]) -> None:
@@ -499,7 +499,7 @@ class HistoryStore:
         if not merged:
             return None  # unknown target: don't let queries grow the cache dict
         fresh = TargetCache(cap, loaded=True, complete=len(rows) < cap and len(merged) < cap)
-        fresh.items.extend(sorted(merged.values())[-cap:])
+        fresh.fill(sorted(merged.values())[-cap:])
         self._caches[target] = fresh
         return fresh
 

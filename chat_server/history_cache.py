@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections import deque
-from itertools import islice
+from itertools import islice, pairwise
 
 from chat_server.history_model import Entry, Key
 
@@ -36,13 +36,16 @@ class TargetCache:
     start) it holds only what was appended since start and queries must load it first.
     """
 
-    __slots__ = ("cap", "complete", "items", "loaded")
+    __slots__ = ("cap", "complete", "items", "loaded", "seq_ordered")
 
     def __init__(self, cap: int, *, loaded: bool, complete: bool) -> None:
         self.cap = cap
         self.items: deque[Entry] = deque()
         self.loaded = loaded
         self.complete = complete
+        # Whether sequences rise along the items too (they do unless an entry had to
+        # be inserted out of place): then the newest evicted has the highest sequence.
+        self.seq_ordered = True
 
     def extend(self, entries: list[Entry]) -> list[Entry]:
         """Insert in key order; return the entries that did not stay (evicted or too old).
@@ -53,6 +56,7 @@ class TargetCache:
         if not items or entries[0][0] > items[-1][0]:
             items.extend(entries)
         else:  # a clock step back or a late message: rare, O(n) each is fine
+            self.seq_ordered = False
             for entry in entries:
                 items.insert(bisect_right(items, entry[0], key=_entry_key), entry)
         over = len(items) - self.cap
@@ -61,6 +65,15 @@ class TargetCache:
         self.complete = False
         popleft = items.popleft
         return [popleft() for _ in range(over)]
+
+    def fill(self, entries: list[Entry]) -> None:
+        """Set the contents from entries sorted by key (a load from disk)."""
+        self.items = deque(entries)
+        self.seq_ordered = all(a[0][1] < b[0][1] for a, b in pairwise(entries))
+
+    def top_seq(self, entries: list[Entry]) -> int:
+        """The highest sequence among ``entries``, evicted from this cache."""
+        return entries[-1][0][1] if self.seq_ordered else max(e[0][1] for e in entries)
 
     def find(self, msgid: str) -> Key | None:
         """The key of the cached message with this msgid."""

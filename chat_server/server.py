@@ -506,13 +506,18 @@ class Server(Replies):
         msgids = [f"{prefix}{seq:x}" for seq in seqs]
         name = chan.name
         source = user.source
-        bot = user.is_bot
+        bot = "B" in user.modes  # User.is_bot, without the property call
         kept = (("bot", ""),) if bot else ()
         key = chan.folded
+        # tuple.__new__ skips the NamedTuple's Python-level __new__: 4x cheaper per message.
+        new = tuple.__new__
         self.history.append_run(
             key,
             [
-                ((ms, seq), StoredMessage(msgid, when, key, source, "PRIVMSG", name, text, kept))
+                (
+                    (ms, seq),
+                    new(StoredMessage, (msgid, when, key, source, "PRIVMSG", name, text, kept)),
+                )
                 for seq, msgid, text in zip(seqs, msgids, texts, strict=True)
             ],
         )
