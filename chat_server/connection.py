@@ -108,17 +108,17 @@ class Connection:
         try:
             # One shared receive buffer: recv(n) would allocate n bytes on every call.
             size = self.sock.recv_into(_RECV_BUF)
-            data = _RECV_VIEW[:size].tobytes()
         except _WOULD_BLOCK:
             return []
         except OSError:
             return None
-        if not data:
+        if not size:
             return None
         self.last_active = time.monotonic()
+        data = _RECV_VIEW[:size].tobytes()
         inbuf = self.inbuf
-        inbuf += data
         if b"\n" not in data:
+            inbuf += data
             if len(inbuf) > MAX_LINE:
                 # An over-long line: report it once, then drop it up to its newline.
                 inbuf.clear()
@@ -126,19 +126,28 @@ class Connection:
                     self.discarding = True
                     return [TOO_LONG]
             return []
-        lines = inbuf.split(b"\n")
+        # Usually a read ends at a line end and nothing was left over: split it as is.
+        joined = bool(inbuf)
+        if joined:
+            inbuf += data
+            lines = inbuf.split(b"\n")
+            inbuf.clear()
+        else:
+            lines = data.split(b"\n")
         rest = lines.pop()
         if self.discarding:
             self.discarding = False
             lines.pop(0)
-        for i, line in enumerate(lines):
-            if len(line) > MAX_LINE:
-                lines[i] = TOO_LONG
-        if len(rest) > MAX_LINE:
-            self.discarding = True
-            lines.append(TOO_LONG)
-            rest = b""
-        self.inbuf = bytearray(rest)
+        if joined or size > MAX_LINE:  # otherwise no line can be over the limit
+            for i, line in enumerate(lines):
+                if len(line) > MAX_LINE:
+                    lines[i] = TOO_LONG
+        if rest:
+            if len(rest) > MAX_LINE:
+                self.discarding = True
+                lines.append(TOO_LONG)
+            else:
+                inbuf += rest
         return lines
 
     def refill(self, rate: float, burst: float) -> float:

@@ -1,11 +1,13 @@
 """Message history: a per-conversation cache in memory in front of SQLite.
 
-The server's event loop calls :meth:`HistoryStore.append` for every PRIVMSG/NOTICE and
-must never wait on the disk, so appends only touch memory and a queue; one writer thread
-group-commits the queue to SQLite (WAL, ``synchronous=NORMAL``). Queries answer from
-the newest ``cache_per_target`` messages of each conversation when they can and fall
-back to SQLite (a separate read connection) for older history, merged with whatever
-is still waiting to be written, so a message is visible from the moment it is appended.
+The server's event loop calls :meth:`HistoryStore.append` for every PRIVMSG/NOTICE
+(:meth:`HistoryStore.append_run` for a read's run of them) and must never wait on the
+disk, so appends only touch memory and a queue; a writer thread hands the queue in
+batches to a writer process that commits to SQLite (WAL, ``synchronous=NORMAL``; see
+history_writer.py). Queries answer from the newest ``cache_per_target`` messages of
+each conversation (history_cache.py) when they can and fall back to SQLite (a separate
+read connection) for older history, merged with whatever is still waiting to be
+written, so a message is visible from the moment it is appended.
 
 Order: messages of one conversation are ordered by (time in whole milliseconds,
 insertion sequence). Milliseconds because that is what clients see in ``server-time``

@@ -1,8 +1,10 @@
 """The server: accepts clients, turns lines into commands, and fans messages out.
 
-Hot path: socket → ``Connection.read_lines`` → ``Message.parse`` → handler →
-``deliver`` (format once per tag mode, append the same bytes to every member's
-buffer) → after the round of I/O, one ``send`` per connection that has bytes.
+Hot path: socket → ``Connection.read_lines`` → for a run of ``PRIVMSG #room :text``
+lines, ``fast_privmsgs`` and ``relay_run`` (delivery.py); for anything else
+``Message.parse`` → handler → ``deliver`` → the room's open batch (fanout.py), the
+same bytes for every member with the same tag mode → after the round of I/O, one
+``send`` per connection that has bytes.
 """
 
 from __future__ import annotations
@@ -15,20 +17,19 @@ import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterable
 
 from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold
-from chat_protocol.message import Message, MessageError, format_tags
+from chat_protocol.message import Message, MessageError
 from chat_server.commands import COMMANDS, HandlerFunc, load_handlers
 from chat_server.config import ServerConfig
 from chat_server.connection import MAX_BODY, TOO_LONG, Connection
-from chat_server.fanout import RoomBatches, append_to_all
+from chat_server.delivery import Delivery
+from chat_server.fanout import RoomBatches
 from chat_server.handlers.messaging import fast_privmsgs
-from chat_server.history import HistoryStore, StoredMessage, format_time
-from chat_server.history_model import to_ms
+from chat_server.history import HistoryStore
 from chat_server.loop import EventLoop
-from chat_server.model import TAGS_MSG, TAGS_TIME, Channel, User, group_by_tag_mode
+from chat_server.model import Channel, User
 from chat_server.replies import Replies
 
 log = logging.getLogger("chat_server")
@@ -38,7 +39,7 @@ _READ = 1  # selectors.EVENT_READ
 _WRITE = 2  # selectors.EVENT_WRITE
 
 
-class Server(Replies):
+class Server(Replies, Delivery):
     """One chat server process: all state lives here, touched by one thread only."""
 
     def __init__(self, config: ServerConfig, history: HistoryStore | None = None) -> None:
@@ -237,6 +238,7 @@ class Server(Replies):
                 return
             raw = lines[i]
             if fast and raw[:8] == b"PRIVMSG " and user.registered:
+                # A run of room messages at once; tokens bound how many (each costs one).
                 stop = min(n, i + int(conn.tokens)) if limited else n
                 done = fast_privmsgs(self, user, lines, i, stop)
                 if done > i:
@@ -244,7 +246,7 @@ class Server(Replies):
                         conn.tokens -= done - i
                     i = done
                     continue
-            elif self.must_wait(conn, raw):
+            if self.must_wait(conn, raw):
                 self.hold(conn, lines[i:])  # resumed by whoever made it wait
                 return
             self._handle_line(conn, user, raw)
@@ -411,187 +413,7 @@ class Server(Replies):
             seen.update(dict.fromkeys(chan.members))
         return list(seen)
 
-    # -- messages ------------------------------------------------------------------
-
-    def next_msgid(self) -> str:
-        self._msgid_seq += 1
-        return f"{self._msgid_prefix}-{self._msgid_seq:x}"
-
-    def deliver(
-        self,
-        recipients: Channel | Iterable[User],
-        source: str,
-        command: str,
-        params: list[str],
-        *,
-        client_tags: dict[str, str] | None = None,
-        msgid: str | None = None,
-        when: float | None = None,
-        bot: bool = False,
-        sender: User | None = None,
-        echo: bool = True,
-        tags_only: bool = False,
-    ) -> None:
-        """Format the message once per tag mode and append it to every recipient.
-
-        ``sender`` (when given) gets the message only with ``echo``; writes to the
-        sender go through ``Connection.write`` so a labeled response can capture them.
-        """
-        if len(params) == 2 and (command == "PRIVMSG" or command == "NOTICE"):
-            # Target from our model, text already free of CR/LF/NUL: no checks needed.
-            body = f":{source} {command} {params[0]} :{params[1]}\r\n"
-        else:
-            body = Message(command, params, source).to_str() + "\r\n"
-        when = time.time() if when is None else when
-        sender_conn = sender.conn if sender is not None else None
-        if isinstance(recipients, Channel) and not (
-            echo and sender_conn is not None and sender_conn.capture is not None
-        ):
-            skip = None if echo else sender_conn
-            self.batch_room(recipients, skip, body, client_tags, msgid, when, bot, tags_only)
-            return
-        self.write_pending()
-        groups = (
-            recipients.fanout_groups()
-            if isinstance(recipients, Channel)
-            else group_by_tag_mode(recipients)
-        )
-        dirty = self.dirty
-        sendq_max = self.config.sendq_max
-        for mode, conns in enumerate(groups):
-            if not conns or (tags_only and not mode & TAGS_MSG):
-                continue
-            data = self._format_variant(mode, body, client_tags, msgid, when, bot)
-            if sender_conn is not None and sender_conn in conns:
-                if echo:
-                    sender_conn.write(data, dirty, sendq_max)
-                append_to_all(conns, data, sender_conn, dirty, sendq_max)
-            else:
-                append_to_all(conns, data, None, dirty, sendq_max)
-
-    def batch_room(
-        self,
-        chan: Channel,
-        skip: Connection | None,
-        body: str,
-        client_tags: dict[str, str] | None,
-        msgid: str | None,
-        when: float,
-        bot: bool,
-        tags_only: bool = False,
-    ) -> None:
-        """Add a room message to the open batch (see fanout.py), opening a new one if
-        the room, the skipped sender or the membership changed."""
-        batch = self._batches.get(chan, skip, self.dirty)
-        parts = batch.parts
-        for mode, conns in enumerate(batch.groups):
-            if conns and not (tags_only and not mode & TAGS_MSG):
-                parts[mode].append(self._format_variant(mode, body, client_tags, msgid, when, bot))
-
-    def relay_run(self, user: User, chan: Channel, texts: list[str]) -> None:
-        """Store and fan out PRIVMSGs from ``user`` to ``chan``: one read's worth.
-
-        The per-message work is one msgid, one history entry and one formatted line per
-        tag mode in use; everything else (time, source prefix, batch, history lock,
-        encoding) is done once for the run.
-        """
-        now = time.time()
-        user.last_spoke = now
-        when = round(now, 3)
-        ms = to_ms(when)
-        first = self._msgid_seq + 1
-        self._msgid_seq += len(texts)
-        seqs = range(first, first + len(texts))
-        prefix = self._msgid_prefix + "-"
-        msgids = [f"{prefix}{seq:x}" for seq in seqs]
-        name = chan.name
-        source = user.source
-        bot = "B" in user.modes  # User.is_bot, without the property call
-        kept = (("bot", ""),) if bot else ()
-        key = chan.folded
-        # tuple.__new__ skips the NamedTuple's Python-level __new__: 4x cheaper per message.
-        new = tuple.__new__
-        self.history.append_run(
-            key,
-            [
-                (
-                    (ms, seq),
-                    new(StoredMessage, (msgid, when, key, source, "PRIVMSG", name, text, kept)),
-                )
-                for seq, msgid, text in zip(seqs, msgids, texts, strict=True)
-            ],
-        )
-        skip = None if "echo-message" in user.caps else user.conn
-        batch = self._batches.get(chan, skip, self.dirty)
-        src = f":{source} PRIVMSG {name} :"
-        parts = batch.parts
-        for mode, conns in enumerate(batch.groups):
-            if not conns:
-                continue
-            stamp = "time=" + format_time(when) if mode & TAGS_TIME else ""
-            if mode & TAGS_MSG:
-                # Same tag order as _format_variant: time, msgid, bot.
-                head = "@" + stamp + ";msgid=" if stamp else "@msgid="
-                tail = (";bot " if bot else " ") + src
-                data = "".join(
-                    [f"{head}{m}{tail}{t}\r\n" for m, t in zip(msgids, texts, strict=True)]
-                )
-            else:
-                line_head = "@" + stamp + " " + src if stamp else src
-                data = line_head + ("\r\n" + line_head).join(texts) + "\r\n"
-            parts[mode].append(data.encode())
-
-    def write_pending(self) -> None:
-        """Append the open room batches to their members' buffers (see fanout.py)."""
-        self._batches.write_all(self.dirty)
-
-    def _format_variant(
-        self,
-        mode: int,
-        body: str,
-        client_tags: dict[str, str] | None,
-        msgid: str | None,
-        when: float,
-        bot: bool,
-    ) -> bytes:
-        # Built as a string, not a dict through format_tags: this runs for every message
-        # and tag mode. Our own msgids and times never need tag-value escaping.
-        tags = ""
-        if mode & TAGS_TIME:
-            tags = "time=" + format_time(when)
-        if mode & TAGS_MSG:
-            if msgid:
-                tags = tags + ";msgid=" + msgid if tags else "msgid=" + msgid
-            if bot:
-                tags = tags + ";bot" if tags else "bot"
-            if client_tags:
-                extra = format_tags(client_tags)
-                tags = tags + ";" + extra if tags else extra
-        if not tags:
-            return body.encode()
-        return ("@" + tags + " " + body).encode()
-
-    def store(
-        self,
-        user: User,
-        command: str,
-        recipient: str,
-        key: str,
-        text: str,
-        tags: dict[str, str] | None,
-        now: float | None = None,
-    ) -> tuple[str, float]:
-        """Append a message to history; returns its msgid and time."""
-        msgid = self.next_msgid()
-        seq = self._msgid_seq
-        when = round(time.time() if now is None else now, 3)
-        kept = tuple(tags.items()) if tags else ()  # already only client (+) tags
-        if user.is_bot:
-            kept += (("bot", ""),)
-        self.history.append(
-            StoredMessage(msgid, when, key, user.source, command, recipient, text, kept), seq
-        )
-        return msgid, when
+    # -- users ---------------------------------------------------------------------
 
     def change_user_modes(self, user: User, added: str = "", removed: str = "") -> str:
         """Apply user mode letters; returns the ``+x-y`` change actually made."""

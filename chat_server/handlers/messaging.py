@@ -134,14 +134,16 @@ def fast_privmsgs(server: Server, user: User, lines: list[bytes], start: int, st
         raw = lines[i]
         if not raw.startswith(head):
             break
-        if raw[-1] == 13:  # CR
-            raw = raw[:-1]
-        if len(raw) <= cut or len(raw) > MAX_TEXT_LINE or b"\r" in raw or b"\0" in raw:
+        end = len(raw) - 1 if raw[-1] == 13 else len(raw)  # 13 is CR
+        if end <= cut or end > MAX_TEXT_LINE:
             break
         try:
-            texts.append(raw[cut:].decode())
+            text = raw[cut:end].decode()
         except UnicodeDecodeError:
             break
+        if "\r" in text or "\0" in text:
+            break
+        texts.append(text)
     if texts:
         server.relay_run(user, chan, texts)
     return start + len(texts)

@@ -7,7 +7,7 @@ import time
 
 from chat_protocol.client import ClientConfig, Connected, IRCClient, Received, ServerAddress
 from tests.cluster.conftest import Cluster, wait_for
-from tests.cluster.test_messages import in_room, privmsgs, sees
+from tests.cluster.observe import in_room, privmsgs, sees
 
 
 def test_killed_node_users_quit_elsewhere_and_nicks_free(cluster: Cluster) -> None:

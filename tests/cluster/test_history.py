@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from chat_protocol import Message
 from tests.cluster.conftest import Cluster, wait_for
-from tests.cluster.test_messages import in_room, privmsgs, sees
+from tests.cluster.observe import in_room, privmsgs, sees
 from tests.support.rawclient import RawClient
 
 

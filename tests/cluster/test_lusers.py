@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.cluster.conftest import Cluster, wait_for
-from tests.cluster.test_resync import lusers
+from tests.cluster.observe import lusers
 from tests.support.rawclient import RawClient
 from tests.support.servers import ServerProcess
 

@@ -3,34 +3,7 @@
 from __future__ import annotations
 
 from tests.cluster.conftest import Cluster, wait_for
-from tests.support.rawclient import RawClient
-
-
-def sees(observer: RawClient, nick: str) -> bool:
-    """True once ``observer``'s node knows ``nick`` (ISON answers from its replica)."""
-    observer.send(f"ISON {nick}")
-    reply = observer.expect("303")
-    return nick.lower() in reply.param(1).lower().split()
-
-
-def in_room(observer: RawClient, room: str, *nicks: str) -> bool:
-    observer.send(f"NAMES {room}")
-    names = {
-        n.lstrip("@+").lower()
-        for m in observer.collect_until("366")
-        if m.command == "353"
-        for n in m.param(3).split()
-    }
-    return {n.lower() for n in nicks} <= names
-
-
-def privmsgs(client: RawClient, count: int) -> list[tuple[str, str, str, str]]:
-    """The next ``count`` PRIVMSGs as (msgid, time, sender nick, text)."""
-    out = []
-    while len(out) < count:
-        m = client.expect("PRIVMSG", timeout=10)
-        out.append((m.tags["msgid"], m.tags["time"], m.nick or "", m.param(1)))
-    return out
+from tests.cluster.observe import in_room, privmsgs, sees
 
 
 def test_room_message_reaches_every_node_once_with_same_id_and_time(cluster: Cluster) -> None:

@@ -22,19 +22,13 @@ from chat_server.cluster import events
 from chat_server.cluster.redis_link import RedisLink, Request
 from chat_server.cluster.scripts import SCRIPTS, SYNC_PART
 from tests.cluster.conftest import Cluster, wait_for
-from tests.cluster.test_messages import in_room, sees
+from tests.cluster.observe import in_room, lusers, sees
 from tests.support.rawclient import RawClient
 from tests.support.redis_server import RedisProcess
 from tests.support.servers import ServerProcess
 
 N_USERS = 4_500  # 9,000+ values in the sync event: well past what one unpack() takes
 N_ROOMS = 300
-
-
-def lusers(client: RawClient) -> dict[str, str]:
-    """LUSERS as {numeric: text after the nick}."""
-    client.send("LUSERS")
-    return {m.command: " ".join(m.params[1:]) for m in client.collect_until("266")}
 
 
 def global_users(client: RawClient) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.cluster.conftest import Cluster, wait_for
-from tests.cluster.test_messages import in_room, sees
+from tests.cluster.observe import in_room, sees
 from tests.support.rawclient import RawClient
 
 
