@@ -205,8 +205,9 @@ class Server(Replies, Delivery):
         if not dirty:
             return
         self.dirty = []
+        conns = self.conns
         for conn in dirty:
-            if conn.fd not in self.conns:
+            if conns.get(conn.fd) is not conn:
                 continue
             if conn.closing:
                 self.drop(conn, conn.closing)
@@ -337,7 +338,7 @@ class Server(Replies, Delivery):
 
     def drop(self, conn: Connection, reason: str) -> None:
         """Close a client: QUIT to its rooms, ERROR to it, free its nick."""
-        if conn.fd not in self.conns:
+        if self.conns.get(conn.fd) is not conn:  # gone, or its fd already reused
             return
         self.write_pending()
         user = conn.user
