@@ -82,8 +82,12 @@ def format_time(t: float) -> str:
 
     Busy rooms stamp many messages within one millisecond, so the last result is kept.
     """
+    return format_ms(round(t * 1000))
+
+
+def format_ms(stamp: int) -> str:
+    """:func:`format_time` of a time in whole milliseconds (the last one is kept)."""
     global _last_time
-    stamp = to_ms(t)
     last = _last_time
     if last[0] == stamp:
         return last[1]

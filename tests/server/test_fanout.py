@@ -12,7 +12,7 @@ import pytest
 
 from chat_server.config import ServerConfig
 from chat_server.connection import Connection
-from chat_server.history import HistoryStore
+from chat_server.history import HistoryStore, parse_time
 from chat_server.model import User
 from chat_server.server import Server
 
@@ -111,3 +111,43 @@ def test_join_and_replies_inside_a_round_keep_order(rnd: Round) -> None:
     assert rnd.privmsgs("b") == ["before", "c in s", "after"]
     assert rnd.privmsgs("a") == ["before", "after"]
     assert rnd.privmsgs("c") == ["in s"]
+
+
+def _raw_privmsgs(rnd: Round, nick: str) -> list[bytes]:
+    try:
+        while chunk := rnd.peers[nick].recv(1 << 20):
+            rnd.buf[nick] += chunk
+    except BlockingIOError:
+        pass
+    *lines, rnd.buf[nick] = rnd.buf[nick].split(b"\r\n")
+    return [line for line in lines if b" PRIVMSG " in line]
+
+
+@pytest.mark.parametrize("bot", [False, True])
+@pytest.mark.parametrize("run", [1, 3])
+def test_fast_path_lines_match_the_general_formatter_in_every_tag_mode(
+    rnd: Round, bot: bool, run: int
+) -> None:
+    modes = ["", "message-tags", "server-time", "message-tags server-time"]  # 0..3
+    sender = "s{x}[y]"  # braces in a nick are legal, and must not upset formatting
+    rnd.client(sender, "#r", caps="echo-message")
+    for mode, caps in enumerate(modes):
+        rnd.client(f"m{mode}", "#r", caps=caps)
+    if bot:
+        rnd.play((sender, [f"MODE {sender} +B".encode()]))
+    for nick in rnd.conns:
+        _raw_privmsgs(rnd, nick)
+    texts = [f"line {i} {{not a field}}" for i in range(run)]
+    rnd.play((sender, [f"PRIVMSG #r :{t}".encode() for t in texts]))
+    got = {mode: _raw_privmsgs(rnd, f"m{mode}") for mode in range(4)}
+    server = rnd.server
+    source = rnd.conns[sender].user.source  # type: ignore[union-attr]
+    for i, text in enumerate(texts):
+        tag_text = got[3][i][1:].split(b" ", 1)[0].decode()
+        tags = dict(t.split("=", 1) if "=" in t else (t, "") for t in tag_text.split(";"))
+        assert ("bot" in tags) == bot
+        body = f":{source} PRIVMSG #r :{text}\r\n"
+        when = parse_time(tags["time"])
+        for mode in range(4):
+            want = server._format_variant(mode, body, None, tags["msgid"], when, bot)
+            assert got[mode][i] + b"\r\n" == want, (mode, got[mode][i])
