@@ -36,10 +36,11 @@ class TargetCache:
     start) it holds only what was appended since start and queries must load it first.
     """
 
-    __slots__ = ("cap", "complete", "items", "loaded", "seq_ordered")
+    __slots__ = ("cap", "complete", "items", "loaded", "seq_ordered", "slack")
 
     def __init__(self, cap: int, *, loaded: bool, complete: bool) -> None:
         self.cap = cap
+        self.slack = cap // 16
         self.items: deque[Entry] = deque()
         self.loaded = loaded
         self.complete = complete
@@ -50,21 +51,27 @@ class TargetCache:
     def extend(self, entries: list[Entry]) -> list[Entry]:
         """Insert in key order; return the entries that did not stay (evicted or too old).
 
-        ``entries`` are in key order among themselves (one sender's run of lines).
+        ``entries`` are in key order among themselves (one sender's run of lines). The
+        cache may hold up to ``slack`` entries over ``cap`` between trims, so that the
+        oldest leave in groups rather than one per append.
         """
         items = self.items
+        left: list[Entry] = []
         if not items or entries[0][0] > items[-1][0]:
             items.extend(entries)
         else:  # a clock step back or a late message: rare, O(n) each is fine
             self.seq_ordered = False
             for entry in entries:
-                items.insert(bisect_right(items, entry[0], key=_entry_key), entry)
+                if not self.complete and entry[0] < items[0][0]:
+                    left.append(entry)  # older than the slice we hold: not ours to keep
+                else:
+                    items.insert(bisect_right(items, entry[0], key=_entry_key), entry)
         over = len(items) - self.cap
-        if over <= 0:
-            return []
-        self.complete = False
-        popleft = items.popleft
-        return [popleft() for _ in range(over)]
+        if over > self.slack:
+            self.complete = False
+            popleft = items.popleft
+            left += [popleft() for _ in range(over)]
+        return left
 
     def fill(self, entries: list[Entry]) -> None:
         """Set the contents from entries sorted by key (a load from disk)."""
