@@ -9,10 +9,13 @@ gets a whole batch in one pipe write and competes for CPU only as the kernel sch
 it.
 
 Wire format on the child's stdin/stdout: frames of a 4-byte big-endian length and a
-``marshal`` payload. The parent sends a list of rows (an empty list just asks for an
-answer) and reads back ``(written, failed)`` for that frame. The child ignores SIGINT
-and SIGTERM (a Ctrl+C in a terminal reaches the whole process group, and the server
-must flush through it) and exits when its stdin closes, after committing.
+``marshal`` payload. The parent sends a list of runs (an empty list just asks for an
+answer) and reads back ``(written, failed)`` message counts for that frame. A run is
+the messages of one append: what they share once, then their msgids and texts, so a
+read's worth of lines costs two strings each to send rather than a row tuple. The
+child ignores SIGINT and SIGTERM (a Ctrl+C in a terminal reaches the whole process
+group, and the server must flush through it) and exits when its stdin closes, after
+committing.
 """
 
 from __future__ import annotations
@@ -28,14 +31,22 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from itertools import count, repeat
 from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
 
-# One row as sent: seq, msgid, time_ms, target, source, command, recipient, text, tags
-# (tags as a tuple of (key, value) pairs; stored as JSON, '' when there are none).
-Row = tuple[int, str, int, str, str, str, str, str, tuple[tuple[str, str], ...]]
+# One run as sent: first seq, time_ms, target, source, command, recipient, tags (a tuple
+# of (key, value) pairs, stored as JSON, '' when there are none), msgids, texts. Its
+# messages have the sequences first seq, first seq + 1, ...
+Run = tuple[int, int, str, str, str, str, tuple[tuple[str, str], ...], list[str], list[str]]
+
+
+def run_size(run: Run) -> int:
+    """How many messages a run holds."""
+    return len(run[8])
+
 
 _HEADER = struct.Struct(">I")
 
@@ -63,14 +74,26 @@ def connect_for_writing(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def write_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> tuple[int, int]:
-    """Insert ``rows`` in one transaction, retrying with backoff; (written, failed)."""
-    if not rows:
+def write_rows(conn: sqlite3.Connection, runs: Sequence[Run]) -> tuple[int, int]:
+    """Insert the messages of ``runs`` in one transaction, retrying with backoff;
+    ``(written, failed)``."""
+    if not runs:
         return 0, 0
-    values = [
-        (*row[:8], json.dumps(row[8], separators=(",", ":")) if row[8] else "") for row in rows
-    ]
-    peers = {pair for key in {row[3] for row in rows} for pair in dm_pairs(key)}
+    values: list[tuple[Any, ...]] = []
+    for seq, time_ms, target, source, command, recipient, tags, msgids, texts in runs:
+        tag_text = json.dumps(tags, separators=(",", ":")) if tags else ""
+        values += zip(
+            count(seq),
+            msgids,
+            repeat(time_ms),
+            repeat(target),
+            repeat(source),
+            repeat(command),
+            repeat(recipient),
+            texts,
+            repeat(tag_text),
+        )
+    peers = {pair for key in {run[2] for run in runs} for pair in dm_pairs(key)}
     for attempt in range(_ATTEMPTS):
         try:
             conn.execute("BEGIN")
@@ -81,14 +104,14 @@ def write_rows(conn: sqlite3.Connection, rows: Sequence[Row]) -> tuple[int, int]
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            log.warning("history commit of %d rows failed (%s), retrying", len(rows), exc)
+            log.warning("history commit of %d rows failed (%s), retrying", len(values), exc)
             time.sleep(0.05 * 2**attempt)
         else:
-            return len(rows), 0
+            return len(values), 0
     # Keeping them would grow memory without bound; they stay visible in memory until
     # the cache moves on, and the counter makes the loss show in logs.
-    log.error("history: gave up writing %d messages", len(rows))
-    return 0, len(rows)
+    log.error("history: gave up writing %d messages", len(values))
+    return 0, len(values)
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
@@ -123,7 +146,7 @@ def write_frame(fd: int, value: Any) -> None:
 
 
 def child_main(path: str) -> int:
-    """The child's loop: a frame of rows in, one commit, ``(written, failed)`` out."""
+    """The child's loop: a frame of runs in, one commit, ``(written, failed)`` out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(
@@ -132,8 +155,8 @@ def child_main(path: str) -> int:
     )
     conn = connect_for_writing(path)
     try:
-        while (rows := read_frame(0)) is not None:
-            write_frame(1, write_rows(conn, rows))
+        while (runs := read_frame(0)) is not None:
+            write_frame(1, write_rows(conn, runs))
     except BrokenPipeError:
         return 1
     finally:
@@ -161,8 +184,8 @@ class WriterProcess:
         self._proc = proc
         return proc
 
-    def write(self, rows: list[Row]) -> tuple[int, int]:
-        """Have the child commit ``rows``; (written, failed). Blocks until it answers."""
+    def write(self, runs: list[Run]) -> tuple[int, int]:
+        """Have the child commit ``runs``; (written, failed). Blocks until it answers."""
         for attempt in range(2):
             try:
                 proc = self._proc or self._start()
@@ -171,7 +194,7 @@ class WriterProcess:
                 break
             assert proc.stdin is not None and proc.stdout is not None
             try:
-                write_frame(proc.stdin.fileno(), rows)
+                write_frame(proc.stdin.fileno(), runs)
                 answer = read_frame(proc.stdout.fileno())
             except OSError as exc:
                 answer = None
@@ -181,7 +204,7 @@ class WriterProcess:
             code = self._reap()
             retry = "restarting it" if attempt == 0 else "giving up on this batch"
             log.error("history writer process exited (code %s), %s", code, retry)
-        return 0, len(rows)
+        return 0, sum(map(run_size, runs))
 
     def _reap(self) -> int | None:
         proc, self._proc = self._proc, None

@@ -29,7 +29,7 @@ from chat_server.history import (
     format_time,
     parse_time,
 )
-from chat_server.history_writer import Row, connect_for_writing, write_rows
+from chat_server.history_writer import Run, connect_for_writing, write_rows
 
 ROOM = "#room"
 BASE_MS = 1_700_000_000_000
@@ -564,18 +564,19 @@ class _FlakyConnection:
         return self.real.executemany(sql, rows)  # type: ignore[arg-type]
 
 
-def _rows(msgs: list[StoredMessage]) -> list[Row]:
+def _rows(msgs: list[StoredMessage]) -> list[Run]:
+    """One run per message, numbered from 1, as the writer process receives them."""
     return [
         (
             i + 1,
-            m.msgid,
             round(m.time * 1000),
             m.target,
             m.source,
             m.command,
             m.recipient,
-            m.text,
             m.tags,
+            [m.msgid],
+            [m.text],
         )
         for i, m in enumerate(msgs)
     ]
@@ -729,3 +730,28 @@ def test_writer_that_cannot_start_counts_failures_then_recovers(
     store.append(ROOM_MSGS[5])
     store.flush()
     assert store.stats["written"] == 1
+
+
+def test_runs_are_stored_with_consecutive_sequences_and_survive_a_reopen(
+    stores: Callable[..., HistoryStore],
+) -> None:
+    store = stores(cache_per_target=2, max_batch=2)
+    store.append_run("#r", 5, 1_700_000_000_123, "a!u@h", "#R", ["x-5", "x-6", "x-7"],
+                     ["one", "two", "three"], (("bot", ""),))  # fmt: skip
+    store.append(StoredMessage("x-8", 1_700_000_000.124, "#r", "b!u@h", "PRIVMSG", "#R", "four"))
+    with pytest.raises(ValueError):
+        store.append_run("#r", 7, 1_700_000_000_125, "a!u@h", "#R", ["x-7"], ["again"])
+    store.flush()
+    assert store.stats["written"] == 4
+    store.close()
+    reopened = stores(cache_per_target=2)
+    got = reopened.latest("#r", 10)
+    assert [(m.msgid, m.text, m.source, m.tags) for m in got] == [
+        ("x-5", "one", "a!u@h", (("bot", ""),)),
+        ("x-6", "two", "a!u@h", (("bot", ""),)),
+        ("x-7", "three", "a!u@h", (("bot", ""),)),
+        ("x-8", "four", "b!u@h", ()),
+    ]
+    assert {m.time for m in got[:3]} == {1_700_000_000.123}
+    assert reopened.next_seq == 9
+    assert [m.text for m in reopened.before("#r", Ref(msgid="x-7"), 10)] == ["one", "two"]
