@@ -22,12 +22,11 @@ import logging
 import sqlite3
 import threading
 from collections.abc import Iterable
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
 from chat_protocol.casemap import casefold
-from chat_server.history_cache import SEQ_SUFFIX, TargetCache
+from chat_server.history_cache import SEQ_SUFFIX, TargetCache, run_entries
 from chat_server.history_model import (
     SEQ_ABOVE,
     SEQ_BELOW,
@@ -216,7 +215,7 @@ class HistoryStore:
                 seq = self._next_seq
             run = (seq, ms, msg.target, msg.source, msg.command, msg.recipient, msg.tags,
                    [msg.msgid], [msg.text])  # fmt: skip
-            self._add(msg.target, [((ms, seq), msg)], run)
+            self._add(msg.target, run, ((ms, seq), msg))
 
     def append_run(
         self,
@@ -232,36 +231,22 @@ class HistoryStore:
         """Record PRIVMSGs from one source to one conversation, numbered by the caller.
 
         The lines of one read: sequences ``first_seq``, ``first_seq + 1``, ... (from at
-        least :attr:`next_seq`), all at ``time_ms``. Stored with one lock, one cache
-        extend and one run for the writer instead of one of each per message; the
-        per-message steps are ``zip``/``map`` over C iterators (no Python frame).
+        least :attr:`next_seq`), all at ``time_ms``. Kept as one run, for the cache and
+        the writer alike: no per-message object is made until a query needs one.
         """
-        when = time_ms / 1000
-        seqs = range(first_seq, first_seq + len(texts))
-        fields = zip(
-            msgids,
-            repeat(when),
-            repeat(target),
-            repeat(source),
-            repeat("PRIVMSG"),
-            repeat(recipient),
-            texts,
-            repeat(tags),
-        )
-        # tuple.__new__ skips the NamedTuple's Python-level __new__: 4x cheaper.
-        messages = map(tuple.__new__, repeat(StoredMessage), fields)
-        entries = list(zip(zip(repeat(time_ms), seqs), messages, strict=True))
         run = (first_seq, time_ms, target, source, "PRIVMSG", recipient, tags, msgids, texts)
         with self._lock:
-            self._add(target, entries, run)
+            self._add(target, run)
 
-    def _add(self, target: str, entries: list[Entry], run: Run) -> None:
+    def _add(self, target: str, run: Run, entry: Entry | None = None) -> None:
+        """Cache and queue ``run`` (``entry``, when given, is its one message as is)."""
         if self._closed:
             raise RuntimeError("history store is closed")
-        first = entries[0][0][1]
+        first = run[0]
         if first < self._next_seq:
             raise ValueError(f"history seq {first} is below next_seq {self._next_seq}")
-        self._next_seq = entries[-1][0][1] + 1
+        size = run_size(run)
+        self._next_seq = first + size
         cache = self._caches.get(target)
         if cache is None:
             # Nothing to load when memory-only; otherwise older history may be on
@@ -269,8 +254,8 @@ class HistoryStore:
             memory = self.path is None
             cache = TargetCache(self.cache_per_target, loaded=memory, complete=memory)
             self._caches[target] = cache
-        left = cache.extend(entries)
-        self.stats["appended"] += len(entries)
+        left, gone = cache.add_run(run) if entry is None else cache.extend([entry])
+        self.stats["appended"] += size
         if self._writer is None:
             return
         pending = self._pending
@@ -278,10 +263,12 @@ class HistoryStore:
             self._wake.set()
         pending.append(run)
         before = self._pending_count
-        self._pending_count = after = before + len(entries)
+        self._pending_count = after = before + size
         if after >= self.max_batch > before:
             self._hurry.set()
-        if left and cache.top_seq(left) > self._committed_seq:
+        if (left or gone) and cache.top_seq(left, gone) > self._committed_seq:
+            for old in gone:
+                left += run_entries(old)
             self._spill_add(target, left)
 
     def _spill_add(self, target: str, left: list[Entry]) -> None:
@@ -541,12 +528,20 @@ class HistoryStore:
         # slice: any of the newest that is on disk is among the newest on disk.
         merged: dict[int, Entry] = {r[0]: _row_entry(r) for r in rows}
         if cache is not None:
-            merged.update((e[0][1], e) for e in cache.items)
-        merged.update((e[0][1], e) for e in self._spill_of(target, done))
+            merged.update((e[0][1], e) for e in cache.entries())
+        spilled = self._spill_of(target, done)
+        merged.update((e[0][1], e) for e in spilled)
         if not merged:
             return None  # unknown target: don't let queries grow the cache dict
         fresh = TargetCache(cap, loaded=True, complete=len(rows) < cap and len(merged) < cap)
-        fresh.fill(sorted(merged.values())[-cap:])
+        ordered = sorted(merged.values())
+        fresh.fill(ordered[-cap:])
+        # The old cache may have held more than cap (slack, whole runs): what is left
+        # out and not yet written must stay visible, like anything evicted.
+        known = {e[0][1] for e in spilled}
+        unwritten = [e for e in ordered[:-cap] if e[0][1] > done and e[0][1] not in known]
+        if unwritten:
+            self._spill_add(target, unwritten)
         self._caches[target] = fresh
         return fresh
 
@@ -621,7 +616,7 @@ class HistoryStore:
         if cache is not None:
             i, j = cache.bounds(lo, hi)
             if i < j:
-                best = cache.items[j - 1][0][0]
+                best = cache.entries()[j - 1][0][0]
                 if cache.loaded:
                     return best  # the cache is the newest slice, nothing newer elsewhere
             elif cache.loaded and cache.covers_above(lo):

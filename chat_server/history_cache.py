@@ -1,10 +1,15 @@
 """The newest messages of one conversation in memory, for appends at line rate.
 
-Appends come a run at a time (all the lines of one read), so the cost that matters is
-per run: one ``extend`` and one trim. There is no msgid index: keeping one cost a dict
-insert and delete per message, and msgid lookups are rare (CHATHISTORY references).
-The server's msgids end in ``-<seq in hex>``, so :meth:`TargetCache.find` bisects by
-that sequence first and scans only for foreign msgids.
+Appends come a run at a time (the lines of one read, see history_writer.Run), and a
+run is kept as it came: no message object is built for it until a query looks at the
+conversation (:meth:`TargetCache.entries`). A busy room that nobody queries costs one
+deque append per run and, once full, one pop per run at the old end. Queries then see
+entries, ``((ms, seq), StoredMessage)`` in key order.
+
+There is no msgid index: keeping one cost a dict insert and delete per message, and
+msgid lookups are rare (CHATHISTORY references). The server's msgids end in
+``-<seq in hex>``, so :meth:`TargetCache.find` bisects by that sequence first and scans
+only for foreign msgids.
 """
 
 from __future__ import annotations
@@ -12,9 +17,10 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections import deque
-from itertools import islice, pairwise
+from itertools import islice, pairwise, repeat
 
-from chat_server.history_model import Entry, Key
+from chat_server.history_model import Entry, Key, StoredMessage
+from chat_server.history_writer import Run, run_size
 
 SEQ_SUFFIX = re.compile(r"-([0-9a-f]{1,15})", re.ASCII)
 
@@ -27,35 +33,84 @@ def _entry_seq(entry: Entry) -> int:
     return entry[0][1]
 
 
-class TargetCache:
-    """The newest messages of one conversation, sorted by key.
+def run_entries(run: Run) -> list[Entry]:
+    """The entries of a run, built with C iterators (no Python frame per message)."""
+    seq, time_ms, target, source, command, recipient, tags, msgids, texts = run
+    fields = zip(
+        msgids,
+        repeat(time_ms / 1000),
+        repeat(target),
+        repeat(source),
+        repeat(command),
+        repeat(recipient),
+        texts,
+        repeat(tags),
+    )
+    # tuple.__new__ skips the NamedTuple's Python-level __new__: 4x cheaper.
+    messages = map(tuple.__new__, repeat(StoredMessage), fields)
+    keys = zip(repeat(time_ms), range(seq, seq + len(texts)))
+    return list(zip(keys, messages, strict=True))
 
-    Invariant once ``loaded``: the cache holds every message of the conversation whose
-    key is >= its first key (a contiguous newest slice); ``complete`` means it holds
-    every message there is. Before ``loaded`` (a conversation not yet queried since
-    start) it holds only what was appended since start and queries must load it first.
+
+class TargetCache:
+    """The newest messages of one conversation, in key order.
+
+    Held as ``items`` (entries, the older part) followed by ``runs`` (appended since the
+    last query, not yet made entries). Invariant once ``loaded``: the cache holds every
+    message of the conversation whose key is >= its first key (a contiguous newest
+    slice); ``complete`` means it holds every message there is. Before ``loaded`` (a
+    conversation not yet queried since start) it holds only what was appended since
+    start and queries must load it first.
     """
 
-    __slots__ = ("cap", "complete", "items", "loaded", "seq_ordered", "slack")
+    __slots__ = ("cap", "complete", "items", "loaded", "run_count", "runs", "seq_ordered", "slack")
 
     def __init__(self, cap: int, *, loaded: bool, complete: bool) -> None:
         self.cap = cap
+        # Up to this many over cap between trims, so the oldest leave in groups.
         self.slack = cap // 16
         self.items: deque[Entry] = deque()
+        self.runs: deque[Run] = deque()
+        self.run_count = 0  # messages in runs
         self.loaded = loaded
         self.complete = complete
         # Whether sequences rise along the items too (they do unless an entry had to
         # be inserted out of place): then the newest evicted has the highest sequence.
         self.seq_ordered = True
 
-    def extend(self, entries: list[Entry]) -> list[Entry]:
-        """Insert in key order; return the entries that did not stay (evicted or too old).
+    def __len__(self) -> int:
+        return len(self.items) + self.run_count
 
-        ``entries`` are in key order among themselves (one sender's run of lines). The
-        cache may hold up to ``slack`` entries over ``cap`` between trims, so that the
-        oldest leave in groups rather than one per append.
-        """
-        items = self.items
+    def entries(self) -> deque[Entry]:
+        """Every cached message as an entry, in key order (for queries)."""
+        runs = self.runs
+        if runs:
+            items = self.items
+            for run in runs:
+                items.extend(run_entries(run))
+            runs.clear()
+            self.run_count = 0
+        return self.items
+
+    def add_run(self, run: Run) -> tuple[list[Entry], list[Run]]:
+        """Append a run newer than everything cached (else it is inserted as entries);
+        returns what did not stay, as entries and as whole runs."""
+        runs = self.runs
+        if runs:
+            newest = runs[-1]
+            last: Key | None = (newest[1], newest[0] + run_size(newest) - 1)
+        else:
+            last = self.items[-1][0] if self.items else None
+        if last is not None and (run[1], run[0]) < last:  # a clock step back: rare
+            return self.extend(run_entries(run))
+        runs.append(run)
+        self.run_count += run_size(run)
+        return self._trim()
+
+    def extend(self, entries: list[Entry]) -> tuple[list[Entry], list[Run]]:
+        """Insert entries in key order (among themselves they are in key order already);
+        returns what did not stay, as :meth:`add_run` does."""
+        items = self.entries()
         left: list[Entry] = []
         if not items or entries[0][0] > items[-1][0]:
             items.extend(entries)
@@ -66,25 +121,50 @@ class TargetCache:
                     left.append(entry)  # older than the slice we hold: not ours to keep
                 else:
                     items.insert(bisect_right(items, entry[0], key=_entry_key), entry)
-        over = len(items) - self.cap
-        if over > self.slack:
-            self.complete = False
-            popleft = items.popleft
-            left += [popleft() for _ in range(over)]
-        return left
+        evicted, gone = self._trim()
+        return left + evicted, gone
+
+    def _trim(self) -> tuple[list[Entry], list[Run]]:
+        """Drop the oldest down to ``cap``: entries one by one, runs only whole (a run
+        bigger than what must go stays, so the cache is never under ``cap``)."""
+        over = len(self) - self.cap
+        if over <= self.slack:
+            return [], []
+        self.complete = False
+        items = self.items
+        n = min(over, len(items))
+        popleft = items.popleft
+        left = [popleft() for _ in range(n)] if n else []
+        over -= n
+        gone: list[Run] = []
+        runs = self.runs
+        while runs and run_size(runs[0]) <= over:  # items is empty: runs are the oldest
+            run = runs.popleft()
+            size = run_size(run)
+            self.run_count -= size
+            over -= size
+            gone.append(run)
+        return left, gone
+
+    def top_seq(self, left: list[Entry], gone: list[Run]) -> int:
+        """The highest sequence among what :meth:`add_run`/:meth:`extend` returned."""
+        top = -1
+        if left:
+            top = left[-1][0][1] if self.seq_ordered else max(e[0][1] for e in left)
+        if gone:  # runs are appended in sequence order
+            top = max(top, gone[-1][0] + run_size(gone[-1]) - 1)
+        return top
 
     def fill(self, entries: list[Entry]) -> None:
         """Set the contents from entries sorted by key (a load from disk)."""
         self.items = deque(entries)
+        self.runs.clear()
+        self.run_count = 0
         self.seq_ordered = all(a[0][1] < b[0][1] for a, b in pairwise(entries))
-
-    def top_seq(self, entries: list[Entry]) -> int:
-        """The highest sequence among ``entries``, evicted from this cache."""
-        return entries[-1][0][1] if self.seq_ordered else max(e[0][1] for e in entries)
 
     def find(self, msgid: str) -> Key | None:
         """The key of the cached message with this msgid."""
-        items = self.items
+        items = self.entries()
         suffix = SEQ_SUFFIX.search(msgid)
         if suffix is not None and suffix.end() == len(msgid) and items:
             # Sequences rise with keys except after a clock step back; then the scan.
@@ -99,14 +179,14 @@ class TargetCache:
 
     def bounds(self, lo: Key | None, hi: Key | None) -> tuple[int, int]:
         """Index range [i, j) of the cached entries with lo < key < hi."""
-        items = self.items
+        items = self.entries()
         i = 0 if lo is None else bisect_right(items, lo, key=_entry_key)
         j = len(items) if hi is None else bisect_left(items, hi, key=_entry_key)
         return i, max(i, j)
 
     def slice(self, i: int, j: int) -> list[Entry]:
-        """items[i:j] for a deque, walking from whichever end is nearer."""
-        items = self.items
+        """entries()[i:j], walking from whichever end is nearer."""
+        items = self.entries()
         n = len(items)
         if i >= j:
             return []
@@ -120,4 +200,5 @@ class TargetCache:
         """True when every message with key > lo is in the cache."""
         if self.complete:
             return True
-        return lo is not None and bool(self.items) and lo >= self.items[0][0]
+        items = self.entries()
+        return lo is not None and bool(items) and lo >= items[0][0]

@@ -657,6 +657,61 @@ def test_random_histories_match_model(
             store.close()
 
 
+RUN_EVENTS = st.lists(
+    st.tuples(st.integers(0, 30), st.sampled_from(["#a", "#b"]), st.integers(0, 4), st.booleans()),
+    min_size=1,
+    max_size=60,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(RUN_EVENTS, st.integers(1, 12), st.integers(1, 8))
+def test_random_runs_match_model(
+    events: list[tuple[int, str, int, bool]], cache: int, limit: int
+) -> None:
+    """Runs of lines (as the server's fast path appends them) mixed with single appends:
+    partial and whole runs leave a small cache, spill while uncommitted, and queries
+    turn them into entries at any point; the answers are the model's."""
+    with tempfile.TemporaryDirectory() as tmp:
+        store = HistoryStore(Path(tmp) / "h.db", cache_per_target=cache, flush_interval=600)
+        try:
+            sent: list[StoredMessage] = []
+            for n, (offset, target, length, flush_now) in enumerate(events):
+                ms = BASE_MS + offset * 10
+                seq = store.next_seq
+                if length == 0:  # a single append, the general path
+                    msg = StoredMessage(f"y{n}", ms / 1000, target, "o!u@h", "NOTICE", "T", "n")
+                    store.append(msg)
+                    sent.append(msg)
+                else:
+                    msgids = [f"p-{seq + i:x}" for i in range(length)]
+                    texts = [f"{n}.{i}" for i in range(length)]
+                    store.append_run(target, seq, ms, "r!u@h", "T", msgids, texts)
+                    sent += [
+                        StoredMessage(m, ms / 1000, target, "r!u@h", "PRIVMSG", "T", t)
+                        for m, t in zip(msgids, texts, strict=True)
+                    ]
+                if flush_now:
+                    store.flush()
+                if n % 9 == 8:  # a query in between makes entries of the runs so far
+                    assert store.latest("#a", limit) == Model(
+                        [m for m in sent if m.target == "#a"]
+                    ).latest(limit)
+            model = Model([m for m in sent if m.target == "#a"])
+            refs = [Ref(msgid=m.msgid) for m in sent[:: max(1, len(sent) // 6)]]
+            refs += [Ref(time=at(t)) for t in (-5, 0, 55, 150, 305)]
+            assert store.latest("#a", limit) == model.latest(limit)
+            for ref in refs:
+                assert store.latest("#a", limit, ref) == model.latest(limit, ref)
+                assert store.before("#a", ref, limit) == model.before(ref, limit)
+                assert store.after("#a", ref, limit) == model.after(ref, limit)
+                assert store.around("#a", ref, limit) == model.around(ref, limit)
+            store.flush()
+            assert store.stats["written"] == len(sent)
+        finally:
+            store.close()
+
+
 # -- msgid lookups without an msgid index ----------------------------------------------------
 
 
@@ -755,3 +810,22 @@ def test_runs_are_stored_with_consecutive_sequences_and_survive_a_reopen(
     assert {m.time for m in got[:3]} == {1_700_000_000.123}
     assert reopened.next_seq == 9
     assert [m.text for m in reopened.before("#r", Ref(msgid="x-7"), 10)] == ["one", "two"]
+
+
+def test_runs_that_leave_the_cache_before_they_are_written_stay_visible(
+    stores: Callable[..., HistoryStore],
+) -> None:
+    store = stores(cache_per_target=3, flush_interval=600, max_batch=100_000)
+    assert store.latest("#r", 1) == []  # loads the (empty) cache: queries now use it
+    sent: list[str] = []
+    for i in range(6):  # 12 messages through a cache of 3, none written yet
+        seq = store.next_seq
+        texts = [f"{i}a", f"{i}b"]
+        store.append_run("#r", seq, BASE_MS + i, "s!u@h", "#r", [f"q-{seq:x}", f"q-{seq + 1:x}"],
+                         texts)  # fmt: skip
+        sent += texts
+    assert store.stats["written"] == 0
+    assert [m.text for m in store.latest("#r", 20)] == sent
+    assert [m.text for m in store.after("#r", Ref(msgid="q-1"), 20)] == sent[1:]
+    store.flush()
+    assert [m.text for m in store.latest("#r", 20)] == sent
