@@ -24,6 +24,10 @@ _ONE_MS = timedelta(milliseconds=1)
 _TIME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z", re.ASCII)
 
 
+class HistoryStoreError(Exception):
+    """The history database cannot be opened or used (bad path, corrupt file, ...)."""
+
+
 class StoredMessage(NamedTuple):
     """One PRIVMSG/NOTICE as stored, with everything needed to replay it.
 
