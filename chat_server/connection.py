@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from chat_server.fanout import RoomBatch
-    from chat_server.model import User
+    from chat_server.model import Channel, User
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,7 @@ class Connection:
         "closing",
         "created",
         "discarding",
+        "fast_head",
         "fd",
         "inbuf",
         "last_active",
@@ -63,6 +64,8 @@ class Connection:
         self.discarding = False
         self.capture: list[bytes] | None = None
         self.batch: RoomBatch | None = None  # the open room batch it is in (fanout.py)
+        # The head, room name and room of its last fast-path PRIVMSG (messaging.py).
+        self.fast_head: tuple[bytes, str, Channel] | None = None
         now = time.monotonic()
         self.created = now
         self.last_active = now

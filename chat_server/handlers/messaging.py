@@ -115,20 +115,33 @@ def fast_privmsgs(server: Server, user: User, lines: list[bytes], start: int, st
     that ``user`` is registered.
     """
     raw = lines[start]
-    space = raw.find(b" ", 8)
-    if space < 9 or raw[8] != 35 or raw[space + 1 : space + 2] != b":":  # 35 is "#"
-        return start
-    if b"," in raw[8:space] or b"\0" in raw[8:space]:
-        return start
-    try:
-        target = raw[8:space].decode()
-    except UnicodeDecodeError:
-        return start
-    chan = server.channels.get(target)
-    if chan is None or not chan.can_speak(user):
-        return start
-    head = raw[: space + 2]
-    cut = space + 2
+    conn = user.conn
+    assert conn is not None
+    last = conn.fast_head  # (b"PRIVMSG #room :", "#room", room) of its last fast run
+    if (
+        last is not None
+        and raw.startswith(last[0])
+        and server.channels.get(last[1]) is last[2]
+        and last[2].can_speak(user)
+    ):
+        head, _, chan = last
+    else:
+        space = raw.find(b" ", 8)
+        if space < 9 or raw[8] != 35 or raw[space + 1 : space + 2] != b":":  # 35 is "#"
+            return start
+        if b"," in raw[8:space] or b"\0" in raw[8:space]:
+            return start
+        try:
+            target = raw[8:space].decode()
+        except UnicodeDecodeError:
+            return start
+        found = server.channels.get(target)
+        if found is None or not found.can_speak(user):
+            return start
+        chan = found
+        head = raw[: space + 2]
+        conn.fast_head = (head, target, chan)
+    cut = len(head)
     texts: list[str] = []
     for i in range(start, stop):
         raw = lines[i]

@@ -151,3 +151,31 @@ def test_fast_path_lines_match_the_general_formatter_in_every_tag_mode(
         for mode in range(4):
             want = server._format_variant(mode, body, None, tags["msgid"], when, bot)
             assert got[mode][i] + b"\r\n" == want, (mode, got[mode][i])
+
+
+def test_the_fast_path_remembers_a_room_only_while_it_is_the_same_room(rnd: Round) -> None:
+    rnd.client("a", "#r", caps="echo-message")
+    rnd.client("b", "#r")
+    for nick in rnd.conns:
+        rnd.privmsgs(nick)
+    rnd.play(("a", [b"PRIVMSG #r :one"]))  # a's connection now remembers #r
+    assert rnd.privmsgs("b") == ["one"]
+    rnd.play(("a", [b"PART #r", b"PRIVMSG #r :after part"]))  # +n: outsiders can't send
+    assert rnd.privmsgs("b") == []
+    rnd.play(("b", [b"PART #r"]), ("a", [b"JOIN #r"]), ("b", [b"JOIN #r"]))  # a new #r
+    rnd.privmsgs("b")
+    rnd.play(("a", [b"PRIVMSG #r :new room"]))
+    assert rnd.privmsgs("b") == ["new room"]
+    assert rnd.privmsgs("a")[-1] == "new room"
+
+
+def test_a_remembered_room_still_checks_moderation(rnd: Round) -> None:
+    rnd.client("op", "#m", caps="echo-message")
+    rnd.client("v", "#m")
+    rnd.play(("v", [b"PRIVMSG #m :hi"]))
+    for nick in rnd.conns:
+        rnd.privmsgs(nick)
+    rnd.play(("op", [b"MODE #m +m"]), ("v", [b"PRIVMSG #m :muted"]))
+    assert rnd.privmsgs("op") == []
+    rnd.play(("op", [b"MODE #m +v v"]), ("v", [b"PRIVMSG #m :voiced"]))
+    assert rnd.privmsgs("op") == ["voiced"]
