@@ -29,7 +29,7 @@ class Delivery:
 
     def next_msgid(self: Server) -> str:
         self._msgid_seq += 1
-        return f"{self._msgid_prefix}-{self._msgid_seq:x}"
+        return self._msgid_format.format(self._msgid_seq)
 
     def deliver(
         self: Server,
@@ -120,7 +120,7 @@ class Delivery:
         first = self._msgid_seq + 1
         self._msgid_seq += count
         seqs = range(first, first + count)
-        msgids = list(map((self._msgid_prefix + "-{:x}").format, seqs))
+        msgids = list(map(self._msgid_format.format, seqs))
         name = chan.name
         source = user.source
         bot = "B" in user.modes  # User.is_bot, without the property call

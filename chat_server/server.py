@@ -55,9 +55,9 @@ class Server(Replies, Delivery):
         self._batches = RoomBatches(config.sendq_max)  # room messages not yet in buffers
         self.history = history or HistoryStore(None)
         self.created = time.time()
-        self._msgid_prefix = (config.node_id or secrets.token_hex(4))[:16]
         # Message ids are "<prefix>-<n in hex>"; a stored message's n is its history
         # sequence number (see store), so n continues from the history on disk.
+        self._msgid_format = (config.node_id or secrets.token_hex(4))[:16] + "-{:x}"
         self._msgid_seq = self.history.next_seq - 1
         self.listeners: list[socket.socket] = []
         self.unknown_count = 0

@@ -619,6 +619,22 @@ def test_writer_process_is_restarted_when_it_dies(stores: Callable[..., HistoryS
 
 # -- random histories ------------------------------------------------------------------------
 
+
+def assert_answers_like_model(store: HistoryStore, sent: list[StoredMessage], limit: int) -> None:
+    """Every kind of query on #a, by msgid and by time, gives the model's answer."""
+    model = Model([m for m in sent if m.target == "#a"])
+    refs = [Ref(msgid=m.msgid) for m in sent[:: max(1, len(sent) // 6)]]
+    refs += [Ref(time=at(t)) for t in (-5, 0, 55, 150, 305)]
+    assert store.latest("#a", limit) == model.latest(limit)
+    for ref in refs:
+        assert store.latest("#a", limit, ref) == model.latest(limit, ref)
+        assert store.before("#a", ref, limit) == model.before(ref, limit)
+        assert store.after("#a", ref, limit) == model.after(ref, limit)
+        assert store.around("#a", ref, limit) == model.around(ref, limit)
+        for end in refs[::2]:
+            assert store.between("#a", ref, end, limit) == model.between(ref, end, limit)
+
+
 EVENTS = st.lists(
     st.tuples(st.integers(0, 30), st.sampled_from(["#a", "#b"]), st.booleans()),
     min_size=1,
@@ -642,17 +658,7 @@ def test_random_histories_match_model(
                 sent.append(msg)
                 if flush_now:
                     store.flush()
-            model = Model([m for m in sent if m.target == "#a"])
-            refs = [Ref(msgid=m.msgid) for m in sent[:: max(1, len(sent) // 6)]]
-            refs += [Ref(time=at(t)) for t in (-5, 0, 55, 150, 305)]
-            assert store.latest("#a", limit) == model.latest(limit)
-            for ref in refs:
-                assert store.latest("#a", limit, ref) == model.latest(limit, ref)
-                assert store.before("#a", ref, limit) == model.before(ref, limit)
-                assert store.after("#a", ref, limit) == model.after(ref, limit)
-                assert store.around("#a", ref, limit) == model.around(ref, limit)
-                for end in refs[::2]:
-                    assert store.between("#a", ref, end, limit) == model.between(ref, end, limit)
+            assert_answers_like_model(store, sent, limit)
         finally:
             store.close()
 
@@ -670,8 +676,8 @@ def test_random_runs_match_model(
     events: list[tuple[int, str, int, bool]], cache: int, limit: int
 ) -> None:
     """Runs of lines (as the server's fast path appends them) mixed with single appends:
-    partial and whole runs leave a small cache, spill while uncommitted, and queries
-    turn them into entries at any point; the answers are the model's."""
+    whole runs leave a small cache, spill while uncommitted, and queries turn them into
+    entries at any point; the answers are the model's."""
     with tempfile.TemporaryDirectory() as tmp:
         store = HistoryStore(Path(tmp) / "h.db", cache_per_target=cache, flush_interval=600)
         try:
@@ -697,15 +703,7 @@ def test_random_runs_match_model(
                     assert store.latest("#a", limit) == Model(
                         [m for m in sent if m.target == "#a"]
                     ).latest(limit)
-            model = Model([m for m in sent if m.target == "#a"])
-            refs = [Ref(msgid=m.msgid) for m in sent[:: max(1, len(sent) // 6)]]
-            refs += [Ref(time=at(t)) for t in (-5, 0, 55, 150, 305)]
-            assert store.latest("#a", limit) == model.latest(limit)
-            for ref in refs:
-                assert store.latest("#a", limit, ref) == model.latest(limit, ref)
-                assert store.before("#a", ref, limit) == model.before(ref, limit)
-                assert store.after("#a", ref, limit) == model.after(ref, limit)
-                assert store.around("#a", ref, limit) == model.around(ref, limit)
+            assert_answers_like_model(store, sent, limit)
             store.flush()
             assert store.stats["written"] == len(sent)
         finally:
