@@ -158,17 +158,24 @@ class HistoryQueries:
             return None
         suffix = SEQ_SUFFIX.search(msgid)
         if suffix is not None and suffix.end() == len(msgid):
-            row = self._read(
-                "SELECT time_ms, seq FROM messages WHERE seq = ? AND msgid = ? AND target = ?",
-                (int(suffix.group(1), 16), msgid, target),
+            # The row holding that seq is the last one starting at or before it.
+            seq = int(suffix.group(1), 16)
+            rows = self._read(
+                "SELECT * FROM messages WHERE seq = (SELECT MAX(seq) FROM messages"
+                " WHERE seq <= ?) AND target = ?",
+                (seq, target),
             )
-            if row:
-                return (row[0][0], row[0][1])
-        row = self._read(
-            "SELECT time_ms, seq FROM messages WHERE target = ? AND msgid = ? LIMIT 1",
-            (target, msgid),
+            for key, msg in _row_entries(rows):
+                if key[1] == seq and msg.msgid == msgid:
+                    return key
+        # Anything else: scan the target's rows for the text, then check the match.
+        rows = self._read(
+            "SELECT * FROM messages WHERE target = ? AND instr(msgids, ?) > 0", (target, msgid)
         )
-        return (row[0][0], row[0][1]) if row else None
+        for key, msg in _row_entries(rows):
+            if msg.msgid == msgid:
+                return key
+        return None
 
     def _ref_point(self: HistoryStore, keys: list[str], ref: Ref) -> int | None:
         """The ms a TARGETS bound stands for; a msgid is looked up in any of ``keys``."""
@@ -195,7 +202,7 @@ class HistoryQueries:
         )
         # Top `cap` of (committed rows + everything still in memory) is the true newest
         # slice: any of the newest that is on disk is among the newest on disk.
-        merged: dict[int, Entry] = {r[0]: _row_entry(r) for r in rows}
+        merged: dict[int, Entry] = {e[0][1]: e for e in _row_entries(rows)}
         if cache is not None:
             merged.update((e[0][1], e) for e in cache.entries())
         spilled = self._spill_of(target, done)
@@ -231,11 +238,14 @@ class HistoryQueries:
         if self._rconn is None or cache.covers_above(lo) or (newest and len(window) >= limit):
             return [m for _, m in window]
         order = "DESC" if newest else "ASC"
+        # A row is a run of messages sharing one time: it is in range when its last
+        # message is above lo and its first below hi. Runs never interleave, so the
+        # first (last) `limit` rows hold the first (last) `limit` messages in range.
         sql = "SELECT * FROM messages WHERE target = ?"
         params: list[object] = [target]
         if lo is not None:
-            sql += " AND (time_ms, seq) > (?, ?)"
-            params += lo
+            sql += " AND time_ms >= ? AND (time_ms, seq + count - 1) > (?, ?)"
+            params += (lo[0], *lo)
         if hi is not None:
             sql += " AND (time_ms, seq) < (?, ?)"
             params += hi
@@ -243,7 +253,11 @@ class HistoryQueries:
         params.append(limit)
         # Read before the query: anything committed by then is in its result.
         done = self._committed_seq
-        merged: dict[int, Entry] = {r[0]: _row_entry(r) for r in self._read(sql, params)}
+        merged: dict[int, Entry] = {
+            e[0][1]: e
+            for e in _row_entries(self._read(sql, params))
+            if (lo is None or e[0] > lo) and (hi is None or e[0] < hi)
+        }
         # Not yet committed: the cache slice and anything spilled out of the cache.
         for entry in window:
             if entry[0][1] > done:
@@ -311,8 +325,16 @@ class HistoryQueries:
             raise HistoryStoreError(f"history query failed: {exc}") from exc
 
 
-def _row_entry(row: tuple[Any, ...]) -> Entry:
-    seq, msgid, time_ms, target, source, command, recipient, text, tags = row
-    parsed = tuple((str(k), str(v)) for k, v in json.loads(tags)) if tags else ()
-    msg = StoredMessage(msgid, time_ms / 1000, target, source, command, recipient, text, parsed)
-    return ((time_ms, seq), msg)
+def _row_entries(rows: Iterable[tuple[Any, ...]]) -> list[Entry]:
+    """The messages of stored rows (runs, see history.py), oldest first within a row."""
+    out: list[Entry] = []
+    for seq, msgids, time_ms, target, source, command, recipient, texts, tags, n in rows:
+        parsed = tuple((str(k), str(v)) for k, v in json.loads(tags)) if tags else ()
+        ids, lines = (msgids.split("\n"), texts.split("\n")) if n > 1 else ([msgids], [texts])
+        when = time_ms / 1000
+        out += (
+            ((time_ms, seq + i), StoredMessage(
+                msgid, when, target, source, command, recipient, text, parsed))
+            for i, (msgid, text) in enumerate(zip(ids, lines, strict=True))
+        )  # fmt: skip
+    return out

@@ -60,7 +60,7 @@ def dm_pairs(key: str) -> list[tuple[str, str]]:
     return [(a, b), (b, a)] if b else []
 
 
-_INSERT = "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?)"
+_INSERT = "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?)"
 _ATTEMPTS = 5
 
 
@@ -74,15 +74,24 @@ def connect_for_writing(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def write_rows(conn: sqlite3.Connection, runs: Sequence[Run]) -> tuple[int, int]:
-    """Insert the messages of ``runs`` in one transaction, retrying with backoff;
-    ``(written, failed)``."""
-    if not runs:
-        return 0, 0
-    values: list[tuple[Any, ...]] = []
+def run_rows(runs: Sequence[Run]) -> list[tuple[Any, ...]]:
+    """The rows (schema v3, see history.py) that store ``runs``: one per run, or one
+    per message for a run whose texts or msgids hold a line break of their own."""
+    rows: list[tuple[Any, ...]] = []
+    add = rows.append
     for seq, time_ms, target, source, command, recipient, tags, msgids, texts in runs:
         tag_text = json.dumps(tags, separators=(",", ":")) if tags else ""
-        values += zip(
+        n = len(texts)
+        if n == 1:
+            add((seq, msgids[0], time_ms, target, source, command, recipient, texts[0],
+                 tag_text, 1))  # fmt: skip
+            continue
+        ids = "\n".join(msgids)
+        joined = "\n".join(texts)
+        if joined.count("\n") == ids.count("\n") == n - 1:
+            add((seq, ids, time_ms, target, source, command, recipient, joined, tag_text, n))
+            continue
+        rows += zip(
             count(seq),
             msgids,
             repeat(time_ms),
@@ -92,26 +101,37 @@ def write_rows(conn: sqlite3.Connection, runs: Sequence[Run]) -> tuple[int, int]
             repeat(recipient),
             texts,
             repeat(tag_text),
+            repeat(1),
         )
+    return rows
+
+
+def write_rows(conn: sqlite3.Connection, runs: Sequence[Run]) -> tuple[int, int]:
+    """Insert the messages of ``runs`` in one transaction, retrying with backoff;
+    ``(written, failed)``."""
+    if not runs:
+        return 0, 0
+    rows = run_rows(runs)
+    messages = sum(map(run_size, runs))
     peers = {pair for key in {run[2] for run in runs} for pair in dm_pairs(key)}
     for attempt in range(_ATTEMPTS):
         try:
             conn.execute("BEGIN")
-            conn.executemany(_INSERT, values)
+            conn.executemany(_INSERT, rows)
             if peers:
                 conn.executemany("INSERT OR IGNORE INTO dm_peers VALUES (?, ?)", peers)
             conn.execute("COMMIT")
         except sqlite3.Error as exc:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            log.warning("history commit of %d rows failed (%s), retrying", len(values), exc)
+            log.warning("history commit of %d messages failed (%s), retrying", messages, exc)
             time.sleep(0.05 * 2**attempt)
         else:
-            return len(values), 0
+            return messages, 0
     # Keeping them would grow memory without bound; they stay visible in memory until
     # the cache moves on, and the counter makes the loss show in logs.
-    log.error("history: gave up writing %d messages", len(values))
-    return 0, len(values)
+    log.error("history: gave up writing %d messages", messages)
+    return 0, messages
 
 
 def _read_exact(fd: int, n: int) -> bytes | None:
