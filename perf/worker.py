@@ -211,6 +211,7 @@ class Worker:
                 # unfairly to the server).
                 timeout = 0
             read = self.rx.read
+            storm = self.storm  # a storm measures no payloads: control lines only
             events = self.sel.select(timeout)
             for key, mask in events:
                 client = key.data
@@ -223,7 +224,7 @@ class Worker:
                     client.on_writable(t)
                 if mask & selectors.EVENT_READ:
                     state = client.state
-                    if state == READY:
+                    if state == READY and not storm:
                         read(client, t)
                     elif state != CLOSED:
                         client.on_readable(t)

@@ -106,3 +106,24 @@ def test_histogram_batch_matches_numpy_and_survives_encoding() -> None:
 @pytest.mark.parametrize(("duration", "interval"), [(3, 0.05), (10, 0.2), (60, 1.0), (600, 10.0)])
 def test_interval_choice(duration: float, interval: float) -> None:
     assert pick_interval(duration) == interval
+
+
+def test_control_lines_are_found_by_command_whatever_comes_before() -> None:
+    from perf.connection import _CONTROL_LINE, command_of
+
+    burst = (
+        b":srv 001 nick :Welcome\r\n"
+        b":srv 002 nick :Your host 001\r\n"
+        b"@time=2026-01-01T00:00:00.000Z :srv CAP nick LS :echo-message\r\n"
+        b"\r\n"
+        b"ping :lower case\r\n"
+        b":srv 0011 nick :not a numeric we handle\r\n"
+        b":srv 366 nick #r :End of /NAMES list.\r\n"
+        b"ERROR :closing without a line end"
+    )
+    found = [m.group() for m in _CONTROL_LINE.finditer(burst)]
+    assert [command_of(line) for line in found] == [b"001", b"CAP", b"PING", b"366", b"ERROR"]
+    # The same lines a line-by-line command_of filter keeps, whole and in order.
+    by_line = [ln + b"\n" for ln in burst.split(b"\n")[:-1]] + [burst.rsplit(b"\n", 1)[1]]
+    handled = {b"001", b"CAP", b"PING", b"366", b"ERROR"}
+    assert found == [ln for ln in by_line if command_of(ln) in handled]
