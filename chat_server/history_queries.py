@@ -168,9 +168,14 @@ class HistoryQueries:
             for key, msg in _row_entries(rows):
                 if key[1] == seq and msg.msgid == msgid:
                     return key
-        # Anything else: scan the target's rows for the text, then check the match.
+        if not msgid:
+            return None
+        # Anything else: scan the target's rows for it as a whole line of msgids (an
+        # exact match, so a short msgid does not pull in every row that contains it).
         rows = self._read(
-            "SELECT * FROM messages WHERE target = ? AND instr(msgids, ?) > 0", (target, msgid)
+            "SELECT * FROM messages WHERE target = ?"
+            " AND instr(char(10) || msgids || char(10), char(10) || ? || char(10)) > 0",
+            (target, msgid),
         )
         for key, msg in _row_entries(rows):
             if msg.msgid == msgid:
@@ -196,9 +201,10 @@ class HistoryQueries:
             return None
         cap = self.cache_per_target
         done = self._committed_seq  # before the read: see _spill_of
-        rows = self._read(
+        rows = self._read_messages(
             "SELECT * FROM messages WHERE target = ? ORDER BY time_ms DESC, seq DESC LIMIT ?",
             (target, cap),
+            cap,
         )
         # Top `cap` of (committed rows + everything still in memory) is the true newest
         # slice: any of the newest that is on disk is among the newest on disk.
@@ -250,12 +256,15 @@ class HistoryQueries:
             sql += " AND (time_ms, seq) < (?, ?)"
             params += hi
         sql += f" ORDER BY time_ms {order}, seq {order} LIMIT ?"
-        params.append(limit)
+        params.append(limit + 1)
         # Read before the query: anything committed by then is in its result.
         done = self._committed_seq
+        # The first row may be cut by the bound it starts from; the rows after it are
+        # wholly in range until the last row there is, so they alone count.
+        rows = self._read_messages(sql, params, limit, skip_first=True)
         merged: dict[int, Entry] = {
             e[0][1]: e
-            for e in _row_entries(self._read(sql, params))
+            for e in _row_entries(rows)
             if (lo is None or e[0] > lo) and (hi is None or e[0] < hi)
         }
         # Not yet committed: the cache slice and anything spilled out of the cache.
@@ -316,6 +325,36 @@ class HistoryQueries:
             if row and row[0][0] is not None and (best is None or row[0][0] > best):
                 best = row[0][0]
         return best
+
+    def _read_messages(
+        self: HistoryStore,
+        sql: str,
+        params: Iterable[object],
+        wanted: int,
+        *,
+        skip_first: bool = False,
+    ) -> list[tuple[Any, ...]]:
+        """Rows of ``messages`` until they hold ``wanted`` messages (not counting the
+        first row's when ``skip_first``): a row is a run, so ``LIMIT`` alone could bring
+        in many times more messages than the answer needs."""
+        assert self._rconn is not None
+        rows: list[tuple[Any, ...]] = []
+        held = 0
+        try:
+            cursor = self._rconn.execute(sql, tuple(params))
+            try:
+                for row in cursor:
+                    rows.append(row)
+                    if skip_first and len(rows) == 1:
+                        continue
+                    held += row[9]
+                    if held >= wanted:
+                        break
+            finally:
+                cursor.close()  # ends the read at once: an open one holds back checkpoints
+        except sqlite3.Error as exc:
+            raise HistoryStoreError(f"history query failed: {exc}") from exc
+        return rows
 
     def _read(self: HistoryStore, sql: str, params: Iterable[object]) -> list[tuple[Any, ...]]:
         assert self._rconn is not None

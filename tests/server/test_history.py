@@ -664,7 +664,7 @@ def test_random_histories_match_model(
 
 
 RUN_EVENTS = st.lists(
-    st.tuples(st.integers(0, 30), st.sampled_from(["#a", "#b"]), st.integers(0, 4), st.booleans()),
+    st.tuples(st.integers(0, 30), st.sampled_from(["#a", "#b"]), st.integers(0, 12), st.booleans()),
     min_size=1,
     max_size=60,
 )
@@ -770,6 +770,9 @@ def test_a_run_is_one_row_and_reads_back_message_by_message(
     # Inside a run by time: all its messages share one ms.
     assert [m.text for m in again.before(ROOM, Ref(time=at(9)), 10)] == texts[:5]
     assert again.next_seq == seq + 7
+    # An empty or unknown msgid finds nothing (and reads no row into memory).
+    assert again.before(ROOM, Ref(msgid=""), 5) == []
+    assert again.after(ROOM, Ref(msgid="i"), 5) == []
 
 
 def test_version_1_database_becomes_version_3_and_keeps_its_rows(tmp_path: Path) -> None:
