@@ -38,8 +38,8 @@ class Replies:
             return
         conn.write(text.encode(), self.dirty, self.config.sendq_max)
 
-    def send_replies(self: Server, user: User, key: str, replies: ReplySource) -> None:
-        """Send a block of numerics that differ between clients only by nick.
+    def replies_block(self: Server, nick: str, key: str, replies: ReplySource) -> str:
+        """A block of numerics that differ between clients only by nick, for ``nick``.
 
         The block is formatted once per server (with a placeholder nick) and reused:
         the welcome burst is most of what a registration costs.
@@ -47,10 +47,14 @@ class Replies:
         block = self.reply_blocks.get(key)
         if block is None:
             block = self.reply_blocks[key] = "".join(
-                format_reply(self.name, numeric, _NICK_SLOT, params) + "\r\n"
+                format_reply(self.name, numeric, NICK_SLOT, params) + "\r\n"
                 for numeric, params in replies(self)
             )
-        self.send_block(user, block.replace(_NICK_SLOT, user.nick))
+        return block.replace(NICK_SLOT, nick)
+
+    def send_replies(self: Server, user: User, key: str, replies: ReplySource) -> None:
+        """Send a block of :meth:`replies_block`."""
+        self.send_block(user, self.replies_block(user.nick, key, replies))
 
     def fail(self: Server, user: User, command: str, code: str, *context: str) -> None:
         """An IRCv3 standard reply ``FAIL <command> <code> [context] :<text>``."""
@@ -93,7 +97,7 @@ class Replies:
             write(f":{self.name} BATCH -{ref}\r\n".encode(), dirty, sendq)
 
 
-_NICK_SLOT = "\0"  # never in a nick (nor in any line we send)
+NICK_SLOT = "\0"  # never in a nick (nor in any line we send)
 ReplySource = Callable[["Server"], list[tuple[str, tuple[str, ...]]]]
 
 

@@ -12,39 +12,58 @@ from chat_protocol.message import Message
 from chat_server import VERSION
 from chat_server.commands import command
 from chat_server.model import member_prefix
+from chat_server.replies import NICK_SLOT
 
 if TYPE_CHECKING:
     from chat_server.model import Channel, User
     from chat_server.server import Server
 
 
-def send_lusers(server: Server, user: User) -> None:
-    """251-255, 265 and 266: one write, since every registration sends them.
+# 251-255, 265 and 266, with a %d for every number they carry.
+_LUSERS = (
+    (N.RPL_LUSERCLIENT, ":There are %d users and %d invisible on %d servers"),
+    (N.RPL_LUSEROP, "%d :operator(s) online"),
+    (N.RPL_LUSERUNKNOWN, "%d :unknown connection(s)"),
+    (N.RPL_LUSERCHANNELS, "%d :channels formed"),
+    (N.RPL_LUSERME, ":I have %d clients and %d servers"),
+    (N.RPL_LOCALUSERS, "%d %d :Current local users %d"),
+    (N.RPL_GLOBALUSERS, "%d %d :Current global users %d"),
+)
+
+
+def lusers_block(server: Server, nick: str) -> str:
+    """The LUSERS numerics as one block of lines.
 
     On a cluster node ``users``, ``channels`` and the mode counts include its replica of
     the other nodes (global counts); the node also says how many nodes are live and how
     many users are its own. A single server is one server whose users are all local.
+    Every registration sends these, so the lines are one %-template per server, filled
+    with one operation.
     """
+    template = server.reply_blocks.get("lusers")
+    if template is None:
+        source = server.name.replace("%", "%%")
+        template = server.reply_blocks["lusers"] = "".join(
+            f":{source} {numeric} {NICK_SLOT} {text}\r\n" for numeric, text in _LUSERS
+        )
     users = len(server.users)
     servers = server.server_count()
     local = server.local_user_count()
     invisible = server.mode_counts["i"]
-    opers = server.mode_counts["o"]
-    unknown = max(0, server.unknown_count)
-    head = f":{server.name} {{}} {user.nick} "
-    lines = (
-        (
-            N.RPL_LUSERCLIENT,
-            f":There are {users - invisible} users and {invisible} invisible on {servers} servers",
-        ),
-        (N.RPL_LUSEROP, f"{opers} :operator(s) online"),
-        (N.RPL_LUSERUNKNOWN, f"{unknown} :unknown connection(s)"),
-        (N.RPL_LUSERCHANNELS, f"{len(server.channels)} :channels formed"),
-        (N.RPL_LUSERME, f":I have {local} clients and {servers - 1} servers"),
-        (N.RPL_LOCALUSERS, f"{local} {local} :Current local users {local}"),
-        (N.RPL_GLOBALUSERS, f"{users} {users} :Current global users {users}"),
-    )
-    server.send_block(user, "".join(head.format(num) + text + "\r\n" for num, text in lines))
+    counts = (
+        users - invisible, invisible, servers,
+        server.mode_counts["o"],
+        max(0, server.unknown_count),
+        len(server.channels),
+        local, servers - 1,
+        local, local, local,
+        users, users, users,
+    )  # fmt: skip
+    return (template % counts).replace(NICK_SLOT, nick)
+
+
+def send_lusers(server: Server, user: User) -> None:
+    server.send_block(user, lusers_block(server, user.nick))
 
 
 def motd_replies(server: Server) -> list[tuple[str, tuple[str, ...]]]:
@@ -60,7 +79,7 @@ def motd_replies(server: Server) -> list[tuple[str, tuple[str, ...]]]:
 
 
 def send_motd(server: Server, user: User) -> None:
-    server.send_replies(user, "motd", motd_replies)
+    server.send_block(user, server.replies_block(user.nick, "motd", motd_replies))
 
 
 @command("LUSERS")

@@ -12,6 +12,7 @@ from chat_protocol.casemap import valid_nick
 from chat_protocol.message import Message
 from chat_server import VERSION
 from chat_server.commands import command
+from chat_server.replies import format_reply
 
 if TYPE_CHECKING:
     from chat_server.model import User
@@ -193,13 +194,22 @@ def intro_replies(server: Server) -> list[tuple[str, tuple[str, ...]]]:
 
 
 def welcome(server: Server, user: User) -> None:
-    from chat_server.handlers.queries import send_lusers, send_motd
+    """001 to 005, LUSERS and the MOTD in one write."""
+    from chat_server.handlers.queries import lusers_block, motd_replies
 
+    nick = user.nick
     network = server.config.network
-    server.reply(user, N.RPL_WELCOME, f"Welcome to the {network} network, {user.source}")
-    server.send_replies(user, "intro", intro_replies)
-    send_lusers(server, user)
-    send_motd(server, user)
+    first = format_reply(
+        server.name, N.RPL_WELCOME, nick, (f"Welcome to the {network} network, {user.source}",)
+    )
+    server.send_block(
+        user,
+        first
+        + "\r\n"
+        + server.replies_block(nick, "intro", intro_replies)
+        + lusers_block(server, nick)
+        + server.replies_block(nick, "motd", motd_replies),
+    )
 
 
 @command("PING", registered=False, free=True)
