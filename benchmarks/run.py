@@ -4,6 +4,13 @@ Markdown results table plus comparison charts into benchmarks/results/.
 
     python -m benchmarks.run                      # fanout, rooms, chat, storm; 10 s each
     python -m benchmarks.run --duration 5 --scenarios fanout chat
+    python -m benchmarks.run --repeat 3           # three rounds; medians of same-round ratios
+
+This machine class is noisy (runs of one server vary by 10-30%), so a comparison is only
+worth quoting as the median over rounds of the ratio between the two servers *in the
+same round*. With ``--repeat`` the servers take turns going first, so a slow spell hits
+both sides alike; the table shows the last round, and a section under it gives every
+round's headline numbers and the median ratio.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import os
 import platform
 import shlex
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -105,6 +113,51 @@ def run_one(server: str, scenario: str, args: argparse.Namespace, tmp: Path) -> 
     return out
 
 
+# The number each scenario is judged by, and whether more of it is better.
+HEADLINE = {
+    "fanout": ("deliveries/s", lambda s: s["throughput"]["deliveries_per_s"], True),
+    "rooms": ("deliveries/s", lambda s: s["throughput"]["deliveries_per_s"], True),
+    "chat": ("latency p99 (ms)", lambda s: s["latency_ms"]["p99"], False),
+    "storm": ("all registered within (s)", lambda s: s["storm"]["all_registered_s"], False),
+}  # fmt: skip
+
+
+def headline(scenario: str, summary: dict) -> float | None:
+    try:
+        value = HEADLINE[scenario][1](summary)
+    except (KeyError, TypeError):
+        return None
+    return None if value is None else float(value)
+
+
+def rounds_section(scenario: str, rounds: list[dict[str, dict]]) -> list[str]:
+    """Every round's headline per server and, with two servers, the same-round ratio
+    (distchat over ngircd for throughput, ngircd over distchat for times: above 1 means
+    distchat did better) and its median."""
+    label, _, more_is_better = HEADLINE[scenario]
+    names = list(rounds[0])
+    lines = [f"Rounds ({label}):", ""]
+    ratios: list[float] = []
+    for k, by_server in enumerate(rounds, 1):
+        values = {n: headline(scenario, by_server[n]) for n in names if n in by_server}
+        digits = 0 if more_is_better else 3
+        text = ", ".join(f"{n} {_fmt(v, digits=digits)}" for n, v in values.items())
+        ours, theirs = values.get("distchat"), values.get("ngircd")
+        if ours and theirs:
+            ratio = ours / theirs if more_is_better else theirs / ours
+            ratios.append(ratio)
+            text += f"; distchat does {ratio:.2f}x"
+        lines.append(f"- round {k}: {text}")
+    if ratios:
+        median = statistics.median(ratios)
+        lines += [
+            "",
+            f"Median same-round ratio over {len(ratios)} rounds: **{median:.2f}x** "
+            "(above 1: distchat better).",
+        ]
+    return [*lines, ""]
+
+
 def _fmt(v: float | None, unit: str = "", digits: int = 0) -> str:
     return "-" if v is None else f"{v:,.{digits}f}{unit}"
 
@@ -151,15 +204,20 @@ def _metrics(scenario: str, s: dict) -> list[tuple[str, str]]:
     ]  # fmt: skip
 
 
-def write_results(runs: dict[str, dict[str, Path]], args: argparse.Namespace) -> Path:
+def write_results(
+    runs: dict[str, dict[str, Path]],
+    rounds: dict[str, list[dict[str, dict]]],
+    args: argparse.Namespace,
+) -> Path:
     lines = [
         "# distchat vs ngircd — chat-perf results",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} CPUs, Linux {platform.release()}, "
         f"Python {platform.python_version()}; ngircd `{NGIRCD}`. Each server pinned to CPU "
         f"{args.server_cpus}, the load generator to CPU {args.load_cpus}; one after the other, "
-        f"{args.duration:g} s of traffic each. Generated {time.strftime('%Y-%m-%d %H:%M')} by "
-        "`python -m benchmarks.run`.",
+        f"{args.duration:g} s of traffic each, {args.repeat} round(s) with the servers taking "
+        f"turns to go first. Generated {time.strftime('%Y-%m-%d %H:%M')} by "
+        f"`python -m benchmarks.run --repeat {args.repeat}`.",
         "",
     ]
     for scenario, by_server in runs.items():
@@ -187,6 +245,8 @@ def write_results(runs: dict[str, dict[str, Path]], args: argparse.Namespace) ->
         for name, s in summaries.items():
             for w in s.get("warnings", []):
                 lines.append(f"- {name}: {w}")
+        lines.append("")
+        lines += rounds_section(scenario, rounds[scenario])
         cmp_dir = RESULTS / scenario
         subprocess.run(
             [sys.executable, "-m", "perf", "compare", *map(str, by_server.values()),
@@ -207,19 +267,36 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--scenarios", nargs="+", choices=SCENARIOS, default=list(SCENARIOS))
     p.add_argument("--servers", nargs="+", choices=SERVERS, default=list(SERVERS))
     p.add_argument("--duration", type=float, default=10.0)
+    p.add_argument(
+        "--repeat", type=int, default=1, help="rounds per scenario, servers taking turns first"
+    )
     p.add_argument("--server-cpus", default="1")
     p.add_argument("--load-cpus", default="0")
     p.add_argument(
         "--perf-args", default="", help="extra chat-perf run options, e.g. '--window 100'"
     )
     args = p.parse_args(argv)
+    if args.repeat < 1:
+        p.error("--repeat must be at least 1")
     RESULTS.mkdir(parents=True, exist_ok=True)
     runs: dict[str, dict[str, Path]] = {}
+    rounds: dict[str, list[dict[str, dict]]] = {}
     with tempfile.TemporaryDirectory(prefix="distchat-bench-") as tmp:
         for scenario in args.scenarios:
-            for server in args.servers:
-                runs.setdefault(scenario, {})[server] = run_one(server, scenario, args, Path(tmp))
-    path = write_results(runs, args)
+            for k in range(args.repeat):
+                order = args.servers if k % 2 == 0 else args.servers[::-1]
+                done: dict[str, dict] = {}
+                for server in order:
+                    out = run_one(server, scenario, args, Path(tmp))
+                    runs.setdefault(scenario, {})[server] = out
+                    summary = out / "summary.json"
+                    if summary.exists():
+                        done[server] = json.loads(summary.read_text())
+                        (out / f"round-{k + 1}.json").write_text(summary.read_text())
+                rounds.setdefault(scenario, []).append(
+                    {name: done[name] for name in args.servers if name in done}
+                )
+    path = write_results(runs, rounds, args)
     print(f"results table: {path}")
     return 0
 

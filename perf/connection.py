@@ -57,6 +57,7 @@ class Client:
         self.seq = 0
         self.in_flight = 0
         self.echo_ack = False
+        self.cap_ended = False  # CAP END sent
         self.prefix = b""  # this sender's line up to the sequence number
 
     # -- connection setup -----------------------------------------------------------
@@ -174,13 +175,20 @@ class Client:
             if more:
                 return
             want = [c for c in WANTED_CAPS if c in self.offered]
-            self.send(f"CAP REQ :{' '.join(want)}\r\n".encode() if want else b"CAP END\r\n")
+            # END right behind REQ: the server answers the REQ first, so the ACK still
+            # comes before 001, and registration takes two round trips, not three.
+            request = f"CAP REQ :{' '.join(want)}\r\n".encode() if want else b""
+            self.send(request + b"CAP END\r\n")
+            self.cap_ended = True
         elif sub == "ACK":
             self.caps.update(msg.params[-1].split())
             self.echo_ack = "echo-message" in self.caps
+            if not self.cap_ended:
+                self.send(b"CAP END\r\n")
+                self.cap_ended = True
+        elif sub == "NAK" and not self.cap_ended:
             self.send(b"CAP END\r\n")
-        elif sub == "NAK":
-            self.send(b"CAP END\r\n")
+            self.cap_ended = True
 
     def _on_welcome(self, msg: Message, now_us: int) -> None:
         if self.t_welcome:
