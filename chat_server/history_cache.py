@@ -98,13 +98,15 @@ class TargetCache:
         runs = self.runs
         if runs:
             newest = runs[-1]
-            last: Key | None = (newest[1], newest[0] + run_size(newest) - 1)
+            last: Key | None = (newest[1], newest[0] + len(newest[8]) - 1)
         else:
             last = self.items[-1][0] if self.items else None
         if last is not None and (run[1], run[0]) < last:  # a clock step back: rare
             return self.extend(run_entries(run))
         runs.append(run)
-        self.run_count += run_size(run)
+        self.run_count += len(run[8])  # run_size(), without the call: once per read
+        if len(self.items) + self.run_count - self.cap <= self.slack:
+            return [], []
         return self._trim()
 
     def extend(self, entries: list[Entry]) -> tuple[list[Entry], list[Run]]:
