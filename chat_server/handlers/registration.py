@@ -101,7 +101,12 @@ def _cap_list(version: int) -> str:
 
 
 def _cap_line(server: Server, user: User, sub: str, caps: str) -> str:
-    return Message("CAP", [user.nick, sub, caps], server.name).to_str()
+    """``:server CAP nick SUB caps``, as Message.to_str would put it (every registration
+    sends one or two, so without building a Message). ``caps`` came through the parser
+    or from our own list: no CR, LF or NUL."""
+    if not caps or " " in caps or caps[0] == ":":
+        caps = ":" + caps
+    return f":{server.name} CAP {user.nick} {sub} {caps}"
 
 
 @command("PASS", min_params=1, registered=False)
