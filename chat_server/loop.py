@@ -3,7 +3,9 @@
 Like Redis's ``ae.c``: handlers register interest in a file object and get called
 back; timers live in a heap. After every round of I/O the loop runs its "after
 I/O" hooks once, which is where the server flushes all send buffers that grew in
-that round with one ``send`` each.
+that round with one ``send`` each. A very big round (a storm of connects) also runs
+them every ``HOOK_EVERY`` events, so the first clients' answers go out while the
+rest of the round is handled instead of all at its end.
 """
 
 from __future__ import annotations
@@ -20,6 +22,12 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 Callback = Callable[[], Any]
+
+# Above a busy chat load's rounds (200 clients all sending: ~100 events a round), so
+# those keep one flush per round. In a storm of 1,000 registrations, flushing every
+# 128 events took "all registered" from 0.25-0.29 s to 0.22-0.26 s: the client side
+# gets work while the server is still on the rest of the round.
+HOOK_EVERY = 128
 
 
 class Timer:
@@ -97,16 +105,19 @@ class EventLoop:
         """Run until ``stop()``; exceptions in callbacks are logged, never fatal."""
         select = self.selector.select
         timers = self._timers
-        after_io = self._after_io
         while not self._stop_requested:
             timeout: float | None = None
             if timers:
                 timeout = max(0.0, timers[0][0] - time.monotonic())
-            for key, mask in select(timeout):
+            ready = select(timeout)
+            last = len(ready)
+            for i, (key, mask) in enumerate(ready, 1):
                 try:
                     key.data(mask)
                 except Exception:
                     log.exception("error in I/O callback for %r", key.fileobj)
+                if i % HOOK_EVERY == 0 and i < last:
+                    self._run_hooks()
             now = time.monotonic()
             while timers and timers[0][0] <= now:
                 _, _, timer = heapq.heappop(timers)
@@ -116,9 +127,12 @@ class EventLoop:
                     timer.callback()
                 except Exception:
                     log.exception("error in timer callback")
-            for hook in after_io:
-                try:
-                    hook()
-                except Exception:
-                    log.exception("error in after-I/O hook")
+            self._run_hooks()
         self.selector.close()
+
+    def _run_hooks(self) -> None:
+        for hook in self._after_io:
+            try:
+                hook()
+            except Exception:
+                log.exception("error in after-I/O hook")
