@@ -90,6 +90,8 @@ class DistchatProcess:
 
 def run_one(server: str, scenario: str, args: argparse.Namespace, tmp: Path) -> Path:
     out = RESULTS / "runs" / f"{scenario}-{server}"
+    # A run that fails must not leave the previous run's summary looking like its own.
+    (out / "summary.json").unlink(missing_ok=True)
     srv = (
         DistchatProcess(tmp, args.server_cpus)
         if server == "distchat"
@@ -135,7 +137,7 @@ def rounds_section(scenario: str, rounds: list[dict[str, dict]]) -> list[str]:
     (distchat over ngircd for throughput, ngircd over distchat for times: above 1 means
     distchat did better) and its median."""
     label, _, more_is_better = HEADLINE[scenario]
-    names = list(rounds[0])
+    names = list(dict.fromkeys(name for by_server in rounds for name in by_server))
     lines = [f"Rounds ({label}):", ""]
     ratios: list[float] = []
     for k, by_server in enumerate(rounds, 1):
@@ -283,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     rounds: dict[str, list[dict[str, dict]]] = {}
     with tempfile.TemporaryDirectory(prefix="distchat-bench-") as tmp:
         for scenario in args.scenarios:
+            for server in args.servers:  # rounds of an earlier, longer --repeat
+                for old in (RESULTS / "runs" / f"{scenario}-{server}").glob("round-*.json"):
+                    old.unlink()
             for k in range(args.repeat):
                 order = args.servers if k % 2 == 0 else args.servers[::-1]
                 done: dict[str, dict] = {}
