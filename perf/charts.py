@@ -6,6 +6,7 @@ charts are the same code: one run gets percentile bands, several get one line ea
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,10 @@ def _ms_formatter(value: float, _pos: int) -> str:
     if value >= 1:
         return f"{value:g} ms"
     return f"{value * 1000:g} µs"
+
+
+def _no_label(_value: float, _pos: int) -> str:
+    return ""
 
 
 def _finish(fig: Any, ax: Any, path: Path, title: str, subtitle: str) -> Path:
@@ -91,8 +96,21 @@ def latency_over_time(runs: list[Run], path: Path) -> Path | None:
     return _finish(fig, ax, path, title, _subtitle(runs))
 
 
+def _minor_ms_formatter(value: float, pos: int) -> str:
+    """Label the 2x, 3x and 5x minor ticks of a log axis (one spanning little more than a
+    decade has few major ticks, and matplotlib's default labels read "2x10^2")."""
+    if value <= 0:
+        return ""
+    lead = round(value / 10 ** math.floor(math.log10(value)))
+    return _ms_formatter(value, pos) if lead in (2, 3, 5) else ""
+
+
 def latency_cdf(
-    runs: list[Run], path: Path, key: str = "histogram", what: str = "Latency"
+    runs: list[Run],
+    path: Path,
+    key: str = "histogram",
+    what: str = "Latency",
+    counted: str = "messages",
 ) -> Path | None:
     """Cumulative distribution, log latency axis, logit probability axis (shows the tail)."""
     curves = []
@@ -110,13 +128,17 @@ def latency_cdf(
     ax.set_xscale("log")
     ax.set_yscale("logit")
     ax.xaxis.set_major_formatter(FuncFormatter(_ms_formatter))
+    low = min(xs[0] for _, xs, _ in curves)
+    high = max(xs[-1] for _, xs, _ in curves)
+    narrow = low > 0 and high / low < 30
+    ax.xaxis.set_minor_formatter(FuncFormatter(_minor_ms_formatter if narrow else _no_label))
     ax.set_yticks([0.01, 0.1, 0.5, 0.9, 0.99, 0.999, 0.9999])
     ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _p: f"{v * 100:g}%"))
     ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _p: ""))
     for q in (0.5, 0.99, 0.999):
         ax.axhline(q, color="#999999", linewidth=0.6, linestyle=":")
     ax.set_xlabel(f"{what.lower()} (log scale)")
-    ax.set_ylabel("fraction of messages at or below (logit scale)")
+    ax.set_ylabel(f"fraction of {counted} at or below (logit scale)")
     ax.legend(loc="lower right", fontsize=9)
     return _finish(fig, ax, path, f"{what} distribution (CDF)", _subtitle(runs))
 
@@ -192,7 +214,11 @@ def draw_all(runs: list[Run], out: Path, prefix: str = "") -> list[Path]:
     if any(s["scenario"].get("storm") for _, s in runs):
         made.append(
             latency_cdf(
-                runs, out / f"{prefix}connect_cdf.png", "connect_histogram", "Time to 001 (welcome)"
+                runs,
+                out / f"{prefix}connect_cdf.png",
+                "connect_histogram",
+                "Time to 001 (welcome)",
+                counted="clients",
             )
         )
     return [p for p in made if p is not None]
