@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from textual import events
 from textual.binding import Binding
 from textual.widgets import Input
 
@@ -37,6 +38,23 @@ class ChatInput(Input):
         self._cycle_index = 0
         self._cycle_start = 0
         self._cycle_end = -1
+
+    async def _on_key(self, event: events.Key) -> None:
+        """Run this widget's own bindings (Ctrl+U, Ctrl+W, Up, Tab…) when the key arrives.
+
+        Left to bubble, a key is matched against the bindings of whatever has focus by
+        the time the app looks: when a later key of the same burst (F1, Ctrl+O) has
+        opened another screen by then, the edit was silently lost.
+        """
+        if not event.is_printable:
+            for binding in self._bindings.key_to_bindings.get(event.key, ()):
+                if binding.priority:
+                    continue  # the app ran those before the key was sent here
+                event.stop()
+                event.prevent_default()
+                await self.run_action(binding.action)
+                return
+        await super()._on_key(event)
 
     def remember(self, line: str) -> None:
         """Add a sent line to the recall history (no immediate duplicates)."""

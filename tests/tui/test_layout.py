@@ -144,6 +144,29 @@ async def test_alt_digit_from_an_xterm_goes_to_that_room() -> None:
         assert app.query_one("#input").value == ""  # type: ignore[attr-defined]
 
 
+async def test_an_edit_key_followed_by_f1_in_one_burst_still_edits() -> None:
+    """Ctrl+U then F1 read in one go: the help screen opens before the input line has
+    handled Ctrl+U, and the edit must still happen (it used to be matched against the
+    help screen's bindings and dropped)."""
+    async with offline_app().run_test(size=(120, 40)) as pilot:
+        app = await scene(pilot)
+        await pilot.press(*"hello")
+        await pilot.pause()
+        line = app.query_one("#input")
+        assert line.value == "hello"  # type: ignore[attr-defined]
+        for key in XTermParser().feed("\x15\x1bOP"):  # Ctrl+U, F1
+            app.post_message(key)
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert line.value == ""  # type: ignore[attr-defined]
+        await pilot.press(*"abc", "left")  # printable keys and Input's own keys still work
+        await pilot.press("ctrl+k")  # app-wide (priority): opens the room switcher
+        await pilot.pause()
+        assert line.value == "abc"  # type: ignore[attr-defined]
+
+
 async def test_help_in_a_narrow_terminal_puts_commands_below_keys() -> None:
     async with offline_app().run_test(size=(60, 20)) as pilot:
         app = await scene(pilot)
