@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import sqlite3
 
 from tests.support.rawclient import RawClient
 
@@ -127,4 +128,38 @@ def test_history_survives_sigterm_restart(server, connect) -> None:
     b.register("bob", caps=HIST)
     b.send("JOIN #keep")
     assert [m.tags["msgid"] for m in _batch(b)] == ids
+    b.close()
+
+
+def test_bursts_of_lines_come_back_line_by_line_after_a_restart(server, connect) -> None:
+    """Lines sent in one write are stored as one run (one SQLite row); after a restart
+    every query, by msgid inside a run or at its edges, answers message by message."""
+    a = connect("alice", caps=HIST)
+    a.join("#burst")
+    texts = [f"b{i}" for i in range(24)]
+    for start in range(0, 24, 6):  # four writes of six lines each
+        a.send("".join(f"PRIVMSG #burst :{t}\r\n" for t in texts[start : start + 6]).encode())
+    echoed = [a.expect("PRIVMSG") for _ in texts]
+    assert [m.params[1] for m in echoed] == texts
+    ids = [m.tags["msgid"] for m in echoed]
+    assert server.stop(signal.SIGTERM) == 0
+    with sqlite3.connect(server.history_db) as db:
+        counts = [n for (n,) in db.execute("SELECT count FROM messages WHERE target = '#burst'")]
+    db.close()
+    assert sum(counts) == 24 and max(counts) > 1  # runs, not a row per line
+    server.start()
+    b = RawClient(server.host, server.port)
+    b.register("bob", caps=HIST)
+    b.send("JOIN #burst")
+    assert [m.params[1] for m in _batch(b)] == texts
+    b.send(f"CHATHISTORY BEFORE #burst msgid={ids[9]} 4")  # from inside the second run
+    assert [m.params[1] for m in _batch(b)] == texts[5:9]
+    b.send(f"CHATHISTORY AFTER #burst msgid={ids[11]} 3")  # from a run's last line
+    assert [m.params[1] for m in _batch(b)] == texts[12:15]
+    b.send(f"CHATHISTORY AROUND #burst msgid={ids[14]} 3")
+    assert [m.tags["msgid"] for m in _batch(b)] == ids[13:16]
+    b.send(f"CHATHISTORY BETWEEN #burst msgid={ids[3]} msgid={ids[20]} 100")
+    assert [m.params[1] for m in _batch(b)] == texts[4:20]
+    b.send("CHATHISTORY LATEST #burst * 7")
+    assert [m.tags["msgid"] for m in _batch(b)] == ids[-7:]
     b.close()
