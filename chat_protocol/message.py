@@ -54,6 +54,14 @@ def parse_tags(raw: str) -> dict[str, str]:
     return tags
 
 
+def last_param(param: str) -> str:
+    """The last parameter as written on the wire: with a ``:`` only where it needs one
+    (empty, a space in it, or a leading ``:``). The caller has ruled out CR, LF, NUL."""
+    if not param or " " in param or param[0] == ":":
+        return ":" + param
+    return param
+
+
 def format_tags(tags: dict[str, str]) -> str:
     """Format tags as ``key=value;key2`` (no leading ``@``)."""
     parts = []
@@ -138,10 +146,7 @@ class Message:
             last = params[-1]
             if "\r" in last or "\n" in last or "\0" in last:
                 raise ValueError("parameter contains CR, LF or NUL")
-            if not last or " " in last or last[0] == ":":
-                parts.append(":" + last)
-            else:
-                parts.append(last)
+            parts.append(last_param(last))
         return " ".join(parts)
 
     def to_bytes(self) -> bytes:

@@ -65,7 +65,7 @@ class Server(Replies, Delivery):
         load_handlers()
         self.commands = COMMANDS  # a cluster node swaps in its own table
         self.fast_path = True  # PRIVMSG to a room without the parser (off in a cluster)
-        self.reply_blocks: dict[str, str] = {}  # see Replies.send_replies
+        self.reply_blocks: dict[str, str] = {}  # see Replies.replies_block
 
     # -- lifecycle -----------------------------------------------------------------
 

@@ -79,7 +79,7 @@ def motd_replies(server: Server) -> list[tuple[str, tuple[str, ...]]]:
 
 
 def send_motd(server: Server, user: User) -> None:
-    server.send_block(user, server.replies_block(user.nick, "motd", motd_replies))
+    server.send_replies(user, "motd", motd_replies)
 
 
 @command("LUSERS")

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 
 from chat_protocol import numerics as N
 from chat_protocol.casemap import valid_nick
-from chat_protocol.message import Message
+from chat_protocol.message import Message, last_param
 from chat_server import VERSION
 from chat_server.commands import command
 from chat_server.replies import format_reply
@@ -104,9 +104,7 @@ def _cap_line(server: Server, user: User, sub: str, caps: str) -> str:
     """``:server CAP nick SUB caps``, as Message.to_str would put it (every registration
     sends one or two, so without building a Message). ``caps`` came through the parser
     or from our own list: no CR, LF or NUL."""
-    if not caps or " " in caps or caps[0] == ":":
-        caps = ":" + caps
-    return f":{server.name} CAP {user.nick} {sub} {caps}"
+    return f":{server.name} CAP {user.nick} {sub} {last_param(caps)}"
 
 
 @command("PASS", min_params=1, registered=False)
