@@ -34,7 +34,7 @@ from chat_server.history_model import (
     parse_time,
     to_ms,
 )
-from chat_server.history_queries import HistoryQueries
+from chat_server.history_queries import HistoryQueries, last_stored_seq
 from chat_server.history_writer import (
     Run,
     WriterProcess,
@@ -62,11 +62,17 @@ __all__ = [
 # seq + 1, ..., sharing time, source and tags, their msgids and texts joined by "\n"
 # (neither can hold one). A busy room's reads of several lines cost SQLite one row
 # each instead of one per line: 4 lines in a row cut the writer's CPU by ~3.5x.
-_SCHEMA_VERSION = 3
+# v4: a row may instead be a block (history_writer.pack_blocks): a batch's runs of one
+# conversation, pickled in ``runs``, with ``seq``/``time_ms`` those of its first run,
+# ``count`` its messages and ``msgids`` theirs joined by "\n"; ``runs`` is NULL in any
+# other row. In a room where every read is one line this is one row per batch instead
+# of one per message: the writer process goes from ~3.5 to ~0.5 µs per message.
+_SCHEMA_VERSION = 4
 _V2_COLUMNS = ("seq", "msgid", "time_ms", "target", "source", "command", "recipient", "text",
                "tags")  # fmt: skip
-_COLUMNS = ("seq", "msgids", "time_ms", "target", "source", "command", "recipient", "texts",
-            "tags", "count")  # fmt: skip
+_V3_COLUMNS = ("seq", "msgids", "time_ms", "target", "source", "command", "recipient",
+               "texts", "tags", "count")  # fmt: skip
+_COLUMNS = (*_V3_COLUMNS, "runs")
 
 
 class HistoryStore(HistoryQueries):
@@ -137,10 +143,7 @@ class HistoryStore(HistoryQueries):
                 if str(mode).lower() != "wal":
                     log.warning("history %s: WAL not available, journal mode %s", path, mode)
                 self._migrate(conn)
-                row = conn.execute(
-                    "SELECT seq + count - 1 FROM messages ORDER BY seq DESC LIMIT 1"
-                ).fetchone()
-                self._committed_seq = row[0] if row else 0
+                self._committed_seq = last_stored_seq(conn)
                 self._next_seq = self._committed_seq + 1
                 conn.execute("PRAGMA query_only = ON")
             except BaseException:
@@ -166,7 +169,7 @@ class HistoryStore(HistoryQueries):
                 " seq INTEGER PRIMARY KEY, msgids TEXT NOT NULL, time_ms INTEGER NOT NULL,"
                 " target TEXT NOT NULL, source TEXT NOT NULL, command TEXT NOT NULL,"
                 " recipient TEXT NOT NULL, texts TEXT NOT NULL, tags TEXT NOT NULL DEFAULT '',"
-                " count INTEGER NOT NULL DEFAULT 1)"
+                " count INTEGER NOT NULL DEFAULT 1, runs BLOB)"
             )
             columns = tuple(r[1] for r in conn.execute("PRAGMA table_info(messages)"))
             if columns == _V2_COLUMNS and version <= 2:
@@ -174,6 +177,9 @@ class HistoryStore(HistoryQueries):
                 conn.execute("ALTER TABLE messages RENAME COLUMN msgid TO msgids")
                 conn.execute("ALTER TABLE messages RENAME COLUMN text TO texts")
                 conn.execute("ALTER TABLE messages ADD COLUMN count INTEGER NOT NULL DEFAULT 1")
+                columns = tuple(r[1] for r in conn.execute("PRAGMA table_info(messages)"))
+            if columns == _V3_COLUMNS and version <= 3:
+                conn.execute("ALTER TABLE messages ADD COLUMN runs BLOB")
                 columns = tuple(r[1] for r in conn.execute("PRAGMA table_info(messages)"))
             # Someone else's table of the same name: refuse before touching it further.
             if columns != _COLUMNS:

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from chat_protocol.casemap import casefold
-from chat_server.history_cache import SEQ_SUFFIX, TargetCache
+from chat_server.history_cache import SEQ_SUFFIX, TargetCache, run_entries
 from chat_server.history_model import (
     SEQ_ABOVE,
     SEQ_BELOW,
@@ -25,7 +25,7 @@ from chat_server.history_model import (
     StoredMessage,
     to_ms,
 )
-from chat_server.history_writer import dm_pairs
+from chat_server.history_writer import BLOCK_SEQS, BLOCK_SPAN_MS, dm_pairs, load_block
 
 if TYPE_CHECKING:
     from chat_server.history import HistoryStore
@@ -158,16 +158,25 @@ class HistoryQueries:
             return None
         suffix = SEQ_SUFFIX.search(msgid)
         if suffix is not None and suffix.end() == len(msgid):
-            # The row holding that seq is the last one starting at or before it.
             seq = int(suffix.group(1), 16)
-            rows = self._read(
-                "SELECT * FROM messages WHERE seq = (SELECT MAX(seq) FROM messages"
-                " WHERE seq <= ?) AND target = ?",
-                (seq, target),
-            )
-            for key, msg in _row_entries(rows):
-                if key[1] == seq and msg.msgid == msgid:
-                    return key
+            # A run holding that seq is the last row to start at or before it (a run's
+            # seqs are consecutive); a block is the target's last row to start there,
+            # less than BLOCK_SEQS back, found by a short walk down the primary key.
+            for sql, params in (
+                (
+                    "SELECT * FROM messages WHERE seq = (SELECT MAX(seq) FROM messages"
+                    " WHERE seq <= ?) AND target = ?",
+                    (seq, target),
+                ),
+                (
+                    "SELECT * FROM messages NOT INDEXED WHERE seq <= ? AND seq > ?"
+                    " AND target = ? ORDER BY seq DESC LIMIT 1",
+                    (seq, seq - BLOCK_SEQS, target),
+                ),
+            ):
+                for key, msg in _row_entries(self._read(sql, params)):
+                    if key[1] == seq and msg.msgid == msgid:
+                        return key
         if not msgid:
             return None
         # Anything else: scan the target's rows for it as a whole line of msgids (an
@@ -201,21 +210,24 @@ class HistoryQueries:
             return None
         cap = self.cache_per_target
         done = self._committed_seq  # before the read: see _spill_of
-        rows = self._read_messages(
-            "SELECT * FROM messages WHERE target = ? ORDER BY time_ms DESC, seq DESC LIMIT ?",
-            (target, cap),
+        stored, exhausted = self._scan(
+            "SELECT * FROM messages WHERE target = ? ORDER BY time_ms DESC, seq DESC",
+            (target,),
+            None,
+            None,
             cap,
+            newest=True,
         )
         # Top `cap` of (committed rows + everything still in memory) is the true newest
         # slice: any of the newest that is on disk is among the newest on disk.
-        merged: dict[int, Entry] = {e[0][1]: e for e in _row_entries(rows)}
+        merged: dict[int, Entry] = {e[0][1]: e for e in stored}
         if cache is not None:
             merged.update((e[0][1], e) for e in cache.entries())
         spilled = self._spill_of(target, done)
         merged.update((e[0][1], e) for e in spilled)
         if not merged:
             return None  # unknown target: don't let queries grow the cache dict
-        fresh = TargetCache(cap, loaded=True, complete=len(rows) < cap and len(merged) < cap)
+        fresh = TargetCache(cap, loaded=True, complete=exhausted and len(merged) < cap)
         ordered = sorted(merged.values())
         fresh.fill(ordered[-cap:])
         # The old cache may have held more than cap (slack, whole runs): what is left
@@ -244,29 +256,21 @@ class HistoryQueries:
         if self._rconn is None or cache.covers_above(lo) or (newest and len(window) >= limit):
             return [m for _, m in window]
         order = "DESC" if newest else "ASC"
-        # A row is a run of messages sharing one time: it is in range when its last
-        # message is above lo and its first below hi. Runs never interleave, so the
-        # first (last) `limit` rows hold the first (last) `limit` messages in range.
+        # A row's messages lie within BLOCK_SPAN_MS after its first time (see _scan),
+        # so rows starting that much before lo may still reach into the range.
         sql = "SELECT * FROM messages WHERE target = ?"
         params: list[object] = [target]
         if lo is not None:
-            sql += " AND time_ms >= ? AND (time_ms, seq + count - 1) > (?, ?)"
-            params += (lo[0], *lo)
+            sql += " AND time_ms >= ?"
+            params.append(lo[0] - BLOCK_SPAN_MS)
         if hi is not None:
             sql += " AND (time_ms, seq) < (?, ?)"
             params += hi
-        sql += f" ORDER BY time_ms {order}, seq {order} LIMIT ?"
-        params.append(limit + 1)
+        sql += f" ORDER BY time_ms {order}, seq {order}"
         # Read before the query: anything committed by then is in its result.
         done = self._committed_seq
-        # The first row may be cut by the bound it starts from; the rows after it are
-        # wholly in range until the last row there is, so they alone count.
-        rows = self._read_messages(sql, params, limit, skip_first=True)
-        merged: dict[int, Entry] = {
-            e[0][1]: e
-            for e in _row_entries(rows)
-            if (lo is None or e[0] > lo) and (hi is None or e[0] < hi)
-        }
+        stored, _ = self._scan(sql, params, lo, hi, limit, newest=newest)
+        merged: dict[int, Entry] = {e[0][1]: e for e in stored}
         # Not yet committed: the cache slice and anything spilled out of the cache.
         for entry in window:
             if entry[0][1] > done:
@@ -317,44 +321,76 @@ class HistoryQueries:
             if lo < key < hi and (best is None or key[0] > best):
                 best = key[0]
         if self._rconn is not None:
-            row = self._read(
-                "SELECT MAX(time_ms) FROM messages WHERE target = ? AND time_ms > ?"
-                " AND time_ms < ?",
-                (target, lo[0], hi[0]),
+            stored, _ = self._scan(
+                "SELECT * FROM messages WHERE target = ? AND time_ms >= ? AND time_ms < ?"
+                " ORDER BY time_ms DESC, seq DESC",
+                (target, lo[0] - BLOCK_SPAN_MS, hi[0]),
+                lo,
+                hi,
+                1,
+                newest=True,
             )
-            if row and row[0][0] is not None and (best is None or row[0][0] > best):
-                best = row[0][0]
+            if stored and (best is None or stored[0][0][0] > best):
+                best = stored[0][0][0]
         return best
 
-    def _read_messages(
+    def _scan(
         self: HistoryStore,
         sql: str,
         params: Iterable[object],
-        wanted: int,
+        lo: Key | None,
+        hi: Key | None,
+        limit: int,
         *,
-        skip_first: bool = False,
-    ) -> list[tuple[Any, ...]]:
-        """Rows of ``messages`` until they hold ``wanted`` messages (not counting the
-        first row's when ``skip_first``): a row is a run, so ``LIMIT`` alone could bring
-        in many times more messages than the answer needs."""
+        newest: bool,
+    ) -> tuple[list[Entry], bool]:
+        """The first (``newest``: last) ``limit`` stored messages with lo < key < hi,
+        oldest first, from ``sql``'s rows in ascending (descending) order of their first
+        key; and whether every row was read.
+
+        Rows are runs or blocks and may overlap in key order (a block spans time; the
+        clock may step back), so the walk stops only when no later row can hold a
+        better message: ascending, once a row starts after the limit-th message found;
+        descending, once a row starts more than BLOCK_SPAN_MS before it (no row's
+        messages lie further from its first time). In the usual case that is one row
+        past the answer, and rows are expanded only when they can contribute.
+        """
         assert self._rconn is not None
-        rows: list[tuple[Any, ...]] = []
-        held = 0
+        found: list[Entry] = []
+        bound: Key | None = None  # the limit-th message found, once there are limit
+        exhausted = True
         try:
             cursor = self._rconn.execute(sql, tuple(params))
             try:
                 for row in cursor:
-                    rows.append(row)
-                    if skip_first and len(rows) == 1:
-                        continue
-                    held += row[9]
-                    if held >= wanted:
+                    first = (row[2], row[0])
+                    if bound is not None and (
+                        (row[2] + BLOCK_SPAN_MS, SEQ_ABOVE) < bound if newest else first > bound
+                    ):
+                        exhausted = False
                         break
+                    if row[10] is None:
+                        # A run: its keys are (time, seq .. seq + count - 1).
+                        last = (row[2], row[0] + row[9] - 1)
+                        if (lo is not None and last <= lo) or (hi is not None and first >= hi):
+                            continue
+                        if bound is not None and (last < bound if newest else first > bound):
+                            continue
+                    found += [
+                        e
+                        for e in _row_entries((row,))
+                        if (lo is None or e[0] > lo) and (hi is None or e[0] < hi)
+                    ]
+                    if len(found) >= limit:
+                        found.sort()
+                        found = found[-limit:] if newest else found[:limit]
+                        bound = found[0][0] if newest else found[-1][0]
             finally:
                 cursor.close()  # ends the read at once: an open one holds back checkpoints
         except sqlite3.Error as exc:
             raise HistoryStoreError(f"history query failed: {exc}") from exc
-        return rows
+        found.sort()
+        return found, exhausted
 
     def _read(self: HistoryStore, sql: str, params: Iterable[object]) -> list[tuple[Any, ...]]:
         assert self._rconn is not None
@@ -365,9 +401,17 @@ class HistoryQueries:
 
 
 def _row_entries(rows: Iterable[tuple[Any, ...]]) -> list[Entry]:
-    """The messages of stored rows (runs, see history.py), oldest first within a row."""
+    """The messages of stored rows (runs or blocks, see history.py), in key order within
+    a row."""
     out: list[Entry] = []
-    for seq, msgids, time_ms, target, source, command, recipient, texts, tags, n in rows:
+    for seq, msgids, time_ms, target, source, command, recipient, texts, tags, n, runs in rows:
+        if runs is not None:
+            try:
+                for run in load_block(runs):
+                    out += run_entries(run)
+            except (ValueError, TypeError) as exc:
+                raise HistoryStoreError(f"history row {seq} of {target}: {exc}") from exc
+            continue
         parsed = tuple((str(k), str(v)) for k, v in json.loads(tags)) if tags else ()
         ids, lines = (msgids.split("\n"), texts.split("\n")) if n > 1 else ([msgids], [texts])
         when = time_ms / 1000
@@ -377,3 +421,21 @@ def _row_entries(rows: Iterable[tuple[Any, ...]]) -> list[Entry]:
             for i, (msgid, text) in enumerate(zip(ids, lines, strict=True))
         )  # fmt: skip
     return out
+
+
+def last_stored_seq(conn: sqlite3.Connection) -> int:
+    """The highest seq in the database (0 when empty): in the row that starts last, or in
+    a block that starts less than BLOCK_SEQS before it. A block that cannot be read
+    counts as reaching as far as a block may, so no seq is ever handed out twice."""
+    rows = conn.execute(
+        "SELECT * FROM messages WHERE seq > (SELECT MAX(seq) FROM messages) - ?", (BLOCK_SEQS,)
+    ).fetchall()
+    last = 0
+    for row in rows:
+        try:
+            entries = _row_entries((row,))
+        except HistoryStoreError:
+            last = max(last, row[0] + BLOCK_SEQS - 1)
+        else:
+            last = max(last, entries[-1][0][1])
+    return last

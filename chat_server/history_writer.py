@@ -9,21 +9,23 @@ gets a whole batch in one pipe write and competes for CPU only as the kernel sch
 it.
 
 Wire format on the child's stdin/stdout: frames of a 4-byte big-endian length and a
-``marshal`` payload. The parent sends a list of runs (an empty list just asks for an
-answer) and reads back ``(written, failed)`` message counts for that frame. A run is
-the messages of one append: what they share once, then their msgids and texts, so a
-read's worth of lines costs two strings each to send rather than a row tuple. The
-child ignores SIGINT and SIGTERM (a Ctrl+C in a terminal reaches the whole process
-group, and the server must flush through it) and exits when its stdin closes, after
-committing.
+``marshal`` payload. The parent sends a list of runs and blocks (an empty list just
+asks for an answer) and reads back ``(written, failed)`` message counts for that frame.
+A run is the messages of one append: what they share once, then their msgids and
+texts. A block is several runs of one conversation already packed into the row that
+stores them (see ``pack_blocks``), so the child only hands bytes to SQLite. The child
+ignores SIGINT and SIGTERM (a Ctrl+C in a terminal reaches the whole process group, and
+the server must flush through it) and exits when its stdin closes, after committing.
 """
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import marshal
 import os
+import pickle
 import signal
 import sqlite3
 import struct
@@ -31,7 +33,8 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from itertools import count, repeat
+from itertools import chain, count, islice, repeat
+from operator import itemgetter, le
 from pathlib import Path
 from typing import Any
 
@@ -43,9 +46,105 @@ log = logging.getLogger(__name__)
 Run = tuple[int, int, str, str, str, str, tuple[tuple[str, str], ...], list[str], list[str]]
 
 
+# A block as sent: first seq, time_ms of its first run, target, message count, msgids
+# joined by "\n" (what CHATHISTORY searches a foreign msgid in), the pickled runs.
+Block = tuple[int, int, str, int, str, bytes]
+
+# Bounds every block keeps, which queries rely on (history_queries.py): its messages'
+# times lie within BLOCK_SPAN_MS of its first time, and their seqs less than BLOCK_SEQS
+# after its first seq.
+BLOCK_SPAN_MS = 250
+BLOCK_SEQS = 4096
+
+
 def run_size(run: Run) -> int:
     """How many messages a run holds."""
     return len(run[8])
+
+
+def item_size(item: Run | Block) -> int:
+    """How many messages a run or a block holds."""
+    return item[3] if len(item) == 6 else len(item[8])  # type: ignore[arg-type,return-value]
+
+
+def pack_blocks(runs: Sequence[Run]) -> list[Run | Block]:
+    """``runs`` (in seq order) with each conversation's runs packed into blocks.
+
+    Why: in a busy room most runs are one line (one read, one line), and SQLite costs
+    ~2 µs per row whatever it holds, more than everything else the child does per
+    message. A block is one row for a whole batch of a room. Its runs are pickled as
+    they are (C speed, no per-message Python), in key order: a new block starts where
+    the clock stepped back or a bound (BLOCK_SPAN_MS, BLOCK_SEQS) would be passed.
+    A conversation with one run in the batch, or whose msgids hold a line break
+    (nothing but the API can make one), keeps its runs as they are.
+    """
+    groups: dict[str, list[Run]] = {}
+    for run in runs:
+        groups.setdefault(run[2], []).append(run)
+    items: list[Run | Block] = []
+    for group in groups.values():
+        if len(group) == 1:
+            items.append(group[0])
+            continue
+        for block in _split(group):
+            if len(block) == 1:
+                items.append(block[0])
+                continue
+            joined = "\n".join(chain.from_iterable(map(itemgetter(7), block)))
+            size = sum(map(len, map(itemgetter(8), block)))
+            if joined.count("\n") != size - 1:
+                items += block
+                continue
+            head = block[0]
+            blob = pickle.dumps(block, protocol=5)
+            items.append((head[0], head[1], head[2], size, joined, blob))
+    return items
+
+
+def _split(group: list[Run]) -> list[list[Run]]:
+    """One conversation's runs cut where a block must end. The usual batch needs no cut,
+    which is checked with C iterators before any Python loop over the runs."""
+    times = list(map(itemgetter(1), group))
+    last = group[-1]
+    if (
+        times[-1] - times[0] <= BLOCK_SPAN_MS
+        and last[0] + len(last[8]) - group[0][0] <= BLOCK_SEQS
+        and all(map(le, times, islice(times, 1, None)))
+    ):
+        return [group]
+    blocks = [[group[0]]]
+    for run in islice(group, 1, None):
+        block = blocks[-1]
+        first = block[0]
+        if (
+            block[-1][1] <= run[1] <= first[1] + BLOCK_SPAN_MS
+            and run[0] + len(run[8]) - first[0] <= BLOCK_SEQS
+        ):
+            block.append(run)
+        else:
+            blocks.append([run])
+    return blocks
+
+
+class _BlockUnpickler(pickle.Unpickler):
+    """Blocks hold only tuples, lists, strings and ints: loading anything that names a
+    class or function (which could run code) is refused."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"history block refers to {module}.{name}")
+
+
+def load_block(blob: bytes) -> list[Run]:
+    """The runs of a stored block; ValueError if it is not one."""
+    try:
+        runs = _BlockUnpickler(io.BytesIO(blob)).load()
+    except Exception as exc:  # a damaged blob may fail in any of pickle's ways
+        raise ValueError(f"unreadable history block: {exc!r}") from exc
+    if not isinstance(runs, list) or not all(
+        isinstance(run, tuple) and len(run) == 9 for run in runs
+    ):
+        raise ValueError("history block does not hold runs")
+    return runs
 
 
 _HEADER = struct.Struct(">I")
@@ -60,7 +159,7 @@ def dm_pairs(key: str) -> list[tuple[str, str]]:
     return [(a, b), (b, a)] if b else []
 
 
-_INSERT = "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?)"
+_INSERT = "INSERT INTO messages VALUES (?,?,?,?,?,?,?,?,?,?,?)"
 _ATTEMPTS = 5
 
 
@@ -74,22 +173,28 @@ def connect_for_writing(path: str | Path) -> sqlite3.Connection:
     return conn
 
 
-def run_rows(runs: Sequence[Run]) -> list[tuple[Any, ...]]:
-    """The rows (schema v3, see history.py) that store ``runs``: one per run, or one
-    per message for a run whose texts or msgids hold a line break of their own."""
+def run_rows(items: Sequence[Run | Block]) -> list[tuple[Any, ...]]:
+    """The rows (schema v4, see history.py) that store ``items``: one per block, one
+    per run, or one per message for a run whose texts or msgids hold a line break."""
     rows: list[tuple[Any, ...]] = []
     add = rows.append
-    for seq, time_ms, target, source, command, recipient, tags, msgids, texts in runs:
+    for item in items:
+        if len(item) == 6:
+            seq, time_ms, target, n, ids, blob = item  # type: ignore[misc]
+            add((seq, ids, time_ms, target, "", "", "", "", "", n, blob))
+            continue
+        seq, time_ms, target, source, command, recipient, tags, msgids, texts = item  # type: ignore[misc]
         tag_text = json.dumps(tags, separators=(",", ":")) if tags else ""
         n = len(texts)
         if n == 1:
             add((seq, msgids[0], time_ms, target, source, command, recipient, texts[0],
-                 tag_text, 1))  # fmt: skip
+                 tag_text, 1, None))  # fmt: skip
             continue
         ids = "\n".join(msgids)
         joined = "\n".join(texts)
         if joined.count("\n") == ids.count("\n") == n - 1:
-            add((seq, ids, time_ms, target, source, command, recipient, joined, tag_text, n))
+            add((seq, ids, time_ms, target, source, command, recipient, joined, tag_text, n,
+                 None))  # fmt: skip
             continue
         rows += zip(
             count(seq),
@@ -102,18 +207,19 @@ def run_rows(runs: Sequence[Run]) -> list[tuple[Any, ...]]:
             texts,
             repeat(tag_text),
             repeat(1),
+            repeat(None),
         )
     return rows
 
 
-def write_rows(conn: sqlite3.Connection, runs: Sequence[Run]) -> tuple[int, int]:
-    """Insert the messages of ``runs`` in one transaction, retrying with backoff;
-    ``(written, failed)``."""
-    if not runs:
+def write_rows(conn: sqlite3.Connection, items: Sequence[Run | Block]) -> tuple[int, int]:
+    """Insert the messages of ``items`` (runs and blocks) in one transaction, retrying
+    with backoff; ``(written, failed)``."""
+    if not items:
         return 0, 0
-    rows = run_rows(runs)
-    messages = sum(map(run_size, runs))
-    peers = {pair for key in {run[2] for run in runs} for pair in dm_pairs(key)}
+    rows = run_rows(items)
+    messages = sum(map(item_size, items))
+    peers = {pair for key in {item[2] for item in items} for pair in dm_pairs(key)}
     for attempt in range(_ATTEMPTS):
         try:
             conn.execute("BEGIN")
@@ -166,7 +272,8 @@ def write_frame(fd: int, value: Any) -> None:
 
 
 def child_main(path: str) -> int:
-    """The child's loop: a frame of runs in, one commit, ``(written, failed)`` out."""
+    """The child's loop: a frame of runs and blocks in, one commit, ``(written, failed)``
+    out."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
     logging.basicConfig(
@@ -175,8 +282,8 @@ def child_main(path: str) -> int:
     )
     conn = connect_for_writing(path)
     try:
-        while (runs := read_frame(0)) is not None:
-            write_frame(1, write_rows(conn, runs))
+        while (items := read_frame(0)) is not None:
+            write_frame(1, write_rows(conn, items))
     except BrokenPipeError:
         return 1
     finally:
@@ -206,6 +313,7 @@ class WriterProcess:
 
     def write(self, runs: list[Run]) -> tuple[int, int]:
         """Have the child commit ``runs``; (written, failed). Blocks until it answers."""
+        items = pack_blocks(runs)
         for attempt in range(2):
             try:
                 proc = self._proc or self._start()
@@ -214,7 +322,7 @@ class WriterProcess:
                 break
             assert proc.stdin is not None and proc.stdout is not None
             try:
-                write_frame(proc.stdin.fileno(), runs)
+                write_frame(proc.stdin.fileno(), items)
                 answer = read_frame(proc.stdout.fileno())
             except OSError as exc:
                 answer = None

@@ -9,6 +9,8 @@ model itself down.
 
 from __future__ import annotations
 
+import os
+import pickle
 import sqlite3
 import tempfile
 import threading
@@ -29,7 +31,7 @@ from chat_server.history import (
     format_time,
     parse_time,
 )
-from chat_server.history_writer import Run, connect_for_writing, write_rows
+from chat_server.history_writer import BLOCK_SEQS, Run, connect_for_writing, write_rows
 
 ROOM = "#room"
 BASE_MS = 1_700_000_000_000
@@ -743,11 +745,14 @@ def test_a_run_is_one_row_and_reads_back_message_by_message(
 ) -> None:
     first = stores(cache_per_target=1)
     seq = first.next_seq
+    # Each run in a batch of its own (several runs of one room in a batch make a block).
     first.append_run(ROOM, seq, BASE_MS, "s!u@h", ROOM, [f"ab-{seq + i:x}" for i in range(3)],
                      ["one", "two", ""])  # fmt: skip
+    first.flush()
     # A line break inside a text or msgid (not from the wire, but the API allows it)
     # cannot be joined on: that run is stored a row per message.
     first.append_run(ROOM, seq + 3, BASE_MS + 5, "s!u@h", ROOM, ["id", "xid"], ["a\nb", "c"])
+    first.flush()
     # "id" is inside "xid" and "bid": the msgid scan must not take the first text match.
     first.append_run(ROOM, seq + 5, BASE_MS + 9, "s!u@h", ROOM, ["bid", "q"], ["d", "e"])
     first.close()
@@ -775,7 +780,7 @@ def test_a_run_is_one_row_and_reads_back_message_by_message(
     assert again.after(ROOM, Ref(msgid="i"), 5) == []
 
 
-def test_version_1_database_becomes_version_3_and_keeps_its_rows(tmp_path: Path) -> None:
+def test_version_1_database_becomes_version_4_and_keeps_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     with sqlite3.connect(path) as conn:
         conn.execute(
@@ -803,7 +808,7 @@ def test_version_1_database_becomes_version_3_and_keeps_its_rows(tmp_path: Path)
     finally:
         store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
         indexes = {r[1] for r in conn.execute("PRAGMA index_list(messages)")}
         rows = conn.execute("SELECT seq, msgids, texts, count FROM messages").fetchall()
     conn.close()
@@ -870,3 +875,138 @@ def test_runs_that_leave_the_cache_before_they_are_written_stay_visible(
     assert [m.text for m in store.after("#r", Ref(msgid="q-1"), 20)] == sent[1:]
     store.flush()
     assert [m.text for m in store.latest("#r", 20)] == sent
+
+
+# -- blocks: a batch's runs of one conversation in one row ----------------------------------
+
+
+def block_rows(path: Path, target: str) -> list[tuple[int, int]]:
+    """(first seq, message count) of the target's block rows."""
+    with sqlite3.connect(path) as conn:
+        rows = conn.execute(
+            "SELECT seq, count FROM messages WHERE target = ? AND runs IS NOT NULL ORDER BY seq",
+            (target,),
+        ).fetchall()
+    conn.close()
+    return rows
+
+
+def test_a_batch_of_runs_is_one_block_and_reads_back_exactly(
+    stores: Callable[..., HistoryStore], tmp_path: Path
+) -> None:
+    """Different senders, commands, tags and times in one batch: one row per room,
+    and every field comes back as it went in, from any query and after a restart."""
+    store = stores(cache_per_target=1, flush_interval=600)
+    msgs = [room_msg(i, offset=i * 7) for i in range(20)]
+    msgs += [room_msg(i, "#other", offset=i * 20) for i in range(5)]
+    seqs = []
+    for msg in sorted(msgs, key=lambda m: m.time):  # two rooms interleaved by seq
+        seqs.append(store.next_seq)
+        store.append(msg, store.next_seq)
+    store.close()
+    assert block_rows(tmp_path / "h.db", ROOM) == [(seqs[0], 20)]
+    assert len(block_rows(tmp_path / "h.db", "#other")) == 1
+    again = stores(cache_per_target=1)  # cold: every answer is read from the blocks
+    room = [m for m in msgs if m.target == ROOM]
+    assert again.latest(ROOM, 50) == room
+    assert again.after(ROOM, Ref(msgid="m07"), 3) == room[8:11]
+    assert again.before(ROOM, Ref(msgid="m07"), 3) == room[4:7]
+    assert again.around(ROOM, Ref(msgid="m19"), 3) == room[17:]
+    assert again.before(ROOM, Ref(time=at(56)), 2) == room[6:8]
+    assert again.latest("#other", 50) == [m for m in msgs if m.target == "#other"]
+    assert again.next_seq == seqs[-1] + 1
+
+
+def test_blocks_keep_their_bounds_and_order_when_the_clock_steps_back(
+    stores: Callable[..., HistoryStore], tmp_path: Path
+) -> None:
+    """Blocks split where time goes back or spans more than BLOCK_SPAN_MS; blocks that
+    overlap in time (the clock stepped back between batches) still answer in key order,
+    and a server-style msgid inside any of them is found after a restart."""
+    store = stores(cache_per_target=1, flush_interval=600)
+    sent: list[StoredMessage] = []
+
+    def send(offsets: list[int], target: str = ROOM) -> None:
+        for ms in offsets:
+            seq = store.next_seq
+            msg = StoredMessage(f"srv-{seq:x}", at(ms), target, "s!u@h", "PRIVMSG", "T", f"{ms}")
+            store.append(msg, seq)
+            sent.append(msg)
+
+    send([0, 10, 10, 20, 400, 410, 5, 15, 30])  # over the span at 400, back at 5
+    send([1, 2], "#elsewhere")
+    store.flush()
+    send([12, 13, 14, 500, 501, 11])  # a later batch, inside the first one's times
+    send([3, 4], "#elsewhere")  # the store's last seqs: #elsewhere's run starts last
+    store.close()
+    # [0..20] [400, 410] [5..30] | [12..14] [500, 501], and 11 alone: a run, not a block
+    assert [n for _, n in block_rows(tmp_path / "h.db", ROOM)] == [4, 2, 3, 3, 2]
+    again = stores(cache_per_target=1)
+    assert again.next_seq == len(sent) + 1
+    model = Model([m for m in sent if m.target == ROOM])
+    mine = [m for m in sent if m.target == ROOM]
+    for limit in (1, 2, 3, 5, 20):
+        assert again.latest(ROOM, limit) == model.latest(limit)
+        for msg in mine:
+            ref = Ref(msgid=msg.msgid)
+            assert again.before(ROOM, ref, limit) == model.before(ref, limit), (msg, limit)
+            assert again.after(ROOM, ref, limit) == model.after(ref, limit), (msg, limit)
+        for ms in (0, 11, 12, 300, 450, 600):
+            ref = Ref(time=at(ms))
+            assert again.before(ROOM, ref, limit) == model.before(ref, limit), (ms, limit)
+            assert again.after(ROOM, ref, limit) == model.after(ref, limit), (ms, limit)
+    assert again.targets([ROOM, "#elsewhere"], Ref(time=at(-1)), Ref(time=at(450)), 5) == [
+        ("#elsewhere", at(4)),
+        (ROOM, at(410)),
+    ]
+
+
+def test_a_damaged_or_hostile_block_is_a_query_error(
+    stores: Callable[..., HistoryStore], tmp_path: Path
+) -> None:
+    store = stores(cache_per_target=1, flush_interval=600)
+    for i in range(4):
+        store.append(room_msg(i))
+    store.close()
+    hostile = pickle.dumps([(1, 2, ROOM, "s", "PRIVMSG", ROOM, (), [os.getcwd], ["x"])])
+    for blob in (b"\x80\x05garbage", hostile):
+        with sqlite3.connect(tmp_path / "h.db") as conn:
+            conn.execute("UPDATE messages SET runs = ? WHERE runs IS NOT NULL", (blob,))
+        conn.close()
+        again = stores(cache_per_target=1)
+        # Its last seq cannot be read: the next one is past anything the block may hold.
+        assert again.next_seq == 1 + BLOCK_SEQS
+        with pytest.raises(HistoryStoreError, match="history row 1 of #room"):
+            again.latest(ROOM, 10)
+        again.close()
+
+
+def test_version_3_rows_read_beside_blocks(tmp_path: Path) -> None:
+    """A v3 file gains the runs column; its rows and new blocks answer together."""
+    path = tmp_path / "v3.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute(
+            "CREATE TABLE messages (seq INTEGER PRIMARY KEY, msgids TEXT NOT NULL,"
+            " time_ms INTEGER NOT NULL, target TEXT NOT NULL, source TEXT NOT NULL,"
+            " command TEXT NOT NULL, recipient TEXT NOT NULL, texts TEXT NOT NULL,"
+            " tags TEXT NOT NULL DEFAULT '', count INTEGER NOT NULL DEFAULT 1)"
+        )
+        conn.execute(
+            "INSERT INTO messages VALUES (1, 'v-1\nv-2', ?, ?, 's!u@h', 'PRIVMSG', ?, ?, '', 2)",
+            (BASE_MS, ROOM, ROOM, "old one\nold two"),
+        )
+        conn.execute("PRAGMA user_version = 3")
+    conn.close()
+    store = HistoryStore(path, cache_per_target=1, flush_interval=600)
+    try:
+        assert store.next_seq == 3
+        for i in range(3):
+            store.append(room_msg(i, offset=10 + i), store.next_seq)
+        store.flush()
+        store._caches.clear()  # answer from disk
+        texts = [m.text for m in store.latest(ROOM, 10)]
+        assert texts == ["old one", "old two"] + [f"message {i} ✓" for i in range(3)]
+        assert [m.text for m in store.after(ROOM, Ref(msgid="v-2"), 1)] == ["message 0 ✓"]
+    finally:
+        store.close()
+    assert len(block_rows(path, ROOM)) == 1
