@@ -17,7 +17,12 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_pipes
 from typing import Any
 
-from perf.procstat import ProcessSampler, ResourceSeries, read_runqueue_wait_s
+from perf.procstat import (
+    ProcessSampler,
+    ResourceSeries,
+    read_helper_cpu_seconds,
+    read_runqueue_wait_s,
+)
 from perf.scenario import Layout, Scenario, plan
 from perf.worker import WorkerConfig, cpu_seconds, now_us, worker_main
 
@@ -67,6 +72,7 @@ class RunData:
     rss_after_bytes: int | None = None
     coordinator_cpu_s: float = 0.0
     server_runqueue_wait_s: float | None = None
+    server_helper_cpu_s: float | None = None  # its other threads and child processes
     cpus: int = 1
 
 
@@ -181,6 +187,7 @@ class Coordinator:
         data.start_us, data.end_us = start, start + int(span * 1e6)
         cpu0 = cpu_seconds()
         srv_wait0 = read_runqueue_wait_s(opts.server_pid) if opts.server_pid else None
+        helper0 = read_helper_cpu_seconds(opts.server_pid) if opts.server_pid else None
         for pipe in self.pipes.values():
             pipe.send(("go", data.start_us, data.end_us))
         self.phase = "storming" if scn.storm else "running"
@@ -194,6 +201,9 @@ class Coordinator:
             srv_wait1 = read_runqueue_wait_s(opts.server_pid) if opts.server_pid else None
             if srv_wait0 is not None and srv_wait1 is not None:
                 data.server_runqueue_wait_s = srv_wait1 - srv_wait0
+            helper1 = read_helper_cpu_seconds(opts.server_pid) if opts.server_pid else None
+            if helper0 is not None and helper1 is not None:
+                data.server_helper_cpu_s = helper1 - helper0
             self._drain(data)
         if self.interrupts:
             data.interrupted = True

@@ -53,6 +53,32 @@ def read_cpu_seconds(pid: int) -> float | None:
     return total
 
 
+def read_helper_cpu_seconds(pid: int) -> float | None:
+    """CPU seconds of ``pid``'s threads other than its main one, and of its children.
+
+    The main thread is the event loop whose run-queue wait is measured: while these
+    helpers (a history writer thread and process, for ours) run on a core it is
+    pinned to, it waits for them, and that wait is the server's own cost, not a
+    disturbance from other processes.
+    """
+    whole = _stat_cpu_seconds(f"/proc/{pid}/stat")  # every thread, ended ones too
+    main = _stat_cpu_seconds(f"/proc/{pid}/task/{pid}/stat")
+    if whole is None or main is None:
+        return None
+    return whole - main + sum(_own_cpu_seconds(child) or 0.0 for child in children(pid))
+
+
+def _stat_cpu_seconds(path: str) -> float | None:
+    """utime + stime from a /proc stat file (a process's or one thread's)."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
 def read_runqueue_wait_s(pid: int | str = "self") -> float | None:
     """Seconds ``pid`` spent runnable but waiting for a CPU (from /proc/PID/schedstat).
 

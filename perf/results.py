@@ -168,6 +168,8 @@ def _server(data: RunData, clients: int) -> dict[str, Any]:
     window = (data.stopped_us - data.start_us) / 1e6 if data.start_us else 0.0
     if data.server_runqueue_wait_s is not None and window > 0:
         out["runqueue_wait_fraction"] = data.server_runqueue_wait_s / window
+    if data.server_helper_cpu_s is not None and window > 0:
+        out["helper_cpu_fraction"] = data.server_helper_cpu_s / window
     if data.resources is not None:
         # Only the measured window counts for CPU; connecting is a different workload.
         win = [
@@ -245,14 +247,24 @@ def _warnings(summary: dict[str, Any]) -> list[str]:
         out.append("run was interrupted (Ctrl+C); numbers cover the part that ran")
     if summary["aborted_reason"]:
         out.append(f"run aborted before traffic: {summary['aborted_reason']}")
-    for who, frac in (
-        ("load generator", gen.get("runqueue_wait_fraction")),
-        ("server", summary["server"].get("runqueue_wait_fraction")),
+    server = summary["server"]
+    for who, frac, own in (
+        ("load generator", gen.get("runqueue_wait_fraction"), 0.0),
+        ("server", server.get("runqueue_wait_fraction"), server.get("helper_cpu_fraction") or 0.0),
     ):
-        if frac is not None and frac > 0.05:
+        if frac is None or frac <= 0.05:
+            continue
+        if frac - own > 0.05:
             out.append(
                 f"the {who} waited for a CPU {frac:.0%} of the time (other processes on the "
                 "machine): latency and throughput are disturbed; pin with taskset and rerun"
+            )
+        else:
+            # Its own threads and helper processes share its core: part of its cost.
+            out.append(
+                f"the {who}'s main thread waited for a CPU {frac:.0%} of the time while its "
+                f"own other threads and child processes ran {own:.0%} of a core beside it "
+                "(its own work, counted in its CPU figure; nothing else disturbed it)"
             )
     lag = summary["send_lag_ms"]
     if lag["p99"] is not None and lag["p99"] > 1.0:

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import os
 import random
+import subprocess
+import sys
+import threading
+import time
 
 import numpy as np
 import pytest
 
 from perf import histogram as hg
 from perf.coordinator import pick_interval
+from perf.procstat import read_helper_cpu_seconds
+from perf.results import _warnings
 from perf.scenario import BUILTIN, Scenario, plan
 from perf.thresholds import ThresholdError, evaluate, parse
 
@@ -127,3 +134,64 @@ def test_control_lines_are_found_by_command_whatever_comes_before() -> None:
     by_line = [ln + b"\n" for ln in burst.split(b"\n")[:-1]] + [burst.rsplit(b"\n", 1)[1]]
     handled = {b"001", b"CAP", b"PING", b"366", b"ERROR"}
     assert found == [ln for ln in by_line if command_of(ln) in handled]
+
+
+def _quiet_summary(server_wait: float, helper_cpu: float) -> dict[str, object]:
+    """A summary with nothing to warn about but the server's run-queue wait."""
+    return {
+        "generator": {"saturated": False, "runqueue_wait_fraction": 0.0},
+        "server": {"runqueue_wait_fraction": server_wait, "helper_cpu_fraction": helper_cpu},
+        "interrupted": False,
+        "aborted_reason": None,
+        "send_lag_ms": {"p99": None},
+        "accounting": {"lost": 0, "balanced": True},
+        "clients": {"failed": 0},
+        "latencies_csv": {"sampled": False},
+    }
+
+
+def test_server_wait_is_blamed_on_others_only_beyond_its_own_helpers() -> None:
+    """A history writer pinned beside the event loop makes the loop wait: that is the
+    server's own cost, not a disturbance to rerun for."""
+    own = _warnings(_quiet_summary(0.16, 0.20))
+    assert len(own) == 1 and "own other threads" in own[0] and "other processes" not in own[0]
+    others = _warnings(_quiet_summary(0.30, 0.10))
+    assert len(others) == 1 and "other processes on the machine" in others[0]
+    assert _warnings(_quiet_summary(0.02, 0.0)) == []
+
+
+def test_helper_cpu_counts_other_threads_and_children_not_the_main_thread() -> None:
+    pid = os.getpid()
+    before = read_helper_cpu_seconds(pid)
+    assert before is not None
+
+    def burn() -> None:  # bounded: 0.3 s of CPU at most, or 5 s of wall time
+        stop = time.monotonic() + 5
+        while time.thread_time() < 0.3 and time.monotonic() < stop:
+            pass
+
+    worker = threading.Thread(target=burn)
+    worker.start()
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import time\nwhile time.process_time() < 0.3: pass\n"
+         "import sys; sys.stdin.read()"],
+        stdin=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        worker.join()
+        deadline = time.monotonic() + 10
+        while (read_helper_cpu_seconds(pid) or 0) - before < 0.5 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert (read_helper_cpu_seconds(pid) or 0) - before >= 0.5
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=10)
+    # The main thread's own CPU is not a helper's.
+    before = read_helper_cpu_seconds(pid) or 0
+    start = time.thread_time()
+    stop = time.monotonic() + 5
+    while time.thread_time() - start < 0.3 and time.monotonic() < stop:
+        pass
+    assert (read_helper_cpu_seconds(pid) or 0) - before < 0.15
+    assert read_helper_cpu_seconds(2**22 + 7) is None  # no such process
