@@ -21,6 +21,7 @@ import socket
 import time
 from pathlib import Path
 
+from chat_server.cli import tune_gc
 from chat_server.config import ServerConfig
 from chat_server.connection import Connection
 from chat_server.history import HistoryStore
@@ -127,6 +128,7 @@ def main() -> None:
     p.add_argument("--history-db", type=Path, help="SQLite file (default: memory only)")
     args = p.parse_args()
     h = Harness(args.history_db)
+    tune_gc()  # as the daemon runs
     try:
         if args.case == "fanout":
             print(fanout(h, args.per_round, args.rounds))

@@ -269,7 +269,7 @@ class HistoryStore(HistoryQueries):
             memory = self.path is None
             cache = TargetCache(self.cache_per_target, loaded=memory, complete=memory)
             self._caches[target] = cache
-        left, gone = cache.add_run(run) if entry is None else cache.extend([entry])
+        evicted = cache.add_run(run) if entry is None else cache.extend([entry])
         self.stats["appended"] += size
         if self._writer is None:
             return
@@ -281,10 +281,12 @@ class HistoryStore(HistoryQueries):
         self._pending_count = after = before + size
         if after >= self.max_batch > before:
             self._hurry.set()
-        if (left or gone) and cache.top_seq(left, gone) > self._committed_seq:
-            for old in gone:
-                left += run_entries(old)
-            self._spill_add(target, left)
+        if evicted is not None:
+            left, gone = evicted
+            if (left or gone) and cache.top_seq(left, gone) > self._committed_seq:
+                for old in gone:
+                    left += run_entries(old)
+                self._spill_add(target, left)
 
     def _spill_add(self, target: str, left: list[Entry]) -> None:
         done = self._committed_seq

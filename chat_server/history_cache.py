@@ -17,12 +17,18 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections import deque
-from itertools import islice, pairwise, repeat
+from itertools import accumulate, islice, pairwise, repeat
+from operator import itemgetter
 
 from chat_server.history_model import Entry, Key, StoredMessage
 from chat_server.history_writer import Run, run_size
 
 SEQ_SUFFIX = re.compile(r"-([0-9a-f]{1,15})", re.ASCII)
+
+# What an append pushed out of a cache: entries, and runs that left whole.
+Evicted = tuple[list[Entry], list[Run]]
+
+_texts = itemgetter(8)  # a run's texts
 
 
 def _entry_key(entry: Entry) -> Key:
@@ -92,9 +98,10 @@ class TargetCache:
             self.run_count = 0
         return self.items
 
-    def add_run(self, run: Run) -> tuple[list[Entry], list[Run]]:
+    def add_run(self, run: Run) -> Evicted | None:
         """Append a run newer than everything cached (else it is inserted as entries);
-        returns what did not stay, as entries and as whole runs."""
+        returns what did not stay, as entries and as whole runs, or None when all did
+        (the usual answer, so it allocates nothing)."""
         runs = self.runs
         if runs:
             newest = runs[-1]
@@ -106,10 +113,10 @@ class TargetCache:
         runs.append(run)
         self.run_count += len(run[8])  # run_size(), without the call: once per read
         if len(self.items) + self.run_count - self.cap <= self.slack:
-            return [], []
+            return None
         return self._trim()
 
-    def extend(self, entries: list[Entry]) -> tuple[list[Entry], list[Run]]:
+    def extend(self, entries: list[Entry]) -> Evicted | None:
         """Insert entries in key order (among themselves they are in key order already);
         returns what did not stay, as :meth:`add_run` does."""
         items = self.entries()
@@ -123,15 +130,20 @@ class TargetCache:
                     left.append(entry)  # older than the slice we hold: not ours to keep
                 else:
                     items.insert(bisect_right(items, entry[0], key=_entry_key), entry)
-        evicted, gone = self._trim()
-        return left + evicted, gone
+        trimmed = self._trim()
+        if trimmed is None:
+            return (left, []) if left else None
+        return left + trimmed[0], trimmed[1]
 
-    def _trim(self) -> tuple[list[Entry], list[Run]]:
+    def _trim(self) -> Evicted | None:
         """Drop the oldest down to ``cap``: entries one by one, runs only whole (a run
-        bigger than what must go stays, so the cache is never under ``cap``)."""
+        bigger than what must go stays, so the cache is never under ``cap``).
+
+        Runs leave ``slack`` messages at a time; how many runs that is comes from C
+        iterators over their sizes, not a Python step per run."""
         over = len(self) - self.cap
         if over <= self.slack:
-            return [], []
+            return None
         self.complete = False
         items = self.items
         n = min(over, len(items))
@@ -140,12 +152,14 @@ class TargetCache:
         over -= n
         gone: list[Run] = []
         runs = self.runs
-        while runs and run_size(runs[0]) <= over:  # items is empty: runs are the oldest
-            run = runs.popleft()
-            size = run_size(run)
-            self.run_count -= size
-            over -= size
-            gone.append(run)
+        if over and runs:  # items is empty now: runs are the oldest
+            # Each run holds at least one message: the first `over` runs are enough.
+            ends = list(accumulate(map(len, map(_texts, islice(runs, over)))))
+            k = bisect_right(ends, over)
+            if k:
+                pop = runs.popleft
+                gone = [pop() for _ in range(k)]
+                self.run_count -= ends[k - 1]
         return left, gone
 
     def top_seq(self, left: list[Entry], gone: list[Run]) -> int:

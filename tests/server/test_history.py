@@ -31,6 +31,7 @@ from chat_server.history import (
     format_time,
     parse_time,
 )
+from chat_server.history_cache import TargetCache
 from chat_server.history_writer import BLOCK_SEQS, Run, connect_for_writing, write_rows
 
 ROOM = "#room"
@@ -1010,3 +1011,34 @@ def test_version_3_rows_read_beside_blocks(tmp_path: Path) -> None:
     finally:
         store.close()
     assert len(block_rows(path, ROOM)) == 1
+
+
+# -- the cache's bound ------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(16, 64), st.lists(st.integers(1, 6), min_size=1, max_size=300))
+def test_cache_evicts_the_oldest_whole_runs_and_no_more(cap: int, sizes: list[int]) -> None:
+    """A full cache lets go of whole runs, oldest first: never under ``cap``, over
+    ``cap + slack`` only while its oldest run is bigger than the excess, and what leaves
+    plus what stays is everything, in order."""
+    cache = TargetCache(cap, loaded=True, complete=True)
+    seq = 1
+    added: list[int] = []  # first seq of every run
+    evicted: list[int] = []
+    for n in sizes:
+        run: Run = (seq, BASE_MS + seq, ROOM, "s!u@h", "PRIVMSG", ROOM, (),
+                    [f"k-{seq + i:x}" for i in range(n)], ["t"] * n)  # fmt: skip
+        added.append(seq)
+        seq += n
+        out = cache.add_run(run)
+        if out is not None:
+            left, gone = out
+            assert left == []  # nothing was made an entry: only runs are held
+            evicted += [r[0] for r in gone]
+            # Trimmed as far as whole runs allow: the oldest left is bigger than the excess.
+            excess = len(cache) - cap
+            assert excess >= 0 and (not cache.runs or len(cache.runs[0][8]) > excess)
+        excess = len(cache) - cap
+        assert excess <= cache.slack or len(cache.runs[0][8]) > excess
+        assert evicted + [r[0] for r in cache.runs] == added
