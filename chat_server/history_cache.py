@@ -17,8 +17,9 @@ from __future__ import annotations
 import re
 from bisect import bisect_left, bisect_right
 from collections import deque
-from itertools import accumulate, islice, pairwise, repeat
-from operator import itemgetter
+from functools import partial
+from itertools import accumulate, islice, pairwise, repeat, takewhile
+from operator import ge, itemgetter
 
 from chat_server.history_model import Entry, Key, StoredMessage
 from chat_server.history_writer import Run, run_size
@@ -153,9 +154,10 @@ class TargetCache:
         gone: list[Run] = []
         runs = self.runs
         if over and runs:  # items is empty now: runs are the oldest
-            # Each run holds at least one message: the first `over` runs are enough.
-            ends = list(accumulate(map(len, map(_texts, islice(runs, over)))))
-            k = bisect_right(ends, over)
+            # Running totals of the oldest runs' sizes while they fit in `over`: the
+            # walk stops at the first run that does not.
+            ends = list(takewhile(partial(ge, over), accumulate(map(len, map(_texts, runs)))))
+            k = len(ends)
             if k:
                 pop = runs.popleft
                 gone = [pop() for _ in range(k)]
