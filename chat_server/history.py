@@ -75,6 +75,11 @@ _V3_COLUMNS = ("seq", "msgids", "time_ms", "target", "source", "command", "recip
 _COLUMNS = (*_V3_COLUMNS, "runs")
 
 
+# How long a batch that could not be written waits before it is tried again (sooner
+# when a flush() or close() asks).
+RETRY_DELAY = 1.0
+
+
 class HistoryStore(HistoryQueries):
     """Chat history for CHATHISTORY and join replay; see the module docstring.
 
@@ -90,6 +95,7 @@ class HistoryStore(HistoryQueries):
         cache_per_target: int = 1000,
         flush_interval: float = 0.05,
         max_batch: int = 2000,
+        retry_max: int = 200_000,
     ) -> None:
         if cache_per_target < 1:
             raise ValueError("cache_per_target must be at least 1")
@@ -99,6 +105,7 @@ class HistoryStore(HistoryQueries):
         self.cache_per_target = cache_per_target
         self.flush_interval = max(0.0, flush_interval)
         self.max_batch = max_batch
+        self.retry_max = retry_max  # messages held for another try when SQLite fails
         self.stats: dict[str, int] = {"appended": 0, "written": 0, "batches": 0, "failed": 0}
         self._lock = threading.Lock()
         self._caches: dict[str, TargetCache] = {}
@@ -118,7 +125,9 @@ class HistoryStore(HistoryQueries):
         self._process: WriterProcess | None = None
         self._rconn: sqlite3.Connection | None = None
         self._next_seq = 1
-        self._committed_seq = 0  # every seq <= this is in SQLite (set by the writer)
+        # Every seq <= this is in SQLite or given up for good (set by the writer): what
+        # is above it must stay visible from memory.
+        self._committed_seq = 0
         if self.path is not None:
             self._open(self.path)
             self._process = WriterProcess(self.path)
@@ -312,11 +321,21 @@ class HistoryStore(HistoryQueries):
 
     def _writer_main(self) -> None:
         """Group commit: take what is pending once it is flush_interval old, or sooner
-        when a batch is full or someone waits, and have the writer process commit it."""
+        when a batch is full or someone waits, and have the writer process commit it.
+
+        A batch that cannot be written (the child gave up after its retries, or cannot
+        run) is tried again, ahead of newer ones, every RETRY_DELAY: until then it stays
+        visible to queries (the committed sequence does not pass it, so it is kept in
+        the cache or its spill). Past ``retry_max`` messages held, the oldest are given
+        up for good, so a disk that stays broken costs bounded memory."""
+        retry: list[Run] = []
         try:
             while True:
-                self._wake.wait()
-                self._hurry.wait(self.flush_interval)
+                if retry:
+                    self._hurry.wait(RETRY_DELAY)
+                else:
+                    self._wake.wait()
+                    self._hurry.wait(self.flush_interval)
                 with self._lock:
                     self._wake.clear()
                     self._hurry.clear()
@@ -324,16 +343,12 @@ class HistoryStore(HistoryQueries):
                     self._pending_count = 0
                     waiters, self._flush_waiters = self._flush_waiters, []
                     closing = self._closed
-                chunk: list[Run] = []
-                size = 0
-                for run in batch:  # transactions of about max_batch messages
-                    chunk.append(run)
-                    size += run_size(run)
-                    if size >= self.max_batch:
-                        self._commit(chunk)
-                        chunk, size = [], 0
-                if chunk:
-                    self._commit(chunk)
+                retry = self._write_in_order(retry + batch)
+                if retry and closing:
+                    self._give_up(retry, "the server is stopping")
+                    retry = []
+                elif sum(map(run_size, retry)) > self.retry_max:
+                    retry = self._give_up_oldest(retry)
                 for waiter in waiters:
                     waiter.set()
                 if closing:
@@ -341,12 +356,46 @@ class HistoryStore(HistoryQueries):
         except Exception:  # a bug here must not pass silently: flush() will time out
             log.exception("history writer stopped")
 
-    def _commit(self, runs: list[Run]) -> None:
+    def _write_in_order(self, runs: list[Run]) -> list[Run]:
+        """Commit ``runs`` in transactions of about max_batch messages, oldest first;
+        returns the runs from the first transaction that failed on (none when all went
+        in), so nothing newer is committed past a hole."""
+        start = size = 0
+        for i, run in enumerate(runs):
+            size += run_size(run)
+            if size >= self.max_batch or i == len(runs) - 1:
+                if not self._commit(runs[start : i + 1]):
+                    return runs[start:]
+                start, size = i + 1, 0
+        return []
+
+    def _commit(self, runs: list[Run]) -> bool:
+        """Have the writer process commit ``runs`` in one transaction; True if it did."""
         assert self._process is not None
         written, failed = self._process.write(runs)
-        self.stats["written"] += written
-        self.stats["failed"] += failed
         self.stats["batches"] += 1
+        if failed:
+            return False
+        self.stats["written"] += written
+        last = runs[-1]
+        self._committed_seq = last[0] + run_size(last) - 1
+        return True
+
+    def _give_up_oldest(self, retry: list[Run]) -> list[Run]:
+        """Drop the oldest held runs until at most retry_max messages are left."""
+        excess = sum(map(run_size, retry)) - self.retry_max
+        cut = 0
+        while excess > 0:
+            excess -= run_size(retry[cut])
+            cut += 1
+        self._give_up(retry[:cut], f"more than {self.retry_max} are waiting")
+        return retry[cut:]
+
+    def _give_up(self, runs: list[Run], why: str) -> None:
+        """Count ``runs`` as lost and let the committed sequence pass them."""
+        lost = sum(map(run_size, runs))
+        self.stats["failed"] += lost
+        log.error("history: gave up writing %d messages (%s)", lost, why)
         last = runs[-1]
         self._committed_seq = last[0] + run_size(last) - 1
 

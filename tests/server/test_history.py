@@ -817,21 +817,47 @@ def test_version_1_database_becomes_version_4_and_keeps_its_rows(tmp_path: Path)
     assert rows == [(7, "old-style-id", "hi", 1), (8, "dm-id", "psst", 1)]
 
 
-def test_writer_that_cannot_start_counts_failures_then_recovers(
-    stores: Callable[..., HistoryStore], monkeypatch: pytest.MonkeyPatch
+def test_a_batch_that_cannot_be_written_stays_visible_and_is_written_later(
+    stores: Callable[..., HistoryStore], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    """While no writer process can run, appended messages stay answerable even after
+    they leave a tiny cache; once one can, they are written, oldest first."""
     monkeypatch.setattr("sys.executable", "/nonexistent/python")
     store = stores(cache_per_target=2)
+    assert store.latest(ROOM, 1) == []  # a loaded cache: evictions now matter
     for m in ROOM_MSGS[:5]:
         store.append(m)
     store.flush()  # answers: the writer thread survives a child it cannot start
-    assert store.stats["failed"] == 5
-    assert store.stats["written"] == 0
+    assert store.stats["written"] == 0 and store.stats["failed"] == 0
     assert store._pending == []
-    monkeypatch.undo()  # the next batch starts a child again
-    store.append(ROOM_MSGS[5])
+    for m in ROOM_MSGS[5:8]:  # pushes the unwritten ones out of the cache of 2
+        store.append(m)
     store.flush()
-    assert store.stats["written"] == 1
+    assert store.latest(ROOM, 20) == ROOM_MSGS[:8]
+    assert store.before(ROOM, Ref(msgid=ROOM_MSGS[3].msgid), 2) == ROOM_MSGS[1:3]
+    monkeypatch.undo()  # the next try starts a child again
+    store.flush()
+    assert store.stats["written"] == 8 and store.stats["failed"] == 0
+    assert store.latest(ROOM, 20) == ROOM_MSGS[:8]
+    store.close()
+    assert stores(cache_per_target=2).latest(ROOM, 20) == ROOM_MSGS[:8]
+
+
+def test_unwritable_history_is_given_up_past_its_bound_and_at_close(
+    stores: Callable[..., HistoryStore], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A disk that stays broken costs bounded memory: past retry_max messages waiting,
+    the oldest are counted lost (and leave queries once out of the cache)."""
+    monkeypatch.setattr("sys.executable", "/nonexistent/python")
+    store = stores(cache_per_target=2, retry_max=4)
+    assert store.latest(ROOM, 1) == []
+    for m in ROOM_MSGS[:6]:
+        store.append(m)
+    store.flush()
+    assert store.stats["failed"] == 2 and store.stats["written"] == 0
+    assert store.latest(ROOM, 20) == ROOM_MSGS[2:6]
+    store.close()  # nothing can write the other four either
+    assert store.stats["failed"] == 6
 
 
 def test_runs_are_stored_with_consecutive_sequences_and_survive_a_reopen(
