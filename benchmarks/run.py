@@ -219,7 +219,8 @@ def write_results(
         f"{args.server_cpus}, the load generator to CPU {args.load_cpus}; one after the other, "
         f"{args.duration:g} s of traffic each, {args.repeat} round(s) with the servers taking "
         f"turns to go first. Generated {time.strftime('%Y-%m-%d %H:%M')} by "
-        f"`python -m benchmarks.run --repeat {args.repeat}`.",
+        f"`python -m benchmarks.run --repeat {args.repeat}`; a scenario left out of a run "
+        "keeps the section of the run that measured it, with its own date.",
         "",
     ]
     for scenario, by_server in runs.items():
@@ -232,9 +233,12 @@ def write_results(
             if scn["storm"]
             else ("as fast as acknowledged" if scn["saturate"] else f"{scn['rate']:g} msg/s total")
         )
+        started = min(str(r["started_at"]) for r in summaries.values())[:16].replace("T", " ")
         lines += [
             f"## {scenario}: {scn['clients']} clients, {scn['rooms']} rooms, "
             f"{scn['senders']} senders, {load}",
+            "",
+            f"Measured {started} UTC (the last of {len(rounds[scenario])} round(s)).",
             "",
         ]
         names = list(summaries)
@@ -260,6 +264,30 @@ def write_results(
     path = RESULTS / "RESULTS.md"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def _keep_earlier(
+    scenario: str,
+    servers: list[str],
+    runs: dict[str, dict[str, Path]],
+    rounds: dict[str, list[dict[str, dict]]],
+) -> None:
+    """Pick up a scenario this run left out from the files an earlier run left, so
+    running one scenario does not drop the others from RESULTS.md."""
+    dirs = {name: RESULTS / "runs" / f"{scenario}-{name}" for name in servers}
+    if not all((d / "summary.json").exists() for d in dirs.values()):
+        return
+    per_round: dict[int, dict[str, dict]] = {}
+    for name, d in dirs.items():
+        for f in d.glob("round-*.json"):
+            k = int(f.stem.removeprefix("round-"))
+            per_round.setdefault(k, {})[name] = json.loads(f.read_text())
+    complete = [per_round[k] for k in sorted(per_round) if len(per_round[k]) == len(servers)]
+    if not complete:  # from before round files: the one summary is the one round
+        last = {name: json.loads((d / "summary.json").read_text()) for name, d in dirs.items()}
+        complete = [last]
+    runs[scenario] = dirs
+    rounds[scenario] = complete
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -301,7 +329,13 @@ def main(argv: list[str] | None = None) -> int:
                 rounds.setdefault(scenario, []).append(
                     {name: done[name] for name in args.servers if name in done}
                 )
-    path = write_results(runs, rounds, args)
+    for scenario in SCENARIOS:
+        if scenario not in runs:
+            _keep_earlier(scenario, args.servers, runs, rounds)
+    ordered = [scn for scn in SCENARIOS if scn in runs]
+    path = write_results(
+        {scn: runs[scn] for scn in ordered}, {scn: rounds[scn] for scn in ordered}, args
+    )
     print(f"results table: {path}")
     return 0
 
