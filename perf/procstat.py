@@ -27,16 +27,22 @@ def children(pid: int) -> list[int]:
     return found
 
 
-def _own_cpu_seconds(pid: int) -> float | None:
+def _stat_cpu_seconds(path: str, *, reaped: bool = False) -> float | None:
+    """utime + stime from a /proc stat file (a process's or one thread's), plus cutime +
+    cstime (children it has already reaped) when ``reaped``; None if it is gone."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
+        with open(path, "rb") as f:
             data = f.read()
     except OSError:
         return None
     # The command name may contain spaces; fields resume after the last ')'.
     fields = data[data.rfind(b")") + 2 :].split()
-    # utime + stime, and cutime + cstime of children it has already reaped.
-    return sum(int(x) for x in fields[11:15]) / CLOCK_TICKS
+    return sum(int(x) for x in fields[11 : 15 if reaped else 13]) / CLOCK_TICKS
+
+
+def _children_cpu_seconds(pid: int) -> float:
+    """CPU seconds of ``pid``'s live child processes (and of children they reaped)."""
+    return sum(_stat_cpu_seconds(f"/proc/{c}/stat", reaped=True) or 0.0 for c in children(pid))
 
 
 def read_cpu_seconds(pid: int) -> float | None:
@@ -45,12 +51,8 @@ def read_cpu_seconds(pid: int) -> float | None:
     Children count: a server that hands work to a helper process (as ours does with
     its history writer) must not look cheaper than one that does it in-process.
     """
-    total = _own_cpu_seconds(pid)
-    if total is None:
-        return None
-    for child in children(pid):
-        total += _own_cpu_seconds(child) or 0.0
-    return total
+    own = _stat_cpu_seconds(f"/proc/{pid}/stat", reaped=True)
+    return None if own is None else own + _children_cpu_seconds(pid)
 
 
 def read_helper_cpu_seconds(pid: int) -> float | None:
@@ -65,18 +67,7 @@ def read_helper_cpu_seconds(pid: int) -> float | None:
     main = _stat_cpu_seconds(f"/proc/{pid}/task/{pid}/stat")
     if whole is None or main is None:
         return None
-    return whole - main + sum(_own_cpu_seconds(child) or 0.0 for child in children(pid))
-
-
-def _stat_cpu_seconds(path: str) -> float | None:
-    """utime + stime from a /proc stat file (a process's or one thread's)."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    fields = data[data.rfind(b")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    return whole - main + _children_cpu_seconds(pid)
 
 
 def read_runqueue_wait_s(pid: int | str = "self") -> float | None:
