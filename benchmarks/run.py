@@ -2,15 +2,17 @@
 the other, each server pinned to CPU 1 and the load generator to CPU 0, and write a
 Markdown results table plus comparison charts into benchmarks/results/.
 
-    python -m benchmarks.run                      # fanout, rooms, chat, storm; 10 s each
+    python -m benchmarks.run                      # fanout, burst, rooms, chat, storm; 10 s each
     python -m benchmarks.run --duration 5 --scenarios fanout chat
+    python -m benchmarks.run --scenarios burst    # flow control: lost and disconnected count
     python -m benchmarks.run --repeat 3           # three rounds; medians of same-round ratios
 
 This machine class is noisy (runs of one server vary by 10-30%), so a comparison is only
 worth quoting as the median over rounds of the ratio between the two servers *in the
 same round*. With ``--repeat`` the servers take turns going first, so a slow spell hits
 both sides alike; the table shows the last round, and a section under it gives every
-round's headline numbers and the median ratio.
+round's headline numbers and the median ratio. An overview at the top has one row per
+scenario: headline per server, lost deliveries, clients disconnected, median ratio.
 """
 
 from __future__ import annotations
@@ -20,80 +22,33 @@ import json
 import os
 import platform
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from benchmarks.ngircd import NGIRCD, NgircdProcess, free_port
+from benchmarks.ngircd import NGIRCD, NgircdProcess
+from perf.spawn import SpawnedServer
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
-SCENARIOS = ("fanout", "rooms", "chat", "storm")
+SCENARIOS = ("fanout", "burst", "rooms", "chat", "storm")
 SERVERS = ("distchat", "ngircd")
-
-
-class DistchatProcess:
-    """``python -m chat_server --no-flood-limit`` pinned with taskset, ready on its log line."""
-
-    def __init__(self, workdir: Path, cpus: str) -> None:
-        self.port = free_port()
-        self.workdir = workdir
-        self.cpus = cpus
-        self.proc: subprocess.Popen[str] | None = None
-        self._ready = threading.Event()
-
-    @property
-    def address(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None
-        return self.proc.pid
-
-    def start(self) -> DistchatProcess:
-        db = self.workdir / f"history-{self.port}.db"
-        cmd = ["taskset", "-c", self.cpus, sys.executable, "-m", "chat_server",
-               "--host", "127.0.0.1", "--port", str(self.port), "--history-db", str(db),
-               "--no-flood-limit"]  # fmt: skip
-        env = dict(os.environ, PYTHONUNBUFFERED="1")
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT,
-            start_new_session=True,
-        )  # fmt: skip
-        threading.Thread(target=self._pump, daemon=True).start()
-        if not self._ready.wait(20):
-            self.stop()
-            raise RuntimeError("chat-server did not log 'listening on'")
-        return self
-
-    def _pump(self) -> None:
-        assert self.proc is not None and self.proc.stdout is not None
-        for line in self.proc.stdout:
-            if "listening on" in line:
-                self._ready.set()
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+# Judged as much by what was lost and who was cut as by the rate: every round lists them.
+HARM_SCENARIOS = ("burst",)
 
 
 def run_one(server: str, scenario: str, args: argparse.Namespace, tmp: Path) -> Path:
     out = RESULTS / "runs" / f"{scenario}-{server}"
     # A run that fails must not leave the previous run's summary looking like its own.
     (out / "summary.json").unlink(missing_ok=True)
-    srv = (
-        DistchatProcess(tmp, args.server_cpus)
+    # chat-server as chat-perf --spawn runs it (--no-flood-limit, own session), from
+    # this checkout.
+    srv: SpawnedServer | NgircdProcess = (
+        SpawnedServer(args.server_cpus, cwd=ROOT)
         if server == "distchat"
         else NgircdProcess(tmp, args.server_cpus)
     )
@@ -118,6 +73,7 @@ def run_one(server: str, scenario: str, args: argparse.Namespace, tmp: Path) -> 
 # The number each scenario is judged by, and whether more of it is better.
 HEADLINE = {
     "fanout": ("deliveries/s", lambda s: s["throughput"]["deliveries_per_s"], True),
+    "burst": ("deliveries/s", lambda s: s["throughput"]["deliveries_per_s"], True),
     "rooms": ("deliveries/s", lambda s: s["throughput"]["deliveries_per_s"], True),
     "chat": ("latency p99 (ms)", lambda s: s["latency_ms"]["p99"], False),
     "storm": ("all registered within (s)", lambda s: s["storm"]["all_registered_s"], False),
@@ -132,32 +88,101 @@ def headline(scenario: str, summary: dict) -> float | None:
     return None if value is None else float(value)
 
 
+def same_round_ratio(scenario: str, by_server: dict[str, dict]) -> float | None:
+    """distchat over ngircd for throughput, ngircd over distchat for times: above 1
+    means distchat did better in that round."""
+    more_is_better = HEADLINE[scenario][2]
+    ours, theirs = (headline(scenario, by_server[n]) if n in by_server else None for n in SERVERS)
+    if not ours or not theirs:
+        return None
+    return ours / theirs if more_is_better else theirs / ours
+
+
+def median_ratio(scenario: str, rounds: list[dict[str, dict]]) -> tuple[float | None, int]:
+    """The median same-round ratio and how many rounds had both servers."""
+    ratios = [r for by in rounds if (r := same_round_ratio(scenario, by)) is not None]
+    return (statistics.median(ratios) if ratios else None), len(ratios)
+
+
+def lost(s: dict[str, Any]) -> int | None:
+    return (s.get("accounting") or {}).get("lost")
+
+
+def disconnected(s: dict[str, Any]) -> int | None:
+    """Clients cut after joining (None in runs from before chat-perf counted them)."""
+    return (s.get("clients") or {}).get("disconnected")
+
+
+def _harm(scenario: str, s: dict[str, Any]) -> str:
+    """`` (lost N, disconnected M)`` where that matters: always in HARM_SCENARIOS,
+    elsewhere only when something was lost or cut."""
+    if scenario == "storm":
+        return ""
+    gone, cut = lost(s), disconnected(s)
+    if scenario not in HARM_SCENARIOS and not gone and not cut:
+        return ""
+    return f" (lost {_fmt(gone)}, disconnected {_fmt(cut)})"
+
+
 def rounds_section(scenario: str, rounds: list[dict[str, dict]]) -> list[str]:
     """Every round's headline per server and, with two servers, the same-round ratio
-    (distchat over ngircd for throughput, ngircd over distchat for times: above 1 means
-    distchat did better) and its median."""
+    (see ``same_round_ratio``) and its median."""
     label, _, more_is_better = HEADLINE[scenario]
     names = list(dict.fromkeys(name for by_server in rounds for name in by_server))
     lines = [f"Rounds ({label}):", ""]
-    ratios: list[float] = []
+    digits = 0 if more_is_better else 3
     for k, by_server in enumerate(rounds, 1):
-        values = {n: headline(scenario, by_server[n]) for n in names if n in by_server}
-        digits = 0 if more_is_better else 3
-        text = ", ".join(f"{n} {_fmt(v, digits=digits)}" for n, v in values.items())
-        ours, theirs = values.get("distchat"), values.get("ngircd")
-        if ours and theirs:
-            ratio = ours / theirs if more_is_better else theirs / ours
-            ratios.append(ratio)
+        text = ", ".join(
+            f"{n} {_fmt(headline(scenario, by_server[n]), digits=digits)}"
+            + _harm(scenario, by_server[n])
+            for n in names
+            if n in by_server
+        )
+        ratio = same_round_ratio(scenario, by_server)
+        if ratio is not None:
             text += f"; distchat does {ratio:.2f}x"
         lines.append(f"- round {k}: {text}")
-    if ratios:
-        median = statistics.median(ratios)
+    median, ratios = median_ratio(scenario, rounds)
+    if median is not None:
         lines += [
             "",
-            f"Median same-round ratio over {len(ratios)} rounds: **{median:.2f}x** "
+            f"Median same-round ratio over {ratios} rounds: **{median:.2f}x** "
             "(above 1: distchat better).",
         ]
     return [*lines, ""]
+
+
+def overview(
+    summaries: dict[str, dict[str, dict]], rounds: dict[str, list[dict[str, dict]]]
+) -> list[str]:
+    """One row per scenario: each server's headline (last round), lost deliveries and
+    clients disconnected, and the median same-round ratio."""
+    names = list(dict.fromkeys(n for by_server in summaries.values() for n in by_server))
+    who = " / ".join(names)
+    lines = [
+        "| scenario | judged by | " + " | ".join(names) + f" | lost ({who}) "
+        f"| disconnected ({who}) | same-round ratio, median |",
+        "|---|---|" + "---|" * len(names) + "---|---|---|",
+    ]
+    for scenario, by_server in summaries.items():
+        label, _, more_is_better = HEADLINE[scenario]
+        digits = 0 if more_is_better else 3
+        values = [
+            _fmt(headline(scenario, by_server[n]), digits=digits) if n in by_server else "-"
+            for n in names
+        ]
+        gone = " / ".join(
+            "-" if scenario == "storm" or n not in by_server else _fmt(lost(by_server[n]))
+            for n in names
+        )
+        cut = " / ".join(_fmt(disconnected(by_server[n])) if n in by_server else "-"
+                         for n in names)  # fmt: skip
+        median, count = median_ratio(scenario, rounds.get(scenario, []))
+        ratio = "-" if median is None else f"{median:.2f}x ({count} round{'s' * (count != 1)})"
+        lines.append(
+            f"| {scenario} | {label} | " + " | ".join(values) + f" | {gone} | {cut} | {ratio} |"
+        )
+    return [*lines, "", "Ratio above 1: distchat did better (see each section's rounds).", ""]
 
 
 def _fmt(v: float | None, unit: str = "", digits: int = 0) -> str:
@@ -201,7 +226,10 @@ def _metrics(scenario: str, s: dict) -> list[tuple[str, str]]:
         ("latency p50 / p99 / p99.9 (ms)",
          " / ".join(_fmt(lat[p], digits=2) for p in ("p50", "p99", "p99.9"))),
         ("lost / duplicated / reordered",
-         " / ".join(f"{acc[k]:,}" for k in ("lost", "duplicates", "reordered"))),
+         " / ".join(f"{acc[k]:,}" for k in ("lost", "duplicates", "reordered"))
+         + (f" ({acc['loss_rate']:.1%} lost)" if acc["lost"] else "")),
+        ("clients disconnected after joining",
+         f"{_fmt(disconnected(s))} / {s['clients']['planned']:,}"),
         *common,
     ]  # fmt: skip
 
@@ -223,15 +251,24 @@ def write_results(
         "keeps the section of the run that measured it, with its own date.",
         "",
     ]
-    for scenario, by_server in runs.items():
-        summaries = {
+    loaded = {
+        scenario: {
             name: json.loads((d / "summary.json").read_text()) for name, d in by_server.items()
         }
+        for scenario, by_server in runs.items()
+    }
+    lines += ["## Overview", "", *overview(loaded, rounds)]
+    for scenario, by_server in runs.items():
+        summaries = loaded[scenario]
         scn = next(iter(summaries.values()))["scenario"]
         load = (
             "registration storm"
             if scn["storm"]
-            else ("as fast as acknowledged" if scn["saturate"] else f"{scn['rate']:g} msg/s total")
+            else (
+                f"as fast as acknowledged, {scn['window']:,} in flight per sender"
+                if scn["saturate"]
+                else f"{scn['rate']:g} msg/s total"
+            )
         )
         started = min(str(r["started_at"]) for r in summaries.values())[:16].replace("T", " ")
         lines += [

@@ -16,6 +16,7 @@ from chat_protocol import numerics as n
 from chat_protocol.casemap import casefold, is_channel
 from chat_protocol.client_types import ChannelState
 from chat_protocol.message import Message
+from chat_protocol.servertime import format_datetime, parse_datetime
 
 HISTORY_BATCH_TYPES = frozenset({"chathistory", "draft/chathistory"})
 _TARGETED = frozenset({"PRIVMSG", "NOTICE", "TAGMSG", "JOIN", "PART", "TOPIC", "KICK", "MODE"})
@@ -24,18 +25,19 @@ _STRICT_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\", "abcdefghijklmno
 
 
 def parse_time(value: str | None) -> datetime | None:
-    """Parse a ``server-time`` tag (``YYYY-MM-DDTHH:MM:SS[.sss]Z``); None when unreadable."""
+    """A ``server-time`` tag as an aware UTC datetime; None when missing or unreadable
+    (a peer's odd time must not break ordering, so it is treated as absent)."""
     if not value:
         return None
     try:
-        return datetime.fromisoformat(value.replace("Z", "+00:00"))
+        return parse_datetime(value)
     except ValueError:
         return None
 
 
 def format_time(when: datetime) -> str:
-    """Format a UTC time the way ``server-time`` and CHATHISTORY want it (milliseconds)."""
-    return when.strftime("%Y-%m-%dT%H:%M:%S.") + f"{when.microsecond // 1000:03d}Z"
+    """Format a time the way ``server-time`` and CHATHISTORY want it (naive means UTC)."""
+    return format_datetime(when)
 
 
 def unescape_isupport(value: str) -> str:

@@ -7,88 +7,40 @@ import gc
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
 
-from chat_server.config import ConfigError, ServerConfig, load_config_file
+from chat_server.config import SCHEMA, ConfigError, ServerConfig, build_config, load_config_file
+from chat_server.settings import add_flags
 
 log = logging.getLogger("chat_server")
 
 
 class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one clear line, exit 2
+    def error(self, message: str) -> NoReturn:  # one clear line, exit 2
         self.exit(2, f"chat-server: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="chat-server", description="The distchat IRC server.")
-    p.add_argument("--host", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, help="TCP port (default 6667)")
+    """``--config`` and one flag per setting of the schema (``config.py``)."""
+    p = _Parser(
+        prog="chat-server",
+        description="The distchat IRC server. Flags win over the --config file.",
+    )
     p.add_argument("--config", metavar="FILE.toml", help="settings file ([server] table)")
-    p.add_argument("--history-db", metavar="PATH", help="SQLite history file")
-    p.add_argument("--server-name", metavar="NAME", help="name the server uses as source")
-    p.add_argument("--password", metavar="PASS", help="connection password clients must PASS")
-    p.add_argument(
-        "--oper", metavar="NAME:PASS", action="append", default=[], help="an operator (repeatable)"
-    )
-    p.add_argument(
-        "--no-flood-limit",
-        action="store_true",
-        help="no per-client line rate or per-address connection limit (for load tests)",
-    )
-    p.add_argument("--max-clients", type=int, metavar="N")
-    p.add_argument("--history-on-join", type=int, metavar="N", help="messages replayed on JOIN")
-    p.add_argument("--ping-interval", type=float, metavar="S", help=argparse.SUPPRESS)
-    p.add_argument("--ping-timeout", type=float, metavar="S", help=argparse.SUPPRESS)
-    p.add_argument("--registration-timeout", type=float, metavar="S", help=argparse.SUPPRESS)
-    p.add_argument("--sendq", type=int, metavar="BYTES", help="send queue limit per client")
-    p.add_argument("--redis", metavar="URL", help="cluster mode: redis://HOST:PORT/DB")
-    p.add_argument("--node-id", metavar="NAME", help="this node's name in a cluster")
-    p.add_argument(
-        "--log-level",
-        default=None,
-        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
-        type=str.upper,
-        help="log verbosity (default INFO)",
-    )
+    add_flags(p, SCHEMA)
     return p
 
 
 def make_config(args: argparse.Namespace) -> ServerConfig:
-    """Defaults, then the config file, then flags."""
-    values: dict[str, object] = {}
-    if args.config:
-        values.update(load_config_file(args.config))
-    overrides = {
-        "host": args.host,
-        "port": args.port,
-        "history_db": args.history_db,
-        "server_name": args.server_name,
-        "password": args.password,
-        "max_clients": args.max_clients,
-        "history_on_join": args.history_on_join,
-        "ping_interval": args.ping_interval,
-        "ping_timeout": args.ping_timeout,
-        "registration_timeout": args.registration_timeout,
-        "sendq_max": args.sendq,
-        "redis": args.redis,
-        "node_id": args.node_id,
-        "log_level": args.log_level,
-    }
-    values.update({k: v for k, v in overrides.items() if v is not None})
-    if args.no_flood_limit:
-        values["flood_limit"] = False
-    config = ServerConfig(**values)  # type: ignore[arg-type]
-    opers = dict(config.opers)
-    for item in args.oper:
-        name, sep, password = item.partition(":")
-        if not sep or not name or not password:
-            raise ConfigError(f"--oper wants NAME:PASS, got {item!r}")
-        opers[name] = password
-    config.opers = opers
-    if not 0 < config.port < 65536:
-        raise ConfigError(f"port must be 1-65535, got {config.port}")
-    if config.redis and not config.node_id:
-        raise ConfigError("--redis needs --node-id NAME")
-    return config
+    """Defaults, then the config file, then flags; every value checked by the schema."""
+    from_file = load_config_file(args.config) if args.config else {}
+    from_flags: dict[str, object] = {}
+    for row in SCHEMA:
+        value = getattr(args, row.name, None)
+        if value is not None:
+            from_flags[row.name] = dict(value) if row.kind is dict else value
+    return build_config(from_file, from_flags)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -117,9 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             history = HistoryStore(path, cache_per_target=config.history_cache)
         except Exception as exc:
-            print(
-                f"chat-server: error: cannot open history database {path}: {exc}", file=sys.stderr
-            )
+            print(f"chat-server: error: {history_error(path, exc)}", file=sys.stderr)
             return 1
         server = Server(config, history)
     try:
@@ -135,6 +85,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_gc()
     server.run()
     return 0
+
+
+def history_error(path: Path, exc: Exception) -> str:
+    """One line on a history file that cannot be used, naming the file once.
+
+    ``HistoryStore`` already names the file in most of its errors; repeating the prefix
+    made "cannot open history database X: cannot open history database X: ...".
+    """
+    text = str(exc) or type(exc).__name__
+    if isinstance(exc, OSError) and exc.strerror:
+        text = (
+            exc.strerror if exc.filename in (None, str(path)) else f"{exc.strerror}: {exc.filename}"
+        )
+    if str(path) in text:
+        return text
+    return f"cannot open history database {path}: {text}"
 
 
 def tune_gc() -> None:

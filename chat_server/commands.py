@@ -1,53 +1,72 @@
-"""The command table: one small handler per IRC command, found by name."""
+"""The command table: one small handler per IRC command, found by name.
+
+Every command the server knows is listed here, once, with what dispatch needs to know
+about it; nothing registers itself by being imported. A cluster node copies this table
+and wraps a few entries (cluster/handlers.py).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from chat_server.command_spec import CommandSpec, HandlerFunc, command
+from chat_server.handlers import (
+    channels,
+    chathistory,
+    messaging,
+    modes,
+    operators,
+    queries,
+    registration,
+    server_info,
+)
 
-if TYPE_CHECKING:
-    from chat_protocol.message import Message
-    from chat_server.model import User
-    from chat_server.server import Server
+__all__ = ["COMMANDS", "CommandSpec", "HandlerFunc", "command", "load_handlers"]
 
-HandlerFunc = Callable[["Server", "User", "Message"], None]
+_TABLE = (
+    # registration: allowed before it is complete
+    CommandSpec("CAP", registration.handle_cap, min_params=1, registered=False),
+    CommandSpec("PASS", registration.handle_pass, min_params=1, registered=False),
+    CommandSpec("NICK", registration.handle_nick, registered=False),
+    CommandSpec("USER", registration.handle_user, min_params=4, registered=False),
+    CommandSpec("PING", registration.handle_ping, registered=False),
+    CommandSpec("PONG", registration.handle_pong, registered=False),
+    CommandSpec("QUIT", registration.handle_quit, registered=False),
+    # messages
+    CommandSpec("PRIVMSG", messaging.handle_privmsg),
+    CommandSpec("NOTICE", messaging.handle_notice),
+    CommandSpec("TAGMSG", messaging.handle_tagmsg),
+    CommandSpec("CHATHISTORY", chathistory.handle_chathistory, min_params=1),
+    # rooms
+    CommandSpec("JOIN", channels.handle_join, min_params=1),
+    CommandSpec("PART", channels.handle_part, min_params=1),
+    CommandSpec("TOPIC", channels.handle_topic, min_params=1),
+    CommandSpec("NAMES", channels.handle_names),
+    CommandSpec("LIST", channels.handle_list),
+    CommandSpec("KICK", channels.handle_kick, min_params=2),
+    CommandSpec("INVITE", channels.handle_invite),
+    CommandSpec("MODE", modes.handle_mode, min_params=1),
+    # users (a masked WHO takes more tokens inside the handler)
+    CommandSpec("WHO", queries.handle_who),
+    CommandSpec("WHOIS", queries.handle_whois, min_params=1),
+    CommandSpec("WHOWAS", queries.handle_whowas),
+    CommandSpec("USERHOST", queries.handle_userhost, min_params=1),
+    CommandSpec("ISON", queries.handle_ison, min_params=1),
+    CommandSpec("AWAY", queries.handle_away),
+    # the server
+    CommandSpec("LUSERS", server_info.handle_lusers),
+    CommandSpec("MOTD", server_info.handle_motd),
+    CommandSpec("VERSION", server_info.handle_version),
+    CommandSpec("TIME", server_info.handle_time),
+    CommandSpec("INFO", server_info.handle_info),
+    # operators
+    CommandSpec("OPER", operators.handle_oper, min_params=2),
+    CommandSpec("KILL", operators.handle_kill, min_params=1),
+)
 
-
-@dataclass(frozen=True, slots=True)
-class CommandSpec:
-    """How to dispatch a command: its handler, how many params it needs, and when."""
-
-    name: str
-    func: HandlerFunc
-    min_params: int
-    registered: bool
-    free: bool  # does not cost a flood-control token (PING/PONG)
-
-
-COMMANDS: dict[str, CommandSpec] = {}
-
-
-def command(
-    name: str, *, min_params: int = 0, registered: bool = True, free: bool = False
-) -> Callable[[HandlerFunc], HandlerFunc]:
-    """Register ``func`` as the handler of ``name``."""
-
-    def register(func: HandlerFunc) -> HandlerFunc:
-        COMMANDS[name] = CommandSpec(name, func, min_params, registered, free)
-        return func
-
-    return register
+COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in _TABLE}
 
 
 def load_handlers() -> None:
-    """Import the handler modules so that their decorators fill the table."""
-    from chat_server.handlers import (  # noqa: F401
-        channels,
-        chathistory,
-        messaging,
-        modes,
-        operators,
-        queries,
-        registration,
-    )
+    """Nothing to do any more: importing this module builds the whole table.
+
+    Kept while server.py still calls it.
+    """

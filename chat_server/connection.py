@@ -1,9 +1,12 @@
-"""One client socket: bounded receive and send buffers, line framing, flood control.
+"""One client socket: bounded receive and send buffers, line framing, why it is paused.
 
 Writes go into ``outbuf`` and are sent once per loop round (the server flushes every
 connection that became non-empty). Writability is watched only while bytes wait, the
-way asyncio's selector transport does it. A client over its send queue limit is
-closed rather than allowed to grow the server.
+way asyncio's selector transport does it. How big ``outbuf`` may get, and what happens
+to the connections feeding it, is decided after each send attempt (flow.py).
+
+Reading is paused for one or more reasons at a time (the ``PAUSED_*`` bits); lines
+already read but not yet handled wait in ``inbuf`` until every reason is gone.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import errno
 import logging
 import socket
 import time
+from collections import deque
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -25,8 +29,14 @@ MAX_BODY = 512
 MAX_LINE = MAX_TAGS + MAX_BODY
 TOO_LONG = b"\x00too-long"  # stands in for a line the client sent over MAX_LINE
 _WOULD_BLOCK = (BlockingIOError, InterruptedError)
-_RECV_BUF = bytearray(256 * 1024)
+_RECV_BUF = bytearray(1024 * 1024)  # at least the largest read budget a config allows
 _RECV_VIEW = memoryview(_RECV_BUF)
+
+# Why a connection is not being read (bits of ``Connection.paused``).
+PAUSED_FLOOD = 1  # out of flood-control tokens; a timer resumes it
+PAUSED_CLUSTER = 2  # waiting for Redis to answer an earlier command of its own
+PAUSED_BACKLOG = 4  # its own unsent output (replies, a paced history reply) is too big
+PAUSED_ROOM = 8  # another member of one of its rooms cannot keep up (backpressure)
 
 
 class Connection:
@@ -37,6 +47,8 @@ class Connection:
         "batch",
         "capture",
         "closing",
+        "congested",
+        "congested_since",
         "created",
         "discarding",
         "fast_head",
@@ -45,6 +57,8 @@ class Connection:
         "last_active",
         "last_refill",
         "outbuf",
+        "paced",
+        "paused",
         "ping_sent",
         "sock",
         "tokens",
@@ -61,6 +75,11 @@ class Connection:
         self.user: User | None = None
         self.closing: str | None = None
         self.writing = False
+        self.congested = False  # backlog went over the soft limit (flow.py)
+        self.congested_since = 0.0
+        self.paused = 0  # PAUSED_* bits; reading is watched only while 0
+        # Chunks of a long reply (history) moved into outbuf as it drains (flow.py).
+        self.paced: deque[bytes] = deque()
         self.discarding = False
         self.capture: list[bytes] | None = None
         self.batch: RoomBatch | None = None  # the open room batch it is in (fanout.py)
@@ -73,8 +92,10 @@ class Connection:
         self.ping_sent = 0.0
         self.tokens = 0.0
 
-    def write(self, data: bytes, dirty: list[Connection], sendq_max: int) -> None:
-        """Queue ``data``; the connection joins ``dirty`` when its buffer was empty."""
+    def write(self, data: bytes, dirty: list[Connection], soft: int) -> None:
+        """Queue ``data``; the connection joins ``dirty`` when its buffer was empty, and
+        again when it passes the soft limit, so the limits are checked after this round's
+        send attempt (never here: what the kernel takes at once is not a backlog)."""
         if self.capture is not None:
             self.capture.append(data)
             return
@@ -84,8 +105,7 @@ class Connection:
         if not outbuf:
             dirty.append(self)
         outbuf += data
-        if len(outbuf) > sendq_max:
-            self.closing = "SendQ exceeded"
+        if len(outbuf) > soft and not self.congested:
             dirty.append(self)
 
     def flush(self) -> bool:
@@ -106,11 +126,16 @@ class Connection:
         del outbuf[:sent]
         return not outbuf
 
-    def read_lines(self) -> list[bytes] | None:
-        """Read what the socket has; return complete lines, or None when it closed."""
+    def read_lines(self, budget: int) -> list[bytes] | None:
+        """Read at most ``budget`` bytes; return complete lines, or None when it closed.
+
+        One read per loop round: what is left stays in the kernel and makes the socket
+        readable again next round, so a burst is spread over rounds (and over the other
+        clients' turns) instead of being swallowed at once.
+        """
         try:
             # One shared receive buffer: recv(n) would allocate n bytes on every call.
-            size = self.sock.recv_into(_RECV_BUF)
+            size = self.sock.recv_into(_RECV_BUF, budget)
         except _WOULD_BLOCK:
             return []
         except OSError:
@@ -151,6 +176,21 @@ class Connection:
                 lines.append(TOO_LONG)
             else:
                 inbuf += rest
+        return lines
+
+    def hold(self, rest: list[bytes]) -> int:
+        """Put lines read but not handled back in front of ``inbuf``; returns its size."""
+        if rest:
+            self.inbuf[:0] = b"\n".join(rest) + b"\n"
+        return len(self.inbuf)
+
+    def take_held(self) -> list[bytes]:
+        """The complete lines waiting in ``inbuf`` (the partial last one stays)."""
+        inbuf = self.inbuf
+        if b"\n" not in inbuf:
+            return []
+        lines = inbuf.split(b"\n")
+        self.inbuf = bytearray(lines.pop())
         return lines
 
     def refill(self, rate: float, burst: float) -> float:

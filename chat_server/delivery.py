@@ -45,11 +45,13 @@ class Delivery:
         sender: User | None = None,
         echo: bool = True,
         tags_only: bool = False,
+        labeled: bool = True,
     ) -> None:
         """Format the message once per tag mode and append it to every recipient.
 
-        ``sender`` (when given) gets the message only with ``echo``; writes to the
-        sender go through ``Connection.write`` so a labeled response can capture them.
+        ``sender`` (when given) gets the message only with ``echo``. The copy for the
+        client whose labeled response is being built is captured into it, unless
+        ``labeled`` is False.
         """
         if len(params) == 2 and (command == "PRIVMSG" or command == "NOTICE"):
             # Target from our model, text already free of CR/LF/NUL: no checks needed.
@@ -58,10 +60,18 @@ class Delivery:
             body = Message(command, params, source).to_str() + "\r\n"
         when = time.time() if when is None else when
         sender_conn = sender.conn if sender is not None else None
-        if isinstance(recipients, Channel) and not (
-            echo and sender_conn is not None and sender_conn.capture is not None
+        skip = sender_conn if not echo else None
+        # The copy for a client whose labeled response is being built must be captured
+        # (a labeled JOIN answers with its own JOIN line), so it leaves the batch path.
+        captured = self.capturing if labeled else None
+        if captured is not None and (
+            captured is skip
+            or captured.user is None
+            or captured.user
+            not in (recipients.members if isinstance(recipients, Channel) else recipients)
         ):
-            skip = None if echo else sender_conn
+            captured = None
+        if isinstance(recipients, Channel) and captured is None:
             self.batch_room(recipients, skip, body, client_tags, msgid, when, bot, tags_only)
             return
         self.write_pending()
@@ -71,17 +81,17 @@ class Delivery:
             else group_by_tag_mode(recipients)
         )
         dirty = self.dirty
-        sendq_max = self.config.sendq_max
+        soft = self.flow.limits.soft
         for mode, conns in enumerate(groups):
             if not conns or (tags_only and not mode & TAGS_MSG):
                 continue
             data = self._format_variant(mode, body, client_tags, msgid, when, bot)
-            if sender_conn is not None and sender_conn in conns:
-                if echo:
-                    sender_conn.write(data, dirty, sendq_max)
-                append_to_all(conns, data, sender_conn, dirty, sendq_max)
+            if captured is not None and captured in conns:
+                captured.write(data, dirty, soft)
+                others = [c for c in conns if c is not captured and c is not skip]
+                append_to_all(others, data, None, dirty, soft)
             else:
-                append_to_all(conns, data, None, dirty, sendq_max)
+                append_to_all(conns, data, skip, dirty, soft)
 
     def batch_room(
         self: Server,

@@ -39,11 +39,11 @@ class RoomBatch:
     def matches(self, chan: Channel, skip: Connection | None) -> bool:
         return self.skip is skip and self.groups is chan.groups
 
-    def write(self, dirty: list[Connection], sendq_max: int) -> None:
+    def write(self, dirty: list[Connection], soft: int) -> None:
         """Append what was collected to the members' buffers, then let go of it all
         (connections keep pointing at their last batch)."""
         self.open = False
-        write_batch(self, dirty, sendq_max)
+        write_batch(self, dirty, soft)
         self.groups = []
         self.parts = []
         self.skip = None
@@ -52,11 +52,11 @@ class RoomBatch:
 class RoomBatches:
     """The open batches, at most one per room, with disjoint member connections."""
 
-    __slots__ = ("by_room", "sendq_max")
+    __slots__ = ("by_room", "soft")
 
-    def __init__(self, sendq_max: int) -> None:
+    def __init__(self, soft: int) -> None:
         self.by_room: dict[Channel, RoomBatch] = {}
-        self.sendq_max = sendq_max
+        self.soft = soft  # the send-queue soft limit (flow.py)
 
     def get(self, chan: Channel, skip: Connection | None, dirty: list[Connection]) -> RoomBatch:
         """The open batch a message to ``chan`` (not for ``skip``) goes into."""
@@ -78,7 +78,7 @@ class RoomBatches:
     def write(self, batch: RoomBatch, dirty: list[Connection]) -> None:
         """Append one batch to its members' buffers and close it."""
         del self.by_room[batch.chan]
-        batch.write(dirty, self.sendq_max)
+        batch.write(dirty, self.soft)
 
     def write_all(self, dirty: list[Connection]) -> None:
         """Append every open batch (their members are disjoint: any order will do)."""
@@ -87,7 +87,7 @@ class RoomBatches:
             batches = list(by_room.values())
             by_room.clear()
             for batch in batches:
-                batch.write(dirty, self.sendq_max)
+                batch.write(dirty, self.soft)
 
 
 def append_to_all(
@@ -95,9 +95,14 @@ def append_to_all(
     data: bytes,
     skip: Connection | None,
     dirty: list[Connection],
-    sendq_max: int,
+    soft: int,
 ) -> None:
-    """Append ``data`` to each connection's buffer (the innermost loop of the server)."""
+    """Append ``data`` to each connection's buffer (the innermost loop of the server).
+
+    A buffer joins ``dirty`` when it was empty, and again when it passes the soft
+    limit, so that the flow-control verdict after this round's send sees it; nothing
+    is judged here, before the kernel had a chance to take the bytes.
+    """
     for conn in conns:
         if conn is skip:
             continue
@@ -105,14 +110,13 @@ def append_to_all(
         if not buf:
             dirty.append(conn)
         buf += data
-        if len(buf) > sendq_max and not conn.closing:
-            conn.closing = "SendQ exceeded"
+        if len(buf) > soft and not conn.congested:
             dirty.append(conn)
 
 
-def write_batch(batch: RoomBatch, dirty: list[Connection], sendq_max: int) -> None:
+def write_batch(batch: RoomBatch, dirty: list[Connection], soft: int) -> None:
     """Append everything the batch collected to its members' buffers."""
     for conns, chunks in zip(batch.groups, batch.parts, strict=True):
         if chunks and conns:
             data = chunks[0] if len(chunks) == 1 else b"".join(chunks)
-            append_to_all(conns, data, batch.skip, dirty, sendq_max)
+            append_to_all(conns, data, batch.skip, dirty, soft)

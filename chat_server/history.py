@@ -4,11 +4,13 @@ The server's event loop calls :meth:`HistoryStore.append` for every PRIVMSG/NOTI
 (:meth:`HistoryStore.append_run` for a read's run of them) and must never wait on the
 disk, so appends only touch memory and a queue; a writer thread hands the queue in
 batches to a writer process that commits to SQLite (WAL, ``synchronous=NORMAL``; see
-history_writer.py). Queries (history_queries.py) answer from the newest
-``cache_per_target`` messages of each conversation (history_cache.py) when they can
-and fall back to SQLite (a separate read connection) for older history, merged with
-whatever is still waiting to be written, so a message is visible from the moment it
-is appended. This module is the write side: opening, appending, the writer thread.
+history_writer.py). Queries are answered by a :class:`HistoryReader`
+(history_queries.py) from the newest ``cache_per_target`` messages of each
+conversation, kept by a :class:`HistoryCache` under a byte budget (history_cache.py),
+when they can, and from SQLite (a separate read connection) for older history, merged
+with whatever is still waiting to be written, so a message is visible from the moment
+it is appended. The store owns the lock, opens the database, appends and runs the
+writer thread; it holds the cache and the reader and delegates queries to the reader.
 
 Order: messages of one conversation are ordered by (time in whole milliseconds,
 insertion sequence). Milliseconds because that is what clients see in ``server-time``
@@ -21,11 +23,11 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Iterable
 from pathlib import Path
 
-from chat_server.history_cache import TargetCache, run_entries
+from chat_server.history_cache import HistoryCache
 from chat_server.history_model import (
-    Entry,
     HistoryStoreError,
     Ref,
     StoredMessage,
@@ -34,12 +36,13 @@ from chat_server.history_model import (
     parse_time,
     to_ms,
 )
-from chat_server.history_queries import HistoryQueries, last_stored_seq
+from chat_server.history_queries import HistoryReader, last_stored_seq
 from chat_server.history_writer import (
     Run,
     WriterProcess,
     connect_for_writing,
     dm_pairs,
+    run_last_seq,
     run_size,
 )
 
@@ -56,8 +59,8 @@ __all__ = [
 ]
 
 # v2: no index on msgid. The server's msgids end in "-<seq in hex>" and are found by
-# primary key; any other msgid is found by scanning its target's rows (see
-# HistoryQueries._find_msgid).
+# primary key (see HistoryReader._find_msgid); any other msgid is not one of ours and
+# names nothing (rows of a v1 file keep their old msgids, found by time only).
 # v3: a row is a run (history_writer.Run): ``count`` messages with sequences seq,
 # seq + 1, ..., sharing time, source and tags, their msgids and texts joined by "\n"
 # (neither can hold one). A busy room's reads of several lines cost SQLite one row
@@ -79,13 +82,19 @@ _COLUMNS = (*_V3_COLUMNS, "runs")
 # when a flush() or close() asks).
 RETRY_DELAY = 1.0
 
+# The default bound on the estimated size of all conversations' caches together (the
+# server setting history_cache_bytes): 64 MiB holds ~120 rooms of 1,000 long lines.
+DEFAULT_CACHE_BYTES = 64 << 20
 
-class HistoryStore(HistoryQueries):
+
+class HistoryStore:
     """Chat history for CHATHISTORY and join replay; see the module docstring.
 
-    ``path=None`` keeps only the in-memory cache (tests, throwaway servers). Appends may
-    come from any thread; queries are meant for the event-loop thread and briefly hold
-    the same lock as appends.
+    ``path=None`` keeps only the in-memory cache (tests, throwaway servers; cluster
+    nodes, whose history of record is Redis): it has nowhere else to answer from, so
+    ``cache_bytes`` does not apply to it and each conversation keeps its newest
+    ``cache_per_target`` messages. Appends may come from any thread; queries are meant
+    for the event-loop thread and briefly hold the same lock as appends.
     """
 
     def __init__(
@@ -93,6 +102,7 @@ class HistoryStore(HistoryQueries):
         path: str | Path | None,
         *,
         cache_per_target: int = 1000,
+        cache_bytes: int = DEFAULT_CACHE_BYTES,
         flush_interval: float = 0.05,
         max_batch: int = 2000,
         retry_max: int = 200_000,
@@ -108,12 +118,7 @@ class HistoryStore(HistoryQueries):
         self.retry_max = retry_max  # messages held for another try when SQLite fails
         self.stats: dict[str, int] = {"appended": 0, "written": 0, "batches": 0, "failed": 0}
         self._lock = threading.Lock()
-        self._caches: dict[str, TargetCache] = {}
-        # Entries that left the cache before the writer committed them, per target:
-        # queries merge them in so nothing appended is ever invisible.
-        self._spill: dict[str, list[Entry]] = {}
-        self._spill_count = 0
-        self._spill_sweep_at = 1024
+        self.cache = HistoryCache(cache_per_target, persistent=path is not None, budget=cache_bytes)
         self._closed = False
         # Appended, not yet handed to the writer; the writer thread swaps the list out.
         self._pending: list[Run] = []
@@ -123,13 +128,10 @@ class HistoryStore(HistoryQueries):
         self._hurry = threading.Event()  # write now: a full batch, a flush() or close()
         self._writer: threading.Thread | None = None
         self._process: WriterProcess | None = None
-        self._rconn: sqlite3.Connection | None = None
-        self._next_seq = 1
-        # Every seq <= this is in SQLite or given up for good (set by the writer): what
-        # is above it must stay visible from memory.
-        self._committed_seq = 0
+        self.reader = HistoryReader(
+            self.cache, None if self.path is None else self._open(self.path), self._lock
+        )
         if self.path is not None:
-            self._open(self.path)
             self._process = WriterProcess(self.path)
             self._writer = threading.Thread(
                 target=self._writer_main, name="history-writer", daemon=True
@@ -138,8 +140,9 @@ class HistoryStore(HistoryQueries):
 
     # -- opening ------------------------------------------------------------------------
 
-    def _open(self, path: Path) -> None:
-        """Open both connections and check the schema; any failure is one clear error."""
+    def _open(self, path: Path) -> sqlite3.Connection:
+        """Check the schema and return the read connection; any failure is one clear
+        error. Sets the cache's sequences from what is stored."""
         if str(path) == ":memory:":
             raise HistoryStoreError("use path=None for a memory-only history store")
         try:
@@ -152,13 +155,13 @@ class HistoryStore(HistoryQueries):
                 if str(mode).lower() != "wal":
                     log.warning("history %s: WAL not available, journal mode %s", path, mode)
                 self._migrate(conn)
-                self._committed_seq = last_stored_seq(conn)
-                self._next_seq = self._committed_seq + 1
+                self.cache.committed_seq = last_stored_seq(conn)
+                self.cache.next_seq = self.cache.committed_seq + 1
                 conn.execute("PRAGMA query_only = ON")
             except BaseException:
                 conn.close()
                 raise
-            self._rconn = conn
+            return conn
         except HistoryStoreError:
             raise
         except (sqlite3.Error, OSError) as exc:
@@ -224,22 +227,29 @@ class HistoryStore(HistoryQueries):
     @property
     def next_seq(self) -> int:
         """The sequence number the next append gets unless it brings its own."""
-        return self._next_seq
+        return self.cache.next_seq
 
     def append(self, msg: StoredMessage, seq: int | None = None) -> None:
         """Record a message: memory only, the writer persists it shortly after.
 
         ``seq`` (at least :attr:`next_seq`) lets the caller number the message itself:
-        the server does, so that a msgid ending in ``-<seq in hex>`` is found by
-        primary key.
+        the server does, and mints the msgid ``<prefix>-<seq in hex>``, which is how
+        CHATHISTORY finds it again (history_model.msgid_seq). A persistent store finds
+        no other msgid; a memory-only one (a cluster node, fed Redis ids) keeps an
+        index of those.
         """
         ms = to_ms(msg.time)
         with self._lock:
+            if self._closed:
+                raise RuntimeError("history store is closed")
             if seq is None:
-                seq = self._next_seq
+                seq = self.cache.next_seq
             run = (seq, ms, msg.target, msg.source, msg.command, msg.recipient, msg.tags,
                    [msg.msgid], [msg.text])  # fmt: skip
-            self._add(msg.target, run, ((ms, seq), msg))
+            self.cache.add(msg.target, run, ((ms, seq), msg))
+            self.stats["appended"] += 1
+            if self._writer is not None:
+                self._queue(run, 1)
 
     def append_run(
         self,
@@ -259,29 +269,17 @@ class HistoryStore(HistoryQueries):
         the writer alike: no per-message object is made until a query needs one.
         """
         run = (first_seq, time_ms, target, source, "PRIVMSG", recipient, tags, msgids, texts)
+        size = len(texts)
         with self._lock:
-            self._add(target, run)
+            if self._closed:
+                raise RuntimeError("history store is closed")
+            self.cache.add(target, run)
+            self.stats["appended"] += size
+            if self._writer is not None:
+                self._queue(run, size)
 
-    def _add(self, target: str, run: Run, entry: Entry | None = None) -> None:
-        """Cache and queue ``run`` (``entry``, when given, is its one message as is)."""
-        if self._closed:
-            raise RuntimeError("history store is closed")
-        first = run[0]
-        if first < self._next_seq:
-            raise ValueError(f"history seq {first} is below next_seq {self._next_seq}")
-        size = len(run[8])  # run_size(run)
-        self._next_seq = first + size
-        cache = self._caches.get(target)
-        if cache is None:
-            # Nothing to load when memory-only; otherwise older history may be on
-            # disk and the first query loads it.
-            memory = self.path is None
-            cache = TargetCache(self.cache_per_target, loaded=memory, complete=memory)
-            self._caches[target] = cache
-        evicted = cache.add_run(run) if entry is None else cache.extend([entry])
-        self.stats["appended"] += size
-        if self._writer is None:
-            return
+    def _queue(self, run: Run, size: int) -> None:
+        """Hand ``run`` (``size`` messages) to the writer thread's next batch."""
         pending = self._pending
         if not pending:
             self._wake.set()
@@ -290,34 +288,40 @@ class HistoryStore(HistoryQueries):
         self._pending_count = after = before + size
         if after >= self.max_batch > before:
             self._hurry.set()
-        if evicted is not None:
-            left, gone = evicted
-            if (left or gone) and cache.top_seq(left, gone) > self._committed_seq:
-                for old in gone:
-                    left += run_entries(old)
-                self._spill_add(target, left)
 
-    def _spill_add(self, target: str, left: list[Entry]) -> None:
-        done = self._committed_seq
-        kept = [e for e in left if e[0][1] > done]
-        self._spill.setdefault(target, []).extend(kept)
-        self._spill_count += len(kept)
-        if self._spill_count >= self._spill_sweep_at:
-            self._spill_sweep()
+    # -- queries (the reader answers; see history_queries.py) ---------------------------
 
-    def _spill_sweep(self) -> None:
-        """Forget spilled entries the writer has committed; amortised O(1) per append."""
-        done = self._committed_seq
-        total = 0
-        for target in list(self._spill):
-            kept = [e for e in self._spill[target] if e[0][1] > done]
-            if kept:
-                self._spill[target] = kept
-                total += len(kept)
-            else:
-                del self._spill[target]
-        self._spill_count = total
-        self._spill_sweep_at = max(1024, 2 * total)
+    def latest(self, target: str, limit: int, after: Ref | None = None) -> list[StoredMessage]:
+        """The newest ``limit`` messages, only those after ``after`` when it is given."""
+        return self.reader.latest(target, limit, after)
+
+    def before(self, target: str, ref: Ref, limit: int) -> list[StoredMessage]:
+        """Up to ``limit`` messages just before ``ref`` (excluded)."""
+        return self.reader.before(target, ref, limit)
+
+    def after(self, target: str, ref: Ref, limit: int) -> list[StoredMessage]:
+        """Up to ``limit`` messages just after ``ref`` (excluded)."""
+        return self.reader.after(target, ref, limit)
+
+    def around(self, target: str, ref: Ref, limit: int) -> list[StoredMessage]:
+        """Up to ``limit`` messages centred on ``ref`` (a msgid's message included)."""
+        return self.reader.around(target, ref, limit)
+
+    def between(self, target: str, start: Ref, end: Ref, limit: int) -> list[StoredMessage]:
+        """Up to ``limit`` messages strictly between two refs, counted from ``start``."""
+        return self.reader.between(target, start, end, limit)
+
+    def dm_peers(self, nick: str) -> set[str]:
+        """Casefolded nicks ``nick`` has direct-message history with, online or not."""
+        return self.reader.dm_peers(nick)
+
+    def targets(
+        self, keys: Iterable[str], start: Ref, end: Ref, limit: int
+    ) -> list[tuple[str, float]]:
+        """For CHATHISTORY TARGETS: ``(key, time of its latest message)`` per conversation."""
+        return self.reader.targets(keys, start, end, limit)
+
+    # -- the writer thread ----------------------------------------------------------------
 
     def _writer_main(self) -> None:
         """Group commit: take what is pending once it is flush_interval old, or sooner
@@ -377,8 +381,7 @@ class HistoryStore(HistoryQueries):
         if failed:
             return False
         self.stats["written"] += written
-        last = runs[-1]
-        self._committed_seq = last[0] + run_size(last) - 1
+        self.cache.committed_seq = run_last_seq(runs[-1])
         return True
 
     def _give_up_oldest(self, retry: list[Run]) -> list[Run]:
@@ -396,8 +399,7 @@ class HistoryStore(HistoryQueries):
         lost = sum(map(run_size, runs))
         self.stats["failed"] += lost
         log.error("history: gave up writing %d messages (%s)", lost, why)
-        last = runs[-1]
-        self._committed_seq = last[0] + run_size(last) - 1
+        self.cache.committed_seq = run_last_seq(runs[-1])
 
     def flush(self, timeout: float = 5.0) -> None:
         """Block until every message appended so far is committed to SQLite."""
@@ -425,9 +427,7 @@ class HistoryStore(HistoryQueries):
             self._writer.join()
         if self._process is not None:
             self._process.close()
-        if self._rconn is not None:
-            self._rconn.close()
-            self._rconn = None
+        self.reader.close()
 
     def __enter__(self) -> HistoryStore:
         return self

@@ -1,17 +1,36 @@
-"""What history is made of: stored messages, order keys, references and timestamps.
+"""What history is made of: stored messages, order keys, references and msgids.
 
 Kept apart from the store so that the hot path, the cache and the query handlers can
-share these small types without importing SQLite machinery.
+share these small types without importing SQLite machinery. Times are formatted and
+parsed by chat_protocol.servertime (re-exported here under the names the server uses).
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 from chat_protocol.casemap import casefold
+from chat_protocol.servertime import format_ms, parse_seconds, to_ms
+from chat_protocol.servertime import format_seconds as format_time
+
+__all__ = [
+    "SEQ_ABOVE",
+    "SEQ_BELOW",
+    "Entry",
+    "HistoryStoreError",
+    "Key",
+    "Ref",
+    "StoredMessage",
+    "dm_key",
+    "entry_key",
+    "entry_seq",
+    "format_ms",
+    "format_time",
+    "msgid_seq",
+    "parse_time",
+    "to_ms",
+]
 
 # An order key: (time in ms, sequence). Timestamp references become keys with a sequence
 # below or above every real one, so "exclusive" bounds exclude all messages of that ms.
@@ -19,9 +38,8 @@ Key = tuple[int, int]
 SEQ_BELOW = -1
 SEQ_ABOVE = 1 << 62
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
-_TIME_RE = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?Z", re.ASCII)
+# The most hex digits a msgid's sequence may have (SEQ_ABOVE needs 16).
+_SEQ_HEX_DIGITS = 15
 
 
 class HistoryStoreError(Exception):
@@ -43,6 +61,27 @@ class StoredMessage(NamedTuple):
     recipient: str
     text: str
     tags: tuple[tuple[str, str], ...] = ()
+
+
+# A cache entry: (key, message). Plain tuples, not a NamedTuple: a query turns every
+# cached run into entries, and a tuple subclass costs ~150 ns more per message to make.
+# Read them with entry_key/entry_seq or by unpacking ``(ms, seq), msg = entry``.
+Entry = tuple[Key, StoredMessage]
+
+
+def entry_key(entry: Entry) -> Key:
+    """An entry's order key (for bisect's ``key=``)."""
+    return entry[0]
+
+
+def entry_seq(entry: Entry) -> int:
+    """An entry's sequence number."""
+    return entry[0][1]
+
+
+def parse_time(text: str) -> float:
+    """A ``server-time`` string as Unix seconds; ValueError when it is not one."""
+    return parse_seconds(text)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,65 +111,26 @@ class Ref:
         raise ValueError(f"bad history reference {text!r}: unknown kind {kind!r}")
 
 
+def msgid_seq(msgid: str) -> int | None:
+    """The history sequence a msgid of ours names, or None when it cannot be one.
+
+    The server mints ``<prefix>-<seq in lowercase hex>`` (Server.next_msgid), so the
+    number is read from the text in O(1); anything else (no dash, an empty, long,
+    upper-case, zero-padded or non-ASCII number) is not a msgid we made. Whether the
+    message at that sequence really carries this msgid (the prefix changes with each
+    start unless node_id is set) is for the caller to check.
+    """
+    digits = msgid[msgid.rfind("-") + 1 :] if "-" in msgid else ""
+    if not 0 < len(digits) <= _SEQ_HEX_DIGITS or not digits.isascii() or not digits.isalnum():
+        return None
+    try:
+        seq = int(digits, 16)
+    except ValueError:
+        return None
+    # Only the exact text the server would have made: "{:x}", no padding, no capitals.
+    return seq if format(seq, "x") == digits else None
+
+
 def dm_key(a: str, b: str) -> str:
     """The conversation key of direct messages between two nicks, the same both ways."""
     return "dm:" + " ".join(sorted([casefold(a), casefold(b)]))
-
-
-def to_ms(t: float) -> int:
-    return round(t * 1000)
-
-
-def format_time(t: float) -> str:
-    """Unix seconds as the IRCv3 ``server-time`` format, ``YYYY-MM-DDTHH:MM:SS.sssZ``.
-
-    Busy rooms stamp many messages within one millisecond, so the last result is kept.
-    """
-    return format_ms(round(t * 1000))
-
-
-def format_ms(stamp: int) -> str:
-    """:func:`format_time` of a time in whole milliseconds (the last one is kept)."""
-    global _last_time
-    last = _last_time
-    if last[0] == stamp:
-        return last[1]
-    text = _format_ms(stamp)
-    _last_time = (stamp, text)
-    return text
-
-
-_last_time: tuple[int, str] = (-1 << 62, "")
-
-
-def _format_ms(stamp: int) -> str:
-    secs, ms = divmod(stamp, 1000)
-    # Adding a timedelta (rather than utcfromtimestamp) works for any year 1..9999 on
-    # every platform, including times before 1970.
-    d = _EPOCH + timedelta(seconds=secs)
-    # Explicit widths: strftime's %Y does not zero-pad years before 1000 on glibc.
-    return (
-        f"{d.year:04d}-{d.month:02d}-{d.day:02d}T{d.hour:02d}:{d.minute:02d}:{d.second:02d}"
-        f".{ms:03d}Z"
-    )
-
-
-def parse_time(s: str) -> float:
-    """Inverse of :func:`format_time`; digits beyond milliseconds are truncated."""
-    m = _TIME_RE.fullmatch(s)
-    if m is None:
-        raise ValueError(f"bad timestamp {s!r}: expected YYYY-MM-DDThh:mm:ss.sssZ")
-    year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
-    frac = m.group(7) or ""
-    try:
-        stamp = datetime(year, month, day, hour, minute, second, tzinfo=UTC)
-    except ValueError as exc:
-        raise ValueError(f"bad timestamp {s!r}: {exc}") from None
-    # Integer milliseconds, divided once: the float is then the nearest double to the
-    # exact value, so format_time(parse_time(s)) == s.
-    ms = (stamp - _EPOCH) // _ONE_MS + int((frac + "00")[:3])
-    return ms / 1000
-
-
-# A cache entry: (key, message). Tuples keep entries small and bisectable by key.
-Entry = tuple[Key, StoredMessage]

@@ -1,20 +1,29 @@
-"""The read side of the history store: CHATHISTORY queries over cache, spill and SQLite.
+"""The read side of the history: CHATHISTORY queries over memory and SQLite.
 
-Mixed into ``HistoryStore`` (history.py), which owns the state these methods read: the
-per-conversation caches (history_cache.py), the spill of entries that left a cache
-before the writer committed them, and the read-only SQLite connection. Every public
-method takes the store's lock; the internals expect it held.
+:class:`HistoryReader` answers from the in-memory :class:`HistoryCache` (the newest
+messages of each conversation, and the spill of those that left a cache before the
+writer committed them) when it provably can, and from its own read-only SQLite
+connection otherwise, merged with what is not written yet. The store (history.py) makes
+one, hands it the cache, the connection and its lock, and delegates every query to it.
+
+A msgid reference is found through the sequence it names (history_model.msgid_seq): in
+memory by bisection, on disk by primary key. A msgid we did not mint, or one naming a
+sequence we never handed out, is unknown at once, and one naming another conversation's
+message costs at most one short walk down the primary key; no query reads a whole
+conversation to look for a msgid.
 """
 
 from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from functools import partial
+from typing import Any, NamedTuple
 
 from chat_protocol.casemap import casefold
-from chat_server.history_cache import SEQ_SUFFIX, TargetCache, run_entries
+from chat_server.history_cache import HistoryCache, TargetCache, run_entries
 from chat_server.history_model import (
     SEQ_ABOVE,
     SEQ_BELOW,
@@ -23,44 +32,92 @@ from chat_server.history_model import (
     Key,
     Ref,
     StoredMessage,
+    msgid_seq,
     to_ms,
 )
-from chat_server.history_writer import BLOCK_SEQS, BLOCK_SPAN_MS, dm_pairs, load_block
+from chat_server.history_writer import (
+    BLOCK_SEQS,
+    BLOCK_SPAN_MS,
+    dm_pairs,
+    load_block,
+    run_last_seq,
+    run_seq,
+)
 
-if TYPE_CHECKING:
-    from chat_server.history import HistoryStore
+
+class StoredRow(NamedTuple):
+    """A row of the ``messages`` table (schema v4, see history.py): a run of ``count``
+    messages, or a block when ``runs`` holds pickled runs."""
+
+    seq: int
+    msgids: str
+    time_ms: int
+    target: str
+    source: str
+    command: str
+    recipient: str
+    texts: str
+    tags: str
+    count: int
+    runs: bytes | None
 
 
-class HistoryQueries:
-    """Mixed into HistoryStore: latest/before/after/around/between/targets."""
+_stored_row = partial(tuple.__new__, StoredRow)  # C speed; StoredRow(*row) is ~2x slower
+
+
+class HistoryReader:
+    """latest/before/after/around/between/targets/dm_peers; see the module docstring.
+
+    Every public method takes the lock it was given (the store's, which appends also
+    hold); the internals expect it held. ``rows_read`` counts SQLite rows fetched, so
+    tests can see how much of the database a query touched.
+    """
+
+    def __init__(
+        self, memory: HistoryCache, conn: sqlite3.Connection | None, lock: threading.Lock
+    ) -> None:
+        self._memory = memory
+        self._conn = conn
+        self._lock = lock
+        self.rows_read = 0
+
+    def close(self) -> None:
+        """Close the read connection; later queries answer from memory only."""
+        with self._lock:
+            conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
 
     # -- queries ------------------------------------------------------------------------
 
-    def latest(
-        self: HistoryStore, target: str, limit: int, after: Ref | None = None
-    ) -> list[StoredMessage]:
+    def latest(self, target: str, limit: int, after: Ref | None = None) -> list[StoredMessage]:
         """The newest ``limit`` messages, only those after ``after`` when it is given."""
         with self._lock:
             lo = None
             if after is not None:
-                lo = self._lower(target, after)
-                if lo is None:
+                bounds = self._bounds(target, after)
+                if bounds is None:
                     return []
+                lo = bounds[0]
             return self._range(target, lo, None, limit, newest=True)
 
-    def before(self: HistoryStore, target: str, ref: Ref, limit: int) -> list[StoredMessage]:
+    def before(self, target: str, ref: Ref, limit: int) -> list[StoredMessage]:
         """Up to ``limit`` messages just before ``ref`` (excluded)."""
         with self._lock:
-            hi = self._upper(target, ref)
-            return [] if hi is None else self._range(target, None, hi, limit, newest=True)
+            bounds = self._bounds(target, ref)
+            if bounds is None:
+                return []
+            return self._range(target, None, bounds[1], limit, newest=True)
 
-    def after(self: HistoryStore, target: str, ref: Ref, limit: int) -> list[StoredMessage]:
+    def after(self, target: str, ref: Ref, limit: int) -> list[StoredMessage]:
         """Up to ``limit`` messages just after ``ref`` (excluded)."""
         with self._lock:
-            lo = self._lower(target, ref)
-            return [] if lo is None else self._range(target, lo, None, limit, newest=False)
+            bounds = self._bounds(target, ref)
+            if bounds is None:
+                return []
+            return self._range(target, bounds[0], None, limit, newest=False)
 
-    def around(self: HistoryStore, target: str, ref: Ref, limit: int) -> list[StoredMessage]:
+    def around(self, target: str, ref: Ref, limit: int) -> list[StoredMessage]:
         """Up to ``limit`` messages centred on ``ref``.
 
         A msgid reference includes that message itself (the point of AROUND is context
@@ -68,9 +125,10 @@ class HistoryQueries:
         When one side runs short the other side fills the rest of ``limit``.
         """
         with self._lock:
-            centre = self._upper(target, ref)
-            if centre is None or limit <= 0:
+            bounds = self._bounds(target, ref) if limit > 0 else None
+            if bounds is None:
                 return []
+            centre = bounds[1]
             older = self._range(target, None, centre, limit, newest=True)
             newer = self._range(target, (centre[0], centre[1] - 1), None, limit, newest=False)
             n_old = min(len(older), limit // 2)
@@ -78,29 +136,29 @@ class HistoryQueries:
             n_old = min(len(older), limit - n_new)
             return older[len(older) - n_old :] + newer[:n_new]
 
-    def between(
-        self: HistoryStore, target: str, start: Ref, end: Ref, limit: int
-    ) -> list[StoredMessage]:
+    def between(self, target: str, start: Ref, end: Ref, limit: int) -> list[StoredMessage]:
         """Up to ``limit`` messages strictly between two refs, counted from ``start``.
 
         ``start`` may be later than ``end``; then the messages nearest ``start`` are
         returned (still oldest first), as the spec's backwards BETWEEN asks.
         """
         with self._lock:
-            start_lo, start_hi = self._lower(target, start), self._upper(target, start)
-            end_lo, end_hi = self._lower(target, end), self._upper(target, end)
-            if start_lo is None or start_hi is None or end_lo is None or end_hi is None:
+            first = self._bounds(target, start)
+            last = self._bounds(target, end) if first is not None else None
+            if first is None or last is None:
                 return []
+            (start_lo, start_hi), (end_lo, end_hi) = first, last
             if start_lo < end_hi:
                 return self._range(target, start_lo, end_hi, limit, newest=False)
             return self._range(target, end_lo, start_hi, limit, newest=True)
 
-    def dm_peers(self: HistoryStore, nick: str) -> set[str]:
+    def dm_peers(self, nick: str) -> set[str]:
         """Casefolded nicks ``nick`` has direct-message history with, online or not."""
         folded = casefold(nick)
         with self._lock:
-            peers = {peer for key in self._caches for me, peer in dm_pairs(key) if me == folded}
-            if self._rconn is not None:
+            keys = self._memory.keys()
+            peers = {peer for key in keys for me, peer in dm_pairs(key) if me == folded}
+            if self._conn is not None:
                 rows = self._read("SELECT peer FROM dm_peers WHERE nick = ?", (folded,))
                 peers.update(peer for (peer,) in rows)
         return peers
@@ -131,67 +189,76 @@ class HistoryQueries:
             chosen = found[:limit] if forward else found[-limit:]
             return [(key, ms / 1000) for ms, key in chosen]
 
-    # -- query internals (caller holds self._lock) ---------------------------------------
+    # -- references (caller holds the lock) ----------------------------------------------
 
-    def _lower(self: HistoryStore, target: str, ref: Ref) -> Key | None:
-        """Key to use when ``ref`` is an exclusive lower bound; None if msgid unknown."""
+    def _bounds(self, target: str, ref: Ref) -> tuple[Key, Key] | None:
+        """``ref`` as keys: (exclusive lower bound, exclusive upper bound). A timestamp
+        excludes all of its ms; a msgid is that message's key either way. None when the
+        msgid names no message of ``target``."""
         if ref.time is not None:
-            return (to_ms(ref.time), SEQ_ABOVE)
-        return self._find_msgid(target, ref.msgid or "")
+            ms = to_ms(ref.time)
+            return (ms, SEQ_ABOVE), (ms, SEQ_BELOW)
+        key = self._find_msgid(target, ref.msgid or "")
+        return None if key is None else (key, key)
 
-    def _upper(self: HistoryStore, target: str, ref: Ref) -> Key | None:
-        """Key to use when ``ref`` is an exclusive upper bound; None if msgid unknown."""
-        if ref.time is not None:
-            return (to_ms(ref.time), SEQ_BELOW)
-        return self._find_msgid(target, ref.msgid or "")
-
-    def _find_msgid(self: HistoryStore, target: str, msgid: str) -> Key | None:
-        cache = self._caches.get(target)
+    def _find_msgid(self, target: str, msgid: str) -> Key | None:
+        """The key of ``target``'s message with this msgid, in O(log n) at most."""
+        memory = self._memory
+        cache = memory.get(target)
+        if cache is not None and cache.aliases:
+            aliased = cache.aliases.get(msgid)
+            if aliased is not None:
+                return cache.find(aliased, msgid)
+        seq = msgid_seq(msgid)
+        # Not "<prefix>-<hex>", or a number we never handed out: not a msgid of ours.
+        if seq is None or not 0 < seq < memory.next_seq:
+            return None
         if cache is not None:
-            found = cache.find(msgid)
+            found = cache.find(seq, msgid)
             if found is not None:
                 return found
-        for key, msg in self._spill_of(target, self._committed_seq):
-            if msg.msgid == msgid:
-                return key
-        if self._rconn is None:
+        done = memory.committed_seq
+        if seq > done:
+            # Not written yet: if it is anywhere but the cache, it is in the spill.
+            for key, msg in memory.spill_of(target, done):
+                if key[1] == seq:
+                    return key if msg.msgid == msgid else None
             return None
-        suffix = SEQ_SUFFIX.search(msgid)
-        if suffix is not None and suffix.end() == len(msgid):
-            seq = int(suffix.group(1), 16)
-            # A run holding that seq is the last row to start at or before it (a run's
-            # seqs are consecutive); a block is the target's last row to start there,
-            # less than BLOCK_SEQS back, found by a short walk down the primary key.
-            for sql, params in (
-                (
-                    "SELECT * FROM messages WHERE seq = (SELECT MAX(seq) FROM messages"
-                    " WHERE seq <= ?) AND target = ?",
-                    (seq, target),
-                ),
-                (
-                    "SELECT * FROM messages NOT INDEXED WHERE seq <= ? AND seq > ?"
-                    " AND target = ? ORDER BY seq DESC LIMIT 1",
-                    (seq, seq - BLOCK_SEQS, target),
-                ),
-            ):
-                for key, msg in _row_entries(self._read(sql, params)):
-                    if key[1] == seq and msg.msgid == msgid:
-                        return key
-        if not msgid:
-            return None
-        # Anything else: scan the target's rows for it as a whole line of msgids (an
-        # exact match, so a short msgid does not pull in every row that contains it).
-        rows = self._read(
-            "SELECT * FROM messages WHERE target = ?"
-            " AND instr(char(10) || msgids || char(10), char(10) || ? || char(10)) > 0",
-            (target, msgid),
-        )
-        for key, msg in _row_entries(rows):
-            if msg.msgid == msgid:
-                return key
-        return None
+        return None if self._conn is None else self._stored_key(target, seq, msgid)
 
-    def _ref_point(self: HistoryStore, keys: list[str], ref: Ref) -> int | None:
+    def _stored_key(self, target: str, seq: int, msgid: str) -> Key | None:
+        """The key of the stored message ``seq`` if it is ``target``'s and has ``msgid``.
+
+        One conversation's rows hold disjoint, ordered ranges of sequences, so only its
+        last row starting at or before ``seq`` can hold it. That is the row found by
+        primary key when it is ``target``'s; otherwise, unless that row is a run holding
+        ``seq`` (then ``seq`` is another conversation's), the walk down the primary key
+        to ``target``'s last row less than BLOCK_SEQS back (a block's sequences are not
+        consecutive: other conversations' interleave). At most BLOCK_SEQS rows are
+        stepped over, however long the history.
+        """
+        rows = self._rows(
+            "SELECT * FROM messages WHERE seq = (SELECT MAX(seq) FROM messages WHERE seq <= ?)",
+            (seq,),
+        )
+        if not rows:
+            return None
+        row = rows[0]
+        if row.target != target:
+            if row.runs is None and row.seq + row.count > seq:
+                return None
+            rows = self._rows(
+                "SELECT * FROM messages NOT INDEXED WHERE seq < ? AND seq > ? AND target = ?"
+                " ORDER BY seq DESC LIMIT 1",
+                (row.seq, seq - BLOCK_SEQS, target),
+            )
+            if not rows:
+                return None
+            row = rows[0]
+        found = _row_message(row, seq)
+        return found[0] if found is not None and found[1].msgid == msgid else None
+
+    def _ref_point(self, keys: list[str], ref: Ref) -> int | None:
         """The ms a TARGETS bound stands for; a msgid is looked up in any of ``keys``."""
         if ref.time is not None:
             return to_ms(ref.time)
@@ -201,15 +268,19 @@ class HistoryQueries:
                 return found[0]
         return None
 
-    def _loaded(self: HistoryStore, target: str) -> TargetCache | None:
+    # -- ranges (caller holds the lock) ---------------------------------------------------
+
+    def _loaded(self, target: str) -> TargetCache | None:
         """The target's cache, loading its newest messages from SQLite on first use."""
-        cache = self._caches.get(target)
+        memory = self._memory
+        cache = memory.get(target)
         if cache is not None and cache.loaded:
+            memory.touch(target)
             return cache
-        if self._rconn is None:
+        if self._conn is None:
             return None
-        cap = self.cache_per_target
-        done = self._committed_seq  # before the read: see _spill_of
+        cap = memory.cap
+        done = memory.committed_seq  # before the read: see HistoryCache.spill_of
         stored, exhausted = self._scan(
             "SELECT * FROM messages WHERE target = ? ORDER BY time_ms DESC, seq DESC",
             (target,),
@@ -223,7 +294,7 @@ class HistoryQueries:
         merged: dict[int, Entry] = {e[0][1]: e for e in stored}
         if cache is not None:
             merged.update((e[0][1], e) for e in cache.entries())
-        spilled = self._spill_of(target, done)
+        spilled = memory.spill_of(target, done)
         merged.update((e[0][1], e) for e in spilled)
         if not merged:
             return None  # unknown target: don't let queries grow the cache dict
@@ -235,8 +306,8 @@ class HistoryQueries:
         known = {e[0][1] for e in spilled}
         unwritten = [e for e in ordered[:-cap] if e[0][1] > done and e[0][1] not in known]
         if unwritten:
-            self._spill_add(target, unwritten)
-        self._caches[target] = fresh
+            memory.spill_add(target, unwritten)
+        memory.replace(target, fresh)
         return fresh
 
     def _range(
@@ -253,7 +324,7 @@ class HistoryQueries:
         # Only the `limit` entries at the wanted end can be in any answer.
         i, j = (max(i, j - limit), j) if newest else (i, min(j, i + limit))
         window = cache.slice(i, j)
-        if self._rconn is None or cache.covers_above(lo) or (newest and len(window) >= limit):
+        if self._conn is None or cache.covers_above(lo) or (newest and len(window) >= limit):
             return [m for _, m in window]
         order = "DESC" if newest else "ASC"
         # A row's messages lie within BLOCK_SPAN_MS after its first time (see _scan),
@@ -268,47 +339,28 @@ class HistoryQueries:
             params += hi
         sql += f" ORDER BY time_ms {order}, seq {order}"
         # Read before the query: anything committed by then is in its result.
-        done = self._committed_seq
+        done = self._memory.committed_seq
         stored, _ = self._scan(sql, params, lo, hi, limit, newest=newest)
         merged: dict[int, Entry] = {e[0][1]: e for e in stored}
         # Not yet committed: the cache slice and anything spilled out of the cache.
         for entry in window:
             if entry[0][1] > done:
                 merged[entry[0][1]] = entry
-        for entry in self._spill_of(target, done):
+        for entry in self._memory.spill_of(target, done):
             if (lo is None or entry[0] > lo) and (hi is None or entry[0] < hi):
                 merged[entry[0][1]] = entry
         ordered = sorted(merged.values())
         picked = ordered[-limit:] if newest else ordered[:limit]
         return [m for _, m in picked]
 
-    def _spill_of(self: HistoryStore, target: str, done: int) -> list[Entry]:
-        """The target's spilled entries not committed as of ``done``, dropping the rest.
-
-        ``done`` must be the committed sequence read *before* the SQL query whose result
-        this completes: the writer may commit more in between, and those rows are in
-        neither that result nor (if filtered by a newer value) this list.
-        """
-        spilled = self._spill.get(target)
-        if not spilled:
-            return []
-        kept = [e for e in spilled if e[0][1] > done]
-        if len(kept) < len(spilled):
-            self._spill_count -= len(spilled) - len(kept)
-            if kept:
-                self._spill[target] = kept
-            else:
-                del self._spill[target]
-        return kept
-
-    def _latest_ms(self: HistoryStore, target: str, lo: Key, hi: Key) -> int | None:
+    def _latest_ms(self, target: str, lo: Key, hi: Key) -> int | None:
         """Time (ms) of the target's newest message with lo < key < hi, if any.
 
         Does not load the cache: TARGETS may name many conversations and one indexed
         MAX() each is cheaper than pulling their recent history into memory.
         """
         best: int | None = None
-        cache = self._caches.get(target)
+        cache = self._memory.get(target)
         if cache is not None:
             i, j = cache.bounds(lo, hi)
             if i < j:
@@ -317,10 +369,10 @@ class HistoryQueries:
                     return best  # the cache is the newest slice, nothing newer elsewhere
             elif cache.loaded and cache.covers_above(lo):
                 return None
-        for key, _ in self._spill_of(target, self._committed_seq):
+        for key, _ in self._memory.spill_of(target, self._memory.committed_seq):
             if lo < key < hi and (best is None or key[0] > best):
                 best = key[0]
-        if self._rconn is not None:
+        if self._conn is not None:
             stored, _ = self._scan(
                 "SELECT * FROM messages WHERE target = ? AND time_ms >= ? AND time_ms < ?"
                 " ORDER BY time_ms DESC, seq DESC",
@@ -334,8 +386,10 @@ class HistoryQueries:
                 best = stored[0][0][0]
         return best
 
+    # -- SQLite (caller holds the lock) ---------------------------------------------------
+
     def _scan(
-        self: HistoryStore,
+        self,
         sql: str,
         params: Iterable[object],
         lo: Key | None,
@@ -355,23 +409,26 @@ class HistoryQueries:
         messages lie further from its first time). In the usual case that is one row
         past the answer, and rows are expanded only when they can contribute.
         """
-        assert self._rconn is not None
+        assert self._conn is not None
         found: list[Entry] = []
         bound: Key | None = None  # the limit-th message found, once there are limit
         exhausted = True
         try:
-            cursor = self._rconn.execute(sql, tuple(params))
+            cursor = self._conn.execute(sql, tuple(params))
             try:
-                for row in cursor:
-                    first = (row[2], row[0])
+                for row in map(_stored_row, cursor):
+                    self.rows_read += 1
+                    first = (row.time_ms, row.seq)
                     if bound is not None and (
-                        (row[2] + BLOCK_SPAN_MS, SEQ_ABOVE) < bound if newest else first > bound
+                        (row.time_ms + BLOCK_SPAN_MS, SEQ_ABOVE) < bound
+                        if newest
+                        else first > bound
                     ):
                         exhausted = False
                         break
-                    if row[10] is None:
+                    if row.runs is None:
                         # A run: its keys are (time, seq .. seq + count - 1).
-                        last = (row[2], row[0] + row[9] - 1)
+                        last = (row.time_ms, row.seq + row.count - 1)
                         if (lo is not None and last <= lo) or (hi is not None and first >= hi):
                             continue
                         if bound is not None and (last < bound if newest else first > bound):
@@ -392,35 +449,61 @@ class HistoryQueries:
         found.sort()
         return found, exhausted
 
-    def _read(self: HistoryStore, sql: str, params: Iterable[object]) -> list[tuple[Any, ...]]:
-        assert self._rconn is not None
+    def _rows(self, sql: str, params: Iterable[object]) -> list[StoredRow]:
+        """All rows of a ``SELECT * FROM messages``."""
+        return list(map(_stored_row, self._read(sql, params)))
+
+    def _read(self, sql: str, params: Iterable[object]) -> list[tuple[Any, ...]]:
+        """All rows of any select."""
+        assert self._conn is not None
         try:
-            return self._rconn.execute(sql, tuple(params)).fetchall()
+            rows = self._conn.execute(sql, tuple(params)).fetchall()
         except sqlite3.Error as exc:
             raise HistoryStoreError(f"history query failed: {exc}") from exc
+        self.rows_read += len(rows)
+        return rows
 
 
-def _row_entries(rows: Iterable[tuple[Any, ...]]) -> list[Entry]:
+def _row_entries(rows: Iterable[StoredRow]) -> list[Entry]:
     """The messages of stored rows (runs or blocks, see history.py), in key order within
     a row."""
     out: list[Entry] = []
     for seq, msgids, time_ms, target, source, command, recipient, texts, tags, n, runs in rows:
-        if runs is not None:
-            try:
+        # A damaged row (unreadable block or tags, msgids and texts that do not pair up)
+        # is one clear error for the query, never a traceback from deep inside it.
+        try:
+            if runs is not None:
                 for run in load_block(runs):
                     out += run_entries(run)
-            except (ValueError, TypeError) as exc:
-                raise HistoryStoreError(f"history row {seq} of {target}: {exc}") from exc
-            continue
-        parsed = tuple((str(k), str(v)) for k, v in json.loads(tags)) if tags else ()
-        ids, lines = (msgids.split("\n"), texts.split("\n")) if n > 1 else ([msgids], [texts])
-        when = time_ms / 1000
-        out += (
-            ((time_ms, seq + i), StoredMessage(
-                msgid, when, target, source, command, recipient, text, parsed))
-            for i, (msgid, text) in enumerate(zip(ids, lines, strict=True))
-        )  # fmt: skip
+                continue
+            parsed = tuple((str(k), str(v)) for k, v in json.loads(tags)) if tags else ()
+            ids, lines = (msgids.split("\n"), texts.split("\n")) if n > 1 else ([msgids], [texts])
+            when = time_ms / 1000
+            out += (
+                ((time_ms, seq + i), StoredMessage(
+                    msgid, when, target, source, command, recipient, text, parsed))
+                for i, (msgid, text) in enumerate(zip(ids, lines, strict=True))
+            )  # fmt: skip
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise HistoryStoreError(f"history row {seq} of {target}: {exc}") from exc
     return out
+
+
+def _row_message(row: StoredRow, seq: int) -> Entry | None:
+    """Message ``seq`` of a stored row, if the row holds it; only its run becomes
+    entries (a block may hold thousands of messages)."""
+    if row.runs is None:
+        index = seq - row.seq
+        return _row_entries((row,))[index] if 0 <= index < row.count else None
+    try:
+        runs = load_block(row.runs)
+    except ValueError as exc:
+        raise HistoryStoreError(f"history row {row.seq} of {row.target}: {exc}") from exc
+    for run in runs:
+        first = run_seq(run)
+        if first <= seq <= run_last_seq(run):
+            return run_entries(run)[seq - first]
+    return None
 
 
 def last_stored_seq(conn: sqlite3.Connection) -> int:
@@ -431,11 +514,11 @@ def last_stored_seq(conn: sqlite3.Connection) -> int:
         "SELECT * FROM messages WHERE seq > (SELECT MAX(seq) FROM messages) - ?", (BLOCK_SEQS,)
     ).fetchall()
     last = 0
-    for row in rows:
+    for row in map(_stored_row, rows):
         try:
             entries = _row_entries((row,))
         except HistoryStoreError:
-            last = max(last, row[0] + BLOCK_SEQS - 1)
+            last = max(last, row.seq + BLOCK_SEQS - 1)
         else:
             last = max(last, entries[-1][0][1])
     return last

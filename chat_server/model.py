@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from chat_protocol.casemap import casefold
+from chat_server.masks import compile_mask
 
 if TYPE_CHECKING:
     from chat_server.connection import Connection
@@ -15,6 +17,8 @@ if TYPE_CHECKING:
 # tags, bot), bit 1 = server-time. The fan-out formats a message once per mode in use.
 TAGS_MSG = 1
 TAGS_TIME = 2
+
+MAX_BANS = 100  # per room (ISUPPORT MAXLIST=b:100): every JOIN and ban check walks them
 
 
 class User:
@@ -98,6 +102,9 @@ class Channel:
     """A room: members with their prefixes (``@`` op, ``+`` voice), topic and modes."""
 
     __slots__ = (
+        "ban_checks",
+        "bans",
+        "congested",
         "created",
         "folded",
         "groups",
@@ -125,6 +132,47 @@ class Channel:
         self.limit: int | None = None
         self.invites: set[str] = set()
         self.groups: list[list[Connection]] | None = None
+        self.bans: dict[str, Ban] = {}  # by casefolded mask, in the order they were set
+        # Whether a user is banned, for the ``source`` it was worked out for; emptied
+        # when the bans change. Speaking asks on every message: no regex per message.
+        self.ban_checks: dict[User, tuple[str, bool]] = {}
+        # Members whose send backlog is over the soft limit: while above 0, the server
+        # stops reading from the room's members (flow control, see server.py).
+        self.congested = 0
+
+    # -- membership: the only place that changes ``members`` --------------------------
+
+    def add_member(self, user: User, prefix: str = "") -> None:
+        """Put ``user`` in the room (or change nothing but the prefix if already in)."""
+        joined = user not in self.members
+        self.members[user] = prefix
+        if joined:
+            user.channels[self.folded] = self
+            self.invites.discard(user.folded)
+            self.groups = None
+            conn = user.conn
+            if conn is not None and conn.congested:
+                self.congested += 1
+
+    def remove_member(self, user: User) -> bool:
+        """Take ``user`` out of the room; True when it was a member."""
+        if self.members.pop(user, None) is None:
+            return False
+        user.channels.pop(self.folded, None)
+        self.groups = None
+        conn = user.conn
+        if conn is not None and conn.congested:
+            self.congested -= 1
+        return True
+
+    def set_prefix(self, user: User, prefix: str) -> None:
+        """Change a member's ``@``/``+`` prefix (no effect on non-members)."""
+        if user in self.members:
+            self.members[user] = prefix
+
+    def members_changed(self) -> None:
+        """A member's tag mode or connection changed: rebuild the fan-out groups."""
+        self.groups = None
 
     def fanout_groups(self) -> list[list[Connection]]:
         """Member connections grouped by tag mode, cached until membership changes."""
@@ -137,11 +185,54 @@ class Channel:
         return "@" in self.members.get(user, "")
 
     def can_speak(self, user: User) -> bool:
-        """Whether ``user`` may send to the room under +n and +m."""
+        """Whether ``user`` may send to the room: the one check of every sending path
+        (the fast path, the PRIVMSG/NOTICE/TAGMSG handlers and the cluster node).
+
+        +n keeps outsiders out, +m needs voice or op, a ban silences everyone but the
+        voiced and ops. A room without bans pays one truth test for them.
+        """
         prefix = self.members.get(user)
-        if prefix is None:
-            return "n" not in self.modes and "m" not in self.modes
-        return "m" not in self.modes or bool(prefix)
+        if prefix:  # voice or op: past +m and bans
+            return True
+        modes = self.modes
+        if "m" in modes or (prefix is None and "n" in modes):
+            return False
+        return not self.bans or not self.is_banned(user)
+
+    # -- bans ----------------------------------------------------------------------
+
+    def is_banned(self, user: User) -> bool:
+        """Whether a ban matches ``user``'s ``nick!user@host``, worked out once per
+        identity (``User.source`` changes with the nick) and ban list."""
+        if not self.bans:
+            return False
+        source = user.source
+        checks = self.ban_checks
+        known = checks.get(user)
+        if known is not None and known[0] == source:
+            return known[1]
+        banned = any(ban.pattern.match(source) for ban in self.bans.values())
+        if len(checks) >= 2 * len(self.members) + 64:
+            # People who left (or spoke from outside) fall out of the cache here.
+            checks = self.ban_checks = {u: c for u, c in checks.items() if u in self.members}
+        checks[user] = (source, banned)
+        return banned
+
+    def add_ban(self, mask: str, set_by: str, set_at: float) -> bool:
+        """Add a normalized ``nick!user@host`` mask; False when already there or full."""
+        folded = casefold(mask)
+        if folded in self.bans or len(self.bans) >= MAX_BANS:
+            return False
+        self.bans[folded] = Ban(mask, set_by, set_at, compile_mask(mask))
+        self.ban_checks = {}
+        return True
+
+    def remove_ban(self, mask: str) -> Ban | None:
+        """Remove the ban on ``mask`` (compared casefolded); the ban, or None."""
+        ban = self.bans.pop(casefold(mask), None)
+        if ban is not None:
+            self.ban_checks = {}
+        return ban
 
     def mode_string(self, with_key: bool = True) -> tuple[str, list[str]]:
         """The ``+modes`` string and its parameters, for 324 replies."""
@@ -154,6 +245,15 @@ class Channel:
             letters += "l"
             params.append(str(self.limit))
         return "+" + letters, params
+
+
+class Ban(NamedTuple):
+    """One entry of a room's ban list (RPL_BANLIST shows mask, setter and time)."""
+
+    mask: str
+    set_by: str
+    set_at: float
+    pattern: re.Pattern[str]
 
 
 def group_by_tag_mode(users: Iterable[User]) -> list[list[Connection]]:

@@ -36,7 +36,7 @@ class Replies:
         if conn.capture is not None:
             conn.capture.extend(line.encode() + b"\n" for line in text.split("\n")[:-1])
             return
-        conn.write(text.encode(), self.dirty, self.config.sendq_max)
+        conn.write(text.encode(), self.dirty, self.flow.limits.soft)
 
     def replies_block(self: Server, nick: str, key: str, replies: ReplySource) -> str:
         """A block of numerics that differ between clients only by nick, for ``nick``.
@@ -77,24 +77,25 @@ class Replies:
         conn = user.conn
         if conn is None:
             return
-        self.write_pending()
         tag = f"label={format_tags({'label': label}).split('=', 1)[1]}"
-        write = conn.write
-        dirty, sendq = self.dirty, self.config.sendq_max
         if not lines:
-            write(f"@{tag} :{self.name} ACK\r\n".encode(), dirty, sendq)
+            out = [f"@{tag} :{self.name} ACK\r\n".encode()]
         elif len(lines) == 1:
-            write(_add_tag(lines[0], tag), dirty, sendq)
+            out = [_add_tag(lines[0], tag)]
         elif _is_one_batch(lines):
-            write(_add_tag(lines[0], tag), dirty, sendq)
-            for line in lines[1:]:
-                write(line, dirty, sendq)
+            out = [_add_tag(lines[0], tag), *lines[1:]]
         else:
             ref = self.next_msgid().replace("-", "")
-            write(f"@{tag} :{self.name} BATCH +{ref} labeled-response\r\n".encode(), dirty, sendq)
-            for line in lines:
-                write(_add_tag(line, f"batch={ref}"), dirty, sendq)
-            write(f":{self.name} BATCH -{ref}\r\n".encode(), dirty, sendq)
+            out = [
+                f"@{tag} :{self.name} BATCH +{ref} labeled-response\r\n".encode(),
+                *(_add_tag(line, f"batch={ref}") for line in lines),
+                f":{self.name} BATCH -{ref}\r\n".encode(),
+            ]
+        if len(out) == 1:
+            self.write_pending()
+            conn.write(out[0], self.dirty, self.flow.limits.soft)
+        else:
+            self.send_paced(conn, out)
 
 
 NICK_SLOT = "\0"  # never in a nick (nor in any line we send)

@@ -12,22 +12,35 @@ from __future__ import annotations
 import contextlib
 import errno
 import logging
+import resource
 import secrets
 import signal
 import socket
 import time
 from collections import Counter
+from collections.abc import Iterable
 
 from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold
 from chat_protocol.message import Message, MessageError
-from chat_server.commands import COMMANDS, HandlerFunc, load_handlers
+from chat_server.commands import COMMANDS, load_handlers
 from chat_server.config import ServerConfig
-from chat_server.connection import MAX_BODY, TOO_LONG, Connection
+from chat_server.connection import (
+    MAX_BODY,
+    PAUSED_BACKLOG,
+    PAUSED_CLUSTER,
+    PAUSED_FLOOD,
+    PAUSED_ROOM,
+    TOO_LONG,
+    Connection,
+)
 from chat_server.delivery import Delivery
 from chat_server.fanout import RoomBatches
+from chat_server.flow import FlowControl, SendLimits, chunk_lines
 from chat_server.handlers.messaging import fast_privmsgs
+from chat_server.handlers.records import handler_records
 from chat_server.history import HistoryStore
+from chat_server.loglimit import LogLimiter
 from chat_server.loop import EventLoop
 from chat_server.model import Channel, User
 from chat_server.replies import Replies
@@ -37,6 +50,8 @@ log = logging.getLogger("chat_server")
 MAX_CLIENT_TAGS = 4094  # IRCv3 message-tags: bytes of tags a client may send
 _READ = 1  # selectors.EVENT_READ
 _WRITE = 2  # selectors.EVENT_WRITE
+FD_RESERVE = 32  # descriptors kept for listeners, the history writer, logs, Redis
+ACCEPT_RETRY = 0.25  # seconds between accept attempts while at the descriptor limit
 
 
 class Server(Replies, Delivery):
@@ -51,8 +66,12 @@ class Server(Replies, Delivery):
         self.conns: dict[int, Connection] = {}
         self.per_address: dict[str, int] = {}
         self.dirty: list[Connection] = []
-        self._paused: set[int] = set()  # fds whose reading waits for flood tokens
-        self._batches = RoomBatches(config.sendq_max)  # room messages not yet in buffers
+        limits = SendLimits(config.sendq_max, config.sendq_soft, config.sendq_soft_seconds)
+        self.flow = FlowControl(limits, self.resume)
+        self._batches = RoomBatches(limits.soft)  # room messages not yet in buffers
+        self.capturing: Connection | None = None  # whose labeled response is being built
+        self.client_log = LogLimiter(log)  # log lines a client's input can cause
+        self._accept_paused = False
         self.history = history or HistoryStore(None)
         self.created = time.time()
         # Message ids are "<prefix>-<n in hex>"; a stored message's n is its history
@@ -81,6 +100,26 @@ class Server(Replies, Delivery):
         self.loop.add_reader(sock, lambda mask, s=sock: self._accept(s))
         self.config.port = sock.getsockname()[1]
 
+    def fit_fd_limit(self) -> None:
+        """Raise the soft descriptor limit to the hard one and fit ``max_clients`` to it,
+        so the server refuses clients politely instead of failing ``accept`` (EMFILE)."""
+        try:
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            if hard == resource.RLIM_INFINITY or hard > soft:
+                target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+                soft = target
+        except (OSError, ValueError) as exc:
+            log.warning("cannot raise the open-file limit: %s", exc)
+            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        fits = max(1, soft - FD_RESERVE)
+        if self.config.max_clients > fits:
+            log.info(
+                "max_clients lowered from %d to %d to fit the open-file limit of %d",
+                self.config.max_clients, fits, soft,
+            )  # fmt: skip
+            self.config.max_clients = fits
+
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT, then shut down cleanly."""
         rsock, wsock = socket.socketpair()
@@ -90,6 +129,7 @@ class Server(Replies, Delivery):
         old_fd = signal.set_wakeup_fd(wsock.fileno())
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        self.fit_fd_limit()
         self.loop.after_io(self.flush_dirty)
         self.loop.call_every(1.0, self._check_timeouts)
         log.info("listening on %s:%d", self.config.host, self.config.port)
@@ -118,6 +158,7 @@ class Server(Replies, Delivery):
         self.write_pending()
         farewell = b"ERROR :Server shutting down\r\n"
         for conn in list(self.conns.values()):
+            conn.paced.clear()
             conn.outbuf += farewell
         deadline = time.monotonic() + 1.0
         pending = [c for c in self.conns.values() if c.outbuf]
@@ -144,7 +185,7 @@ class Server(Replies, Delivery):
                 return
             except OSError as exc:
                 if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    log.warning("cannot accept: %s", exc)
+                    self._pause_accepting(exc)
                     return
                 raise
             host = addr[0]
@@ -167,6 +208,26 @@ class Server(Replies, Delivery):
             self.unknown_count += 1
             self.loop.add_reader(sock, lambda mask, c=conn: self._on_event(c, mask))
 
+    def _pause_accepting(self, exc: OSError) -> None:
+        """Out of descriptors: the pending connect stays readable, so a loop that kept
+        trying would spin at 100 % CPU. Stop watching the listeners and try again soon
+        (sooner when a client leaves, see ``_close_socket``)."""
+        if self._accept_paused:
+            return
+        self._accept_paused = True
+        self.client_log.warning("accept", "not accepting for now: %s", exc.strerror or exc)
+        for sock in self.listeners:
+            self.loop.remove(sock)
+        self.loop.call_later(ACCEPT_RETRY, self._resume_accepting)
+
+    def _resume_accepting(self) -> None:
+        if not self._accept_paused:
+            return
+        self._accept_paused = False
+        for sock in self.listeners:
+            if sock.fileno() >= 0:
+                self.loop.add_reader(sock, lambda mask, s=sock: self._accept(s))
+
     @staticmethod
     def _refuse(sock: socket.socket, reason: str) -> None:
         try:
@@ -178,24 +239,22 @@ class Server(Replies, Delivery):
 
     def _on_event(self, conn: Connection, mask: int) -> None:
         if mask & _WRITE:
-            self._on_writable(conn)
-        if mask & _READ and conn.fd in self.conns:
-            lines = conn.read_lines()
+            self._send(conn)
+        if mask & _READ and self.conns.get(conn.fd) is conn and not conn.paused:
+            if self.flow.congested and self.flow.room_is_congested(conn):
+                self.pause(conn, PAUSED_ROOM)  # its messages would pile up on a slow reader
+                return
+            lines = conn.read_lines(self.config.read_budget)
             if lines is None:
                 self.drop(conn, "Connection closed")
             elif lines:
                 self._process(conn, lines)
 
-    def _on_writable(self, conn: Connection) -> None:
-        if conn.flush() and conn.writing:
-            conn.writing = False
-            self._watch(conn)
-        if conn.closing and conn.fd in self.conns:
-            self.drop(conn, conn.closing)
-
     def _watch(self, conn: Connection) -> None:
-        """Watch for reads unless the client is held (flood, cluster), writes while bytes wait."""
-        events = (0 if conn.fd in self._paused else _READ) | (_WRITE if conn.writing else 0)
+        """Watch for reads unless the client is paused, for writes while bytes wait."""
+        if self.conns.get(conn.fd) is not conn:
+            return  # closed: its fd may already belong to someone else
+        events = (0 if conn.paused else _READ) | (_WRITE if conn.writing else 0)
         self.loop.set_events(conn.sock, events, lambda mask, c=conn: self._on_event(c, mask))
 
     def flush_dirty(self) -> None:
@@ -206,19 +265,54 @@ class Server(Replies, Delivery):
             return
         self.dirty = []
         conns = self.conns
+        now = time.monotonic()
         for conn in dirty:
-            if conns.get(conn.fd) is not conn:
-                continue
+            if conns.get(conn.fd) is conn:
+                self._send(conn, now)
+
+    def _send(self, conn: Connection, now: float | None = None) -> None:
+        """One send attempt, then the flow-control verdict on what is left (flow.py)."""
+        flow = self.flow
+        for _ in range(4):  # again only when a paced reply refilled an emptied buffer
             if conn.closing:
                 self.drop(conn, conn.closing)
-            elif not conn.flush() and not conn.writing:
-                conn.writing = True
-                self._watch(conn)
-            elif conn.closing:
-                self.drop(conn, conn.closing)
+                return
+            sent_all = conn.flush()
+            reason = conn.closing or flow.check(conn, now)
+            if reason:
+                self.drop(conn, reason)
+                return
+            if not (sent_all and conn.outbuf):
+                break
+        writing = bool(conn.outbuf)
+        if writing != conn.writing:
+            conn.writing = writing
+            self._watch(conn)
+        if conn.paused & PAUSED_BACKLOG and not conn.paced and len(conn.outbuf) <= flow.limits.low:
+            self.resume(conn, PAUSED_BACKLOG)
+
+    def send_paced(self, conn: Connection, lines: Iterable[bytes]) -> None:
+        """Send a long reply as the client drains it; its further lines wait meanwhile."""
+        if conn.capture is not None:
+            conn.capture.extend(lines)
+            return
+        if conn.closing:
+            return
+        self.write_pending()  # room messages produced before the reply go first
+        had_output = bool(conn.outbuf)
+        self.flow.queue_paced(conn, chunk_lines(lines))
+        if conn.outbuf and not had_output:
+            self.dirty.append(conn)
+        if conn.paced:
+            self.dirty.append(conn)
+            self.pause(conn, PAUSED_BACKLOG)
 
     def _process(self, conn: Connection, lines: list[bytes]) -> None:
-        """Handle complete lines in order, within the flood-control budget."""
+        """Handle complete lines in order, within the flood-control budget.
+
+        Every line costs one token, whatever it is (blank, unparsable, too long, PING):
+        a client's cost to the server is its lines, not only its valid commands.
+        """
         cfg = self.config
         limited = cfg.flood_limit
         if limited:
@@ -227,16 +321,26 @@ class Server(Replies, Delivery):
         assert user is not None
         fast = self.fast_path
         conns = self.conns
+        soft = self.flow.limits.soft
         n = len(lines)
         i = 0
         while i < n:
-            if conn.closing or conn.fd not in conns:
+            if conn.closing or conns.get(conn.fd) is not conn:
                 return
             if limited and conn.tokens < 1:
-                if self.hold(conn, lines[i:]):
+                if self.hold(conn, lines[i:], PAUSED_FLOOD):
                     delay = max(0.01, (1 - conn.tokens) / cfg.flood_rate)
-                    self.loop.call_later(delay, lambda: self._resume(conn))
+                    self.loop.call_later(delay, lambda: self.resume(conn, PAUSED_FLOOD))
                 return
+            if len(conn.outbuf) > soft or conn.paced:
+                # Its own replies pile up: try to send, and if that is not enough, wait
+                # for it to read them before handling more of what it sent.
+                self._send(conn)
+                if conns.get(conn.fd) is not conn:
+                    return
+                if len(conn.outbuf) > soft or conn.paced:
+                    self.hold(conn, lines[i:], PAUSED_BACKLOG)
+                    return
             raw = lines[i]
             if fast and raw[:8] == b"PRIVMSG " and user.registered:
                 # A run of room messages at once; tokens bound how many (each costs one).
@@ -248,35 +352,58 @@ class Server(Replies, Delivery):
                     i = done
                     continue
             if self.must_wait(conn, raw):
-                self.hold(conn, lines[i:])  # resumed by whoever made it wait
+                self.hold(conn, lines[i:], PAUSED_CLUSTER)  # resumed by the backplane
                 return
-            self._handle_line(conn, user, raw)
+            if limited:
+                conn.tokens -= 1
+            try:
+                self._handle_line(conn, user, raw)
+            except Exception:  # a bug must not cost the rest of the read, nor others
+                self.capturing = conn.capture = None
+                self.client_log.exception("line", "error handling a line from %s", conn.addr)
             i += 1
 
     def must_wait(self, conn: Connection, raw: bytes) -> bool:
         """Whether ``raw`` must wait before it is handled; a cluster node overrides this."""
         return False
 
-    def hold(self, conn: Connection, rest: list[bytes]) -> bool:
-        """Put unhandled lines back and stop reading until ``_resume``; False if dropped."""
-        backlog = b"\n".join(rest) + b"\n" + conn.inbuf
-        if len(backlog) > self.config.recvq_max:
+    def hold(self, conn: Connection, rest: list[bytes], reason: int) -> bool:
+        """Put unhandled lines back and stop reading for ``reason``; False if dropped."""
+        if conn.hold(rest) > self.config.recvq_max:
             self.drop(conn, "Excess Flood")
             return False
-        conn.inbuf = bytearray(backlog)
-        self._paused.add(conn.fd)
-        self._watch(conn)
+        self.pause(conn, reason)
         return True
 
-    def _resume(self, conn: Connection) -> None:
-        self._paused.discard(conn.fd)
-        if conn.fd not in self.conns:
+    def pause(self, conn: Connection, reason: int) -> None:
+        """Stop reading ``conn`` until ``resume(conn, reason)`` (and every other reason)."""
+        was = conn.paused
+        conn.paused = was | reason
+        if not was:
+            self._watch(conn)
+
+    def resume(self, conn: Connection, reason: int) -> None:
+        """Lift one pause reason; with none left, handle held lines and read again.
+
+        Timers and the backplane hold the connection itself, never its fd: a closed
+        connection's late resume does nothing, even when its fd number was reused.
+        """
+        if not conn.paused & reason:
+            return
+        conn.paused &= ~reason
+        if conn.paused or self.conns.get(conn.fd) is not conn:
             return
         self._watch(conn)
-        lines = conn.inbuf.split(b"\n")
-        conn.inbuf = bytearray(lines.pop())
-        if lines:
-            self._process(conn, lines)
+        if b"\n" in conn.inbuf:
+            # Not now: a resume can come from inside another client's command (a member
+            # leaving a room); the held lines are handled in this round's timer phase.
+            self.loop.call_later(0, lambda: self._process_held(conn))
+
+    def _process_held(self, conn: Connection) -> None:
+        if not conn.paused and self.conns.get(conn.fd) is conn:
+            lines = conn.take_held()
+            if lines:
+                self._process(conn, lines)
 
     def _handle_line(self, conn: Connection, user: User, raw: bytes) -> None:
         if raw == TOO_LONG or _over_limits(raw):
@@ -299,7 +426,25 @@ class Server(Replies, Delivery):
         self.dispatch(user, msg)
 
     def dispatch(self, user: User, msg: Message) -> None:
-        """Run the handler of ``msg.command`` with the standard error numerics."""
+        """Run ``msg``'s command; with a label, everything it answers is captured and
+        sent as one labeled response (errors such as 421 included)."""
+        label = msg.tags.get("label") if "labeled-response" in user.caps else None
+        conn = user.conn
+        if not label or conn is None:  # an empty label is no label
+            self._run(user, msg)
+            return
+        conn.capture = captured = []
+        self.capturing = conn
+        try:
+            self._run(user, msg)
+        finally:
+            conn.capture = None
+            self.capturing = None
+        self.send_labeled(user, label, captured)
+
+    def _run(self, user: User, msg: Message) -> None:
+        """The handler with the standard error numerics; a bug in one command answers
+        400 and hurts nobody else."""
         spec = self.commands.get(msg.command)
         if spec is None:
             if user.registered:
@@ -310,30 +455,18 @@ class Server(Replies, Delivery):
         if spec.registered and not user.registered:
             self.reply(user, N.ERR_NOTREGISTERED, "You have not registered")
             return
-        if self.config.flood_limit and not spec.free:
-            user.conn.tokens -= 1  # type: ignore[union-attr]
+        extra = spec.cost - 1
+        if extra > 0 and self.config.flood_limit and user.conn is not None:
+            user.conn.tokens -= extra  # costly commands (masked WHO) cost more lines
         if len(msg.params) < spec.min_params:
             self.reply(user, N.ERR_NEEDMOREPARAMS, msg.command, "Not enough parameters")
             return
-        label = msg.tags.get("label") if "labeled-response" in user.caps else None
-        if label is None:
-            self._run(spec.func, user, msg)
-            return
-        conn = user.conn
-        assert conn is not None
-        conn.capture = captured = []
         try:
-            self._run(spec.func, user, msg)
-        finally:
-            conn.capture = None
-        self.send_labeled(user, label, captured)
-
-    def _run(self, func: HandlerFunc, user: User, msg: Message) -> None:
-        """Run a handler; a bug in one command answers 400 and hurts nobody else."""
-        try:
-            func(self, user, msg)
+            spec.func(self, user, msg)
         except Exception:
-            log.exception("handler for %s from %s failed", msg.command, user.source)
+            self.client_log.exception(
+                "handler", "handler for %s from %s failed", msg.command, user.source
+            )
             self.reply(user, N.ERR_UNKNOWNERROR, msg.command, "Internal error handling command")
 
     def drop(self, conn: Connection, reason: str) -> None:
@@ -348,14 +481,32 @@ class Server(Replies, Delivery):
             else:
                 self.unknown_count -= 1
         if reason == "SendQ exceeded":
+            self.client_log.warning(
+                "sendq", "cut %s (%s): SendQ exceeded, %d bytes unsent%s", conn.addr,
+                user.nick if user is not None else "*", len(conn.outbuf),
+                f" after {time.monotonic() - conn.congested_since:.1f} s over the soft limit"
+                if conn.congested else "",
+            )  # fmt: skip
+        self.flow.relieve(conn)  # its rooms need not wait for it any more
+        if reason == "SendQ exceeded":
             conn.outbuf.clear()
+            conn.paced.clear()
         conn.outbuf += f"ERROR :Closing link: {conn.addr} ({reason})\r\n".encode()
         conn.flush()
+        self.on_drop(conn)
         self._close_socket(conn)
+
+    def on_drop(self, conn: Connection) -> None:
+        """Called as a client goes, before its socket closes; a cluster node cleans up."""
 
     def _close_socket(self, conn: Connection) -> None:
         self.conns.pop(conn.fd, None)
-        self._paused.discard(conn.fd)
+        if self._accept_paused:
+            self._resume_accepting()  # a descriptor is free again
+        self.flow.relieve(conn)
+        conn.paced.clear()
+        conn.fast_head = None
+        conn.batch = None
         left = self.per_address.get(conn.addr, 1) - 1
         if left > 0:
             self.per_address[conn.addr] = left
@@ -365,6 +516,12 @@ class Server(Replies, Delivery):
         with contextlib.suppress(OSError):
             conn.sock.close()
         conn.closing = conn.closing or "closed"
+        # Break the Connection <-> User cycle so that both are freed at once by
+        # reference counting, not at a rare full collection (see cli.tune_gc).
+        user = conn.user
+        if user is not None:
+            user.conn = None
+        conn.user = None
 
     def quit_user(self, user: User, reason: str) -> None:
         """Remove a registered user from every room and tell the members once each."""
@@ -377,6 +534,7 @@ class Server(Replies, Delivery):
                     peers.append(member)
             self.remove_member(chan, user)
         self.deliver(peers, user.source, "QUIT", [reason])
+        handler_records(self).whowas.remember(user)
         self.users.pop(user.folded, None)
         self.mode_counts.subtract(user.modes)
         user.registered = False
@@ -384,7 +542,15 @@ class Server(Replies, Delivery):
     def _check_timeouts(self) -> None:
         now = time.monotonic()
         cfg = self.config
+        for conn in self.flow.expired(now):
+            self.drop(conn, "SendQ exceeded")
         for conn in list(self.conns.values()):
+            if conn.writing and conn.outbuf:
+                # Not writable since its last send: judge what piled up meanwhile.
+                reason = self.flow.check(conn, now)
+                if reason:
+                    self.drop(conn, reason)
+                    continue
             user = conn.user
             if user is None or not user.registered:
                 if now - conn.created > cfg.registration_timeout:
@@ -401,11 +567,17 @@ class Server(Replies, Delivery):
     # -- rooms ---------------------------------------------------------------------
 
     def remove_member(self, chan: Channel, user: User) -> None:
-        chan.members.pop(user, None)
-        chan.groups = None
-        user.channels.pop(chan.folded, None)
+        """Take ``user`` out of ``chan``; an empty room is forgotten."""
+        chan.remove_member(user)
         if not chan.members:
             self.channels.pop(chan.folded, None)
+            return
+        conn = user.conn
+        if conn is not None:
+            if conn.congested:
+                self.flow.wake_room(chan)  # the others no longer wait for it here
+            if conn.paused & PAUSED_ROOM:
+                self.flow.wake(conn)  # it may have waited only for this room
 
     def channel_peers(self, user: User) -> list[User]:
         """Everyone who shares a room with ``user``, once each, ``user`` included."""

@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from enum import Enum
 
 from chat_protocol import casefold, is_channel
+from chat_protocol.servertime import format_datetime, parse_datetime
 
 _seq = itertools.count()
 
@@ -55,21 +56,19 @@ class ChatLine:
 
 
 def parse_server_time(value: str | None) -> datetime:
-    """The ``time`` tag as an aware UTC datetime; now when missing or malformed."""
+    """The ``time`` tag as an aware UTC datetime; now when missing or malformed (a line
+    without a readable time arrived just now, as far as the reader can tell)."""
     if value:
         try:
-            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parse_datetime(value)
         except ValueError:
-            parsed = None
-        if parsed is not None:
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            pass
     return datetime.now(UTC)
 
 
 def format_server_time(moment: datetime) -> str:
     """Format a datetime the way ``server-time`` and CHATHISTORY timestamps expect."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
+    return format_datetime(moment)
 
 
 def prefix_rank(prefixes: str) -> int:

@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, default=Path("perf-out"), help="output directory")
     run.add_argument("--label", help="name of this run in reports (default: scenario@target)")
     run.add_argument("--fail-if", action="append", default=[], metavar="EXPR",
-                     help="e.g. 'p99>50ms', 'loss_rate>0%%', 'deliveries_per_s<100k'")  # fmt: skip
+                     help="e.g. 'p99>50ms', 'loss_rate>0%%', 'disconnects>0', "
+                          "'deliveries_per_s<100k'")  # fmt: skip
     run.add_argument(
         "--workers", type=int, help="generator processes (default: one per usable CPU)"
     )
@@ -191,11 +192,14 @@ def _print_summary(s: dict, out: Path) -> None:
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:.3f}"
 
+    clients = s["clients"]
     print(
         f"{s['label']}: {tp['sent_per_s']:,.0f} msgs/s sent, "
         f"{tp['deliveries_per_s']:,.0f} deliveries/s; "
-        f"delivered {acc['delivered']:,} lost {acc['lost']:,} dup {acc['duplicates']:,} "
-        f"reordered {acc['reordered']:,}; latency ms p50 {ms(lat['p50'])} p90 {ms(lat['p90'])} "
+        f"delivered {acc['delivered']:,} lost {acc['lost']:,} ({acc['loss_rate']:.2%}) "
+        f"dup {acc['duplicates']:,} reordered {acc['reordered']:,}; "
+        f"disconnected {clients.get('disconnected', 0):,}/{clients['planned']:,} clients; "
+        f"latency ms p50 {ms(lat['p50'])} p90 {ms(lat['p90'])} "
         f"p99 {ms(lat['p99'])} p99.9 {ms(lat['p99.9'])} max {ms(lat['max'])}"
     )
     if s.get("storm"):

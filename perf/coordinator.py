@@ -286,7 +286,7 @@ class Coordinator:
     def snapshot(self, data: RunData) -> Snapshot:
         scn = self.opts.scenario
         agg: dict[str, Any] = {"phase": self.phase, "clients": scn.clients}
-        for key in ("registered", "ready", "closed", "sent", "delivered"):
+        for key in ("registered", "ready", "closed", "disconnected", "sent", "delivered"):
             agg[key] = sum(p.get(key, 0) for p in self.progress.values())
         p99s = [p["p99_us"] for p in self.progress.values() if p.get("p99_us") is not None]
         agg["p99_ms"] = max(p99s) / 1000 if p99s else None

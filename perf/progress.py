@@ -56,6 +56,7 @@ class ProgressDisplay:
             f"clients {s.get('ready', 0)}/{s.get('clients', 0)} "
             f"sent {s.get('sent', 0):,} delivered {s.get('delivered', 0):,} "
             f"({self.rate:,.0f}/s) p99 {'-' if p99 is None else f'{p99:.2f} ms'}"
+            + (f" disconnected {s['disconnected']:,}" if s.get("disconnected") else "")
         )
 
     def _render(self, s: dict[str, Any]) -> Table:
@@ -73,7 +74,8 @@ class ProgressDisplay:
         table.add_row(
             "clients",
             f"{s.get('registered', 0):,} registered · {s.get('ready', 0):,} ready · "
-            f"{s.get('closed', 0):,} failed / {s.get('clients', 0):,}",
+            f"{s.get('closed', 0):,} failed ({s.get('disconnected', 0):,} after joining) / "
+            f"{s.get('clients', 0):,}",
         )
         table.add_row("sent", f"{s.get('sent', 0):,}")
         table.add_row("delivered", f"{s.get('delivered', 0):,}  ({self.rate:,.0f}/s)")

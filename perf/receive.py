@@ -96,10 +96,10 @@ class ReceivePath:
         except (BlockingIOError, InterruptedError):
             return
         except OSError as exc:
-            client.fail(f"recv: {exc.strerror or exc}")
+            self._closing(client, f"recv: {exc.strerror or exc}")
             return
         if not n:
-            client.fail("closed by server")
+            self._closing(client, "closed by server")
             return
         self.reads += 1
         end = off + n0 + n
@@ -114,6 +114,13 @@ class ReceivePath:
         self.used = cut
         if cut >= BATCH_BYTES:
             self.process()
+
+    def _closing(self, client: Client, reason: str) -> None:
+        """The connection ended: first measure what it sent before (its last lines may be
+        the server's ``ERROR :Closing link: ... (SendQ exceeded)``, the better reason)."""
+        if client in self.seg_client:
+            self.process()
+        client.fail(reason)
 
     def add(self, client: Client, data: bytes, now_us: int) -> None:
         """Complete lines a client read before it was ready (they follow its last 366)."""

@@ -26,6 +26,7 @@ def table_rows(runs: list[Run]) -> tuple[list[str], list[list[str]]]:
         ("target", lambda s: s["target"]),
         ("duration (s)", lambda s: _num(s["duration_s"], 2)),
         ("clients registered", lambda s: _pair(s["clients"], "registered", "planned", INT)),
+        ("clients disconnected", lambda s: _pair(s["clients"], "disconnected", "planned", INT)),
         ("sent (msgs/s)", lambda s: _num(s["throughput"]["sent_per_s"])),
         ("deliveries/s", lambda s: _num(s["throughput"]["deliveries_per_s"])),
         ("deliveries", lambda s: _num(s["accounting"]["delivered"])),

@@ -31,6 +31,7 @@ def build_summary(data: RunData, target: str, spawned: bool) -> dict[str, Any]:
     sent_streams: dict[tuple[int, str], int] = {}
     members: dict[str, set[int]] = {}
     errors: dict[str, int] = {}
+    disconnects: dict[str, int] = {}
     for r in res:
         hg.merge_into(total, r["hist"])
         hg.merge_into(echo, r["echo_hist"])
@@ -44,6 +45,8 @@ def build_summary(data: RunData, target: str, spawned: bool) -> dict[str, Any]:
             members.setdefault(room, set()).update(idx)
         for k, v in r["errors"].items():
             errors[k] = errors.get(k, 0) + v
+        for k, v in r.get("disconnects", {}).items():
+            disconnects[k] = disconnects.get(k, 0) + v
     receivers_of = {
         (sid, room): len(members.get(room, ())) - (1 if sid in members.get(room, ()) else 0)
         for (sid, room) in sent_streams
@@ -67,7 +70,12 @@ def build_summary(data: RunData, target: str, spawned: bool) -> dict[str, Any]:
             "planned": scn.clients,
             "registered": sum(r["registered"] for r in res),
             "joined": sum(r["ready"] for r in res) if not scn.storm else None,
+            # Every client that closed or never started, disconnected ones included.
             "failed": sum(r["closed"] for r in res) + scn.clients - sum(r["clients"] for r in res),
+            # Clients closed after joining: cut by the server (e.g. ERROR :Closing link:
+            # ... (SendQ exceeded)) or their connection died. Still counted as receivers.
+            "disconnected": sum(disconnects.values()),
+            "disconnect_reasons": dict(sorted(disconnects.items(), key=lambda kv: -kv[1])),
             "echo_message": sum(r["echo"] for r in res),
         },
         "throughput": {
@@ -277,9 +285,18 @@ def _warnings(summary: dict[str, Any]) -> list[str]:
         out.append(f"{acc['lost']} deliveries lost ({acc['loss_rate']:.3%})")
     if not acc["balanced"]:
         out.append("accounting does not add up (sent x receivers != delivered + lost)")
-    failed = summary["clients"]["failed"]
+    clients = summary["clients"]
+    cut = clients.get("disconnected") or 0
+    if cut:
+        reasons = clients.get("disconnect_reasons") or {}
+        top = max(reasons, key=lambda k: reasons[k]) if reasons else "unknown"
+        out.append(
+            f"{cut} of {clients['planned']} client(s) were disconnected after joining "
+            f"(most: {top!r}); their missed deliveries count as lost"
+        )
+    failed = clients["failed"] - cut
     if failed:
-        out.append(f"{failed} client(s) failed or were disconnected")
+        out.append(f"{failed} client(s) failed before joining or never connected")
     if summary["latencies_csv"]["sampled"]:
         out.append(f"latencies.csv is sampled: 1 row in {summary['latencies_csv']['stride']}")
     return out

@@ -56,6 +56,11 @@ BUILTIN: dict[str, Scenario] = {
     # server busy (both idled about half the time waiting for the round trip), so the
     # scenario measured the round trip, not how fast the server fans out.
     "fanout": Scenario("fanout", clients=100, rooms=1, senders=5, saturate=True, window=100),
+    # Issue 13's flow-control target: the fanout room with 1,000 messages in flight per
+    # sender, 5,000 at once (~495,000 deliveries owed). Receivers fall far behind for a
+    # moment; a server must hold them back by backpressure, not cut them: the run is
+    # judged by its disconnects and lost deliveries as much as by its rate.
+    "burst": Scenario("burst", clients=100, rooms=1, senders=5, saturate=True, window=1000),
     # Issue 2's busy-rooms target: 200 clients in 20 rooms, everyone sending flat out.
     "rooms": Scenario("rooms", clients=200, rooms=20, senders=200, saturate=True, window=4),
     # Issue 2's registration target: 1,000 clients connecting at the same instant.

@@ -32,6 +32,7 @@ METRICS: dict[str, tuple[tuple[str, ...], str]] = {
     "deliveries_per_s": (("throughput", "deliveries_per_s"), "count"),
     "sent_per_s": (("throughput", "sent_per_s"), "count"),
     "failed_clients": (("clients", "failed"), "count"),
+    "disconnects": (("clients", "disconnected"), "count"),
     "all_registered": (("storm", "all_registered_s"), "seconds"),
 }
 

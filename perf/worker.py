@@ -9,6 +9,7 @@ Every loop is bounded: registration, traffic and draining all have deadlines.
 from __future__ import annotations
 
 import contextlib
+import re
 import resource
 import selectors
 import signal
@@ -33,6 +34,16 @@ NO_ACK_REFILL_US = 10_000  # senders with no way to see their messages refill on
 
 def now_us() -> int:
     return time.monotonic_ns() // 1000
+
+
+# A client's own address in a server's farewell (``Closing link: 127.0.0.1:40412 (...)``)
+# would make every cut client a reason of its own.
+_ADDRESS = re.compile(r"\[?\b\d{1,3}(?:\.\d{1,3}){3}\b\]?(?::\d+)?")
+
+
+def reason_key(reason: str) -> str:
+    """A failure reason as counted: addresses replaced, at most 200 characters."""
+    return _ADDRESS.sub("<addr>", reason)[:200]
 
 
 @dataclass(slots=True)
@@ -85,6 +96,8 @@ class Worker:
         self.registered = 0
         self.ready = 0
         self.closed = 0
+        # Clients closed after they had joined (cut by the server, mostly), by reason.
+        self.disconnects: Counter[str] = Counter()
         self.started = False
         self.start_us = 0
         self.end_us = 0
@@ -115,9 +128,11 @@ class Worker:
     def on_client_closed(self, client: Client, reason: str) -> None:
         self.closed += 1
         self.note_error(reason)
+        if client.t_joined:
+            self.disconnects[reason_key(reason)] += 1
 
     def note_error(self, reason: str) -> None:
-        self.errors[reason[:200]] += 1
+        self.errors[reason_key(reason)] += 1
 
     def on_registered(self, client: Client, now: int) -> None:
         self.registered += 1
@@ -335,9 +350,11 @@ class Worker:
         }
 
     def _members(self) -> dict[str, list[int]]:
+        """Who should receive each room's messages: every client that joined, including
+        those cut since (what they missed is lost, not unexpected)."""
         members: dict[str, list[int]] = {}
         for c in self.clients:
-            if c.state == READY:
+            if c.t_joined:
                 for room in c.joined:
                     members.setdefault(room, []).append(c.index)
         return members
@@ -352,6 +369,7 @@ class Worker:
             "registered": self.registered,
             "ready": self.ready,
             "closed": self.closed,
+            "disconnected": self.disconnects.total(),
             "sent": self.meas.sent_total,
             "delivered": self.meas.delivered_total,
             "sent_by_room": sent_by_room,
@@ -384,6 +402,7 @@ class Worker:
             "ready": self.ready,
             "clients": len(self.clients),
             "closed": self.closed,
+            "disconnects": dict(self.disconnects),
             "echo": sum(1 for c in self.clients if c.echo_ack),
             "errors": dict(self.errors),
             "cpu_window_s": self.cpu_window or 0.0,

@@ -21,13 +21,14 @@ from chat_server.cluster.redis_link import RedisLink, Request
 from chat_server.cluster.replica import RemoteUser, chan_meta, dumps, user_doc
 
 if TYPE_CHECKING:
+    from chat_server.cluster.node import ClusterServer
     from chat_server.connection import Connection
     from chat_server.model import User
-    from chat_server.server import Server
 
 log = logging.getLogger("chat_server.cluster")
 
 HOLD_TIMEOUT = 5.0  # a client waits at most this long for Redis before it is told
+DOWN_NOTICE = "*** Cluster link lost: messages cannot reach other nodes for now"
 
 
 @dataclass(slots=True)
@@ -45,7 +46,7 @@ class Pending:
 class Backplane:
     """Connects one Server to the cluster through a RedisLink."""
 
-    def __init__(self, server: Server, link: RedisLink) -> None:
+    def __init__(self, server: ClusterServer, link: RedisLink) -> None:
         self.server = server
         self.link = link
         self.node_id = link.node_id
@@ -87,16 +88,19 @@ class Backplane:
         self.epoch += 1
         was = self.state
         self.state = "down"
-        for token in list(self.pending):
-            self._on_reply(token, None, "cluster link down")
+        for token, pending in list(self.pending.items()):
+            if pending.kind == "claim":
+                self._on_reply(token, True, None)  # see claim(): ours until the resync
+            else:
+                self._on_reply(token, None, "cluster link down")
         if was != "down":
             log.warning(
-                "cluster: link to redis down (%s); local rooms keep working, other nodes"
-                " are out of reach until it returns",
+                "cluster: redis at %s unreachable (%s); serving this node's clients only, retrying",
+                self.link.where,
                 reason,
             )
             self.was_down = True
-            self.notice_all("*** Cluster link lost: messages cannot reach other nodes for now")
+            self.notice_all(DOWN_NOTICE)
 
     def _send_resync(self) -> None:
         server = self.server
@@ -261,9 +265,17 @@ class Backplane:
         return True
 
     def claim(self, user: User, folded: str, done: Callable[[bool | None], None]) -> None:
-        """Ask Redis for a nick; ``done(True|False)``, or ``done(None)`` when unreachable."""
+        """Ask Redis for a nick; ``done(True|False)``, or ``done(None)`` when Redis is too
+        slow to answer.
+
+        While Redis is unreachable the nick is granted here (the handler has checked it
+        against every user this node knows): people can still connect and talk on this
+        node. The resync when Redis is back registers it; should another node have
+        taken the same nick meanwhile, that resync reports a collision and the user is
+        disconnected with "Nickname collision after cluster resync".
+        """
         if self.state == "down":
-            done(None)
+            done(True)
             return
         token = next(self._tokens)
 

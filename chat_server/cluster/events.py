@@ -193,7 +193,7 @@ def apply_nick(server: Server, node: str, data: dict[str, Any]) -> None:
     update_user(user, data["u"])
     server.users[user.folded] = user
     for chan in user.channels.values():
-        chan.groups = None
+        chan.members_changed()
     deliver(server, server.channel_peers(user), old_source, "NICK", [user.nick])
 
 
@@ -229,10 +229,7 @@ def add_member(server: Server, user: User, chan: Channel, prefix: str) -> None:
     if chan.members.get(user) == prefix:
         return
     joined = user not in chan.members
-    chan.members[user] = prefix
-    chan.groups = None
-    chan.invites.discard(user.folded)
-    user.channels[chan.folded] = chan
+    chan.add_member(user, prefix)
     if joined:
         deliver(server, chan, user.source, "JOIN", [chan.name])
 
@@ -280,7 +277,7 @@ def apply_cmode(server: Server, node: str, data: dict[str, Any]) -> None:
     for folded, prefix in (data.get("pf") or {}).items():
         member = server.users.get(folded)
         if member is not None and member in chan.members:
-            chan.members[member] = prefix
+            chan.set_prefix(member, prefix)
     deliver(server, chan, data["s"], "MODE", [chan.name, *data["p"]])
 
 

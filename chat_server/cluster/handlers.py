@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold, valid_nick
 from chat_protocol.message import Message
+from chat_server.cluster.backplane import DOWN_NOTICE
 from chat_server.cluster.replica import user_doc
 from chat_server.commands import COMMANDS, CommandSpec, HandlerFunc
 from chat_server.handlers.messaging import checked_relay, reachable_user, speakable_channel
@@ -141,7 +142,7 @@ def _run_nick(server: Server, user: User, msg: Message) -> None:
     handle_nick(server, user, msg)
     if not was_registered:
         if user.registered:
-            announce_user(server, user)
+            _registered(server, user)
         return
     if user.nick == old_nick:
         return
@@ -157,9 +158,17 @@ def _announce_registration(func: HandlerFunc) -> HandlerFunc:
         was = user.registered
         func(server, user, msg)
         if not was and user.registered:
-            announce_user(server, user)
+            _registered(server, user)
 
     return wrapper
+
+
+def _registered(server: Server, user: User) -> None:
+    """A user just registered here: tell the cluster, or tell the user it is cut off."""
+    bp = _node(server).backplane
+    announce_user(server, user)
+    if bp.state == "down":
+        server.send_raw(user, f":{server.name} NOTICE {user.nick} :{DOWN_NOTICE}")
 
 
 def announce_user(server: Server, user: User) -> None:

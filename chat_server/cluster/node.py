@@ -16,7 +16,7 @@ from chat_server.cluster.backplane import Backplane
 from chat_server.cluster.handlers import cluster_commands
 from chat_server.cluster.redis_link import RedisLink
 from chat_server.config import ServerConfig
-from chat_server.connection import Connection
+from chat_server.connection import PAUSED_CLUSTER, Connection
 from chat_server.history import HistoryStore
 from chat_server.model import Channel, User
 from chat_server.server import Server
@@ -83,8 +83,7 @@ class ClusterServer(Server):
         if local:
             changes.local_quit(self.backplane, user, reason)
 
-    def drop(self, conn: Connection, reason: str) -> None:
-        super().drop(conn, reason)
+    def on_drop(self, conn: Connection) -> None:
         bp = self.backplane
         bp.holds.pop(conn, None)
         bp.claim_holds.discard(conn)
@@ -118,4 +117,4 @@ class ClusterServer(Server):
 
     def resume_held(self, conn: Connection) -> None:
         """Redis answered: read again and handle the lines that waited."""
-        self._resume(conn)
+        self.resume(conn, PAUSED_CLUSTER)

@@ -25,6 +25,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -36,8 +37,32 @@ from chat_server.cluster.scripts import EVENTS, SCRIPTS, SYNC_PART
 log = logging.getLogger("chat_server.cluster")
 
 MAX_BATCH = 512
+REMINDER_FIRST = 60.0  # an outage is logged once, then again after 1, 2, 4 ... minutes
+REMINDER_MAX = 600.0
 STAGE_CHUNK = 1000  # users, claims or rooms per command when a resync stages its state
 STAGE_TTL_MS = 60_000  # a staging left behind by a lost connection goes away by itself
+
+
+def safe_url(url: str) -> str:
+    """``url`` with any password replaced by ``***``, for logs."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        netloc = parts.netloc.rpartition("@")[2]
+        user = f"{parts.username}:***@" if parts.username else ":***@"
+        return urlunsplit(parts._replace(netloc=user + netloc))
+    except ValueError:
+        return "<unparsable redis URL>"
+
+
+@dataclass(slots=True)
+class Outage:
+    """When the link went down and when to say again that it still is (logs stay few)."""
+
+    since: float
+    next_reminder: float
+    interval: float = REMINDER_FIRST
 
 
 @dataclass(slots=True)
@@ -84,6 +109,7 @@ class RedisLink:
         self._live: list[str] | None = None  # other nodes last reported live to the loop
         self._shas: dict[str, str] = {}
         self._threads: list[threading.Thread] = []
+        self._outage: Outage | None = None  # set by the command thread while unreachable
 
     # -- loop side -------------------------------------------------------------------
 
@@ -116,7 +142,7 @@ class RedisLink:
         self._stopping.set()
         with self._cond:
             self._cond.notify_all()
-        if leave:
+        if leave and self._outage is None:
             try:
                 client = redis.Redis.from_url(
                     self.url, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True
@@ -125,8 +151,10 @@ class RedisLink:
                     SCRIPTS["reap"], 0, self.node_id, "Server shutting down", self.events_max, "1"
                 )
                 client.close()
-            except RedisError as exc:
+            except (RedisError, OSError, ValueError) as exc:
                 log.warning("cluster: could not leave cleanly (%s); our nicks free on expiry", exc)
+        elif leave:
+            log.info("cluster: redis unreachable at shutdown; our nicks there free on expiry")
         for thread in self._threads:
             thread.join(timeout=1.0)
         self.rsock.close()
@@ -156,33 +184,55 @@ class RedisLink:
 
     def _command_main(self) -> None:
         delay = 0.1
-        reported = False  # one "down" per outage, however many attempts fail
         while not self._stopping.is_set():
             try:
                 client = self._connect(timeout=2.0)
                 self._shas = {name: client.script_load(src) for name, src in SCRIPTS.items()}
-            except RedisError as exc:
-                if not reported:
-                    reported = True
-                    log.warning("cluster: redis at %s unreachable (%s); retrying", self.url, exc)
-                    self._lost(str(exc))
+            except Exception as exc:  # whatever it is, this thread must go on retrying
+                self._unreachable(exc)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 2.0)
                 continue
             delay = 0.1
-            reported = False
-            log.info("cluster: connected to redis at %s as node %s", self.url, self.node_id)
+            if self._outage is not None:
+                down = time.monotonic() - self._outage.since
+                log.info("cluster: redis at %s reachable again after %.0f s", self.where, down)
+                self._outage = None
+            log.info("cluster: connected to redis at %s as node %s", self.where, self.node_id)
             self._post(("up",))
             try:
                 self._serve(client)
-            except RedisError as exc:
+            except (RedisError, OSError) as exc:
                 if not self._stopping.is_set():
-                    log.warning("cluster: redis link lost (%s); reconnecting", exc)
-                    reported = True
-                    self._lost(str(exc))
+                    self._unreachable(exc)
             finally:
                 with contextlib.suppress(Exception):
                     client.close()
+
+    @property
+    def where(self) -> str:
+        return safe_url(self.url)
+
+    def _unreachable(self, exc: Exception) -> None:
+        """One failed attempt. The loop hears of an outage once (it logs and tells the
+        clients); here a long outage is recalled at growing intervals, never per retry."""
+        reason = _reason(exc)
+        now = time.monotonic()
+        outage = self._outage
+        if outage is None:
+            self._outage = Outage(now, now + REMINDER_FIRST)
+            log.debug("cluster: redis at %s: %s", self.where, reason)
+            self._lost(reason)
+            return
+        if now >= outage.next_reminder:
+            log.warning(
+                "cluster: redis at %s still unreachable after %.0f s (%s); retrying",
+                self.where,
+                now - outage.since,
+                reason,
+            )
+            outage.interval = min(outage.interval * 2, REMINDER_MAX)
+            outage.next_reminder = now + outage.interval
 
     def _lost(self, reason: str) -> None:
         """Pause the reader, tell the loop, and fail whatever was asked before now."""
@@ -281,7 +331,7 @@ class RedisLink:
         for i in range(0, len(claims), STAGE_CHUNK):
             pipe.sadd(stage + ":c", *claims[i : i + STAGE_CHUNK])
             pipe.pexpire(stage + ":c", STAGE_TTL_MS)
-        args = [self.node_id, self.ttl_ms, self.events_max, stage]
+        args: list[str | int] = [self.node_id, self.ttl_ms, self.events_max, stage]
         args += [len(users) // 2, len(claims), len(chans) // 2, SYNC_PART]
         pipe.evalsha(self._shas["resync"], 0, *args)
         try:
@@ -299,7 +349,7 @@ class RedisLink:
 
     def _load_history(self, client: redis.Redis, upto: str) -> dict[str, list[Any]]:
         """The newest messages of every conversation, up to the snapshot's position."""
-        keys = sorted(client.smembers("dc:histkeys"))
+        keys = sorted(_texts(client.smembers("dc:histkeys")))
         pipe = client.pipeline(transaction=False)
         for key in keys:
             pipe.xrevrange("dc:h:" + key, max=upto, min="-", count=self.history_max)
@@ -307,7 +357,7 @@ class RedisLink:
 
     def _reap_dead(self, client: redis.Redis) -> None:
         """Reap the nodes whose presence expired; tell the loop which others are live."""
-        others = sorted(n for n in client.smembers("dc:nodes") if n != self.node_id)
+        others = sorted(n for n in _texts(client.smembers("dc:nodes")) if n != self.node_id)
         live: list[str] = []
         if others:
             pipe = client.pipeline(transaction=False)
@@ -338,7 +388,7 @@ class RedisLink:
             try:
                 if client is None:
                     client = self._connect(timeout=5.0)
-                reply = client.xread({EVENTS: pos}, count=2000, block=1000)
+                reply: Any = client.xread({EVENTS: pos}, count=2000, block=1000)
             except RedisError as exc:
                 log.debug("cluster: reader: %s", exc)
                 client = None
@@ -352,3 +402,14 @@ class RedisLink:
                     continue  # a resync or an outage began meanwhile; re-read after it
                 self._read_pos = self._last_seen = entries[-1][0]
                 self._post(("events", entries))
+
+
+def _texts(members: Any) -> list[str]:
+    """A set reply as the strings it holds (our clients decode replies; the stubs of
+    redis-py cannot know that)."""
+    return [str(m) for m in members]
+
+
+def _reason(exc: Exception) -> str:
+    """An exception as a short phrase for a log line (redis-py's own text when it has one)."""
+    return str(exc) or type(exc).__name__

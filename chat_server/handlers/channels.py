@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import re
 import time
 from typing import TYPE_CHECKING
 
 from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold, is_channel, valid_channel
 from chat_protocol.message import Message
-from chat_server.commands import command
+from chat_protocol.numbers import ascii_int
+from chat_server.handlers.chathistory import send_history_batch
+from chat_server.masks import compile_mask, has_wildcards
 from chat_server.model import Channel, member_prefix
 
 if TYPE_CHECKING:
     from chat_server.model import User
     from chat_server.server import Server
 
+MAX_LIST_ARGS = 10  # filters and names one LIST looks at; each one costs a pass per room
 
-@command("JOIN", min_params=1)
+
 def handle_join(server: Server, user: User, msg: Message) -> None:
     if msg.params[0] == "0":
         for chan in list(user.channels.values()):
@@ -51,14 +55,14 @@ def join(server: Server, user: User, name: str, key: str | None) -> None:
         if chan.limit is not None and len(chan.members) >= chan.limit and not invited:
             server.reply(user, N.ERR_CHANNELISFULL, chan.name, "Cannot join channel (+l)")
             return
-        chan.invites.discard(user.folded)
-        chan.members[user] = ""
-        chan.groups = None
+        if not invited and chan.is_banned(user):
+            server.reply(user, N.ERR_BANNEDFROMCHAN, chan.name, "Cannot join channel (+b)")
+            return
+        chan.add_member(user)
     else:
         chan = Channel(name)
         server.channels[folded] = chan
-        chan.members[user] = "@"
-    user.channels[folded] = chan
+        chan.add_member(user, "@")
     server.deliver(chan, user.source, "JOIN", [chan.name])
     if chan.topic:
         send_topic(server, user, chan)
@@ -71,8 +75,6 @@ def replay_on_join(server: Server, user: User, chan: Channel) -> None:
     limit = server.config.history_on_join
     if limit <= 0 or not {"batch", "server-time"} <= user.caps:
         return
-    from chat_server.handlers.chathistory import send_history_batch
-
     messages = server.history.latest(chan.folded, limit)
     if messages:
         send_history_batch(server, user, chan.name, messages)
@@ -84,7 +86,6 @@ def part(server: Server, user: User, chan: Channel, reason: str) -> None:
     server.remove_member(chan, user)
 
 
-@command("PART", min_params=1)
 def handle_part(server: Server, user: User, msg: Message) -> None:
     reason = msg.param(1)[:390]
     for name in msg.params[0].split(","):
@@ -107,7 +108,6 @@ def send_topic(server: Server, user: User, chan: Channel) -> None:
     )
 
 
-@command("TOPIC", min_params=1)
 def handle_topic(server: Server, user: User, msg: Message) -> None:
     name = msg.params[0]
     chan = server.channels.get(casefold(name))
@@ -138,12 +138,21 @@ def names_entry(member: User, prefix: str, caps: frozenset[str]) -> str:
 
 
 def send_names(server: Server, user: User, chan: Channel) -> None:
-    """353 lines (as many as fit in 512 bytes) then 366."""
-    visible = user in chan.members
+    """353 lines (as many as fit in 512 bytes) then 366.
+
+    A secret (+s) room shows ``@`` as its type and nothing to non-members; invisible
+    (+i) users are shown to members only.
+    """
+    inside = user in chan.members
+    secret = "s" in chan.modes
+    if secret and not inside:
+        server.reply(user, N.RPL_ENDOFNAMES, chan.name, "End of /NAMES list")
+        return
     entries = [
-        names_entry(m, p, user.caps) for m, p in chan.members.items() if visible or not m.invisible
+        names_entry(m, p, user.caps) for m, p in chan.members.items() if inside or not m.invisible
     ]
-    head = f":{server.name} {N.RPL_NAMREPLY} {user.nick} = {chan.name} :"
+    kind = "@" if secret else "="
+    head = f":{server.name} {N.RPL_NAMREPLY} {user.nick} {kind} {chan.name} :"
     room = 510 - len(head.encode())
     line: list[str] = []
     used = 0
@@ -159,7 +168,6 @@ def send_names(server: Server, user: User, chan: Channel) -> None:
     server.reply(user, N.RPL_ENDOFNAMES, chan.name, "End of /NAMES list")
 
 
-@command("NAMES")
 def handle_names(server: Server, user: User, msg: Message) -> None:
     if not msg.params:
         server.reply(user, N.RPL_ENDOFNAMES, "*", "End of /NAMES list")
@@ -172,28 +180,60 @@ def handle_names(server: Server, user: User, msg: Message) -> None:
             send_names(server, user, chan)
 
 
-@command("LIST")
 def handle_list(server: Server, user: User, msg: Message) -> None:
+    """LIST with the ELIST=MNU filters: names or masks (``#c*``), ``!mask`` to leave
+    out, ``>N`` / ``<N`` members. Secret rooms are listed to their members only."""
+    query = ListQuery.parse(msg.param(0))
     server.reply(user, N.RPL_LISTSTART, "Channel", "Users  Name")
-    wanted = None
-    min_users = 0
-    for arg in msg.param(0).split(","):
-        if is_channel(arg):
-            wanted = (wanted or set()) | {casefold(arg)}
-        elif arg.startswith(">") and arg[1:].isdigit():
-            min_users = int(arg[1:]) + 1
     for chan in sorted(server.channels.values(), key=lambda c: c.folded):
-        if wanted is not None and chan.folded not in wanted:
-            continue
-        if len(chan.members) < min_users:
-            continue
         if "s" in chan.modes and user not in chan.members:
             continue
-        server.reply(user, N.RPL_LIST, chan.name, str(len(chan.members)), chan.topic)
+        if query.wants(chan):
+            server.reply(user, N.RPL_LIST, chan.name, str(len(chan.members)), chan.topic)
     server.reply(user, N.RPL_LISTEND, "End of /LIST")
 
 
-@command("KICK", min_params=2)
+class ListQuery:
+    """The filters of one LIST command; anything it cannot read is left out."""
+
+    __slots__ = ("exclude", "max_users", "min_users", "names", "patterns")
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()  # casefolded room names asked for by name
+        self.patterns: list[re.Pattern[str]] = []  # masks asked for (M)
+        self.exclude: list[re.Pattern[str]] = []  # masks left out (N)
+        self.min_users = 0
+        self.max_users: int | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> ListQuery:
+        query = cls()
+        for arg in text.split(",")[:MAX_LIST_ARGS]:
+            number = ascii_int(arg[1:])  # None unless ASCII digits follow: ">²" is none
+            if arg.startswith(">") and number is not None:
+                query.min_users = max(query.min_users, number + 1)
+            elif arg.startswith("<") and number is not None:
+                below = query.max_users
+                query.max_users = number if below is None else min(number, below)
+            elif arg.startswith("!") and len(arg) > 1:
+                query.exclude.append(compile_mask(arg[1:]))
+            elif has_wildcards(arg):
+                query.patterns.append(compile_mask(arg))
+            elif is_channel(arg):
+                query.names.add(casefold(arg))
+        return query
+
+    def wants(self, chan: Channel) -> bool:
+        count = len(chan.members)
+        if count < self.min_users or (self.max_users is not None and count >= self.max_users):
+            return False
+        if any(p.match(chan.name) for p in self.exclude):
+            return False
+        if not (self.names or self.patterns):
+            return True
+        return chan.folded in self.names or any(p.match(chan.name) for p in self.patterns)
+
+
 def handle_kick(server: Server, user: User, msg: Message) -> None:
     name = msg.params[0]
     chan = server.channels.get(casefold(name))
@@ -218,7 +258,6 @@ def handle_kick(server: Server, user: User, msg: Message) -> None:
         server.remove_member(chan, target)
 
 
-@command("INVITE")
 def handle_invite(server: Server, user: User, msg: Message) -> None:
     if len(msg.params) < 2:
         server.reply(user, N.ERR_NEEDMOREPARAMS, "INVITE", "Not enough parameters")

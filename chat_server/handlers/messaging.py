@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold
 from chat_protocol.message import Message
-from chat_server.commands import command
 from chat_server.history import dm_key
 
 if TYPE_CHECKING:
@@ -196,33 +195,35 @@ def _to_nick(server: Server, user: User, relay: Relay, recipient: User) -> None:
         params = [recipient.nick, relay.text]
         key = dm_key(user.nick, recipient.nick)
         msgid, when = server.store(user, command_name, recipient.nick, key, relay.text, relay.tags)
-    server.deliver(
-        [recipient, user] if recipient is not user else [user],
-        user.source,
-        command_name,
-        params,
-        client_tags=relay.tags,
-        msgid=msgid,
-        when=when,
-        bot=user.is_bot,
-        sender=user,
-        echo="echo-message" in user.caps or recipient is user,
-        tags_only=command_name == "TAGMSG",
-    )
+    echo = "echo-message" in user.caps
+    for copy in ("echo", "delivery") if recipient is user and echo else ("both",):
+        # To oneself with echo-message, the message comes back twice, as to anyone
+        # else: the echo answers the command (with its label), the delivery does not.
+        server.deliver(
+            [recipient, user] if recipient is not user else [user],
+            user.source,
+            command_name,
+            params,
+            client_tags=relay.tags,
+            msgid=msgid,
+            when=when,
+            bot=user.is_bot,
+            sender=user if copy != "delivery" else None,
+            echo=echo or recipient is user,
+            tags_only=command_name == "TAGMSG",
+            labeled=copy != "delivery",
+        )
     if command_name == "PRIVMSG" and recipient.away is not None:
         server.reply(user, N.RPL_AWAY, recipient.nick, recipient.away)
 
 
-@command("PRIVMSG")
 def handle_privmsg(server: Server, user: User, msg: Message) -> None:
     _relay(server, user, msg, "PRIVMSG")
 
 
-@command("NOTICE")
 def handle_notice(server: Server, user: User, msg: Message) -> None:
     _relay(server, user, msg, "NOTICE")
 
 
-@command("TAGMSG")
 def handle_tagmsg(server: Server, user: User, msg: Message) -> None:
     _relay(server, user, msg, "TAGMSG")

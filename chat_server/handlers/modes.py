@@ -1,25 +1,27 @@
-"""MODE for users (+i +B, +o via OPER) and rooms (+n +t +m +i +k +l +o +v, +b lists)."""
+"""MODE for users (+i +B, +o via OPER) and rooms (+i +m +n +s +t +k +l +o +v +b)."""
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold, is_channel
 from chat_protocol.message import Message
-from chat_server.commands import command
+from chat_protocol.numbers import ascii_int
+from chat_server.masks import MAX_MASK_LEN, normalize_ban_mask
+from chat_server.model import MAX_BANS
 
 if TYPE_CHECKING:
     from chat_server.model import Channel, User
     from chat_server.server import Server
 
 USER_MODES_SETTABLE = "iB"
-CHANNEL_FLAGS = "imnt"
+CHANNEL_FLAGS = "imnst"
 PREFIX_MODES = {"o": "@", "v": "+"}
 MAX_MODE_CHANGES = 4
 
 
-@command("MODE", min_params=1)
 def handle_mode(server: Server, user: User, msg: Message) -> None:
     target = msg.params[0]
     if is_channel(target):
@@ -69,8 +71,8 @@ def channel_mode(server: Server, user: User, name: str, args: list[str]) -> None
         server.reply(user, N.RPL_CHANNELMODEIS, chan.name, modes, *params)
         server.reply(user, N.RPL_CREATIONTIME, chan.name, str(int(chan.created)))
         return
-    if args[0] in ("b", "+b") and len(args) == 1:
-        server.reply(user, N.RPL_ENDOFBANLIST, chan.name, "End of channel ban list")
+    if len(args) == 1 and args[0].strip("+-") and not args[0].strip("+-b"):
+        send_ban_list(server, user, chan)  # "MODE #room b" / "+b": anyone may look
         return
     if not chan.is_op(user):
         server.reply(user, N.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator")
@@ -83,6 +85,7 @@ def apply_channel_modes(server: Server, user: User, chan: Channel, args: list[st
     adding = True
     params = iter(args[1:])
     applied: list[tuple[bool, str, str | None]] = []
+    listed = False
     for ch in args[0]:
         if ch in "+-":
             adding = ch == "+"
@@ -107,13 +110,14 @@ def apply_channel_modes(server: Server, user: User, chan: Channel, args: list[st
         elif ch == "l":
             if adding:
                 raw = next(params, None)
-                if raw is None or not raw.isdigit() or int(raw) <= 0:
+                limit = ascii_int(raw or "")  # not isdigit(): "²" is a digit to it
+                if not limit:
                     server.reply(
                         user, N.ERR_INVALIDMODEPARAM, chan.name, "l", raw or "*", "Invalid limit"
                     )
                     continue
-                chan.limit = int(raw)
-                applied.append((True, "l", raw))
+                chan.limit = limit
+                applied.append((True, "l", str(limit)))
             elif chan.limit is not None:
                 chan.limit = None
                 applied.append((False, "l", None))
@@ -123,7 +127,10 @@ def apply_channel_modes(server: Server, user: User, chan: Channel, args: list[st
                 server.reply(user, N.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
                 continue
             target = server.find_user(nick)
-            if target is None or target not in chan.members:
+            if target is None:
+                server.reply(user, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+                continue
+            if target not in chan.members:
                 server.reply(
                     user, N.ERR_USERNOTINCHANNEL, nick, chan.name, "They aren't on that channel"
                 )
@@ -131,18 +138,50 @@ def apply_channel_modes(server: Server, user: User, chan: Channel, args: list[st
             symbol = PREFIX_MODES[ch]
             current = chan.members[target]
             if adding and symbol not in current:
-                chan.members[target] = "".join(s for s in "@+" if s in current + symbol)
+                chan.set_prefix(target, "".join(s for s in "@+" if s in current + symbol))
                 applied.append((True, ch, target.nick))
             elif not adding and symbol in current:
-                chan.members[target] = current.replace(symbol, "")
+                chan.set_prefix(target, current.replace(symbol, ""))
                 applied.append((False, ch, target.nick))
         elif ch == "b":
-            next(params, None)
-            server.reply(user, N.RPL_ENDOFBANLIST, chan.name, "End of channel ban list")
+            mask = next(params, None)
+            if not mask:
+                if not listed:
+                    send_ban_list(server, user, chan)
+                    listed = True
+                continue
+            change = change_ban(server, user, chan, adding, mask)
+            if change is not None:
+                applied.append((adding, "b", change))
         else:
             server.reply(user, N.ERR_UNKNOWNMODE, ch, "is unknown mode char to me")
     if applied:
         server.deliver(chan, user.source, "MODE", [chan.name, *format_changes(applied)])
+
+
+def change_ban(server: Server, user: User, chan: Channel, adding: bool, mask: str) -> str | None:
+    """Add or remove a ban; the mask as changed (``nick!user@host``), or None."""
+    full = normalize_ban_mask(mask)
+    if len(full) > MAX_MASK_LEN:
+        server.reply(user, N.ERR_INVALIDMODEPARAM, chan.name, "b", mask, "Mask is too long")
+        return None
+    if not adding:
+        removed = chan.remove_ban(full)
+        return None if removed is None else removed.mask
+    if casefold(full) in chan.bans:
+        return None
+    if len(chan.bans) >= MAX_BANS:
+        server.reply(user, N.ERR_BANLISTFULL, chan.name, "b", "Channel ban list is full")
+        return None
+    chan.add_ban(full, user.source, time.time())
+    return full
+
+
+def send_ban_list(server: Server, user: User, chan: Channel) -> None:
+    """367 per ban (mask, who set it, when), then 368."""
+    for ban in chan.bans.values():
+        server.reply(user, N.RPL_BANLIST, chan.name, ban.mask, ban.set_by, str(int(ban.set_at)))
+    server.reply(user, N.RPL_ENDOFBANLIST, chan.name, "End of channel ban list")
 
 
 def format_changes(applied: list[tuple[bool, str, str | None]]) -> list[str]:

@@ -7,27 +7,34 @@ from typing import TYPE_CHECKING
 
 from chat_protocol import numerics as N
 from chat_protocol.message import Message
-from chat_server.commands import command
+from chat_server.handlers.records import handler_records
 
 if TYPE_CHECKING:
     from chat_server.model import User
     from chat_server.server import Server
 
 
-@command("OPER", min_params=2)
 def handle_oper(server: Server, user: User, msg: Message) -> None:
+    """Become an operator. Failures are counted per address across reconnects; after a
+    few, the address must wait (growing) before its next try is even checked."""
     name, password = msg.params[0], msg.params[1]
-    expected = server.config.opers.get(name)
-    if expected is None or not hmac.compare_digest(password.encode(), expected.encode()):
+    failures = handler_records(server).oper_failures
+    address = user.conn.addr if user.conn is not None else user.host
+    if failures.blocked(address):
         server.reply(user, N.ERR_PASSWDMISMATCH, "Password incorrect")
         return
+    expected = server.config.opers.get(name)
+    if expected is None or not hmac.compare_digest(password.encode(), expected.encode()):
+        failures.failed(address, f"{user.nick} as {name}")
+        server.reply(user, N.ERR_PASSWDMISMATCH, "Password incorrect")
+        return
+    failures.succeeded(address)
     if not user.is_oper:
         server.change_user_modes(user, added="o")
         server.deliver([user], user.source, "MODE", [user.nick, "+o"])
     server.reply(user, N.RPL_YOUREOPER, "You are now an IRC operator")
 
 
-@command("KILL", min_params=1)
 def handle_kill(server: Server, user: User, msg: Message) -> None:
     if not user.is_oper:
         server.reply(user, N.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")

@@ -10,8 +10,9 @@ from typing import TYPE_CHECKING
 from chat_protocol import numerics as N
 from chat_protocol.casemap import valid_nick
 from chat_protocol.message import Message, last_param
-from chat_server import VERSION
-from chat_server.commands import command
+from chat_protocol.numbers import ascii_int
+from chat_server.handlers.records import handler_records
+from chat_server.handlers.server_info import intro_replies, lusers_block, motd_replies
 from chat_server.replies import format_reply
 
 if TYPE_CHECKING:
@@ -31,42 +32,13 @@ CAPABILITIES: dict[str, str] = {
 }
 
 
-def isupport_tokens(server: Server) -> list[str]:
-    cfg = server.config
-    return [
-        "AWAYLEN=390",
-        "BOT=B",
-        "CASEMAPPING=ascii",
-        f"CHANLIMIT=#&:{cfg.max_channels_per_user}",
-        "CHANMODES=b,k,l,imnt",
-        f"CHANNELLEN={cfg.channel_len}",
-        "CHANTYPES=#&",
-        f"CHATHISTORY={cfg.chathistory_max}",
-        "ELIST=U",
-        "HOSTLEN=63",
-        "KICKLEN=390",
-        "LINELEN=512",
-        "MAXTARGETS=4",
-        "MODES=4",
-        "MSGREFTYPES=msgid,timestamp",
-        f"NETWORK={cfg.network}",
-        f"NICKLEN={cfg.nick_len}",
-        "PREFIX=(ov)@+",
-        "TARGMAX=JOIN:,KICK:1,NAMES:1,NOTICE:4,PART:,PRIVMSG:4,WHOIS:1",
-        f"TOPICLEN={cfg.topic_len}",
-        "USERLEN=10",
-        "UTF8ONLY",
-    ]
-
-
-@command("CAP", min_params=1, registered=False, free=True)
 def handle_cap(server: Server, user: User, msg: Message) -> None:
     sub = msg.params[0].upper()
     if sub == "LS":
         if not user.registered:
             user.cap_negotiating = True
-        version = msg.param(1)
-        if version.isdigit() and int(version) >= 302:
+        version = ascii_int(msg.param(1))
+        if version is not None and version >= 302:
             user.cap_version = 302
             user.set_caps(user.caps | {"cap-notify"})
         server.send_raw(user, _cap_line(server, user, "LS", _cap_list(user.cap_version)))
@@ -83,7 +55,7 @@ def handle_cap(server: Server, user: User, msg: Message) -> None:
             return
         user.set_caps(frozenset((user.caps | adds) - removes))
         for chan in user.channels.values():
-            chan.groups = None  # the user's tag mode may have changed
+            chan.members_changed()  # the user's tag mode may have changed
         server.send_raw(user, _cap_line(server, user, "ACK", msg.param(1)))
     elif sub == "END":
         if not user.registered:
@@ -107,7 +79,6 @@ def _cap_line(server: Server, user: User, sub: str, caps: str) -> str:
     return f":{server.name} CAP {user.nick} {sub} {last_param(caps)}"
 
 
-@command("PASS", min_params=1, registered=False)
 def handle_pass(server: Server, user: User, msg: Message) -> None:
     if user.registered:
         server.reply(user, N.ERR_ALREADYREGISTERED, "You may not reregister")
@@ -118,7 +89,6 @@ def handle_pass(server: Server, user: User, msg: Message) -> None:
     )
 
 
-@command("NICK", registered=False)
 def handle_nick(server: Server, user: User, msg: Message) -> None:
     if not msg.params or not msg.params[0]:
         server.reply(user, N.ERR_NONICKNAMEGIVEN, "No nickname given")
@@ -138,16 +108,19 @@ def handle_nick(server: Server, user: User, msg: Message) -> None:
     if nick == user.nick:
         return
     old_source = user.source
+    handler_records(server).whowas.remember(user)
     server.users.pop(user.folded, None)
     user.set_nick(nick)
     server.users[user.folded] = user
     server.deliver(server.channel_peers(user), old_source, "NICK", [nick])
 
 
-@command("USER", min_params=4, registered=False)
 def handle_user(server: Server, user: User, msg: Message) -> None:
     if user.registered:
         server.reply(user, N.ERR_ALREADYREGISTERED, "You may not reregister")
+        return
+    if not msg.params[0] or not msg.params[3]:  # Modern IRC: neither may be empty
+        server.reply(user, N.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
         return
     username = "".join(c for c in msg.params[0] if c.isalnum() or c in "-_.")[:10]
     user.username = "~" + (username or "user")[:9]
@@ -176,30 +149,8 @@ def try_register(server: Server, user: User) -> None:
     welcome(server, user)
 
 
-def isupport_replies(server: Server) -> list[tuple[str, tuple[str, ...]]]:
-    """005 lines, twelve tokens each."""
-    tokens = isupport_tokens(server)
-    return [
-        (N.RPL_ISUPPORT, (*tokens[i : i + 12], "are supported by this server"))
-        for i in range(0, len(tokens), 12)
-    ]
-
-
-def intro_replies(server: Server) -> list[tuple[str, tuple[str, ...]]]:
-    """002 to 005: the same for every client but for the nick."""
-    created = time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(server.created))
-    return [
-        (N.RPL_YOURHOST, (f"Your host is {server.name}, running {VERSION}",)),
-        (N.RPL_CREATED, (f"This server was created {created}",)),
-        (N.RPL_MYINFO, (server.name, VERSION, "iBo", "biklmnotv", "klov")),
-        *isupport_replies(server),
-    ]
-
-
 def welcome(server: Server, user: User) -> None:
     """001 to 005, LUSERS and the MOTD in one write."""
-    from chat_server.handlers.queries import lusers_block, motd_replies
-
     nick = user.nick
     network = server.config.network
     first = format_reply(
@@ -215,7 +166,6 @@ def welcome(server: Server, user: User) -> None:
     )
 
 
-@command("PING", registered=False, free=True)
 def handle_ping(server: Server, user: User, msg: Message) -> None:
     if not msg.params:
         server.reply(user, N.ERR_NOORIGIN, "No origin specified")
@@ -223,13 +173,11 @@ def handle_ping(server: Server, user: User, msg: Message) -> None:
     server.send_raw(user, Message("PONG", [server.name, msg.params[0]], server.name).to_str())
 
 
-@command("PONG", registered=False, free=True)
 def handle_pong(server: Server, user: User, msg: Message) -> None:
     if user.conn is not None:
         user.conn.ping_sent = 0.0
 
 
-@command("QUIT", registered=False)
 def handle_quit(server: Server, user: User, msg: Message) -> None:
     reason = msg.param(0, "Client quit")[:390]
     if user.conn is not None:

@@ -204,7 +204,11 @@ def test_op_and_deop(connect) -> None:
     [
         ("MODE #r +z", "472"),
         ("MODE #r +o", "461"),
-        ("MODE #r +o ghost", "441"),
+        ("MODE #r +o ghost", "401"),
+        ("MODE #r +o bob", "441"),
+        ("MODE #r +l ²", "696"),
+        ("MODE #r +l ٣", "696"),
+        ("MODE #r +l 0", "696"),
         ("MODE #r +l notanumber", "696"),
         ("MODE #nowhere +t", "403"),
         ("MODE bob +i", "502"),

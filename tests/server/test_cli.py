@@ -86,3 +86,59 @@ def test_sigterm_tells_clients_and_exits_zero_quickly(server) -> None:
 
 def test_sigint_also_exits_zero(server) -> None:
     assert server.stop(signal.SIGINT) == 0
+
+
+# -- settings and errors (issue 13 §4): one line on stderr, exit 2, never a traceback ----
+
+
+def _refused(res: subprocess.CompletedProcess[str], *needles: str) -> str:
+    """The single error line of a run that had to stop at startup."""
+    assert res.returncode == 2, res.stderr
+    assert "Traceback" not in res.stderr
+    line = res.stderr.strip()
+    assert line.count("\n") == 0 and line.startswith("chat-server: error: "), line
+    for needle in needles:
+        assert needle in line
+    return line
+
+
+def test_zero_flood_rate_in_config_file_is_refused(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text(f"[server]\nport = {free_port()}\nflood_rate = 0\n")
+    _refused(_run("--config", str(conf), "--history-db", str(tmp_path / "h.db")), "flood_rate")
+
+
+def test_negative_max_clients_in_config_file_is_refused(tmp_path: Path) -> None:
+    conf = tmp_path / "c.toml"
+    conf.write_text("max_clients = -5\n")
+    _refused(_run("--config", str(conf)), "max_clients", "-5")
+
+
+def test_negative_ping_timeout_flag_is_refused() -> None:
+    _refused(_run("--ping-timeout", "-1"), "--ping-timeout", "greater than 0")
+
+
+def test_config_that_is_a_directory(tmp_path: Path) -> None:
+    _refused(_run("--config", str(tmp_path)), str(tmp_path), "is a directory")
+
+
+def test_config_that_is_not_utf8(tmp_path: Path) -> None:
+    conf = tmp_path / "latin1.toml"
+    conf.write_bytes('motd = "caf\xe9"\n'.encode("latin-1"))
+    _refused(_run("--config", str(conf)), "not UTF-8")
+
+
+def test_bad_redis_url_fails_at_startup() -> None:
+    res = _run("--port", str(free_port()), "--redis", "notaurl", "--node-id", "a")
+    _refused(res, "--redis", "redis://")
+    assert "listening on" not in res.stdout + res.stderr
+
+
+def test_history_error_names_the_file_once(tmp_path: Path) -> None:
+    db = tmp_path / "h.db"
+    db.write_bytes(b"this is not an SQLite database, " * 64)
+    res = _run("--port", str(free_port()), "--history-db", str(db))
+    assert res.returncode == 1
+    assert res.stderr.strip().count("\n") == 0
+    assert res.stderr.count(str(db)) == 1
+    assert res.stderr.count("cannot open history database") == 1

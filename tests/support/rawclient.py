@@ -16,8 +16,16 @@ Matcher = Callable[[Message], bool]
 class RawClient:
     """Speaks IRC over a plain socket; every wait has a timeout, nothing sleeps blindly."""
 
-    def __init__(self, host: str, port: int, timeout: float = 5.0) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
+    def __init__(
+        self, host: str, port: int, timeout: float = 5.0, rcvbuf: int | None = None
+    ) -> None:
+        if rcvbuf is None:
+            self.sock = socket.create_connection((host, port), timeout=timeout)
+        else:  # a small receive window must be set before connecting to take effect
+            self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            self.sock.settimeout(timeout)
+            self.sock.connect((host, port))
         self.timeout = timeout
         self.buf = b""
         self.received: list[Message] = []

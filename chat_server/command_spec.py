@@ -1,0 +1,43 @@
+"""What one entry of the command table says: handler, parameters needed, flood cost.
+
+Separate from the table (commands.py) so that the table can import every handler
+module at its top while a handler module still importing ``command`` from
+``chat_server.commands`` finds it there during that import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from chat_protocol.message import Message
+    from chat_server.model import User
+    from chat_server.server import Server
+
+HandlerFunc = Callable[["Server", "User", "Message"], None]
+
+
+@dataclass(frozen=True, slots=True)
+class CommandSpec:
+    """How to dispatch a command: its handler, how many params it needs, and when."""
+
+    name: str
+    func: HandlerFunc
+    min_params: int = 0
+    registered: bool = True  # only after registration (else 451)
+    cost: int = 1  # flood-control tokens a line of it takes (every line takes at least 1)
+
+
+def command(name: str, **_ignored: object) -> Callable[[HandlerFunc], HandlerFunc]:
+    """Deprecated and inert: commands are listed in chat_server.commands.COMMANDS.
+
+    Kept only so that a handler module still decorated with it imports; it registers
+    nothing.
+    """
+
+    def unchanged(func: HandlerFunc) -> HandlerFunc:
+        return func
+
+    return unchanged
