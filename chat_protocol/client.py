@@ -15,7 +15,7 @@ import itertools
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
 from datetime import timedelta
 from typing import TypeVar
 
@@ -280,7 +280,7 @@ class IRCClient:
             with contextlib.suppress(Exception):
                 await lines.aclose()
 
-    async def _read_messages(self, reader: asyncio.StreamReader) -> AsyncIterator[Message]:
+    async def _read_messages(self, reader: asyncio.StreamReader) -> AsyncGenerator[Message, None]:
         buf = bytearray()
         while True:
             data = await reader.read(65536)

@@ -157,8 +157,7 @@ class Connection:
         # Usually a read ends at a line end and nothing was left over: split it as is.
         joined = bool(inbuf)
         if joined:
-            inbuf += data
-            lines = inbuf.split(b"\n")
+            lines = (bytes(inbuf) + data).split(b"\n")
             inbuf.clear()
         else:
             lines = data.split(b"\n")
@@ -189,7 +188,7 @@ class Connection:
         inbuf = self.inbuf
         if b"\n" not in inbuf:
             return []
-        lines = inbuf.split(b"\n")
+        lines = bytes(inbuf).split(b"\n")
         self.inbuf = bytearray(lines.pop())
         return lines
 

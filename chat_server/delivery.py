@@ -1,6 +1,8 @@
 """How the server sends one message to many: msgids, history, room batches, tag modes.
 
-Mixed into ``Server`` beside ``Replies`` (one recipient). The hot path ends here:
+``Delivery`` is owned by the ``Server`` (as ``server.delivery``) beside ``Replies``
+(one recipient, ``server.out``). It owns the buffers that grew this round (``dirty``),
+the open room batches and the msgid sequence. The hot path ends here:
 ``relay_run`` takes one read's worth of room PRIVMSGs from the fast path, and
 ``deliver``/``batch_room`` serve every other command that reaches a room or a list of
 users. Formatting happens once per tag mode in use, never per recipient.
@@ -14,25 +16,43 @@ from itertools import repeat
 from typing import TYPE_CHECKING
 
 from chat_protocol.message import Message, format_tags
-from chat_server.fanout import append_to_all
+from chat_server.fanout import RoomBatches, append_to_all
 from chat_server.history import StoredMessage, format_time
 from chat_server.history_model import format_ms
 from chat_server.model import TAGS_MSG, TAGS_TIME, Channel, User, group_by_tag_mode
 
 if TYPE_CHECKING:
     from chat_server.connection import Connection
-    from chat_server.server import Server
+    from chat_server.history import HistoryStore
 
 
 class Delivery:
-    """Mixed into Server: the many-recipient half of sending."""
+    """The many-recipient half of sending, with the state it needs."""
 
-    def next_msgid(self: Server) -> str:
+    def __init__(self, history: HistoryStore, msgid_prefix: str, soft: int) -> None:
+        self.history = history
+        # Message ids are "<prefix>-<n in hex>"; a stored message's n is its history
+        # sequence number (see store), so n continues from the history on disk.
+        self._msgid_format = msgid_prefix[:16] + "-{:x}"
+        self._msgid_seq = history.next_seq - 1
+        self.soft = soft  # the send-queue soft limit (flow.py)
+        self.batches = RoomBatches(soft)  # room messages not yet in buffers (fanout.py)
+        self.dirty: list[Connection] = []  # connections whose buffer grew this round
+        self.capturing: Connection | None = None  # whose labeled response is being built
+
+    def take_dirty(self) -> list[Connection]:
+        """The connections to flush, after appending the open room batches."""
+        self.write_pending()
+        dirty = self.dirty
+        self.dirty = []
+        return dirty
+
+    def next_msgid(self) -> str:
         self._msgid_seq += 1
         return self._msgid_format.format(self._msgid_seq)
 
     def deliver(
-        self: Server,
+        self,
         recipients: Channel | Iterable[User],
         source: str,
         command: str,
@@ -81,7 +101,7 @@ class Delivery:
             else group_by_tag_mode(recipients)
         )
         dirty = self.dirty
-        soft = self.flow.limits.soft
+        soft = self.soft
         for mode, conns in enumerate(groups):
             if not conns or (tags_only and not mode & TAGS_MSG):
                 continue
@@ -94,7 +114,7 @@ class Delivery:
                 append_to_all(conns, data, skip, dirty, soft)
 
     def batch_room(
-        self: Server,
+        self,
         chan: Channel,
         skip: Connection | None,
         body: str,
@@ -106,13 +126,13 @@ class Delivery:
     ) -> None:
         """Add a room message to the open batch (see fanout.py), opening a new one if
         the room, the skipped sender or the membership changed."""
-        batch = self._batches.get(chan, skip, self.dirty)
+        batch = self.batches.get(chan, skip, self.dirty)
         parts = batch.parts
         for mode, conns in enumerate(batch.groups):
             if conns and not (tags_only and not mode & TAGS_MSG):
                 parts[mode].append(self._format_variant(mode, body, client_tags, msgid, when, bot))
 
-    def relay_run(self: Server, user: User, chan: Channel, texts: list[str]) -> None:
+    def relay_run(self, user: User, chan: Channel, texts: list[str]) -> None:
         """Store and fan out PRIVMSGs from ``user`` to ``chan``: one read's worth.
 
         The per-message work is one msgid and one formatted line per tag mode in use;
@@ -138,7 +158,7 @@ class Delivery:
             chan.folded, first, ms, source, name, msgids, texts, (("bot", ""),) if bot else ()
         )
         skip = None if "echo-message" in user.caps else user.conn
-        batch = self._batches.get(chan, skip, self.dirty)
+        batch = self.batches.get(chan, skip, self.dirty)
         src = f":{source} PRIVMSG {name} :"
         stamp = ""
         parts = batch.parts
@@ -161,12 +181,12 @@ class Delivery:
                 data = line + ("\r\n" + line).join(texts) + "\r\n"
             parts[mode].append(data.encode())
 
-    def write_pending(self: Server) -> None:
+    def write_pending(self) -> None:
         """Append the open room batches to their members' buffers (see fanout.py)."""
-        self._batches.write_all(self.dirty)
+        self.batches.write_all(self.dirty)
 
     def _format_variant(
-        self: Server,
+        self,
         mode: int,
         body: str,
         client_tags: dict[str, str] | None,
@@ -192,7 +212,7 @@ class Delivery:
         return ("@" + tags + " " + body).encode()
 
     def store(
-        self: Server,
+        self,
         user: User,
         command: str,
         recipient: str,

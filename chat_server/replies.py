@@ -1,4 +1,9 @@
-"""How the server speaks to one client: numerics, raw lines, labeled responses."""
+"""How the server speaks to one client: numerics, raw lines, labeled responses.
+
+``Replies`` is owned by the ``Server`` as ``server.out``. Every write keeps the order
+of what a client receives: room messages produced earlier (still in an open room
+batch, see fanout.py) go out first.
+"""
 
 from __future__ import annotations
 
@@ -8,71 +13,78 @@ from typing import TYPE_CHECKING
 from chat_protocol.message import Message, format_tags
 
 if TYPE_CHECKING:
+    from chat_server.delivery import Delivery
     from chat_server.model import User
     from chat_server.server import Server
 
 
 class Replies:
-    """Mixed into Server: the one-recipient half of sending."""
+    """The one-recipient half of sending."""
 
-    def send_raw(self: Server, user: User, line: str) -> None:
+    def __init__(self, server: Server, delivery: Delivery) -> None:
+        self.server = server
+        self.name = server.name
+        self.delivery = delivery
+        self.blocks: dict[str, str] = {}  # see replies_block
+
+    def send_raw(self, user: User, line: str) -> None:
         """Send one formatted line (no CRLF) to ``user``."""
         self.send_block(user, line + "\r\n")
 
-    def reply(self: Server, user: User, numeric: str, *params: str) -> None:
+    def reply(self, user: User, numeric: str, *params: str) -> None:
         """A numeric from the server to ``user`` (their nick, or ``*`` before NICK)."""
         self.send_raw(user, format_reply(self.name, numeric, user.nick, params))
 
-    def send_block(self: Server, user: User, text: str) -> None:
+    def send_block(self, user: User, text: str) -> None:
         """Send several lines (each ending in CRLF) in one write.
 
         A labeled response must see them as separate lines, so a capturing
         connection gets them one by one.
         """
-        self.write_pending()  # keep order: room messages produced earlier go first
+        self.delivery.write_pending()  # keep order: room messages produced earlier go first
         conn = user.conn
         if conn is None:
             return
         if conn.capture is not None:
             conn.capture.extend(line.encode() + b"\n" for line in text.split("\n")[:-1])
             return
-        conn.write(text.encode(), self.dirty, self.flow.limits.soft)
+        conn.write(text.encode(), self.delivery.dirty, self.delivery.soft)
 
-    def replies_block(self: Server, nick: str, key: str, replies: ReplySource) -> str:
+    def replies_block(self, nick: str, key: str, replies: ReplySource) -> str:
         """A block of numerics that differ between clients only by nick, for ``nick``.
 
         The block is formatted once per server (with a placeholder nick) and reused:
         the welcome burst is most of what a registration costs.
         """
-        block = self.reply_blocks.get(key)
+        block = self.blocks.get(key)
         if block is None:
-            block = self.reply_blocks[key] = "".join(
+            block = self.blocks[key] = "".join(
                 format_reply(self.name, numeric, NICK_SLOT, params) + "\r\n"
-                for numeric, params in replies(self)
+                for numeric, params in replies(self.server)
             )
         return block.replace(NICK_SLOT, nick)
 
-    def send_replies(self: Server, user: User, key: str, replies: ReplySource) -> None:
+    def send_replies(self, user: User, key: str, replies: ReplySource) -> None:
         """Send a block of :meth:`replies_block`."""
         self.send_block(user, self.replies_block(user.nick, key, replies))
 
-    def fail(self: Server, user: User, command: str, code: str, *context: str) -> None:
+    def fail(self, user: User, command: str, code: str, *context: str) -> None:
         """An IRCv3 standard reply ``FAIL <command> <code> [context] :<text>``."""
         self.send_raw(user, Message("FAIL", [command, code, *context], self.name).to_str())
 
-    def start_batch(self: Server, user: User, kind: str, *params: str) -> str | None:
+    def start_batch(self, user: User, kind: str, *params: str) -> str | None:
         """Open a batch when the client understands them; returns its reference."""
         if "batch" not in user.caps:
             return None
-        ref = self.next_msgid().replace("-", "")
+        ref = self.delivery.next_msgid().replace("-", "")
         self.send_raw(user, Message("BATCH", [f"+{ref}", kind, *params], self.name).to_str())
         return ref
 
-    def end_batch(self: Server, user: User, ref: str | None) -> None:
+    def end_batch(self, user: User, ref: str | None) -> None:
         if ref is not None:
             self.send_raw(user, Message("BATCH", [f"-{ref}"], self.name).to_str())
 
-    def send_labeled(self: Server, user: User, label: str, lines: list[bytes]) -> None:
+    def send_labeled(self, user: User, label: str, lines: list[bytes]) -> None:
         """Send a command's response carrying the client's label (labeled-response)."""
         conn = user.conn
         if conn is None:
@@ -85,17 +97,17 @@ class Replies:
         elif _is_one_batch(lines):
             out = [_add_tag(lines[0], tag), *lines[1:]]
         else:
-            ref = self.next_msgid().replace("-", "")
+            ref = self.delivery.next_msgid().replace("-", "")
             out = [
                 f"@{tag} :{self.name} BATCH +{ref} labeled-response\r\n".encode(),
                 *(_add_tag(line, f"batch={ref}") for line in lines),
                 f":{self.name} BATCH -{ref}\r\n".encode(),
             ]
         if len(out) == 1:
-            self.write_pending()
-            conn.write(out[0], self.dirty, self.flow.limits.soft)
+            self.delivery.write_pending()
+            conn.write(out[0], self.delivery.dirty, self.delivery.soft)
         else:
-            self.send_paced(conn, out)
+            self.server.send_paced(conn, out)
 
 
 NICK_SLOT = "\0"  # never in a nick (nor in any line we send)

@@ -19,6 +19,7 @@ import socket
 import time
 from collections import Counter
 from collections.abc import Iterable
+from functools import partial
 
 from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold
@@ -35,10 +36,9 @@ from chat_server.connection import (
     Connection,
 )
 from chat_server.delivery import Delivery
-from chat_server.fanout import RoomBatches
 from chat_server.flow import FlowControl, SendLimits, chunk_lines
 from chat_server.handlers.messaging import fast_privmsgs
-from chat_server.handlers.records import handler_records
+from chat_server.handlers.records import HandlerRecords
 from chat_server.history import HistoryStore
 from chat_server.loglimit import LogLimiter
 from chat_server.loop import EventLoop
@@ -54,8 +54,14 @@ FD_RESERVE = 32  # descriptors kept for listeners, the history writer, logs, Red
 ACCEPT_RETRY = 0.25  # seconds between accept attempts while at the descriptor limit
 
 
-class Server(Replies, Delivery):
-    """One chat server process: all state lives here, touched by one thread only."""
+class Server:
+    """One chat server process: all state lives here, touched by one thread only.
+
+    The parts are objects of their own: ``loop`` (sockets and timers), ``flow``
+    (send-queue limits and backpressure), ``delivery`` (one message to many: msgids,
+    history, room batches), ``out`` (replies to one client), ``history``, ``records``
+    (what handlers remember: WHOWAS, failed OPERs, LUSERS maxima).
+    """
 
     def __init__(self, config: ServerConfig, history: HistoryStore | None = None) -> None:
         self.config = config
@@ -65,26 +71,25 @@ class Server(Replies, Delivery):
         self.channels: dict[str, Channel] = {}
         self.conns: dict[int, Connection] = {}
         self.per_address: dict[str, int] = {}
-        self.dirty: list[Connection] = []
         limits = SendLimits(config.sendq_max, config.sendq_soft, config.sendq_soft_seconds)
         self.flow = FlowControl(limits, self.resume)
-        self._batches = RoomBatches(limits.soft)  # room messages not yet in buffers
-        self.capturing: Connection | None = None  # whose labeled response is being built
+        self.history = history or HistoryStore(None)
+        self.delivery = self.make_delivery(config.node_id or secrets.token_hex(4), limits.soft)
+        self.out = Replies(self, self.delivery)
+        self.records = HandlerRecords()
         self.client_log = LogLimiter(log)  # log lines a client's input can cause
         self._accept_paused = False
-        self.history = history or HistoryStore(None)
         self.created = time.time()
-        # Message ids are "<prefix>-<n in hex>"; a stored message's n is its history
-        # sequence number (see store), so n continues from the history on disk.
-        self._msgid_format = (config.node_id or secrets.token_hex(4))[:16] + "-{:x}"
-        self._msgid_seq = self.history.next_seq - 1
         self.listeners: list[socket.socket] = []
         self.unknown_count = 0
         self.mode_counts: Counter[str] = Counter()  # user modes among registered users
         load_handlers()
         self.commands = COMMANDS  # a cluster node swaps in its own table
         self.fast_path = True  # PRIVMSG to a room without the parser (off in a cluster)
-        self.reply_blocks: dict[str, str] = {}  # see Replies.replies_block
+
+    def make_delivery(self, msgid_prefix: str, soft: int) -> Delivery:
+        """The fan-out part; a cluster node's also publishes to the other nodes."""
+        return Delivery(self.history, msgid_prefix, soft)
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -97,7 +102,7 @@ class Server(Replies, Delivery):
         sock.listen(4096)
         sock.setblocking(False)
         self.listeners.append(sock)
-        self.loop.add_reader(sock, lambda mask, s=sock: self._accept(s))
+        self.loop.add_reader(sock, partial(self._on_listener, sock))
         self.config.port = sock.getsockname()[1]
 
     def fit_fd_limit(self) -> None:
@@ -155,7 +160,7 @@ class Server(Replies, Delivery):
 
     def shutdown(self) -> None:
         """Tell every client, flush what we can within a second, and persist history."""
-        self.write_pending()
+        self.delivery.write_pending()
         farewell = b"ERROR :Server shutting down\r\n"
         for conn in list(self.conns.values()):
             conn.paced.clear()
@@ -174,6 +179,9 @@ class Server(Replies, Delivery):
         log.info("stopped; %d messages in history written", self.history.stats.get("written", 0))
 
     # -- connections ---------------------------------------------------------------
+
+    def _on_listener(self, listener: socket.socket, mask: int) -> None:
+        self._accept(listener)
 
     def _accept(self, listener: socket.socket) -> None:
         """Accept until EAGAIN so that a storm of connects drains in one round."""
@@ -206,7 +214,7 @@ class Server(Replies, Delivery):
             self.conns[conn.fd] = conn
             self.per_address[host] = count + 1
             self.unknown_count += 1
-            self.loop.add_reader(sock, lambda mask, c=conn: self._on_event(c, mask))
+            self.loop.add_reader(sock, partial(self._on_event, conn))
 
     def _pause_accepting(self, exc: OSError) -> None:
         """Out of descriptors: the pending connect stays readable, so a loop that kept
@@ -226,7 +234,7 @@ class Server(Replies, Delivery):
         self._accept_paused = False
         for sock in self.listeners:
             if sock.fileno() >= 0:
-                self.loop.add_reader(sock, lambda mask, s=sock: self._accept(s))
+                self.loop.add_reader(sock, partial(self._on_listener, sock))
 
     @staticmethod
     def _refuse(sock: socket.socket, reason: str) -> None:
@@ -255,15 +263,13 @@ class Server(Replies, Delivery):
         if self.conns.get(conn.fd) is not conn:
             return  # closed: its fd may already belong to someone else
         events = (0 if conn.paused else _READ) | (_WRITE if conn.writing else 0)
-        self.loop.set_events(conn.sock, events, lambda mask, c=conn: self._on_event(c, mask))
+        self.loop.set_events(conn.sock, events, partial(self._on_event, conn))
 
     def flush_dirty(self) -> None:
         """Send every buffer that grew this round, in one call each."""
-        self.write_pending()
-        dirty = self.dirty
+        dirty = self.delivery.take_dirty()
         if not dirty:
             return
-        self.dirty = []
         conns = self.conns
         now = time.monotonic()
         for conn in dirty:
@@ -298,13 +304,13 @@ class Server(Replies, Delivery):
             return
         if conn.closing:
             return
-        self.write_pending()  # room messages produced before the reply go first
+        self.delivery.write_pending()  # room messages produced before the reply go first
         had_output = bool(conn.outbuf)
         self.flow.queue_paced(conn, chunk_lines(lines))
         if conn.outbuf and not had_output:
-            self.dirty.append(conn)
+            self.delivery.dirty.append(conn)
         if conn.paced:
-            self.dirty.append(conn)
+            self.delivery.dirty.append(conn)
             self.pause(conn, PAUSED_BACKLOG)
 
     def _process(self, conn: Connection, lines: list[bytes]) -> None:
@@ -359,7 +365,7 @@ class Server(Replies, Delivery):
             try:
                 self._handle_line(conn, user, raw)
             except Exception:  # a bug must not cost the rest of the read, nor others
-                self.capturing = conn.capture = None
+                self.delivery.capturing = conn.capture = None
                 self.client_log.exception("line", "error handling a line from %s", conn.addr)
             i += 1
 
@@ -407,13 +413,13 @@ class Server(Replies, Delivery):
 
     def _handle_line(self, conn: Connection, user: User, raw: bytes) -> None:
         if raw == TOO_LONG or _over_limits(raw):
-            self.reply(user, N.ERR_INPUTTOOLONG, "Input line was too long")
+            self.out.reply(user, N.ERR_INPUTTOOLONG, "Input line was too long")
             return
         try:
             text = raw.decode()
         except UnicodeDecodeError:
             text = raw.decode("utf-8", "replace")
-            self.send_raw(user, "FAIL * INVALID_UTF8 :Invalid UTF-8 was replaced")
+            self.out.send_raw(user, "FAIL * INVALID_UTF8 :Invalid UTF-8 was replaced")
         text = text.rstrip("\r")
         if "\r" in text or "\0" in text:
             text = text.replace("\r", "").replace("\0", "")
@@ -433,14 +439,15 @@ class Server(Replies, Delivery):
         if not label or conn is None:  # an empty label is no label
             self._run(user, msg)
             return
-        conn.capture = captured = []
-        self.capturing = conn
+        captured: list[bytes] = []
+        conn.capture = captured
+        self.delivery.capturing = conn
         try:
             self._run(user, msg)
         finally:
             conn.capture = None
-            self.capturing = None
-        self.send_labeled(user, label, captured)
+            self.delivery.capturing = None
+        self.out.send_labeled(user, label, captured)
 
     def _run(self, user: User, msg: Message) -> None:
         """The handler with the standard error numerics; a bug in one command answers
@@ -448,18 +455,18 @@ class Server(Replies, Delivery):
         spec = self.commands.get(msg.command)
         if spec is None:
             if user.registered:
-                self.reply(user, N.ERR_UNKNOWNCOMMAND, msg.command, "Unknown command")
+                self.out.reply(user, N.ERR_UNKNOWNCOMMAND, msg.command, "Unknown command")
             else:
-                self.reply(user, N.ERR_NOTREGISTERED, "You have not registered")
+                self.out.reply(user, N.ERR_NOTREGISTERED, "You have not registered")
             return
         if spec.registered and not user.registered:
-            self.reply(user, N.ERR_NOTREGISTERED, "You have not registered")
+            self.out.reply(user, N.ERR_NOTREGISTERED, "You have not registered")
             return
         extra = spec.cost - 1
         if extra > 0 and self.config.flood_limit and user.conn is not None:
             user.conn.tokens -= extra  # costly commands (masked WHO) cost more lines
         if len(msg.params) < spec.min_params:
-            self.reply(user, N.ERR_NEEDMOREPARAMS, msg.command, "Not enough parameters")
+            self.out.reply(user, N.ERR_NEEDMOREPARAMS, msg.command, "Not enough parameters")
             return
         try:
             spec.func(self, user, msg)
@@ -467,13 +474,13 @@ class Server(Replies, Delivery):
             self.client_log.exception(
                 "handler", "handler for %s from %s failed", msg.command, user.source
             )
-            self.reply(user, N.ERR_UNKNOWNERROR, msg.command, "Internal error handling command")
+            self.out.reply(user, N.ERR_UNKNOWNERROR, msg.command, "Internal error handling command")
 
     def drop(self, conn: Connection, reason: str) -> None:
         """Close a client: QUIT to its rooms, ERROR to it, free its nick."""
         if self.conns.get(conn.fd) is not conn:  # gone, or its fd already reused
             return
-        self.write_pending()
+        self.delivery.write_pending()
         user = conn.user
         if user is not None:
             if user.registered:
@@ -533,8 +540,8 @@ class Server(Replies, Delivery):
                     seen.add(member)
                     peers.append(member)
             self.remove_member(chan, user)
-        self.deliver(peers, user.source, "QUIT", [reason])
-        handler_records(self).whowas.remember(user)
+        self.delivery.deliver(peers, user.source, "QUIT", [reason])
+        self.records.whowas.remember(user)
         self.users.pop(user.folded, None)
         self.mode_counts.subtract(user.modes)
         user.registered = False
@@ -562,7 +569,7 @@ class Server(Replies, Delivery):
                     self.drop(conn, f"Ping timeout: {int(now - conn.ping_sent)} seconds")
             elif idle > cfg.ping_interval:
                 conn.ping_sent = now
-                self.send_raw(user, f"PING :{self.name}")
+                self.out.send_raw(user, f"PING :{self.name}")
 
     # -- rooms ---------------------------------------------------------------------
 

@@ -165,7 +165,7 @@ class Backplane:
             if pending.on_reply is not None:
                 pending.on_reply(result, error)  # before unhold: the next lines come after
             elif error is not None:
-                self.server.send_raw(
+                self.server.out.send_raw(
                     pending.user,
                     f":{self.server.name} FAIL {pending.label} CLUSTER_UNAVAILABLE :"
                     f"Message may not have been delivered ({error})",
@@ -185,7 +185,7 @@ class Backplane:
             if pending.on_reply is not None:
                 pending.on_reply(None, "cluster too slow")
             else:
-                self.server.send_raw(
+                self.server.out.send_raw(
                     pending.user,
                     f":{self.server.name} NOTICE {pending.user.nick} :*** The cluster is slow;"
                     " your message is queued and may arrive late",
@@ -201,7 +201,7 @@ class Backplane:
         for conn in list(server.conns.values()):
             user = conn.user
             if user is not None and user.registered:
-                server.send_raw(user, f":{server.name} NOTICE {user.nick} :{text}")
+                server.out.send_raw(user, f":{server.name} NOTICE {user.nick} :{text}")
 
     # -- holds ---------------------------------------------------------------------------
 

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from chat_protocol.casemap import casefold
 from chat_server.cluster.replica import RemoteUser, apply_meta, channel_from_meta, update_user
+from chat_server.delivery import Delivery
 from chat_server.history import StoredMessage
 from chat_server.server import Server
 
@@ -26,7 +27,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("chat_server.cluster")
 
-deliver = Server.deliver  # the plain local fan-out, never re-published
+
+def deliver(server: Server, recipients: Channel | Iterable[User], *args: Any, **kw: Any) -> None:
+    """The plain local fan-out, never re-published (events came from another node)."""
+    Delivery.deliver(server.delivery, recipients, *args, **kw)
 
 
 def apply_entries(server: Server, bp: Backplane, entries: list[tuple[str, dict[str, str]]]) -> None:
@@ -325,9 +329,10 @@ def replace_node(
         if user.folded not in docs:
             server.quit_user(user, "Left the network")
     for doc in docs.values():
-        user = upsert_user(server, node, doc)
-        if user is None:
+        member = upsert_user(server, node, doc)
+        if member is None:
             continue
+        user = member
         wanted: dict[str, str] = doc.get("chans") or {}
         for folded, prefix in wanted.items():
             chan = server.channels.get(folded)

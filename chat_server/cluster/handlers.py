@@ -74,7 +74,7 @@ def _relay(server: Server, user: User, msg: Message, command_name: str) -> None:
         data.update(x=recipient.nick, r=recipient.folded, k=key)
         sent = _sequence(server, user, command_name, target, data, key)
         if sent and command_name == "PRIVMSG" and recipient.away is not None:
-            server.reply(user, N.RPL_AWAY, recipient.nick, recipient.away)
+            server.out.reply(user, N.RPL_AWAY, recipient.nick, recipient.away)
 
 
 def _sequence(
@@ -83,7 +83,9 @@ def _sequence(
     hist_key = "" if command_name == "TAGMSG" else key
     if _node(server).backplane.send_message(user, command_name, data, hist_key):
         return True
-    server.fail(user, command_name, "CLUSTER_UNAVAILABLE", target, "Cluster link down; not sent")
+    server.out.fail(
+        user, command_name, "CLUSTER_UNAVAILABLE", target, "Cluster link down; not sent"
+    )
     return False
 
 
@@ -117,10 +119,10 @@ def _nick(server: Server, user: User, msg: Message) -> None:
         if not alive:
             return
         if ok is None:
-            server.reply(user, "437", nick, "Nick is temporarily unavailable")
+            server.out.reply(user, "437", nick, "Nick is temporarily unavailable")
             return
         if not ok:
-            server.reply(user, N.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+            server.out.reply(user, N.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
             return
         old = bp.claims.get(user)
         bp.claims[user] = folded
@@ -168,7 +170,7 @@ def _registered(server: Server, user: User) -> None:
     bp = _node(server).backplane
     announce_user(server, user)
     if bp.state == "down":
-        server.send_raw(user, f":{server.name} NOTICE {user.nick} :{DOWN_NOTICE}")
+        server.out.send_raw(user, f":{server.name} NOTICE {user.nick} :{DOWN_NOTICE}")
 
 
 def announce_user(server: Server, user: User) -> None:

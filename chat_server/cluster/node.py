@@ -17,6 +17,7 @@ from chat_server.cluster.handlers import cluster_commands
 from chat_server.cluster.redis_link import RedisLink
 from chat_server.config import ServerConfig
 from chat_server.connection import PAUSED_CLUSTER, Connection
+from chat_server.delivery import Delivery
 from chat_server.history import HistoryStore
 from chat_server.model import Channel, User
 from chat_server.server import Server
@@ -25,6 +26,29 @@ log = logging.getLogger("chat_server.cluster")
 
 MESSAGE_WINDOW = 32  # messages one client may have on their way to Redis at once
 _MESSAGE_COMMANDS = frozenset({b"PRIVMSG", b"NOTICE", b"TAGMSG"})
+
+
+class ClusterDelivery(Delivery):
+    """Local fan-out, then the room and user changes published to the other nodes."""
+
+    def __init__(self, node: ClusterServer, history: HistoryStore, prefix: str, soft: int) -> None:
+        super().__init__(history, prefix, soft)
+        self.node = node
+
+    def deliver(
+        self,
+        recipients: Channel | Iterable[User],
+        source: str,
+        command: str,
+        params: list[str],
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(recipients, Channel):
+            recipients = list(recipients)
+        super().deliver(recipients, source, command, params, **kwargs)
+        if command in changes.REPLICATED:
+            node = self.node
+            changes.local_delivery(node, node.backplane, recipients, source, command, params)
 
 
 class ClusterServer(Server):
@@ -40,6 +64,9 @@ class ClusterServer(Server):
         self.backplane = Backplane(self, self.link)
         self.commands = cluster_commands()
         self.fast_path = False  # room messages are sequenced through Redis
+
+    def make_delivery(self, msgid_prefix: str, soft: int) -> Delivery:
+        return ClusterDelivery(self, self.history, msgid_prefix, soft)
 
     def run(self) -> None:
         self.loop.add_reader(self.link.rsock, lambda mask: self.backplane.on_readable())
@@ -62,20 +89,6 @@ class ClusterServer(Server):
         return max(0, len(self.conns) - max(0, self.unknown_count))
 
     # -- publishing --------------------------------------------------------------------
-
-    def deliver(
-        self,
-        recipients: Channel | Iterable[User],
-        source: str,
-        command: str,
-        params: list[str],
-        **kwargs: Any,
-    ) -> None:
-        if not isinstance(recipients, Channel):
-            recipients = list(recipients)
-        super().deliver(recipients, source, command, params, **kwargs)
-        if command in changes.REPLICATED:
-            changes.local_delivery(self, self.backplane, recipients, source, command, params)
 
     def quit_user(self, user: User, reason: str) -> None:
         local = user.conn is not None

@@ -39,31 +39,31 @@ def join(server: Server, user: User, name: str, key: str | None) -> None:
         return
     chan = server.channels.get(folded)
     if chan is None and not valid_channel(name, server.config.channel_len):
-        server.reply(user, N.ERR_BADCHANMASK, name, "Bad channel name")
+        server.out.reply(user, N.ERR_BADCHANMASK, name, "Bad channel name")
         return
     if len(user.channels) >= server.config.max_channels_per_user:
-        server.reply(user, N.ERR_TOOMANYCHANNELS, name, "You have joined too many channels")
+        server.out.reply(user, N.ERR_TOOMANYCHANNELS, name, "You have joined too many channels")
         return
     if chan is not None:
         invited = user.folded in chan.invites
         if "i" in chan.modes and not invited:
-            server.reply(user, N.ERR_INVITEONLYCHAN, chan.name, "Cannot join channel (+i)")
+            server.out.reply(user, N.ERR_INVITEONLYCHAN, chan.name, "Cannot join channel (+i)")
             return
         if chan.key is not None and key != chan.key and not invited:
-            server.reply(user, N.ERR_BADCHANNELKEY, chan.name, "Cannot join channel (+k)")
+            server.out.reply(user, N.ERR_BADCHANNELKEY, chan.name, "Cannot join channel (+k)")
             return
         if chan.limit is not None and len(chan.members) >= chan.limit and not invited:
-            server.reply(user, N.ERR_CHANNELISFULL, chan.name, "Cannot join channel (+l)")
+            server.out.reply(user, N.ERR_CHANNELISFULL, chan.name, "Cannot join channel (+l)")
             return
         if not invited and chan.is_banned(user):
-            server.reply(user, N.ERR_BANNEDFROMCHAN, chan.name, "Cannot join channel (+b)")
+            server.out.reply(user, N.ERR_BANNEDFROMCHAN, chan.name, "Cannot join channel (+b)")
             return
         chan.add_member(user)
     else:
         chan = Channel(name)
         server.channels[folded] = chan
         chan.add_member(user, "@")
-    server.deliver(chan, user.source, "JOIN", [chan.name])
+    server.delivery.deliver(chan, user.source, "JOIN", [chan.name])
     if chan.topic:
         send_topic(server, user, chan)
     send_names(server, user, chan)
@@ -82,7 +82,7 @@ def replay_on_join(server: Server, user: User, chan: Channel) -> None:
 
 def part(server: Server, user: User, chan: Channel, reason: str) -> None:
     params = [chan.name, reason] if reason else [chan.name]
-    server.deliver(chan, user.source, "PART", params)
+    server.delivery.deliver(chan, user.source, "PART", params)
     server.remove_member(chan, user)
 
 
@@ -91,19 +91,19 @@ def handle_part(server: Server, user: User, msg: Message) -> None:
     for name in msg.params[0].split(","):
         chan = server.channels.get(casefold(name))
         if chan is None:
-            server.reply(user, N.ERR_NOSUCHCHANNEL, name, "No such channel")
+            server.out.reply(user, N.ERR_NOSUCHCHANNEL, name, "No such channel")
         elif user not in chan.members:
-            server.reply(user, N.ERR_NOTONCHANNEL, name, "You're not on that channel")
+            server.out.reply(user, N.ERR_NOTONCHANNEL, name, "You're not on that channel")
         else:
             part(server, user, chan, reason)
 
 
 def send_topic(server: Server, user: User, chan: Channel) -> None:
     if not chan.topic:
-        server.reply(user, N.RPL_NOTOPIC, chan.name, "No topic is set")
+        server.out.reply(user, N.RPL_NOTOPIC, chan.name, "No topic is set")
         return
-    server.reply(user, N.RPL_TOPIC, chan.name, chan.topic)
-    server.reply(
+    server.out.reply(user, N.RPL_TOPIC, chan.name, chan.topic)
+    server.out.reply(
         user, N.RPL_TOPICWHOTIME, chan.name, chan.topic_set_by, str(int(chan.topic_set_at))
     )
 
@@ -112,24 +112,24 @@ def handle_topic(server: Server, user: User, msg: Message) -> None:
     name = msg.params[0]
     chan = server.channels.get(casefold(name))
     if chan is None:
-        server.reply(user, N.ERR_NOSUCHCHANNEL, name, "No such channel")
+        server.out.reply(user, N.ERR_NOSUCHCHANNEL, name, "No such channel")
         return
     if len(msg.params) < 2:
         if user not in chan.members and "s" in chan.modes:
-            server.reply(user, N.ERR_NOTONCHANNEL, name, "You're not on that channel")
+            server.out.reply(user, N.ERR_NOTONCHANNEL, name, "You're not on that channel")
         else:
             send_topic(server, user, chan)
         return
     if user not in chan.members:
-        server.reply(user, N.ERR_NOTONCHANNEL, name, "You're not on that channel")
+        server.out.reply(user, N.ERR_NOTONCHANNEL, name, "You're not on that channel")
         return
     if "t" in chan.modes and not chan.is_op(user):
-        server.reply(user, N.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator")
+        server.out.reply(user, N.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator")
         return
     chan.topic = msg.params[1][: server.config.topic_len]
     chan.topic_set_by = user.source
     chan.topic_set_at = time.time()
-    server.deliver(chan, user.source, "TOPIC", [chan.name, chan.topic])
+    server.delivery.deliver(chan, user.source, "TOPIC", [chan.name, chan.topic])
 
 
 def names_entry(member: User, prefix: str, caps: frozenset[str]) -> str:
@@ -146,7 +146,7 @@ def send_names(server: Server, user: User, chan: Channel) -> None:
     inside = user in chan.members
     secret = "s" in chan.modes
     if secret and not inside:
-        server.reply(user, N.RPL_ENDOFNAMES, chan.name, "End of /NAMES list")
+        server.out.reply(user, N.RPL_ENDOFNAMES, chan.name, "End of /NAMES list")
         return
     entries = [
         names_entry(m, p, user.caps) for m, p in chan.members.items() if inside or not m.invisible
@@ -159,23 +159,23 @@ def send_names(server: Server, user: User, chan: Channel) -> None:
     for entry in entries:
         size = len(entry.encode()) + 1
         if line and used + size > room:
-            server.send_raw(user, head + " ".join(line))
+            server.out.send_raw(user, head + " ".join(line))
             line, used = [], 0
         line.append(entry)
         used += size
     if line:
-        server.send_raw(user, head + " ".join(line))
-    server.reply(user, N.RPL_ENDOFNAMES, chan.name, "End of /NAMES list")
+        server.out.send_raw(user, head + " ".join(line))
+    server.out.reply(user, N.RPL_ENDOFNAMES, chan.name, "End of /NAMES list")
 
 
 def handle_names(server: Server, user: User, msg: Message) -> None:
     if not msg.params:
-        server.reply(user, N.RPL_ENDOFNAMES, "*", "End of /NAMES list")
+        server.out.reply(user, N.RPL_ENDOFNAMES, "*", "End of /NAMES list")
         return
     for name in msg.params[0].split(","):
         chan = server.channels.get(casefold(name))
         if chan is None:
-            server.reply(user, N.RPL_ENDOFNAMES, name, "End of /NAMES list")
+            server.out.reply(user, N.RPL_ENDOFNAMES, name, "End of /NAMES list")
         else:
             send_names(server, user, chan)
 
@@ -184,13 +184,13 @@ def handle_list(server: Server, user: User, msg: Message) -> None:
     """LIST with the ELIST=MNU filters: names or masks (``#c*``), ``!mask`` to leave
     out, ``>N`` / ``<N`` members. Secret rooms are listed to their members only."""
     query = ListQuery.parse(msg.param(0))
-    server.reply(user, N.RPL_LISTSTART, "Channel", "Users  Name")
+    server.out.reply(user, N.RPL_LISTSTART, "Channel", "Users  Name")
     for chan in sorted(server.channels.values(), key=lambda c: c.folded):
         if "s" in chan.modes and user not in chan.members:
             continue
         if query.wants(chan):
-            server.reply(user, N.RPL_LIST, chan.name, str(len(chan.members)), chan.topic)
-    server.reply(user, N.RPL_LISTEND, "End of /LIST")
+            server.out.reply(user, N.RPL_LIST, chan.name, str(len(chan.members)), chan.topic)
+    server.out.reply(user, N.RPL_LISTEND, "End of /LIST")
 
 
 class ListQuery:
@@ -238,50 +238,50 @@ def handle_kick(server: Server, user: User, msg: Message) -> None:
     name = msg.params[0]
     chan = server.channels.get(casefold(name))
     if chan is None:
-        server.reply(user, N.ERR_NOSUCHCHANNEL, name, "No such channel")
+        server.out.reply(user, N.ERR_NOSUCHCHANNEL, name, "No such channel")
         return
     if user not in chan.members:
-        server.reply(user, N.ERR_NOTONCHANNEL, name, "You're not on that channel")
+        server.out.reply(user, N.ERR_NOTONCHANNEL, name, "You're not on that channel")
         return
     if not chan.is_op(user):
-        server.reply(user, N.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator")
+        server.out.reply(user, N.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator")
         return
     reason = msg.param(2, user.nick)[:390]
     for nick in msg.params[1].split(","):
         target = server.find_user(nick)
         if target is None or target not in chan.members:
-            server.reply(
+            server.out.reply(
                 user, N.ERR_USERNOTINCHANNEL, nick, chan.name, "They aren't on that channel"
             )
             continue
-        server.deliver(chan, user.source, "KICK", [chan.name, target.nick, reason])
+        server.delivery.deliver(chan, user.source, "KICK", [chan.name, target.nick, reason])
         server.remove_member(chan, target)
 
 
 def handle_invite(server: Server, user: User, msg: Message) -> None:
     if len(msg.params) < 2:
-        server.reply(user, N.ERR_NEEDMOREPARAMS, "INVITE", "Not enough parameters")
+        server.out.reply(user, N.ERR_NEEDMOREPARAMS, "INVITE", "Not enough parameters")
         return
     nick, name = msg.params[0], msg.params[1]
     target = server.find_user(nick)
     if target is None:
-        server.reply(user, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        server.out.reply(user, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
         return
     chan = server.channels.get(casefold(name))
     if chan is None:
-        server.reply(user, N.ERR_NOSUCHCHANNEL, name, "No such channel")
+        server.out.reply(user, N.ERR_NOSUCHCHANNEL, name, "No such channel")
         return
     if user not in chan.members:
-        server.reply(user, N.ERR_NOTONCHANNEL, name, "You're not on that channel")
+        server.out.reply(user, N.ERR_NOTONCHANNEL, name, "You're not on that channel")
         return
     if "i" in chan.modes and not chan.is_op(user):
-        server.reply(user, N.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator")
+        server.out.reply(user, N.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator")
         return
     if target in chan.members:
-        server.reply(user, N.ERR_USERONCHANNEL, target.nick, chan.name, "is already on channel")
+        server.out.reply(user, N.ERR_USERONCHANNEL, target.nick, chan.name, "is already on channel")
         return
     chan.invites.add(target.folded)
-    server.reply(user, N.RPL_INVITING, target.nick, chan.name)
-    server.deliver([target], user.source, "INVITE", [target.nick, chan.name])
+    server.out.reply(user, N.RPL_INVITING, target.nick, chan.name)
+    server.delivery.deliver([target], user.source, "INVITE", [target.nick, chan.name])
     if target.away is not None:
-        server.reply(user, N.RPL_AWAY, target.nick, target.away)
+        server.out.reply(user, N.RPL_AWAY, target.nick, target.away)

@@ -56,7 +56,7 @@ def send_history_batch(
     ref = None
     lines: list[bytes] = []
     if "batch" in user.caps:
-        ref = server.next_msgid().replace("-", "")
+        ref = server.delivery.next_msgid().replace("-", "")
         start = Message("BATCH", [f"+{ref}", "chathistory", target], server.name)
         lines.append(start.to_str().encode() + b"\r\n")
     with_time = "server-time" in user.caps
@@ -81,18 +81,18 @@ def send_history_batch(
 def handle_chathistory(server: Server, user: User, msg: Message) -> None:
     sub = msg.params[0].upper()
     if sub not in SUBCOMMANDS:
-        server.fail(user, "CHATHISTORY", "INVALID_PARAMS", _context(sub), "Unknown subcommand")
+        server.out.fail(user, "CHATHISTORY", "INVALID_PARAMS", _context(sub), "Unknown subcommand")
         return
     needed = {"BETWEEN": 5, "TARGETS": 4}.get(sub, 4)
     if len(msg.params) < needed:
-        server.fail(user, "CHATHISTORY", "NEED_MORE_PARAMS", sub, "Missing parameters")
+        server.out.fail(user, "CHATHISTORY", "NEED_MORE_PARAMS", sub, "Missing parameters")
         return
     limit_text = msg.params[needed - 1]
     # ASCII digits only: "²" and "٣" pass str.isdigit(), and int() of the first raises.
     # Past 9 digits is no count anyone means either.
     count = ascii_int(limit_text)
     if count is None:
-        server.fail(
+        server.out.fail(
             user, "CHATHISTORY", "INVALID_PARAMS", sub, _context(limit_text), "Invalid limit"
         )
         return
@@ -102,7 +102,7 @@ def handle_chathistory(server: Server, user: User, msg: Message) -> None:
         if sub == "TARGETS":
             refs = [Ref.parse(msg.params[1]), Ref.parse(msg.params[2])]
     except ValueError:
-        server.fail(user, "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid message reference")
+        server.out.fail(user, "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid message reference")
         return
     if sub == "TARGETS":
         _targets(server, user, refs[0], refs[1], limit)
@@ -110,7 +110,7 @@ def handle_chathistory(server: Server, user: User, msg: Message) -> None:
     target = msg.params[1]
     key = _target_key(server, user, target)
     if key is None:
-        server.fail(
+        server.out.fail(
             user,
             "CHATHISTORY",
             "INVALID_TARGET",
@@ -120,13 +120,13 @@ def handle_chathistory(server: Server, user: User, msg: Message) -> None:
         )
         return
     if (sub != "LATEST" and refs[0] is None) or (sub == "BETWEEN" and refs[1] is None):
-        server.fail(user, "CHATHISTORY", "INVALID_PARAMS", sub, "A reference is required")
+        server.out.fail(user, "CHATHISTORY", "INVALID_PARAMS", sub, "A reference is required")
         return
     try:
         messages = _query(server, sub, key, refs, limit)
     except HistoryStoreError as exc:
         log.error("CHATHISTORY %s %s: %s", sub, key, exc)
-        server.fail(
+        server.out.fail(
             user,
             "CHATHISTORY",
             "MESSAGE_ERROR",
@@ -176,7 +176,7 @@ def _target_key(server: Server, user: User, target: str) -> str | None:
 
 def _targets(server: Server, user: User, start: Ref | None, end: Ref | None, limit: int) -> None:
     if start is None or end is None:
-        server.fail(user, "CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Timestamps are required")
+        server.out.fail(user, "CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Timestamps are required")
         return
     keys = [chan.folded for chan in user.channels.values()]
     names = {chan.folded: chan.name for chan in user.channels.values()}
@@ -186,11 +186,11 @@ def _targets(server: Server, user: User, start: Ref | None, end: Ref | None, lim
         keys.append(key)
         online = server.users.get(peer)
         names[key] = online.nick if online is not None else peer
-    ref = server.start_batch(user, "draft/chathistory-targets")
+    ref = server.out.start_batch(user, "draft/chathistory-targets")
     for key, latest in server.history.targets(keys, start, end, limit):
         tags = {"batch": ref} if ref else {}
         line = Message(
             "CHATHISTORY", ["TARGETS", names.get(key, key), format_time(latest)], server.name, tags
         )
-        server.send_raw(user, line.to_str())
-    server.end_batch(user, ref)
+        server.out.send_raw(user, line.to_str())
+    server.out.end_batch(user, ref)

@@ -46,11 +46,11 @@ def checked_relay(server: Server, user: User, msg: Message, command_name: str) -
     is_tagmsg = command_name == "TAGMSG"
     if not msg.params or not msg.params[0]:
         if not quiet:
-            server.reply(user, N.ERR_NORECIPIENT, f"No recipient given ({command_name})")
+            server.out.reply(user, N.ERR_NORECIPIENT, f"No recipient given ({command_name})")
         return None
     if not is_tagmsg and (len(msg.params) < 2 or msg.params[1] == ""):
         if not quiet:
-            server.reply(user, N.ERR_NOTEXTTOSEND, "No text to send")
+            server.out.reply(user, N.ERR_NOTEXTTOSEND, "No text to send")
         return None
     tags = {k: v for k, v in msg.tags.items() if k[:1] == "+"} if msg.tags else {}
     if is_tagmsg and not tags:
@@ -58,7 +58,7 @@ def checked_relay(server: Server, user: User, msg: Message, command_name: str) -
     targets = msg.params[0].split(",")
     if len(targets) > MAX_TARGETS:
         if not quiet:
-            server.reply(user, "407", msg.params[0], "Too many targets")
+            server.out.reply(user, "407", msg.params[0], "Too many targets")
         return None
     user.last_spoke = time.time()
     return Relay(command_name, targets, "" if is_tagmsg else msg.params[1], tags)
@@ -70,11 +70,11 @@ def speakable_channel(server: Server, user: User, relay: Relay, target: str) -> 
     chan = server.channels.get(target) or server.channels.get(casefold(target))
     if chan is None:
         if not relay.quiet:
-            server.reply(user, N.ERR_NOSUCHCHANNEL, target, "No such channel")
+            server.out.reply(user, N.ERR_NOSUCHCHANNEL, target, "No such channel")
         return None
     if not chan.can_speak(user):
         if not relay.quiet:
-            server.reply(user, N.ERR_CANNOTSENDTOCHAN, chan.name, "Cannot send to channel")
+            server.out.reply(user, N.ERR_CANNOTSENDTOCHAN, chan.name, "Cannot send to channel")
         return None
     return chan
 
@@ -83,7 +83,7 @@ def reachable_user(server: Server, user: User, relay: Relay, target: str) -> Use
     """The user ``target``, or None (after the numeric)."""
     recipient = server.find_user(target)
     if recipient is None and not relay.quiet:
-        server.reply(user, N.ERR_NOSUCHNICK, target, "No such nick/channel")
+        server.out.reply(user, N.ERR_NOSUCHNICK, target, "No such nick/channel")
     return recipient
 
 
@@ -157,7 +157,7 @@ def fast_privmsgs(server: Server, user: User, lines: list[bytes], start: int, st
             break
         texts.append(text)
     if texts:
-        server.relay_run(user, chan, texts)
+        server.delivery.relay_run(user, chan, texts)
     return start + len(texts)
 
 
@@ -165,13 +165,13 @@ def _to_channel(server: Server, user: User, relay: Relay, chan: Channel) -> None
     command_name = relay.command
     if command_name == "TAGMSG":
         params = [chan.name]
-        msgid, when = server.next_msgid(), None
+        msgid, when = server.delivery.next_msgid(), None
     else:
         params = [chan.name, relay.text]
-        msgid, when = server.store(
+        msgid, when = server.delivery.store(
             user, command_name, chan.name, chan.folded, relay.text, relay.tags
         )
-    server.deliver(
+    server.delivery.deliver(
         chan,
         user.source,
         command_name,
@@ -190,16 +190,18 @@ def _to_nick(server: Server, user: User, relay: Relay, recipient: User) -> None:
     command_name = relay.command
     if command_name == "TAGMSG":
         params = [recipient.nick]
-        msgid, when = server.next_msgid(), None
+        msgid, when = server.delivery.next_msgid(), None
     else:
         params = [recipient.nick, relay.text]
         key = dm_key(user.nick, recipient.nick)
-        msgid, when = server.store(user, command_name, recipient.nick, key, relay.text, relay.tags)
+        msgid, when = server.delivery.store(
+            user, command_name, recipient.nick, key, relay.text, relay.tags
+        )
     echo = "echo-message" in user.caps
     for copy in ("echo", "delivery") if recipient is user and echo else ("both",):
         # To oneself with echo-message, the message comes back twice, as to anyone
         # else: the echo answers the command (with its label), the delivery does not.
-        server.deliver(
+        server.delivery.deliver(
             [recipient, user] if recipient is not user else [user],
             user.source,
             command_name,
@@ -214,7 +216,7 @@ def _to_nick(server: Server, user: User, relay: Relay, recipient: User) -> None:
             labeled=copy != "delivery",
         )
     if command_name == "PRIVMSG" and recipient.away is not None:
-        server.reply(user, N.RPL_AWAY, recipient.nick, recipient.away)
+        server.out.reply(user, N.RPL_AWAY, recipient.nick, recipient.away)
 
 
 def handle_privmsg(server: Server, user: User, msg: Message) -> None:

@@ -33,13 +33,13 @@ def handle_mode(server: Server, user: User, msg: Message) -> None:
 def user_mode(server: Server, user: User, nick: str, args: list[str]) -> None:
     other = server.find_user(nick)
     if other is None:
-        server.reply(user, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        server.out.reply(user, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
         return
     if other is not user:
-        server.reply(user, N.ERR_USERSDONTMATCH, "Cannot change mode for other users")
+        server.out.reply(user, N.ERR_USERSDONTMATCH, "Cannot change mode for other users")
         return
     if not args:
-        server.reply(user, N.RPL_UMODEIS, "+" + user.modes)
+        server.out.reply(user, N.RPL_UMODEIS, "+" + user.modes)
         return
     adding = True
     added, removed = "", ""
@@ -55,27 +55,27 @@ def user_mode(server: Server, user: User, nick: str, args: list[str]) -> None:
         elif ch != "o":  # +o only comes from OPER
             unknown = True
     if unknown:
-        server.reply(user, N.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
+        server.out.reply(user, N.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
     change = server.change_user_modes(user, added, removed)
     if change:
-        server.deliver([user], user.source, "MODE", [user.nick, change])
+        server.delivery.deliver([user], user.source, "MODE", [user.nick, change])
 
 
 def channel_mode(server: Server, user: User, name: str, args: list[str]) -> None:
     chan = server.channels.get(casefold(name))
     if chan is None:
-        server.reply(user, N.ERR_NOSUCHCHANNEL, name, "No such channel")
+        server.out.reply(user, N.ERR_NOSUCHCHANNEL, name, "No such channel")
         return
     if not args:
         modes, params = chan.mode_string(with_key=user in chan.members)
-        server.reply(user, N.RPL_CHANNELMODEIS, chan.name, modes, *params)
-        server.reply(user, N.RPL_CREATIONTIME, chan.name, str(int(chan.created)))
+        server.out.reply(user, N.RPL_CHANNELMODEIS, chan.name, modes, *params)
+        server.out.reply(user, N.RPL_CREATIONTIME, chan.name, str(int(chan.created)))
         return
     if len(args) == 1 and args[0].strip("+-") and not args[0].strip("+-b"):
         send_ban_list(server, user, chan)  # "MODE #room b" / "+b": anyone may look
         return
     if not chan.is_op(user):
-        server.reply(user, N.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator")
+        server.out.reply(user, N.ERR_CHANOPRIVSNEEDED, chan.name, "You're not channel operator")
         return
     apply_channel_modes(server, user, chan, args)
 
@@ -100,7 +100,7 @@ def apply_channel_modes(server: Server, user: User, chan: Channel, args: list[st
             key = next(params, None)
             if adding:
                 if not key or " " in key or "," in key:
-                    server.reply(user, N.ERR_INVALIDKEY, chan.name, "Key is not well-formed")
+                    server.out.reply(user, N.ERR_INVALIDKEY, chan.name, "Key is not well-formed")
                     continue
                 chan.key = key
                 applied.append((True, "k", key))
@@ -112,7 +112,7 @@ def apply_channel_modes(server: Server, user: User, chan: Channel, args: list[st
                 raw = next(params, None)
                 limit = ascii_int(raw or "")  # not isdigit(): "²" is a digit to it
                 if not limit:
-                    server.reply(
+                    server.out.reply(
                         user, N.ERR_INVALIDMODEPARAM, chan.name, "l", raw or "*", "Invalid limit"
                     )
                     continue
@@ -124,14 +124,14 @@ def apply_channel_modes(server: Server, user: User, chan: Channel, args: list[st
         elif ch in PREFIX_MODES:
             nick = next(params, None)
             if nick is None:
-                server.reply(user, N.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
+                server.out.reply(user, N.ERR_NEEDMOREPARAMS, "MODE", "Not enough parameters")
                 continue
             target = server.find_user(nick)
             if target is None:
-                server.reply(user, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+                server.out.reply(user, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
                 continue
             if target not in chan.members:
-                server.reply(
+                server.out.reply(
                     user, N.ERR_USERNOTINCHANNEL, nick, chan.name, "They aren't on that channel"
                 )
                 continue
@@ -154,16 +154,16 @@ def apply_channel_modes(server: Server, user: User, chan: Channel, args: list[st
             if change is not None:
                 applied.append((adding, "b", change))
         else:
-            server.reply(user, N.ERR_UNKNOWNMODE, ch, "is unknown mode char to me")
+            server.out.reply(user, N.ERR_UNKNOWNMODE, ch, "is unknown mode char to me")
     if applied:
-        server.deliver(chan, user.source, "MODE", [chan.name, *format_changes(applied)])
+        server.delivery.deliver(chan, user.source, "MODE", [chan.name, *format_changes(applied)])
 
 
 def change_ban(server: Server, user: User, chan: Channel, adding: bool, mask: str) -> str | None:
     """Add or remove a ban; the mask as changed (``nick!user@host``), or None."""
     full = normalize_ban_mask(mask)
     if len(full) > MAX_MASK_LEN:
-        server.reply(user, N.ERR_INVALIDMODEPARAM, chan.name, "b", mask, "Mask is too long")
+        server.out.reply(user, N.ERR_INVALIDMODEPARAM, chan.name, "b", mask, "Mask is too long")
         return None
     if not adding:
         removed = chan.remove_ban(full)
@@ -171,7 +171,7 @@ def change_ban(server: Server, user: User, chan: Channel, adding: bool, mask: st
     if casefold(full) in chan.bans:
         return None
     if len(chan.bans) >= MAX_BANS:
-        server.reply(user, N.ERR_BANLISTFULL, chan.name, "b", "Channel ban list is full")
+        server.out.reply(user, N.ERR_BANLISTFULL, chan.name, "b", "Channel ban list is full")
         return None
     chan.add_ban(full, user.source, time.time())
     return full
@@ -180,8 +180,8 @@ def change_ban(server: Server, user: User, chan: Channel, adding: bool, mask: st
 def send_ban_list(server: Server, user: User, chan: Channel) -> None:
     """367 per ban (mask, who set it, when), then 368."""
     for ban in chan.bans.values():
-        server.reply(user, N.RPL_BANLIST, chan.name, ban.mask, ban.set_by, str(int(ban.set_at)))
-    server.reply(user, N.RPL_ENDOFBANLIST, chan.name, "End of channel ban list")
+        server.out.reply(user, N.RPL_BANLIST, chan.name, ban.mask, ban.set_by, str(int(ban.set_at)))
+    server.out.reply(user, N.RPL_ENDOFBANLIST, chan.name, "End of channel ban list")
 
 
 def format_changes(applied: list[tuple[bool, str, str | None]]) -> list[str]:

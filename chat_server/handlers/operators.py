@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 from chat_protocol import numerics as N
 from chat_protocol.message import Message
-from chat_server.handlers.records import handler_records
 
 if TYPE_CHECKING:
     from chat_server.model import User
@@ -18,36 +17,36 @@ def handle_oper(server: Server, user: User, msg: Message) -> None:
     """Become an operator. Failures are counted per address across reconnects; after a
     few, the address must wait (growing) before its next try is even checked."""
     name, password = msg.params[0], msg.params[1]
-    failures = handler_records(server).oper_failures
+    failures = server.records.oper_failures
     address = user.conn.addr if user.conn is not None else user.host
     if failures.blocked(address):
-        server.reply(user, N.ERR_PASSWDMISMATCH, "Password incorrect")
+        server.out.reply(user, N.ERR_PASSWDMISMATCH, "Password incorrect")
         return
     expected = server.config.opers.get(name)
     if expected is None or not hmac.compare_digest(password.encode(), expected.encode()):
         failures.failed(address, f"{user.nick} as {name}")
-        server.reply(user, N.ERR_PASSWDMISMATCH, "Password incorrect")
+        server.out.reply(user, N.ERR_PASSWDMISMATCH, "Password incorrect")
         return
     failures.succeeded(address)
     if not user.is_oper:
         server.change_user_modes(user, added="o")
-        server.deliver([user], user.source, "MODE", [user.nick, "+o"])
-    server.reply(user, N.RPL_YOUREOPER, "You are now an IRC operator")
+        server.delivery.deliver([user], user.source, "MODE", [user.nick, "+o"])
+    server.out.reply(user, N.RPL_YOUREOPER, "You are now an IRC operator")
 
 
 def handle_kill(server: Server, user: User, msg: Message) -> None:
     if not user.is_oper:
-        server.reply(user, N.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")
+        server.out.reply(user, N.ERR_NOPRIVILEGES, "Permission Denied- You're not an IRC operator")
         return
     nick = msg.params[0]
     target = server.find_user(nick)
     if target is None:
         if nick.lower() == server.name.lower():
-            server.reply(user, N.ERR_CANTKILLSERVER, "You cannot kill a server!")
+            server.out.reply(user, N.ERR_CANTKILLSERVER, "You cannot kill a server!")
         else:
-            server.reply(user, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+            server.out.reply(user, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
         return
     reason = msg.param(1, "No reason given")[:300]
-    server.deliver([target], user.source, "KILL", [target.nick, reason])
+    server.delivery.deliver([target], user.source, "KILL", [target.nick, reason])
     if target.conn is not None:
         server.drop(target.conn, f"Killed ({user.nick} ({reason}))")

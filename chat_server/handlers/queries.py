@@ -15,7 +15,6 @@ from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold, is_channel
 from chat_protocol.message import Message
 from chat_protocol.numbers import ascii_int
-from chat_server.handlers.records import handler_records
 from chat_server.masks import compile_mask, has_wildcards
 from chat_server.model import member_prefix
 
@@ -28,10 +27,10 @@ def handle_away(server: Server, user: User, msg: Message) -> None:
     text = msg.param(0)
     if text:
         user.away = text[:390]
-        server.reply(user, N.RPL_NOWAWAY, "You have been marked as being away")
+        server.out.reply(user, N.RPL_NOWAWAY, "You have been marked as being away")
     else:
         user.away = None
-        server.reply(user, N.RPL_UNAWAY, "You are no longer marked as being away")
+        server.out.reply(user, N.RPL_UNAWAY, "You are no longer marked as being away")
 
 
 def _who_flags(user: User, prefix: str, multi: bool) -> str:
@@ -45,7 +44,7 @@ def _who_flags(user: User, prefix: str, multi: bool) -> str:
 
 def _who_line(server: Server, asker: User, chan_name: str, target: User, prefix: str) -> None:
     flags = _who_flags(target, prefix, "multi-prefix" in asker.caps)
-    server.reply(
+    server.out.reply(
         asker,
         N.RPL_WHOREPLY,
         chan_name,
@@ -86,7 +85,7 @@ def handle_who(server: Server, user: User, msg: Message) -> None:
             _charge(server, user, WHO_MASK_COST - 1)  # the line itself cost one
             for target in _who_matches(server, user, mask):
                 _who_user(server, user, target)
-    server.reply(user, N.RPL_ENDOFWHO, mask, "End of WHO list")
+    server.out.reply(user, N.RPL_ENDOFWHO, mask, "End of WHO list")
 
 
 def _who_matches(server: Server, asker: User, mask: str) -> Iterator[User]:
@@ -143,10 +142,10 @@ def handle_whois(server: Server, user: User, msg: Message) -> None:
     nick = msg.params[-1].split(",")[0]
     target = server.find_user(nick)
     if target is None:
-        server.reply(user, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
-        server.reply(user, N.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
+        server.out.reply(user, N.ERR_NOSUCHNICK, nick, "No such nick/channel")
+        server.out.reply(user, N.RPL_ENDOFWHOIS, nick, "End of /WHOIS list")
         return
-    server.reply(
+    server.out.reply(
         user, N.RPL_WHOISUSER, target.nick, target.username, target.host, "*", target.realname
     )
     multi = "multi-prefix" in user.caps
@@ -156,16 +155,16 @@ def handle_whois(server: Server, user: User, msg: Message) -> None:
         if user in c.members or not (target.invisible or "s" in c.modes)
     ]
     if chans:
-        server.reply(user, N.RPL_WHOISCHANNELS, target.nick, " ".join(chans))
-    server.reply(user, N.RPL_WHOISSERVER, target.nick, server.name, "distchat")
+        server.out.reply(user, N.RPL_WHOISCHANNELS, target.nick, " ".join(chans))
+    server.out.reply(user, N.RPL_WHOISSERVER, target.nick, server.name, "distchat")
     if target.away is not None:
-        server.reply(user, N.RPL_AWAY, target.nick, target.away)
+        server.out.reply(user, N.RPL_AWAY, target.nick, target.away)
     if target.is_oper:
-        server.reply(user, N.RPL_WHOISOPERATOR, target.nick, "is an IRC operator")
+        server.out.reply(user, N.RPL_WHOISOPERATOR, target.nick, "is an IRC operator")
     if target.is_bot:
-        server.reply(user, N.RPL_WHOISBOT, target.nick, "is a bot")
+        server.out.reply(user, N.RPL_WHOISBOT, target.nick, "is a bot")
     idle = int(time.time() - target.last_spoke)
-    server.reply(
+    server.out.reply(
         user,
         N.RPL_WHOISIDLE,
         target.nick,
@@ -173,26 +172,26 @@ def handle_whois(server: Server, user: User, msg: Message) -> None:
         str(int(target.signon)),
         "seconds idle, signon time",
     )
-    server.reply(user, N.RPL_ENDOFWHOIS, target.nick, "End of /WHOIS list")
+    server.out.reply(user, N.RPL_ENDOFWHOIS, target.nick, "End of /WHOIS list")
 
 
 def handle_whowas(server: Server, user: User, msg: Message) -> None:
     """Former users of a nick (quits and nick changes), newest first: 314 and 312 each,
     or 406; then 369. ``<count>`` limits the entries; 0, negative or none means all."""
     if not msg.params or not msg.params[0]:
-        server.reply(user, N.ERR_NONICKNAMEGIVEN, "No nickname given")
+        server.out.reply(user, N.ERR_NONICKNAMEGIVEN, "No nickname given")
         return
     nick = msg.params[0].split(",")[0]  # TARGMAX WHOWAS:1
-    entries = handler_records(server).whowas.lookup(nick, ascii_int(msg.param(1)) or None)
+    entries = server.records.whowas.lookup(nick, ascii_int(msg.param(1)) or None)
     if not entries:
-        server.reply(user, N.ERR_WASNOSUCHNICK, nick, "There was no such nickname")
+        server.out.reply(user, N.ERR_WASNOSUCHNICK, nick, "There was no such nickname")
     for entry in entries:
-        server.reply(
+        server.out.reply(
             user, N.RPL_WHOWASUSER, entry.nick, entry.username, entry.host, "*", entry.realname
         )
         when = time.strftime("%a %b %d %H:%M:%S %Y UTC", time.gmtime(entry.when))
-        server.reply(user, N.RPL_WHOISSERVER, entry.nick, server.name, when)
-    server.reply(user, N.RPL_ENDOFWHOWAS, nick, "End of WHOWAS")
+        server.out.reply(user, N.RPL_WHOISSERVER, entry.nick, server.name, when)
+    server.out.reply(user, N.RPL_ENDOFWHOWAS, nick, "End of WHOWAS")
 
 
 def handle_userhost(server: Server, user: User, msg: Message) -> None:
@@ -203,10 +202,10 @@ def handle_userhost(server: Server, user: User, msg: Message) -> None:
             oper = "*" if target.is_oper else ""
             away = "-" if target.away is not None else "+"
             parts.append(f"{target.nick}{oper}={away}{target.username}@{target.host}")
-    server.reply(user, N.RPL_USERHOST, " ".join(parts))
+    server.out.reply(user, N.RPL_USERHOST, " ".join(parts))
 
 
 def handle_ison(server: Server, user: User, msg: Message) -> None:
     nicks = " ".join(msg.params).split()
     online = [u.nick for n in nicks if (u := server.find_user(n)) is not None]
-    server.reply(user, N.RPL_ISON, " ".join(online))
+    server.out.reply(user, N.RPL_ISON, " ".join(online))

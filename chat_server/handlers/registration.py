@@ -11,7 +11,6 @@ from chat_protocol import numerics as N
 from chat_protocol.casemap import valid_nick
 from chat_protocol.message import Message, last_param
 from chat_protocol.numbers import ascii_int
-from chat_server.handlers.records import handler_records
 from chat_server.handlers.server_info import intro_replies, lusers_block, motd_replies
 from chat_server.replies import format_reply
 
@@ -41,9 +40,9 @@ def handle_cap(server: Server, user: User, msg: Message) -> None:
         if version is not None and version >= 302:
             user.cap_version = 302
             user.set_caps(user.caps | {"cap-notify"})
-        server.send_raw(user, _cap_line(server, user, "LS", _cap_list(user.cap_version)))
+        server.out.send_raw(user, _cap_line(server, user, "LS", _cap_list(user.cap_version)))
     elif sub == "LIST":
-        server.send_raw(user, _cap_line(server, user, "LIST", " ".join(sorted(user.caps))))
+        server.out.send_raw(user, _cap_line(server, user, "LIST", " ".join(sorted(user.caps))))
     elif sub == "REQ":
         if not user.registered:
             user.cap_negotiating = True
@@ -51,18 +50,18 @@ def handle_cap(server: Server, user: User, msg: Message) -> None:
         adds = {c for c in wanted if not c.startswith("-")}
         removes = {c[1:] for c in wanted if c.startswith("-")}
         if not wanted or any(c not in CAPABILITIES for c in adds | removes):
-            server.send_raw(user, _cap_line(server, user, "NAK", msg.param(1)))
+            server.out.send_raw(user, _cap_line(server, user, "NAK", msg.param(1)))
             return
         user.set_caps(frozenset((user.caps | adds) - removes))
         for chan in user.channels.values():
             chan.members_changed()  # the user's tag mode may have changed
-        server.send_raw(user, _cap_line(server, user, "ACK", msg.param(1)))
+        server.out.send_raw(user, _cap_line(server, user, "ACK", msg.param(1)))
     elif sub == "END":
         if not user.registered:
             user.cap_negotiating = False
             try_register(server, user)
     else:
-        server.reply(user, "410", sub, "Invalid CAP command")
+        server.out.reply(user, "410", sub, "Invalid CAP command")
 
 
 @functools.cache
@@ -81,7 +80,7 @@ def _cap_line(server: Server, user: User, sub: str, caps: str) -> str:
 
 def handle_pass(server: Server, user: User, msg: Message) -> None:
     if user.registered:
-        server.reply(user, N.ERR_ALREADYREGISTERED, "You may not reregister")
+        server.out.reply(user, N.ERR_ALREADYREGISTERED, "You may not reregister")
         return
     expected = server.config.password
     user.pass_ok = expected is None or hmac.compare_digest(
@@ -91,15 +90,15 @@ def handle_pass(server: Server, user: User, msg: Message) -> None:
 
 def handle_nick(server: Server, user: User, msg: Message) -> None:
     if not msg.params or not msg.params[0]:
-        server.reply(user, N.ERR_NONICKNAMEGIVEN, "No nickname given")
+        server.out.reply(user, N.ERR_NONICKNAMEGIVEN, "No nickname given")
         return
     nick = msg.params[0]
     if not valid_nick(nick, server.config.nick_len):
-        server.reply(user, N.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
+        server.out.reply(user, N.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
         return
     other = server.find_user(nick)
     if other is not None and other is not user:
-        server.reply(user, N.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
+        server.out.reply(user, N.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
         return
     if not user.registered:
         user.set_nick(nick)
@@ -108,19 +107,19 @@ def handle_nick(server: Server, user: User, msg: Message) -> None:
     if nick == user.nick:
         return
     old_source = user.source
-    handler_records(server).whowas.remember(user)
+    server.records.whowas.remember(user)
     server.users.pop(user.folded, None)
     user.set_nick(nick)
     server.users[user.folded] = user
-    server.deliver(server.channel_peers(user), old_source, "NICK", [nick])
+    server.delivery.deliver(server.channel_peers(user), old_source, "NICK", [nick])
 
 
 def handle_user(server: Server, user: User, msg: Message) -> None:
     if user.registered:
-        server.reply(user, N.ERR_ALREADYREGISTERED, "You may not reregister")
+        server.out.reply(user, N.ERR_ALREADYREGISTERED, "You may not reregister")
         return
     if not msg.params[0] or not msg.params[3]:  # Modern IRC: neither may be empty
-        server.reply(user, N.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
+        server.out.reply(user, N.ERR_NEEDMOREPARAMS, "USER", "Not enough parameters")
         return
     username = "".join(c for c in msg.params[0] if c.isalnum() or c in "-_.")[:10]
     user.username = "~" + (username or "user")[:9]
@@ -136,11 +135,11 @@ def try_register(server: Server, user: User) -> None:
     conn = user.conn
     assert conn is not None
     if server.config.password is not None and not user.pass_ok:
-        server.reply(user, N.ERR_PASSWDMISMATCH, "Password incorrect")
+        server.out.reply(user, N.ERR_PASSWDMISMATCH, "Password incorrect")
         server.drop(conn, "Bad password")
         return
     if server.find_user(user.nick) is not None:
-        server.reply(user, N.ERR_NICKNAMEINUSE, user.nick, "Nickname is already in use")
+        server.out.reply(user, N.ERR_NICKNAMEINUSE, user.nick, "Nickname is already in use")
         return
     user.registered = True
     server.unknown_count -= 1
@@ -156,21 +155,21 @@ def welcome(server: Server, user: User) -> None:
     first = format_reply(
         server.name, N.RPL_WELCOME, nick, (f"Welcome to the {network} network, {user.source}",)
     )
-    server.send_block(
+    server.out.send_block(
         user,
         first
         + "\r\n"
-        + server.replies_block(nick, "intro", intro_replies)
+        + server.out.replies_block(nick, "intro", intro_replies)
         + lusers_block(server, nick)
-        + server.replies_block(nick, "motd", motd_replies),
+        + server.out.replies_block(nick, "motd", motd_replies),
     )
 
 
 def handle_ping(server: Server, user: User, msg: Message) -> None:
     if not msg.params:
-        server.reply(user, N.ERR_NOORIGIN, "No origin specified")
+        server.out.reply(user, N.ERR_NOORIGIN, "No origin specified")
         return
-    server.send_raw(user, Message("PONG", [server.name, msg.params[0]], server.name).to_str())
+    server.out.send_raw(user, Message("PONG", [server.name, msg.params[0]], server.name).to_str())
 
 
 def handle_pong(server: Server, user: User, msg: Message) -> None:

@@ -12,7 +12,6 @@ from typing import TYPE_CHECKING
 from chat_protocol import numerics as N
 from chat_protocol.message import Message
 from chat_server import VERSION
-from chat_server.handlers.records import handler_records
 from chat_server.masks import matches
 from chat_server.model import MAX_BANS
 from chat_server.replies import NICK_SLOT
@@ -108,16 +107,16 @@ def lusers_block(server: Server, nick: str) -> str:
     opers = server.mode_counts["o"]
     unknown = max(0, server.unknown_count)
     channels = len(server.channels)
-    records = handler_records(server)
+    records = server.records
     max_local = records.max_local_users = max(records.max_local_users, local)
     max_users = records.max_global_users = max(records.max_global_users, users)
     shown = {N.RPL_LUSEROP: opers > 0, N.RPL_LUSERUNKNOWN: unknown > 0}
     shown[N.RPL_LUSERCHANNELS] = channels > 0
     key = "lusers" + "".join("1" if on else "0" for on in shown.values())
-    template = server.reply_blocks.get(key)
+    template = server.out.blocks.get(key)
     if template is None:
         source = server.name.replace("%", "%%")
-        template = server.reply_blocks[key] = "".join(
+        template = server.out.blocks[key] = "".join(
             f":{source} {numeric} {NICK_SLOT} {text}\r\n"
             for numeric, text in _LUSERS
             if shown.get(numeric, True)
@@ -135,7 +134,7 @@ def lusers_block(server: Server, nick: str) -> str:
 
 
 def handle_lusers(server: Server, user: User, msg: Message) -> None:
-    server.send_block(user, lusers_block(server, user.nick))
+    server.out.send_block(user, lusers_block(server, user.nick))
 
 
 # -- MOTD, VERSION, TIME, INFO -------------------------------------------------------
@@ -156,21 +155,21 @@ def motd_replies(server: Server) -> ReplyList:
 def handle_motd(server: Server, user: User, msg: Message) -> None:
     if _other_server(server, user, msg):
         return
-    server.send_replies(user, "motd", motd_replies)
+    server.out.send_replies(user, "motd", motd_replies)
 
 
 def handle_version(server: Server, user: User, msg: Message) -> None:
     if _other_server(server, user, msg):
         return
-    server.reply(user, N.RPL_VERSION, VERSION, server.name, "Python selectors server")
-    server.send_replies(user, "isupport", isupport_replies)
+    server.out.reply(user, N.RPL_VERSION, VERSION, server.name, "Python selectors server")
+    server.out.send_replies(user, "isupport", isupport_replies)
 
 
 def handle_time(server: Server, user: User, msg: Message) -> None:
     if _other_server(server, user, msg):
         return
     now = time.strftime("%A %B %d %Y -- %H:%M:%S +00:00", time.gmtime())
-    server.reply(user, N.RPL_TIME, server.name, now)
+    server.out.reply(user, N.RPL_TIME, server.name, now)
 
 
 def info_replies(server: Server) -> ReplyList:
@@ -192,7 +191,7 @@ def info_replies(server: Server) -> ReplyList:
 def handle_info(server: Server, user: User, msg: Message) -> None:
     if _other_server(server, user, msg):
         return
-    server.send_replies(user, "info", info_replies)
+    server.out.send_replies(user, "info", info_replies)
 
 
 def _other_server(server: Server, user: User, msg: Message) -> bool:
@@ -203,5 +202,5 @@ def _other_server(server: Server, user: User, msg: Message) -> bool:
         return False
     if server.find_user(target) is not None:
         return False
-    server.reply(user, N.ERR_NOSUCHSERVER, target, "No such server")
+    server.out.reply(user, N.ERR_NOSUCHSERVER, target, "No such server")
     return True

@@ -149,7 +149,7 @@ def test_fast_path_lines_match_the_general_formatter_in_every_tag_mode(
         body = f":{source} PRIVMSG #r :{text}\r\n"
         when = parse_time(tags["time"])
         for mode in range(4):
-            want = server._format_variant(mode, body, None, tags["msgid"], when, bot)
+            want = server.delivery._format_variant(mode, body, None, tags["msgid"], when, bot)
             assert got[mode][i] + b"\r\n" == want, (mode, got[mode][i])
 
 

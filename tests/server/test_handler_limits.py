@@ -173,7 +173,7 @@ def crowded() -> Iterator[tuple[Server, User, list[str]]]:
     asker.conn = _Tokens(30.0)  # type: ignore[assignment]
     server.users[asker.folded] = asker
     sent: list[str] = []
-    server.send_block = lambda user, text: sent.append(text)  # type: ignore[method-assign]
+    server.out.send_block = lambda user, text: sent.append(text)  # type: ignore[method-assign]
     yield server, asker, sent
     server.history.close()
 
