@@ -67,7 +67,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         path = config.history_path()
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            history = HistoryStore(path, cache_per_target=config.history_cache)
+            history = HistoryStore(
+                path,
+                cache_per_target=config.history_cache,
+                cache_bytes=config.history_cache_bytes,
+            )
         except Exception as exc:
             print(f"chat-server: error: {history_error(path, exc)}", file=sys.stderr)
             return 1

@@ -115,6 +115,12 @@ class ServerConfig:
     history_cache: int = setting(
         1000, "newest messages of each conversation kept in memory", low=1, high=1_000_000
     )
+    history_cache_bytes: int = setting(
+        64 * MIB,
+        "bytes of history kept in memory over all conversations (least recently used go)",
+        low=0,
+        high=64 * 1024 * MIB,
+    )
     chathistory_max: int = setting(
         1000, "most messages one CHATHISTORY request returns", low=1, high=10_000
     )

@@ -28,8 +28,8 @@ from bisect import bisect_left, bisect_right
 from collections import OrderedDict, deque
 from collections.abc import Iterable, Iterator
 from functools import partial
-from itertools import accumulate, chain, islice, pairwise, repeat, takewhile
-from operator import attrgetter, ge, itemgetter
+from itertools import accumulate, chain, islice, repeat, takewhile
+from operator import attrgetter, ge, itemgetter, lt
 from typing import NamedTuple
 
 from chat_server.history_model import (
@@ -49,11 +49,11 @@ from chat_server.history_writer import (
     run_texts,
 )
 
-# Estimated bytes a cached message costs beyond its text's length: ~345 B measured with
-# tracemalloc (CPython 3.11, an entry: key tuple, StoredMessage, msgid and text strings),
-# ~450 B for a run of one line not yet made an entry; 384 is between the two. 1,000
-# lines of 150 characters come to ~0.53 MB, as measured for a room of long lines.
-MESSAGE_BYTES = 384
+# Estimated bytes a cached message costs beyond its text's length, measured with
+# tracemalloc (CPython 3.11): ~345 B as an entry made from a run, ~450 B as a run of one
+# line not yet made an entry, ~434 B as an entry loaded from SQLite. 1,000 lines of 150
+# characters come to ~0.58 MB, as measured for a room of long lines.
+MESSAGE_BYTES = 432
 # A TargetCache with its two deques and its place in the dict.
 CONVERSATION_BYTES = 1536
 
@@ -178,17 +178,18 @@ class TargetCache:
         items = self.entries()
         left: list[Entry] = []
         self.nbytes += nbytes
-        if not items or entries[0][0] > items[-1][0]:
+        if not items or entry_key(entries[0]) > entry_key(items[-1]):
             items.extend(entries)
         else:  # a clock step back or a late message: rare, O(n) each is fine
             self.seq_ordered = False
             for entry in entries:
-                if not self.complete and entry[0] < items[0][0]:
+                key = entry_key(entry)
+                if not self.complete and key < entry_key(items[0]):
                     left.append(entry)  # older than the slice we hold: not ours to keep
                 else:
-                    items.insert(bisect_right(items, entry[0], key=entry_key), entry)
+                    items.insert(bisect_right(items, key, key=entry_key), entry)
         if items:
-            self.last_key = items[-1][0]
+            self.last_key = entry_key(items[-1])
         freed = 0
         if left:
             freed = entries_bytes(left)
@@ -270,8 +271,9 @@ class TargetCache:
         self.runs.clear()
         self.run_count = 0
         self.nbytes = entries_bytes(entries)
-        self.last_key = entries[-1][0] if entries else None
-        self.seq_ordered = all(a[0][1] < b[0][1] for a, b in pairwise(entries))
+        self.last_key = entry_key(entries[-1]) if entries else None
+        seqs = list(map(entry_seq, entries))
+        self.seq_ordered = all(map(lt, seqs, islice(seqs, 1, None)))
 
     def find(self, seq: int, msgid: str) -> Key | None:
         """The key of the cached message numbered ``seq``, if it carries ``msgid``.
@@ -315,7 +317,7 @@ class TargetCache:
         if self.complete:
             return True
         items = self.entries()
-        return lo is not None and bool(items) and lo >= items[0][0]
+        return lo is not None and bool(items) and lo >= entry_key(items[0])
 
 
 class HistoryCache:
@@ -334,6 +336,8 @@ class HistoryCache:
         self.cap = cap
         self.persistent = persistent
         self.budget = budget if persistent else None
+        # What add() compares with (infinite without a budget): one test on the hot path.
+        self._limit: float = float("inf") if self.budget is None else self.budget
         self.nbytes = 0  # estimated, of every cache (CONVERSATION_BYTES each + messages)
         self.dropped = 0  # conversations dropped to stay under the budget
         self.next_seq = 1  # the next sequence an append may have, at the least
@@ -368,7 +372,10 @@ class HistoryCache:
         yield from (key for key in self._spill if key not in self._caches)
 
     def clear(self) -> None:
-        """Forget every cache (the spill stays: it is not on disk yet)."""
+        """Forget every cache; what is not written yet goes to the spill."""
+        for target, cache in self._caches.items():
+            if self.persistent and cache.newest_seq() > self.committed_seq:
+                self.spill_add(target, list(cache.entries()))
         self._caches.clear()
         self.nbytes = 0
 
@@ -395,8 +402,9 @@ class HistoryCache:
         if entry is None:
             evicted = cache.add_run(run, nbytes)
         else:
-            if not self.persistent and msgid_seq(entry[1].msgid) != first:
-                cache.aliases[entry[1].msgid] = first
+            _, msg = entry
+            if not self.persistent and msgid_seq(msg.msgid) != first:
+                cache.aliases[msg.msgid] = first
             evicted = cache.extend([entry], nbytes)
         if evicted is not None:
             self.nbytes -= evicted.nbytes
@@ -405,7 +413,7 @@ class HistoryCache:
                 for old in gone:
                     left += run_entries(old)
                 self.spill_add(target, left)
-        if self.budget is not None and self.nbytes > self.budget:
+        if self.nbytes > self._limit:
             self._shrink()
 
     def replace(self, target: str, cache: TargetCache) -> None:
@@ -418,16 +426,15 @@ class HistoryCache:
         self.nbytes += cache.nbytes
         self._caches[target] = cache
         self._caches.move_to_end(target)
-        if self.budget is not None and self.nbytes > self.budget:
+        if self.nbytes > self._limit:
             self._shrink()
 
     def _shrink(self) -> None:
         """Drop the least recently used conversations until within the budget; the
         most recent one always stays (it is the one being used). What a dropped cache
         held that is not written yet goes to the spill, so it stays visible."""
-        assert self.budget is not None
         caches = self._caches
-        while self.nbytes > self.budget and len(caches) > 1:
+        while self.nbytes > self._limit and len(caches) > 1:
             target, cache = caches.popitem(last=False)
             self.nbytes -= cache.nbytes + CONVERSATION_BYTES
             self.dropped += 1
@@ -439,7 +446,7 @@ class HistoryCache:
     def spill_add(self, target: str, left: list[Entry]) -> None:
         """Keep what left ``target``'s cache and is not committed yet."""
         done = self.committed_seq
-        kept = [e for e in left if e[0][1] > done]
+        kept = [e for e in left if entry_seq(e) > done]
         if not kept:
             return
         self._spill.setdefault(target, []).extend(kept)
@@ -452,7 +459,7 @@ class HistoryCache:
         done = self.committed_seq
         total = 0
         for target in list(self._spill):
-            kept = [e for e in self._spill[target] if e[0][1] > done]
+            kept = [e for e in self._spill[target] if entry_seq(e) > done]
             if kept:
                 self._spill[target] = kept
                 total += len(kept)
@@ -471,7 +478,7 @@ class HistoryCache:
         spilled = self._spill.get(target)
         if not spilled:
             return []
-        kept = [e for e in spilled if e[0][1] > done]
+        kept = [e for e in spilled if entry_seq(e) > done]
         if len(kept) < len(spilled):
             self._spill_count -= len(spilled) - len(kept)
             if kept:

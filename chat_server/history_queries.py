@@ -32,6 +32,8 @@ from chat_server.history_model import (
     Key,
     Ref,
     StoredMessage,
+    entry_key,
+    entry_seq,
     msgid_seq,
     to_ms,
 )
@@ -46,8 +48,9 @@ from chat_server.history_writer import (
 
 
 class StoredRow(NamedTuple):
-    """A row of the ``messages`` table (schema v4, see history.py): a run of ``count``
-    messages, or a block when ``runs`` holds pickled runs."""
+    """A row of the ``messages`` table (schema v4, see history.py): a run of ``size``
+    messages (the column ``count``, a name a tuple field cannot have), or a block when
+    ``runs`` holds pickled runs."""
 
     seq: int
     msgids: str
@@ -58,7 +61,7 @@ class StoredRow(NamedTuple):
     recipient: str
     texts: str
     tags: str
-    count: int
+    size: int
     runs: bytes | None
 
 
@@ -129,8 +132,9 @@ class HistoryReader:
             if bounds is None:
                 return []
             centre = bounds[1]
+            ms, seq = centre
             older = self._range(target, None, centre, limit, newest=True)
-            newer = self._range(target, (centre[0], centre[1] - 1), None, limit, newest=False)
+            newer = self._range(target, (ms, seq - 1), None, limit, newest=False)
             n_old = min(len(older), limit // 2)
             n_new = min(len(newer), limit - n_old)
             n_old = min(len(older), limit - n_new)
@@ -220,8 +224,9 @@ class HistoryReader:
         done = memory.committed_seq
         if seq > done:
             # Not written yet: if it is anywhere but the cache, it is in the spill.
-            for key, msg in memory.spill_of(target, done):
-                if key[1] == seq:
+            for entry in memory.spill_of(target, done):
+                if entry_seq(entry) == seq:
+                    key, msg = entry
                     return key if msg.msgid == msgid else None
             return None
         return None if self._conn is None else self._stored_key(target, seq, msgid)
@@ -245,7 +250,7 @@ class HistoryReader:
             return None
         row = rows[0]
         if row.target != target:
-            if row.runs is None and row.seq + row.count > seq:
+            if row.runs is None and row.seq + row.size > seq:
                 return None
             rows = self._rows(
                 "SELECT * FROM messages NOT INDEXED WHERE seq < ? AND seq > ? AND target = ?"
@@ -256,7 +261,10 @@ class HistoryReader:
                 return None
             row = rows[0]
         found = _row_message(row, seq)
-        return found[0] if found is not None and found[1].msgid == msgid else None
+        if found is None:
+            return None
+        key, msg = found
+        return key if msg.msgid == msgid else None
 
     def _ref_point(self, keys: list[str], ref: Ref) -> int | None:
         """The ms a TARGETS bound stands for; a msgid is looked up in any of ``keys``."""
@@ -265,7 +273,8 @@ class HistoryReader:
         for key in keys:
             found = self._find_msgid(key, ref.msgid or "")
             if found is not None:
-                return found[0]
+                ms, _ = found
+                return ms
         return None
 
     # -- ranges (caller holds the lock) ---------------------------------------------------
@@ -291,11 +300,11 @@ class HistoryReader:
         )
         # Top `cap` of (committed rows + everything still in memory) is the true newest
         # slice: any of the newest that is on disk is among the newest on disk.
-        merged: dict[int, Entry] = {e[0][1]: e for e in stored}
+        merged = _by_seq(stored)
         if cache is not None:
-            merged.update((e[0][1], e) for e in cache.entries())
+            merged.update(_by_seq(cache.entries()))
         spilled = memory.spill_of(target, done)
-        merged.update((e[0][1], e) for e in spilled)
+        merged.update(_by_seq(spilled))
         if not merged:
             return None  # unknown target: don't let queries grow the cache dict
         fresh = TargetCache(cap, loaded=True, complete=exhausted and len(merged) < cap)
@@ -303,8 +312,8 @@ class HistoryReader:
         fresh.fill(ordered[-cap:])
         # The old cache may have held more than cap (slack, whole runs): what is left
         # out and not yet written must stay visible, like anything evicted.
-        known = {e[0][1] for e in spilled}
-        unwritten = [e for e in ordered[:-cap] if e[0][1] > done and e[0][1] not in known]
+        known = set(map(entry_seq, spilled))
+        unwritten = [e for e in ordered[:-cap] if entry_seq(e) > done and entry_seq(e) not in known]
         if unwritten:
             memory.spill_add(target, unwritten)
         memory.replace(target, fresh)
@@ -341,14 +350,16 @@ class HistoryReader:
         # Read before the query: anything committed by then is in its result.
         done = self._memory.committed_seq
         stored, _ = self._scan(sql, params, lo, hi, limit, newest=newest)
-        merged: dict[int, Entry] = {e[0][1]: e for e in stored}
+        merged = _by_seq(stored)
         # Not yet committed: the cache slice and anything spilled out of the cache.
         for entry in window:
-            if entry[0][1] > done:
-                merged[entry[0][1]] = entry
+            (_, seq), _ = entry
+            if seq > done:
+                merged[seq] = entry
         for entry in self._memory.spill_of(target, done):
-            if (lo is None or entry[0] > lo) and (hi is None or entry[0] < hi):
-                merged[entry[0][1]] = entry
+            key, _ = entry
+            if (lo is None or key > lo) and (hi is None or key < hi):
+                merged[key[1]] = entry
         ordered = sorted(merged.values())
         picked = ordered[-limit:] if newest else ordered[:limit]
         return [m for _, m in picked]
@@ -364,7 +375,7 @@ class HistoryReader:
         if cache is not None:
             i, j = cache.bounds(lo, hi)
             if i < j:
-                best = cache.entries()[j - 1][0][0]
+                (best, _), _ = cache.entries()[j - 1]
                 if cache.loaded:
                     return best  # the cache is the newest slice, nothing newer elsewhere
             elif cache.loaded and cache.covers_above(lo):
@@ -382,8 +393,9 @@ class HistoryReader:
                 1,
                 newest=True,
             )
-            if stored and (best is None or stored[0][0][0] > best):
-                best = stored[0][0][0]
+            if stored:
+                (ms, _), _ = stored[-1]
+                best = ms if best is None else max(best, ms)
         return best
 
     # -- SQLite (caller holds the lock) ---------------------------------------------------
@@ -413,6 +425,7 @@ class HistoryReader:
         found: list[Entry] = []
         bound: Key | None = None  # the limit-th message found, once there are limit
         exhausted = True
+        shared: dict[str, str] = {}
         try:
             cursor = self._conn.execute(sql, tuple(params))
             try:
@@ -428,20 +441,20 @@ class HistoryReader:
                         break
                     if row.runs is None:
                         # A run: its keys are (time, seq .. seq + count - 1).
-                        last = (row.time_ms, row.seq + row.count - 1)
+                        last = (row.time_ms, row.seq + row.size - 1)
                         if (lo is not None and last <= lo) or (hi is not None and first >= hi):
                             continue
                         if bound is not None and (last < bound if newest else first > bound):
                             continue
                     found += [
                         e
-                        for e in _row_entries((row,))
-                        if (lo is None or e[0] > lo) and (hi is None or e[0] < hi)
+                        for e in _row_entries((row,), shared)
+                        if (lo is None or entry_key(e) > lo) and (hi is None or entry_key(e) < hi)
                     ]
                     if len(found) >= limit:
                         found.sort()
                         found = found[-limit:] if newest else found[:limit]
-                        bound = found[0][0] if newest else found[-1][0]
+                        bound = entry_key(found[0] if newest else found[-1])
             finally:
                 cursor.close()  # ends the read at once: an open one holds back checkpoints
         except sqlite3.Error as exc:
@@ -464,10 +477,22 @@ class HistoryReader:
         return rows
 
 
-def _row_entries(rows: Iterable[StoredRow]) -> list[Entry]:
+def _by_seq(entries: Iterable[Entry]) -> dict[int, Entry]:
+    """Entries by sequence (merging what memory and SQLite both hold counts it once)."""
+    entries = list(entries)
+    return dict(zip(map(entry_seq, entries), entries, strict=True))
+
+
+def _row_entries(rows: Iterable[StoredRow], shared: dict[str, str] | None = None) -> list[Entry]:
     """The messages of stored rows (runs or blocks, see history.py), in key order within
-    a row."""
+    a row.
+
+    SQLite hands back new strings for every row: with ``shared`` (one dict for a whole
+    read), the fields rows repeat (target, source, command, recipient) become one string
+    each, as they are in runs appended in memory. A loaded cache of 1,000 messages is
+    then ~240 KB smaller, and the size the cache budget estimates (history_cache.py)."""
     out: list[Entry] = []
+    keep = (lambda text: text) if shared is None else (lambda text: shared.setdefault(text, text))
     for seq, msgids, time_ms, target, source, command, recipient, texts, tags, n, runs in rows:
         # A damaged row (unreadable block or tags, msgids and texts that do not pair up)
         # is one clear error for the query, never a traceback from deep inside it.
@@ -479,6 +504,7 @@ def _row_entries(rows: Iterable[StoredRow]) -> list[Entry]:
             parsed = tuple((str(k), str(v)) for k, v in json.loads(tags)) if tags else ()
             ids, lines = (msgids.split("\n"), texts.split("\n")) if n > 1 else ([msgids], [texts])
             when = time_ms / 1000
+            target, source, command, recipient = map(keep, (target, source, command, recipient))
             out += (
                 ((time_ms, seq + i), StoredMessage(
                     msgid, when, target, source, command, recipient, text, parsed))
@@ -494,7 +520,7 @@ def _row_message(row: StoredRow, seq: int) -> Entry | None:
     entries (a block may hold thousands of messages)."""
     if row.runs is None:
         index = seq - row.seq
-        return _row_entries((row,))[index] if 0 <= index < row.count else None
+        return _row_entries((row,))[index] if 0 <= index < row.size else None
     try:
         runs = load_block(row.runs)
     except ValueError as exc:
@@ -520,5 +546,5 @@ def last_stored_seq(conn: sqlite3.Connection) -> int:
         except HistoryStoreError:
             last = max(last, row.seq + BLOCK_SEQS - 1)
         else:
-            last = max(last, entries[-1][0][1])
+            last = max(last, entry_seq(entries[-1]))
     return last

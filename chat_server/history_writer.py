@@ -84,7 +84,7 @@ def run_last_seq(run: Run) -> int:
 def item_size(item: Run | Block) -> int:
     """How many messages a run or a block holds."""
     if len(item) == _BLOCK_FIELDS:
-        return block_count(item)  # type: ignore[no-any-return]
+        return block_count(item)
     return run_size(item)  # type: ignore[arg-type]
 
 

@@ -11,6 +11,7 @@ from chat_protocol.casemap import casefold, is_channel, valid_channel
 from chat_protocol.message import Message
 from chat_protocol.numbers import ascii_int
 from chat_server.handlers.chathistory import send_history_batch
+from chat_server.history_model import HistoryStoreError
 from chat_server.masks import compile_mask, has_wildcards
 from chat_server.model import Channel, member_prefix
 
@@ -75,7 +76,12 @@ def replay_on_join(server: Server, user: User, chan: Channel) -> None:
     limit = server.config.history_on_join
     if limit <= 0 or not {"batch", "server-time"} <= user.caps:
         return
-    messages = server.history.latest(chan.folded, limit)
+    try:
+        messages = server.history.latest(chan.folded, limit)
+    except HistoryStoreError as exc:
+        # The join stands; only the replay is missing (CHATHISTORY says MESSAGE_ERROR).
+        server.client_log.warning("history", "no join replay for %s: %s", chan.name, exc)
+        return
     if messages:
         send_history_batch(server, user, chan.name, messages)
 

@@ -104,10 +104,16 @@ def handle_chathistory(server: Server, user: User, msg: Message) -> None:
     except ValueError:
         server.out.fail(user, "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid message reference")
         return
-    if sub == "TARGETS":
-        _targets(server, user, refs[0], refs[1], limit)
-        return
     target = msg.params[1]
+    if sub == "TARGETS":
+        try:
+            _targets(server, user, refs[0], refs[1], limit)
+        except HistoryStoreError as exc:
+            log.error("CHATHISTORY TARGETS: %s", exc)
+            server.out.fail(
+                user, "CHATHISTORY", "MESSAGE_ERROR", sub, "Messages could not be retrieved"
+            )
+        return
     key = _target_key(server, user, target)
     if key is None:
         server.out.fail(
@@ -186,8 +192,9 @@ def _targets(server: Server, user: User, start: Ref | None, end: Ref | None, lim
         keys.append(key)
         online = server.users.get(peer)
         names[key] = online.nick if online is not None else peer
+    found = server.history.targets(keys, start, end, limit)  # before the batch: it may fail
     ref = server.out.start_batch(user, "draft/chathistory-targets")
-    for key, latest in server.history.targets(keys, start, end, limit):
+    for key, latest in found:
         tags = {"batch": ref} if ref else {}
         line = Message(
             "CHATHISTORY", ["TARGETS", names.get(key, key), format_time(latest)], server.name, tags

@@ -14,3 +14,26 @@ from chat_protocol.numbers import ascii_int
 )  # fmt: skip
 def test_ascii_int(text: str, value: int | None) -> None:
     assert ascii_int(text) == value
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "\uff15",  # fullwidth five
+        "\u09e9",  # Bengali three
+        "1 ",
+        "1_000",  # int() takes underscores
+        "1e3",
+        "0x10",
+        "1234567890",  # ten digits: past the default bound
+    ],
+)
+def test_more_that_is_not_a_count(text: str) -> None:
+    assert ascii_int(text) is None
+
+
+def test_max_digits() -> None:
+    assert ascii_int("999999999") == 999_999_999
+    assert ascii_int("12", max_digits=2) == 12
+    assert ascii_int("123", max_digits=2) is None
+    assert ascii_int("1234567890", max_digits=10) == 1_234_567_890

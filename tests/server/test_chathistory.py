@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import signal
 import sqlite3
+from collections.abc import Callable
 
 from tests.support.rawclient import RawClient
+from tests.support.servers import ServerProcess
 
 HIST = ["message-tags", "server-time", "batch", "draft/chathistory", "echo-message"]
 
@@ -163,3 +165,191 @@ def test_bursts_of_lines_come_back_line_by_line_after_a_restart(server, connect)
     b.send("CHATHISTORY LATEST #burst * 7")
     assert [m.tags["msgid"] for m in _batch(b)] == ids[-7:]
     b.close()
+
+
+# -- odd input: a FAIL or a batch, never a traceback ---------------------------------------
+
+SPAN = "timestamp=2000-01-01T00:00:00.000Z timestamp=2100-01-01T00:00:00.000Z"
+
+# Each line and the FAIL code it must get.
+ODD_LINES = [
+    ("CHATHISTORY LATEST #odd * \u00b2", "INVALID_PARAMS"),  # ²: isdigit(), but int() raises
+    ("CHATHISTORY LATEST #odd * \u0663", "INVALID_PARAMS"),  # Arabic-Indic 3: int() takes it
+    ("CHATHISTORY LATEST #odd * \uff15", "INVALID_PARAMS"),  # fullwidth 5
+    ("CHATHISTORY LATEST #odd * 99999999999999999999", "INVALID_PARAMS"),
+    ("CHATHISTORY LATEST #odd * " + "9" * 400, "INVALID_PARAMS"),
+    ("CHATHISTORY LATEST #odd * -5", "INVALID_PARAMS"),
+    ("CHATHISTORY LATEST #odd * +5", "INVALID_PARAMS"),
+    ("CHATHISTORY LATEST #odd * :", "INVALID_PARAMS"),
+    ("CHATHISTORY LATEST #odd * :1 0", "INVALID_PARAMS"),
+    (f"CHATHISTORY TARGETS {SPAN} ²", "INVALID_PARAMS"),
+    ("CHATHISTORY :a b", "INVALID_PARAMS"),  # a subcommand with a space in it
+    ("CHATHISTORY :", "INVALID_PARAMS"),  # an empty one
+    ("CHATHISTORY ::x", "INVALID_PARAMS"),  # one that starts with a colon
+    ("CHATHISTORY :LATEST #odd * 10", "INVALID_PARAMS"),
+    ("CHATHISTORY LATEST #odd timestamp=garbage 10", "INVALID_PARAMS"),
+    ("CHATHISTORY LATEST #odd timestamp= 10", "INVALID_PARAMS"),
+    ("CHATHISTORY LATEST #odd timestamp=0000-01-01T00:00:00.000Z 10", "INVALID_PARAMS"),
+    ("CHATHISTORY LATEST #odd timestamp=2023-02-29T00:00:00.000Z 10", "INVALID_PARAMS"),
+    ("CHATHISTORY LATEST #odd timestamp=10000-01-01T00:00:00.000Z 10", "INVALID_PARAMS"),
+    ("CHATHISTORY LATEST #odd timestamp=\uff12\uff10\uff12\uff14-01-01T00:00:00.000Z 10",
+     "INVALID_PARAMS"),
+    ("CHATHISTORY BEFORE #odd * 10", "INVALID_PARAMS"),  # a reference is required
+    ("CHATHISTORY BETWEEN #odd * * 10", "INVALID_PARAMS"),
+    ("CHATHISTORY BETWEEN #odd timestamp=2000-01-01T00:00:00.000Z 10", "NEED_MORE_PARAMS"),
+    ("CHATHISTORY LATEST * * 10", "INVALID_TARGET"),
+]
+
+
+def _answer(client: RawClient, line: str, token: str) -> list:
+    """Everything the server sends in reply to ``line``, up to a PING barrier."""
+    client.send(line)
+    client.send(f"PING :{token}")
+    got = client.collect_until("PONG")
+    assert got[-1].params[-1] == token
+    return got[:-1]
+
+
+def _no_tracebacks(srv: ServerProcess) -> None:
+    bad = [line for line in srv.log if "Traceback" in line or "error in" in line]
+    assert not bad, "\n".join(srv.log[-40:])
+
+
+def test_odd_chathistory_lines_get_a_fail_and_no_traceback(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    srv = server_factory(flood_limit=False)
+    a = RawClient(srv.host, srv.port)
+    try:
+        a.register("alice", caps=HIST)
+        a.join("#odd")
+        _say(a, "#odd", 3)
+        for n, (line, code) in enumerate(ODD_LINES):
+            got = _answer(a, line, f"t{n}")
+            fails = [m for m in got if m.command == "FAIL"]
+            assert [m.params[:2] for m in fails] == [["CHATHISTORY", code]], (line, got)
+            assert not [m for m in got if m.command == "BATCH"], line
+        # Still answering, and nothing went wrong inside.
+        a.send("CHATHISTORY LATEST #odd * 10")
+        assert [m.params[-1] for m in _batch(a)] == ["m0", "m1", "m2"]
+    finally:
+        a.close()
+    _no_tracebacks(srv)
+
+
+def test_edge_references_and_unknown_msgids_get_a_batch(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """Times at the ends of the calendar, huge but readable limits, BETWEEN backwards,
+    and msgids that name nothing here: all answered with a batch (empty when "no
+    content exists to return", as the spec asks), never an error."""
+    srv = server_factory(flood_limit=False)
+    a = RawClient(srv.host, srv.port)
+    try:
+        a.register("alice", caps=HIST)
+        a.join("#edge")
+        a.join("#elsewhere")
+        ids = _say(a, "#edge", 6)
+        texts = [f"m{i}" for i in range(6)]
+        elsewhere = _say(a, "#elsewhere", 1)[0]
+        prefix, _, number = ids[1].rpartition("-")
+        past = f"{prefix}-{int(number, 16) + 10**6:x}"
+        first, last = "timestamp=0001-01-01T00:00:00.000Z", "timestamp=9999-12-31T23:59:59.999Z"
+        cases = [
+            (f"BEFORE #edge {first} 10", []),
+            (f"AFTER #edge {last} 10", []),
+            (f"BEFORE #edge {last} 2", texts[-2:]),
+            (f"AFTER #edge {first} 2", texts[:2]),
+            (f"AROUND #edge {first} 2", texts[:2]),
+            (f"BETWEEN #edge {last} {first} 2", texts[-2:]),  # backwards: nearest the start
+            (f"BETWEEN #edge msgid={ids[5]} msgid={ids[0]} 2", texts[3:5]),
+            ("LATEST #edge * 999999999", texts),  # capped at CHATHISTORY=, not refused
+            ("LATEST #edge * 000000003", texts[-3:]),
+            ("LATEST #edge * 0", []),
+        ]
+        for ref in ("nope", f"zz-{number}", f"{prefix}-{number.upper()}0", f"{prefix}-0{number}",
+                    past, elsewhere, f"{prefix}-\u00b2"):  # fmt: skip
+            cases += [
+                (f"BEFORE #edge msgid={ref} 10", []),
+                (f"AFTER #edge msgid={ref} 10", []),
+                (f"AROUND #edge msgid={ref} 10", []),
+                (f"LATEST #edge msgid={ref} 10", []),
+                (f"BETWEEN #edge msgid={ref} msgid={ids[3]} 10", []),
+            ]
+        for n, (query, want) in enumerate(cases):
+            got = _answer(a, "CHATHISTORY " + query, f"e{n}")
+            assert [m.command for m in got if m.command in ("FAIL", "WARN")] == [], (query, got)
+            assert [m.params[-1] for m in got if m.command == "PRIVMSG"] == want, query
+            assert [m.command for m in got].count("BATCH") == 2, query
+    finally:
+        a.close()
+    _no_tracebacks(srv)
+
+
+def test_a_damaged_history_row_is_a_message_error(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """Rows the store cannot read give the spec's MESSAGE_ERROR ("no message history can
+    be returned due to an error"), and the server carries on."""
+    srv = server_factory(flood_limit=False)
+    a = RawClient(srv.host, srv.port)
+    b = RawClient(srv.host, srv.port)
+    a.register("alice", caps=HIST)
+    b.register("bob", caps=HIST)
+    for text in ("one", "two"):
+        a.send(f"PRIVMSG bob :{text}")
+        b.expect("PRIVMSG", pattern=text)
+    a.close()
+    b.close()
+    assert srv.stop(signal.SIGTERM) == 0
+    with sqlite3.connect(srv.history_db) as db:
+        db.execute("UPDATE messages SET tags = 'not json', runs = CASE WHEN runs IS NULL"
+                   " THEN NULL ELSE x'00' END")  # fmt: skip
+    db.close()
+    srv.start()
+    c = RawClient(srv.host, srv.port)
+    try:
+        c.register("alice", caps=HIST)
+        got = _answer(c, "CHATHISTORY LATEST bob * 10", "d")
+        assert [m.params[:3] for m in got] == [["CHATHISTORY", "MESSAGE_ERROR", "LATEST"]]
+        got = _answer(c, f"CHATHISTORY TARGETS {SPAN} 10", "t")
+        assert [m.params[:3] for m in got] == [["CHATHISTORY", "MESSAGE_ERROR", "TARGETS"]]
+        got = _answer(c, "CHATHISTORY LATEST #untouched * 10", "u")
+        assert [m.command for m in got] == ["BATCH", "BATCH"]  # other history still answers
+    finally:
+        c.close()
+    assert any("history row" in line for line in srv.log)  # logged, for the operator
+    _no_tracebacks(srv)
+
+
+def test_a_damaged_room_history_still_lets_people_join(
+    server_factory: Callable[..., ServerProcess],
+) -> None:
+    """The join replay of a room whose rows cannot be read is left out (and logged);
+    the JOIN itself succeeds without an error reply."""
+    srv = server_factory(flood_limit=False)
+    a = RawClient(srv.host, srv.port)
+    a.register("alice", caps=HIST)
+    a.join("#broken")
+    a.send("PRIVMSG #broken :before the damage")
+    a.send("PING :stored")
+    a.expect("PONG", pattern="stored")
+    a.close()
+    assert srv.stop(signal.SIGTERM) == 0
+    with sqlite3.connect(srv.history_db) as db:
+        db.execute("UPDATE messages SET tags = 'not json', runs = CASE WHEN runs IS NULL"
+                   " THEN NULL ELSE x'00' END")  # fmt: skip
+    db.close()
+    srv.start()
+    c = RawClient(srv.host, srv.port)
+    try:
+        c.register("carol", caps=HIST)
+        got = c.join("#broken")
+        assert not [m for m in got if m.command == "400"]
+        c.send("PING :after")
+        later = c.collect_until("PONG")
+        assert not [m for m in later if m.command in ("400", "BATCH")]
+    finally:
+        c.close()
+    assert any("no join replay for #broken" in line for line in srv.log)
+    _no_tracebacks(srv)

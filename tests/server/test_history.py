@@ -27,6 +27,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from chat_server.history import (
+    DEFAULT_CACHE_BYTES,
     HistoryStore,
     HistoryStoreError,
     Ref,
@@ -35,7 +36,12 @@ from chat_server.history import (
     format_time,
     parse_time,
 )
-from chat_server.history_cache import TargetCache
+from chat_server.history_cache import (
+    CONVERSATION_BYTES,
+    TargetCache,
+    entries_bytes,
+    runs_bytes,
+)
 from chat_server.history_model import msgid_seq
 from chat_server.history_writer import BLOCK_SEQS, Run, connect_for_writing, write_rows
 
@@ -467,6 +473,8 @@ def test_foreign_or_newer_database_is_refused(tmp_path: Path) -> None:
 def test_bad_arguments() -> None:
     with pytest.raises(ValueError):
         HistoryStore(None, cache_per_target=0)
+    with pytest.raises(ValueError):
+        HistoryStore(None, cache_bytes=-1)
     with pytest.raises(HistoryStoreError):
         HistoryStore(":memory:")
 
@@ -711,22 +719,29 @@ def test_random_histories_match_model(
 
 
 RUN_EVENTS = st.lists(
-    st.tuples(st.integers(0, 30), st.sampled_from(["#a", "#b"]), st.integers(0, 12), st.booleans()),
+    st.tuples(
+        st.integers(0, 30), st.sampled_from(["#a", "#b", "#c"]), st.integers(0, 12), st.booleans()
+    ),
     min_size=1,
     max_size=60,
 )
+# The default budget (never reached here), none at all (every append and query drops
+# every other conversation), and room for about two small conversations.
+BUDGETS = st.sampled_from([DEFAULT_CACHE_BYTES, 0, 6000])
 
 
-@settings(max_examples=60, deadline=None)
-@given(RUN_EVENTS, st.integers(1, 12), st.integers(1, 8))
+@settings(max_examples=80, deadline=None)
+@given(RUN_EVENTS, st.integers(1, 12), st.integers(1, 8), BUDGETS)
 def test_random_runs_match_model(
-    events: list[tuple[int, str, int, bool]], cache: int, limit: int
+    events: list[tuple[int, str, int, bool]], cache: int, limit: int, budget: int
 ) -> None:
     """Runs of lines (as the server's fast path appends them) mixed with single appends:
-    whole runs leave a small cache, spill while uncommitted, and queries turn them into
-    entries at any point; the answers are the model's."""
+    whole runs leave a small cache, whole conversations leave under a byte budget, both
+    spill while uncommitted, and queries turn them into entries at any point; the
+    answers are the model's."""
     with tempfile.TemporaryDirectory() as tmp:
-        store = HistoryStore(Path(tmp) / "h.db", cache_per_target=cache, flush_interval=600)
+        store = HistoryStore(Path(tmp) / "h.db", cache_per_target=cache, flush_interval=600,
+                             cache_bytes=budget)  # fmt: skip
         try:
             sent: list[StoredMessage] = []
             for n, (offset, target, length, flush_now) in enumerate(events):
@@ -756,7 +771,8 @@ def test_random_runs_match_model(
             assert store.stats["written"] == len(sent)
             store.close()
             # Reopened, everything comes from the rows on disk (a row per run).
-            store = HistoryStore(Path(tmp) / "h.db", cache_per_target=cache, flush_interval=600)
+            store = HistoryStore(Path(tmp) / "h.db", cache_per_target=cache, flush_interval=600,
+                                 cache_bytes=budget)  # fmt: skip
             assert_answers_like_model(store, sent, limit)
         finally:
             store.close()
@@ -1109,10 +1125,11 @@ def test_cache_evicts_the_oldest_whole_runs_and_no_more(cap: int, sizes: list[in
                     [f"k-{seq + i:x}" for i in range(n)], ["t"] * n)  # fmt: skip
         added.append(seq)
         seq += n
-        out = cache.add_run(run)
+        out = cache.add_run(run, runs_bytes([run]))
         if out is not None:
-            left, gone = out
+            left, gone, freed = out
             assert left == []  # nothing was made an entry: only runs are held
+            assert freed == runs_bytes(gone)
             evicted += [r[0] for r in gone]
             # Trimmed as far as whole runs allow: the oldest left is bigger than the excess.
             excess = len(cache) - cap
@@ -1120,3 +1137,198 @@ def test_cache_evicts_the_oldest_whole_runs_and_no_more(cap: int, sizes: list[in
         excess = len(cache) - cap
         assert excess <= cache.slack or len(cache.runs[0][8]) > excess
         assert evicted + [r[0] for r in cache.runs] == added
+        assert cache.nbytes == runs_bytes(cache.runs)  # what it holds, no drift
+
+
+# -- msgid lookups read no conversation ------------------------------------------------------
+
+
+def one_row_per_message_db(path: Path, size: int) -> int:
+    """A database where #big has ``size`` messages, a row each (the worst case for any
+    scan), then a block of #other (seqs size+1, size+3) around a run of #third (size+2)
+    and a few more #third rows. Returns the first seq past them."""
+    HistoryStore(path).close()  # the schema
+    conn = connect_for_writing(path)
+
+    def run(seq: int, target: str) -> Run:
+        return (seq, BASE_MS + seq, target, "s!u@h", "PRIVMSG", target, (), [f"srv-{seq:x}"],
+                ["hello"])  # fmt: skip
+
+    for start in range(1, size + 1, 10_000):
+        write_rows(conn, [run(s, "#big") for s in range(start, min(size, start + 9_999) + 1)])
+    block = pickle.dumps([run(size + 1, "#other"), run(size + 3, "#other")], protocol=5)
+    write_rows(conn, [(size + 1, BASE_MS, "#other", 2, f"srv-{size + 1:x}\nsrv-{size + 3:x}",
+                       block), run(size + 2, "#third")])  # fmt: skip
+    write_rows(conn, [run(s, "#third") for s in range(size + 4, size + 10)])
+    conn.close()
+    return size + 10
+
+
+def lookup_work(path: Path, target: str, msgid: str) -> tuple[list[StoredMessage], int, int]:
+    """BEFORE ``msgid`` on a cold store: (answer, rows handed to Python, SQLite VM steps)."""
+    store = HistoryStore(path, cache_per_target=10)
+    try:
+        conn = store.reader._conn
+        assert conn is not None
+        steps = [0]
+
+        def step() -> int:
+            steps[0] += 1
+            return 0
+
+        conn.set_progress_handler(step, 1)  # called for every VM instruction
+        rows = store.reader.rows_read
+        got = store.before(target, Ref(msgid=msgid), 5)
+        return got, store.reader.rows_read - rows, steps[0]
+    finally:
+        store.close()
+
+
+def test_msgid_lookups_never_read_the_conversation(tmp_path: Path) -> None:
+    """A msgid we did not mint, or that names a sequence we never handed out or another
+    conversation's message, is answered without walking #big: the same SQLite work, at
+    most two rows, whether #big holds 2,000 or 40,000 messages. (The old fallback read
+    every row of the conversation looking for the msgid: 221 ms at 434,000 rows.)"""
+    work: dict[int, dict[str, tuple[int, int]]] = {}
+    for size in (2_000, 40_000):
+        path = tmp_path / f"h{size}.db"
+        end = one_row_per_message_db(path, size)
+        cases = {
+            "not ours at all": "0123456789abcdef0123",
+            "foreign prefix": f"zz-{size // 2:x}",
+            "upper-case number": f"srv-{size // 2 + 10:X}",
+            "zero-padded number": f"srv-0{size // 2:x}",
+            "a unicode digit": "srv-²",
+            "past the newest": f"srv-{end + 100:x}",
+            "zero": "srv-0",
+            "#third's run": f"srv-{size + 2:x}",
+            "inside #other's block": f"srv-{size + 3:x}",
+        }
+        work[size] = {}
+        for name, msgid in cases.items():
+            got, rows, steps = lookup_work(path, "#big", msgid)
+            assert got == [], name
+            assert rows <= 2, name
+            work[size][name] = (rows, steps)
+        # A real one is found the same way.
+        got, _, _ = lookup_work(path, "#big", f"srv-{size // 2:x}")
+        assert [m.msgid for m in got] == [f"srv-{size // 2 - k:x}" for k in range(5, 0, -1)]
+    assert work[2_000] == work[40_000]  # independent of how much history there is
+    for _, steps in work[40_000].values():
+        assert steps < 200, work[40_000]
+
+
+def test_a_lookup_walks_at_most_block_seqs_rows(tmp_path: Path) -> None:
+    """The one walk left: a seq inside another conversation's block, asked of a
+    conversation with no row just before it, steps down the primary key at most
+    BLOCK_SEQS rows, however long the history is."""
+    steps = []
+    for size in (BLOCK_SEQS + 100, 4 * BLOCK_SEQS):
+        path = tmp_path / f"w{size}.db"
+        one_row_per_message_db(path, size)
+        got, rows, work = lookup_work(path, "#third", f"srv-{size + 3:x}")
+        assert got == [] and rows == 1  # the block, found by primary key; no #third row
+        steps.append(work)
+    assert steps[0] == steps[1]
+
+
+def test_unknown_msgids_name_nothing_on_every_path(filled: HistoryStore) -> None:
+    for msgid in UNKNOWN_MSGIDS:
+        ref = Ref(msgid=msgid)
+        assert filled.before(ROOM, ref, 10) == [], msgid
+        assert filled.after(ROOM, ref, 10) == [], msgid
+        assert filled.around(ROOM, ref, 10) == [], msgid
+        assert filled.latest(ROOM, 10, ref) == [], msgid
+        assert filled.between(ROOM, ref, mref("m10"), 10) == [], msgid
+        assert filled.between(ROOM, mref("m10"), ref, 10) == [], msgid
+        assert filled.targets([ROOM, DM], ref, Ref(time=at(10**6)), 10) == [], msgid
+
+
+def test_memory_only_store_finds_msgids_it_did_not_number(
+    stores: Callable[..., HistoryStore],
+) -> None:
+    """A cluster node appends messages numbered by Redis ("<ms>-<n>"), not by itself: it
+    keeps those msgids in a dict per conversation, bounded like the cache."""
+    store = stores(None, cache_per_target=16)
+    sent = []
+    for i in range(100):
+        msg = StoredMessage(f"{BASE_MS + i}-{i % 3}", at(i), ROOM, "s!u@h", "PRIVMSG", ROOM, f"{i}")
+        store.append(msg)
+        sent.append(msg)
+    kept = store.latest(ROOM, 1000)
+    assert kept == sent[-len(kept) :] and len(kept) >= 16
+    assert store.before(ROOM, Ref(msgid=sent[90].msgid), 2) == sent[88:90]
+    assert store.after(ROOM, Ref(msgid=sent[-1].msgid), 2) == []
+    assert store.before(ROOM, Ref(msgid=sent[10].msgid), 2) == []  # long gone
+    cache = store.cache.get(ROOM)
+    assert cache is not None and set(cache.aliases) == {m.msgid for m in kept}
+
+
+# -- the byte budget of the caches -----------------------------------------------------------
+
+
+def test_cache_byte_budget_drops_the_coldest_conversations(
+    stores: Callable[..., HistoryStore],
+) -> None:
+    """Many rooms that talked once and went quiet, beside one busy room: the caches stay
+    under the budget all along, the busy room stays in memory, and every dropped room
+    still answers in full (from the spill before the writer commits, from SQLite
+    after), by time and by msgid."""
+    budget = 256 * 1024
+    store = stores(cache_per_target=50, cache_bytes=budget, flush_interval=600,
+                   max_batch=1_000_000)  # fmt: skip
+    line = "x" * 300
+    sent: dict[str, list[StoredMessage]] = {}
+
+    def say(room: str, text: str) -> None:
+        seq = store.next_seq
+        msg = StoredMessage(f"srv-{seq:x}", at(seq), room, "s!u@h", "PRIVMSG", room, text)
+        store.append_run(room, seq, BASE_MS + seq, "s!u@h", room, [msg.msgid], [text])
+        sent.setdefault(room, []).append(msg)
+
+    dead = [f"#dead{i}" for i in range(60)]
+    for room in dead:
+        for k in range(30):
+            say(room, f"{k} {line}")
+            say(ROOM, f"busy {k}")
+            assert store.cache.nbytes <= budget
+        assert store.latest(ROOM, 5) == sent[ROOM][-5:]  # a join replay, from memory
+    assert ROOM in store.cache
+    assert store.cache.dropped >= 40 and len(store.cache) < 20
+    assert store.stats["written"] == 0  # the dropped rooms answer from the spill
+    for room in dead:
+        assert store.latest(room, 100) == sent[room], room
+        assert store.cache.nbytes <= budget
+    store.flush()
+    for room in dead[::7]:  # and from SQLite once written
+        assert store.latest(room, 100) == sent[room], room
+        middle = Ref(msgid=sent[room][15].msgid)
+        assert store.around(room, middle, 3) == sent[room][14:17]
+    assert store.cache.nbytes <= budget
+
+
+def test_cache_bytes_follow_what_is_held(stores: Callable[..., HistoryStore]) -> None:
+    """The estimate is the sum over the conversations held (nothing leaks as runs
+    become entries, leave whole, or conversations are dropped and loaded again)."""
+    store = stores(cache_per_target=8, cache_bytes=20_000)
+    for i in range(400):
+        seq = store.next_seq
+        room = f"#r{i % 9}"
+        store.append_run(room, seq, BASE_MS + i, "s!u@h", room, [f"a-{seq:x}", f"a-{seq + 1:x}"],
+                         ["y" * (i % 50), "z"])  # fmt: skip
+        if i % 13 == 0:
+            store.latest(f"#r{i % 5}", 3)
+        caches = [store.cache.get(f"#r{r}") for r in range(9)]
+        held = [c for c in caches if c is not None]
+        assert store.cache.nbytes == sum(c.nbytes + CONVERSATION_BYTES for c in held)
+        for c in held:
+            assert c.nbytes == entries_bytes(c.items) + runs_bytes(c.runs)
+        assert store.cache.nbytes <= 20_000
+
+
+def test_memory_only_stores_keep_every_conversation(stores: Callable[..., HistoryStore]) -> None:
+    """With nothing behind the caches, dropping one would lose history: no budget."""
+    store = stores(None, cache_per_target=10, cache_bytes=1)
+    for i in range(50):
+        store.append(room_msg(i, f"#r{i}", seq=store.next_seq))
+    assert len(store.cache) == 50 and store.cache.dropped == 0
