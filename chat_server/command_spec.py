@@ -1,8 +1,7 @@
 """What one entry of the command table says: handler, parameters needed, flood cost.
 
-Separate from the table (commands.py) so that the table can import every handler
-module at its top while a handler module still importing ``command`` from
-``chat_server.commands`` finds it there during that import.
+Separate from the table (commands.py), which imports every handler module: a handler
+module that needs these types imports them from here without a cycle.
 """
 
 from __future__ import annotations
@@ -28,16 +27,3 @@ class CommandSpec:
     min_params: int = 0
     registered: bool = True  # only after registration (else 451)
     cost: int = 1  # flood-control tokens a line of it takes (every line takes at least 1)
-
-
-def command(name: str, **_ignored: object) -> Callable[[HandlerFunc], HandlerFunc]:
-    """Deprecated and inert: commands are listed in chat_server.commands.COMMANDS.
-
-    Kept only so that a handler module still decorated with it imports; it registers
-    nothing.
-    """
-
-    def unchanged(func: HandlerFunc) -> HandlerFunc:
-        return func
-
-    return unchanged

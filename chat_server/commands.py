@@ -7,7 +7,7 @@ and wraps a few entries (cluster/handlers.py).
 
 from __future__ import annotations
 
-from chat_server.command_spec import CommandSpec, HandlerFunc, command
+from chat_server.command_spec import CommandSpec, HandlerFunc
 from chat_server.handlers import (
     channels,
     chathistory,
@@ -19,7 +19,7 @@ from chat_server.handlers import (
     server_info,
 )
 
-__all__ = ["COMMANDS", "CommandSpec", "HandlerFunc", "command", "load_handlers"]
+__all__ = ["COMMANDS", "CommandSpec", "HandlerFunc"]
 
 _TABLE = (
     # registration: allowed before it is complete
@@ -63,10 +63,3 @@ _TABLE = (
 )
 
 COMMANDS: dict[str, CommandSpec] = {spec.name: spec for spec in _TABLE}
-
-
-def load_handlers() -> None:
-    """Nothing to do any more: importing this module builds the whole table.
-
-    Kept while server.py still calls it.
-    """

@@ -146,7 +146,7 @@ class FlowControl:
         outbuf = conn.outbuf
         low = self.limits.low
         while paced and len(outbuf) < low:
-            outbuf += paced.popleft()
+            outbuf += paced.pop(0)
 
 
 def chunk_lines(lines: Iterable[bytes], size: int = PACE_CHUNK) -> list[bytes]:

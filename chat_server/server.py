@@ -24,7 +24,7 @@ from functools import partial
 from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold
 from chat_protocol.message import Message, MessageError
-from chat_server.commands import COMMANDS, load_handlers
+from chat_server.commands import COMMANDS
 from chat_server.config import ServerConfig
 from chat_server.connection import (
     MAX_BODY,
@@ -79,11 +79,11 @@ class Server:
         self.records = HandlerRecords()
         self.client_log = LogLimiter(log)  # log lines a client's input can cause
         self._accept_paused = False
+        self._fd_starved = False  # accept failed for lack of descriptors, not yet recovered
         self.created = time.time()
         self.listeners: list[socket.socket] = []
         self.unknown_count = 0
         self.mode_counts: Counter[str] = Counter()  # user modes among registered users
-        load_handlers()
         self.commands = COMMANDS  # a cluster node swaps in its own table
         self.fast_path = True  # PRIVMSG to a room without the parser (off in a cluster)
 
@@ -196,6 +196,9 @@ class Server:
                     self._pause_accepting(exc)
                     return
                 raise
+            if self._fd_starved:
+                self._fd_starved = False
+                log.info("accepting clients again")
             host = addr[0]
             if host.startswith(":"):
                 host = "0" + host
@@ -223,7 +226,9 @@ class Server:
         if self._accept_paused:
             return
         self._accept_paused = True
-        self.client_log.warning("accept", "not accepting for now: %s", exc.strerror or exc)
+        if not self._fd_starved:  # one line per spell at the limit, not one per retry
+            self._fd_starved = True
+            log.warning("not accepting for now: %s", exc.strerror or exc)
         for sock in self.listeners:
             self.loop.remove(sock)
         self.loop.call_later(ACCEPT_RETRY, self._resume_accepting)

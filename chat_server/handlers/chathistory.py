@@ -17,7 +17,6 @@ from typing import TYPE_CHECKING
 from chat_protocol.casemap import casefold, is_channel
 from chat_protocol.message import Message
 from chat_protocol.numbers import ascii_int
-from chat_server.commands import command
 from chat_server.history import HistoryStoreError, Ref, StoredMessage, dm_key, format_time
 
 if TYPE_CHECKING:
@@ -77,7 +76,6 @@ def send_history_batch(
     server.send_paced(conn, lines)
 
 
-@command("CHATHISTORY", min_params=1)
 def handle_chathistory(server: Server, user: User, msg: Message) -> None:
     sub = msg.params[0].upper()
     if sub not in SUBCOMMANDS:

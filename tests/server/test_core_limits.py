@@ -173,3 +173,28 @@ def test_a_labeled_message_to_oneself_comes_back_twice_labeled_once(
     assert len(lines) == 2, lines
     assert all(line.endswith(f"{command} alice :hi me") for line in lines)
     assert sum("label=m1" in line for line in lines) == 1, lines
+
+
+def test_client_caused_log_lines_are_rate_limited(caplog: pytest.LogCaptureFixture) -> None:
+    """A client that makes a handler fail in a loop once wrote 4,630 tracebacks a
+    second; now each kind of line is logged ten times a period, then counted."""
+    import logging
+
+    from chat_server.loglimit import LogLimiter
+
+    logger = logging.getLogger("test.loglimit")
+    limiter = LogLimiter(logger, burst=10, period=60.0)
+    with caplog.at_level(logging.WARNING, logger="test.loglimit"):
+        for i in range(1000):
+            limiter.warning("handler", "failure %d", i)
+        limiter.warning("other", "a different kind still gets through")
+    texts = [r.getMessage() for r in caplog.records]
+    assert texts[:10] == [f"failure {i}" for i in range(10)]
+    assert texts[10:] == ["a different kind still gets through"]
+    # A new period says how many were left out.
+    window = limiter._windows["handler"]
+    window.started -= 61
+    with caplog.at_level(logging.WARNING, logger="test.loglimit"):
+        limiter.warning("handler", "failure again")
+    assert "990 more 'handler' log lines were left out" in caplog.records[-2].getMessage()
+    assert caplog.records[-1].getMessage() == "failure again"
