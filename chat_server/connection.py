@@ -148,7 +148,7 @@ class Connection:
         inbuf = self.inbuf
         if b"\n" not in data:
             inbuf += data
-            if len(inbuf) > MAX_LINE:
+            if len(inbuf) > MAX_LINE and b"\n" not in inbuf:  # (held lines are not one line)
                 # An over-long line: report it once, then drop it up to its newline.
                 inbuf.clear()
                 if not self.discarding:

@@ -404,17 +404,22 @@ class Server:
         conn.paused &= ~reason
         if conn.paused or self.conns.get(conn.fd) is not conn:
             return
-        self._watch(conn)
         if b"\n" in conn.inbuf:
             # Not now: a resume can come from inside another client's command (a member
-            # leaving a room); the held lines are handled in this round's timer phase.
+            # leaving a room). The held lines are handled from a timer, and only then is
+            # the socket read again, so nothing newer overtakes them.
             self.loop.call_later(0, lambda: self._process_held(conn))
+        else:
+            self._watch(conn)
 
     def _process_held(self, conn: Connection) -> None:
+        if conn.paused or self.conns.get(conn.fd) is not conn:
+            return  # paused again meanwhile: whoever paused it resumes it
+        lines = conn.take_held()
+        if lines:
+            self._process(conn, lines)
         if not conn.paused and self.conns.get(conn.fd) is conn:
-            lines = conn.take_held()
-            if lines:
-                self._process(conn, lines)
+            self._watch(conn)
 
     def _handle_line(self, conn: Connection, user: User, raw: bytes) -> None:
         if raw == TOO_LONG or _over_limits(raw):

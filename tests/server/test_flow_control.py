@@ -198,3 +198,21 @@ def test_a_thousand_long_history_lines_reach_a_slow_reader(server_factory, tmp_p
     asker.send("PING :alive")
     asker.expect("PONG", pattern="alive")
     assert not any("SendQ" in line for line in srv.log)
+
+
+def test_flood_held_lines_keep_their_order_across_resumes(server_factory) -> None:
+    """Default flood limits: 60 lines at once are handled 30 at first, then as tokens
+    come back; later reads must never overtake the held lines."""
+    srv = server_factory()
+    sender = RawClient(srv.host, srv.port, timeout=30)
+    sender.register("sender")
+    sender.join("#order")
+    reader = RawClient(srv.host, srv.port, timeout=30)
+    reader.register("reader")
+    reader.join("#order")
+    for start in range(0, 60, 12):  # five writes: some arrive while earlier lines wait
+        sender.sock.sendall(
+            b"".join(b"PRIVMSG #order :n%d\r\n" % i for i in range(start, start + 12))
+        )
+    got = [reader.expect("PRIVMSG", timeout=30).params[-1] for _ in range(60)]
+    assert got == [f"n{i}" for i in range(60)]
