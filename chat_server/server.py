@@ -10,9 +10,7 @@ same bytes for every member with the same tag mode → after the round of I/O, o
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
-import resource
 import secrets
 import signal
 import socket
@@ -40,6 +38,7 @@ from chat_server.flow import FlowControl, SendLimits, chunk_lines
 from chat_server.handlers.messaging import fast_privmsgs
 from chat_server.handlers.records import HandlerRecords
 from chat_server.history import HistoryStore
+from chat_server.listener import Listener
 from chat_server.loglimit import LogLimiter
 from chat_server.loop import EventLoop
 from chat_server.model import Channel, User
@@ -50,8 +49,6 @@ log = logging.getLogger("chat_server")
 MAX_CLIENT_TAGS = 4094  # IRCv3 message-tags: bytes of tags a client may send
 _READ = 1  # selectors.EVENT_READ
 _WRITE = 2  # selectors.EVENT_WRITE
-FD_RESERVE = 32  # descriptors kept for listeners, the history writer, logs, Redis
-ACCEPT_RETRY = 0.25  # seconds between accept attempts while at the descriptor limit
 
 
 class Server:
@@ -70,7 +67,6 @@ class Server:
         self.users: dict[str, User] = {}  # registered users by casefolded nick
         self.channels: dict[str, Channel] = {}
         self.conns: dict[int, Connection] = {}
-        self.per_address: dict[str, int] = {}
         limits = SendLimits(config.sendq_max, config.sendq_soft, config.sendq_soft_seconds)
         self.flow = FlowControl(limits, self.resume)
         self.history = history or HistoryStore(None)
@@ -78,10 +74,8 @@ class Server:
         self.out = Replies(self, self.delivery)
         self.records = HandlerRecords()
         self.client_log = LogLimiter(log)  # log lines a client's input can cause
-        self._accept_paused = False
-        self._fd_starved = False  # accept failed for lack of descriptors, not yet recovered
         self.created = time.time()
-        self.listeners: list[socket.socket] = []
+        self.listener = Listener(config, self.loop, self._admit, lambda: len(self.conns))
         self.unknown_count = 0
         self.mode_counts: Counter[str] = Counter()  # user modes among registered users
         self.commands = COMMANDS  # a cluster node swaps in its own table
@@ -95,35 +89,7 @@ class Server:
 
     def listen(self) -> None:
         """Bind the listening socket (raises OSError when the port is busy)."""
-        family = socket.AF_INET6 if ":" in self.config.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.config.host, self.config.port))
-        sock.listen(4096)
-        sock.setblocking(False)
-        self.listeners.append(sock)
-        self.loop.add_reader(sock, partial(self._on_listener, sock))
-        self.config.port = sock.getsockname()[1]
-
-    def fit_fd_limit(self) -> None:
-        """Raise the soft descriptor limit to the hard one and fit ``max_clients`` to it,
-        so the server refuses clients politely instead of failing ``accept`` (EMFILE)."""
-        try:
-            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-            if hard == resource.RLIM_INFINITY or hard > soft:
-                target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-                resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
-                soft = target
-        except (OSError, ValueError) as exc:
-            log.warning("cannot raise the open-file limit: %s", exc)
-            soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-        fits = max(1, soft - FD_RESERVE)
-        if self.config.max_clients > fits:
-            log.info(
-                "max_clients lowered from %d to %d to fit the open-file limit of %d",
-                self.config.max_clients, fits, soft,
-            )  # fmt: skip
-            self.config.max_clients = fits
+        self.listener.listen()
 
     def run(self) -> None:
         """Serve until SIGTERM/SIGINT, then shut down cleanly."""
@@ -134,7 +100,7 @@ class Server:
         old_fd = signal.set_wakeup_fd(wsock.fileno())
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
-        self.fit_fd_limit()
+        self.listener.fit_fd_limit()
         self.loop.after_io(self.flush_dirty)
         self.loop.call_every(1.0, self._check_timeouts)
         log.info("listening on %s:%d", self.config.host, self.config.port)
@@ -173,82 +139,22 @@ class Server:
                 time.sleep(0.005)
         for conn in list(self.conns.values()):
             self._close_socket(conn)
-        for sock in self.listeners:
-            sock.close()
+        self.listener.close()
         self.history.close()
         log.info("stopped; %d messages in history written", self.history.stats.get("written", 0))
 
     # -- connections ---------------------------------------------------------------
 
-    def _on_listener(self, listener: socket.socket, mask: int) -> None:
-        self._accept(listener)
-
-    def _accept(self, listener: socket.socket) -> None:
-        """Accept until EAGAIN so that a storm of connects drains in one round."""
-        cfg = self.config
-        while True:
-            try:
-                sock, addr = listener.accept()
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as exc:
-                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
-                    self._pause_accepting(exc)
-                    return
-                raise
-            if self._fd_starved:
-                self._fd_starved = False
-                log.info("accepting clients again")
-            host = addr[0]
-            if host.startswith(":"):
-                host = "0" + host
-            if len(self.conns) >= cfg.max_clients:
-                self._refuse(sock, "Too many connections on this server")
-                continue
-            count = self.per_address.get(host, 0)
-            if cfg.flood_limit and cfg.max_per_address and count >= cfg.max_per_address:
-                self._refuse(sock, "Too many connections from your address")
-                continue
-            sock.setblocking(False)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            conn = Connection(sock, host)
-            conn.tokens = cfg.flood_burst
-            conn.user = User(conn, host)
-            self.conns[conn.fd] = conn
-            self.per_address[host] = count + 1
-            self.unknown_count += 1
-            self.loop.add_reader(sock, partial(self._on_event, conn))
-
-    def _pause_accepting(self, exc: OSError) -> None:
-        """Out of descriptors: the pending connect stays readable, so a loop that kept
-        trying would spin at 100 % CPU. Stop watching the listeners and try again soon
-        (sooner when a client leaves, see ``_close_socket``)."""
-        if self._accept_paused:
-            return
-        self._accept_paused = True
-        if not self._fd_starved:  # one line per spell at the limit, not one per retry
-            self._fd_starved = True
-            log.warning("not accepting for now: %s", exc.strerror or exc)
-        for sock in self.listeners:
-            self.loop.remove(sock)
-        self.loop.call_later(ACCEPT_RETRY, self._resume_accepting)
-
-    def _resume_accepting(self) -> None:
-        if not self._accept_paused:
-            return
-        self._accept_paused = False
-        for sock in self.listeners:
-            if sock.fileno() >= 0:
-                self.loop.add_reader(sock, partial(self._on_listener, sock))
-
-    @staticmethod
-    def _refuse(sock: socket.socket, reason: str) -> None:
-        try:
-            sock.setblocking(False)
-            sock.send(f"ERROR :Closing link: {reason}\r\n".encode())
-        except OSError:
-            pass
-        sock.close()
+    def _admit(self, sock: socket.socket, host: str) -> None:
+        """A client the listener accepted: its connection, not yet registered."""
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        conn = Connection(sock, host)
+        conn.tokens = self.config.flood_burst
+        conn.user = User(conn, host)
+        self.conns[conn.fd] = conn
+        self.unknown_count += 1
+        self.loop.add_reader(sock, partial(self._on_event, conn))
 
     def _on_event(self, conn: Connection, mask: int) -> None:
         if mask & _WRITE:
@@ -518,17 +424,11 @@ class Server:
 
     def _close_socket(self, conn: Connection) -> None:
         self.conns.pop(conn.fd, None)
-        if self._accept_paused:
-            self._resume_accepting()  # a descriptor is free again
+        self.listener.released(conn.addr)
         self.flow.relieve(conn)
         conn.paced.clear()
         conn.fast_head = None
         conn.batch = None
-        left = self.per_address.get(conn.addr, 1) - 1
-        if left > 0:
-            self.per_address[conn.addr] = left
-        else:
-            self.per_address.pop(conn.addr, None)
         self.loop.remove(conn.sock)
         with contextlib.suppress(OSError):
             conn.sock.close()

@@ -53,14 +53,14 @@ EMFILE_PROBE = textwrap.dedent(
     server = Server(ServerConfig(flood_limit=False, max_clients=10_000), HistoryStore(None))
     server.listen()
     calls = 0
-    accept = server._accept
+    accept = server.listener._accept
 
     def counted(listener):
         global calls
         calls += 1
         accept(listener)
 
-    server._accept = counted
+    server.listener._accept = counted
     port = server.config.port
     clients = []
 
