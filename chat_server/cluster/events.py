@@ -193,6 +193,7 @@ def apply_nick(server: Server, node: str, data: dict[str, Any]) -> None:
         upsert_user(server, node, data["u"])
         return
     old_source = user.source
+    server.records.whowas.remember(user)
     del server.users[user.folded]
     update_user(user, data["u"])
     server.users[user.folded] = user

@@ -62,6 +62,7 @@ def chan_meta(chan: Channel) -> dict[str, Any]:
         "modes": "".join(sorted(chan.modes)),
         "key": chan.key,
         "limit": chan.limit,
+        "bans": [[ban.mask, ban.set_by, ban.set_at] for ban in chan.bans.values()],
     }
 
 
@@ -73,6 +74,12 @@ def apply_meta(chan: Channel, meta: dict[str, Any]) -> None:
     chan.modes = set(meta.get("modes", "nt"))
     chan.key = meta.get("key")
     chan.limit = meta.get("limit")
+    bans = meta.get("bans")
+    if bans is not None and [ban.mask for ban in chan.bans.values()] != [b[0] for b in bans]:
+        for ban in list(chan.bans.values()):
+            chan.remove_ban(ban.mask)
+        for mask, set_by, set_at in bans:
+            chan.add_ban(mask, set_by, set_at)
 
 
 def channel_from_meta(folded: str, meta: dict[str, Any] | None) -> Channel:

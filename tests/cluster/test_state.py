@@ -125,3 +125,31 @@ def test_away_nick_and_quit_cross_nodes(pair: tuple[RawClient, RawClient]) -> No
     quit_msg = alice.expect("QUIT")
     assert quit_msg.nick == "robert" and "see you" in quit_msg.param(0)
     wait_for(lambda: not sees(alice, "robert"), what="robert gone")
+
+
+def test_a_ban_set_on_one_node_holds_on_the_other(
+    cluster: Cluster, pair: tuple[RawClient, RawClient]
+) -> None:
+    alice, bob = pair
+    alice.send("MODE #room +b bob")
+    alice.expect("MODE", pattern=r"\+b bob!\*@\*")
+    bob.expect("MODE", pattern=r"\+b bob!\*@\*")
+    bob.send("PRIVMSG #room :can I still talk?")
+    bob.expect("404")
+    bob.send("MODE #room b")
+    assert any(m.command == "367" and m.param(2) == "bob!*@*" for m in bob.collect_until("368"))
+    bob.send("PART #room")
+    bob.expect("PART")
+    bob.send("JOIN #room")
+    bob.expect("474")
+
+
+def test_whowas_hears_of_nick_changes_on_other_nodes(
+    pair: tuple[RawClient, RawClient],
+) -> None:
+    alice, bob = pair
+    bob.send("NICK robert")
+    alice.expect("NICK", pattern="robert")
+    alice.send("WHOWAS bob")
+    replies = alice.collect_until("369")
+    assert any(m.command == "314" and m.param(1) == "bob" for m in replies)
