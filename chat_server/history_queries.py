@@ -50,7 +50,7 @@ from chat_server.history_writer import (
 class StoredRow(NamedTuple):
     """A row of the ``messages`` table (schema v4, see history.py): a run of ``size``
     messages (the column ``count``, a name a tuple field cannot have), or a block when
-    ``runs`` holds pickled runs."""
+    ``runs`` holds its runs as JSON text."""
 
     seq: int
     msgids: str

@@ -9,8 +9,11 @@ gets a whole batch in one pipe write and competes for CPU only as the kernel sch
 it.
 
 Wire format on the child's stdin/stdout: frames of a 4-byte big-endian length and a
-``marshal`` payload. The parent sends a list of runs and blocks (an empty list just
-asks for an answer) and reads back ``(written, failed)`` message counts for that frame.
+``marshal`` payload. That is a pipe between two processes of ours, never stored:
+marshal packs a batch five times faster than JSON (182 against 915 µs for 200 runs),
+and the packing runs in the server process. What reaches the disk is JSON and text.
+The parent sends a list of runs and blocks (an empty list just asks for an answer)
+and reads back ``(written, failed)`` message counts for that frame.
 A run is the messages of one append: what they share once, then their msgids and
 texts. A block is several runs of one conversation already packed into the row that
 stores them (see ``pack_blocks``), so the child only hands bytes to SQLite. The child
@@ -20,12 +23,10 @@ the server must flush through it) and exits when its stdin closes, after committ
 
 from __future__ import annotations
 
-import io
 import json
 import logging
 import marshal
 import os
-import pickle
 import signal
 import sqlite3
 import struct
@@ -57,10 +58,11 @@ run_texts = itemgetter(8)
 
 
 # A block as sent: first seq, time_ms of its first run, target, message count, msgids
-# joined by "\n", the pickled runs. A plain tuple for the same wire reason; a run has
-# nine fields and a block six, which is how the child tells them apart. The first three
-# fields (seq, time_ms, target) mean the same in both, so run_target reads either.
-Block = tuple[int, int, str, int, str, bytes]
+# joined by "\n", the runs as JSON text (an array of 9-element arrays, as Run below).
+# A plain tuple for the same wire reason; a run has nine fields and a block six, which
+# is how the child tells them apart. The first three fields (seq, time_ms, target)
+# mean the same in both, so run_target reads either.
+Block = tuple[int, int, str, int, str, str]
 block_count = itemgetter(3)
 _BLOCK_FIELDS = 6
 
@@ -93,8 +95,8 @@ def pack_blocks(runs: Sequence[Run]) -> list[Run | Block]:
 
     Why: in a busy room most runs are one line (one read, one line), and SQLite costs
     ~2 µs per row whatever it holds, more than everything else the child does per
-    message. A block is one row for a whole batch of a room. Its runs are pickled as
-    they are (C speed, no per-message Python), in key order: a new block starts where
+    message. A block is one row for a whole batch of a room. Its runs are stored as one
+    JSON array, as they are (C speed, no per-message Python), in key order: a new block starts where
     the clock stepped back or a bound (BLOCK_SPAN_MS, BLOCK_SEQS) would be passed.
     A conversation with one run in the batch, or whose msgids hold a line break
     (nothing but the API can make one), keeps its runs as they are.
@@ -117,8 +119,8 @@ def pack_blocks(runs: Sequence[Run]) -> list[Run | Block]:
                 items += block
                 continue
             seq, time_ms, target, *_ = block[0]
-            blob = pickle.dumps(block, protocol=5)
-            items.append((seq, time_ms, target, size, joined, blob))
+            text = json.dumps(block, separators=(",", ":"), ensure_ascii=False)
+            items.append((seq, time_ms, target, size, joined, text))
     return items
 
 
@@ -146,25 +148,18 @@ def _split(group: list[Run]) -> list[list[Run]]:
     return blocks
 
 
-class _BlockUnpickler(pickle.Unpickler):
-    """Blocks hold only tuples, lists, strings and ints: loading anything that names a
-    class or function (which could run code) is refused."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(f"history block refers to {module}.{name}")
-
-
-def load_block(blob: bytes) -> list[Run]:
-    """The runs of a stored block; ValueError if it is not one."""
+def load_block(text: str | bytes) -> list[Run]:
+    """The runs of a stored block (its JSON text); ValueError if it is not one."""
     try:
-        runs = _BlockUnpickler(io.BytesIO(blob)).load()
-    except Exception as exc:  # a damaged blob may fail in any of pickle's ways
-        raise ValueError(f"unreadable history block: {exc!r}") from exc
-    if not isinstance(runs, list) or not all(
-        isinstance(run, tuple) and len(run) == 9 for run in runs
-    ):
-        raise ValueError("history block does not hold runs")
-    return runs
+        runs = json.loads(text)
+        return [
+            (int(seq), int(time_ms), str(target), str(source), str(command), str(recipient),
+             tuple((str(key), str(value)) for key, value in tags),
+             [str(msgid) for msgid in msgids], [str(line) for line in texts])
+            for seq, time_ms, target, source, command, recipient, tags, msgids, texts in runs
+        ]  # fmt: skip
+    except (ValueError, TypeError) as exc:  # not JSON, or not an array of runs
+        raise ValueError(f"unreadable history block: {exc}") from exc
 
 
 _HEADER = struct.Struct(">I")

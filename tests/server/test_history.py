@@ -13,6 +13,7 @@ and no other msgid (see test_msgid_lookups_*).
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import sqlite3
@@ -843,7 +844,7 @@ def test_a_run_is_one_row_and_reads_back_message_by_message(
     assert again.reader.rows_read == read
 
 
-def test_version_1_database_becomes_version_4_and_keeps_its_rows(tmp_path: Path) -> None:
+def test_version_1_database_becomes_version_5_and_keeps_its_rows(tmp_path: Path) -> None:
     path = tmp_path / "v1.db"
     with sqlite3.connect(path) as conn:
         conn.execute(
@@ -873,7 +874,7 @@ def test_version_1_database_becomes_version_4_and_keeps_its_rows(tmp_path: Path)
     finally:
         store.close()
     with sqlite3.connect(path) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
         indexes = {r[1] for r in conn.execute("PRAGMA index_list(messages)")}
         rows = conn.execute("SELECT seq, msgids, texts, count FROM messages").fetchall()
     conn.close()
@@ -1064,7 +1065,8 @@ def test_a_damaged_or_hostile_block_is_a_query_error(
         store.append(room_msg(i))
     store.close()
     hostile = pickle.dumps([(1, 2, ROOM, "s", "PRIVMSG", ROOM, (), [os.getcwd], ["x"])])
-    for blob in (b"\x80\x05garbage", hostile):
+    not_runs = json.dumps([[1, 2, ROOM]])
+    for blob in (b"\x80\x05garbage", hostile, "not json", not_runs):
         with sqlite3.connect(tmp_path / "h.db") as conn:
             conn.execute("UPDATE messages SET runs = ? WHERE runs IS NOT NULL", (blob,))
         conn.close()
@@ -1074,6 +1076,43 @@ def test_a_damaged_or_hostile_block_is_a_query_error(
         with pytest.raises(HistoryStoreError, match="history row 1 of #room"):
             again.latest(ROOM, 10)
         again.close()
+
+
+def test_version_4_pickled_blocks_become_json_rows(
+    stores: Callable[..., HistoryStore], tmp_path: Path
+) -> None:
+    """A v4 file's blocks were pickled: opening it rewrites them as JSON text, which
+    any SQLite tool reads, and every message still answers; a hostile pickle is left
+    alone (never loaded past its first global) and stays a query error."""
+    store = stores(cache_per_target=1, flush_interval=600)
+    for i in range(4):
+        store.append(room_msg(i))
+    store.close()
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        (text,) = conn.execute("SELECT runs FROM messages WHERE runs IS NOT NULL").fetchone()
+        runs = [(*run[:6], tuple(map(tuple, run[6])), run[7], run[8]) for run in json.loads(text)]
+        conn.execute("UPDATE messages SET runs = ? WHERE runs IS NOT NULL", (pickle.dumps(runs),))
+        conn.execute("PRAGMA user_version = 4")
+    conn.close()
+    again = stores(cache_per_target=1)
+    assert [m.text for m in again.latest(ROOM, 10)] == [room_msg(i).text for i in range(4)]
+    again.close()
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 5
+        kinds = {kind for (kind,) in conn.execute("SELECT typeof(runs) FROM messages")}
+        (text,) = conn.execute("SELECT runs FROM messages WHERE runs IS NOT NULL").fetchone()
+    conn.close()
+    assert kinds <= {"text", "null"}
+    assert [run[8] for run in json.loads(text)] == [[room_msg(i).text] for i in range(4)]
+    hostile = pickle.dumps([(1, 2, ROOM, "s", "PRIVMSG", ROOM, (), [os.getcwd], ["x"])])
+    with sqlite3.connect(tmp_path / "h.db") as conn:
+        conn.execute("UPDATE messages SET runs = ? WHERE runs IS NOT NULL", (hostile,))
+        conn.execute("PRAGMA user_version = 4")
+    conn.close()
+    third = stores(cache_per_target=1)
+    with pytest.raises(HistoryStoreError, match="history row 1 of #room"):
+        third.latest(ROOM, 10)
+    third.close()
 
 
 def test_version_3_rows_read_beside_blocks(tmp_path: Path) -> None:
@@ -1156,7 +1195,7 @@ def one_row_per_message_db(path: Path, size: int) -> int:
 
     for start in range(1, size + 1, 10_000):
         write_rows(conn, [run(s, "#big") for s in range(start, min(size, start + 9_999) + 1)])
-    block = pickle.dumps([run(size + 1, "#other"), run(size + 3, "#other")], protocol=5)
+    block = json.dumps([run(size + 1, "#other"), run(size + 3, "#other")])
     write_rows(conn, [(size + 1, BASE_MS, "#other", 2, f"srv-{size + 1:x}\nsrv-{size + 3:x}",
                        block), run(size + 2, "#third")])  # fmt: skip
     write_rows(conn, [run(s, "#third") for s in range(size + 4, size + 10)])
