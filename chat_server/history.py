@@ -282,17 +282,8 @@ class HistoryStore:
                 raise RuntimeError("history store is closed")
             self.cache.add(target, run)
             self.stats["appended"] += size
-            if self._writer is None:
-                return
-            # _queue(), inlined: this runs once per read on the server's hot path.
-            pending = self._pending
-            if not pending:
-                self._wake.set()
-            pending.append(run)
-            before = self._pending_count
-            self._pending_count = after = before + size
-            if after >= self.max_batch > before:
-                self._hurry.set()
+            if self._writer is not None:
+                self._queue(run, size)
 
     def _queue(self, run: Run, size: int) -> None:
         """Hand ``run`` (``size`` messages) to the writer thread's next batch."""

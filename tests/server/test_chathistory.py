@@ -286,6 +286,16 @@ def test_edge_references_and_unknown_msgids_get_a_batch(
     _no_tracebacks(srv)
 
 
+def _restart_with_damaged_rows(srv: ServerProcess) -> None:
+    """Stop the server, make every stored row unreadable (tags and blocks), start it."""
+    assert srv.stop(signal.SIGTERM) == 0
+    with sqlite3.connect(srv.history_db) as db:
+        db.execute("UPDATE messages SET tags = 'not json', runs = CASE WHEN runs IS NULL"
+                   " THEN NULL ELSE x'00' END")  # fmt: skip
+    db.close()
+    srv.start()
+
+
 def test_a_damaged_history_row_is_a_message_error(
     server_factory: Callable[..., ServerProcess],
 ) -> None:
@@ -301,12 +311,7 @@ def test_a_damaged_history_row_is_a_message_error(
         b.expect("PRIVMSG", pattern=text)
     a.close()
     b.close()
-    assert srv.stop(signal.SIGTERM) == 0
-    with sqlite3.connect(srv.history_db) as db:
-        db.execute("UPDATE messages SET tags = 'not json', runs = CASE WHEN runs IS NULL"
-                   " THEN NULL ELSE x'00' END")  # fmt: skip
-    db.close()
-    srv.start()
+    _restart_with_damaged_rows(srv)
     c = RawClient(srv.host, srv.port)
     try:
         c.register("alice", caps=HIST)
@@ -335,12 +340,7 @@ def test_a_damaged_room_history_still_lets_people_join(
     a.send("PING :stored")
     a.expect("PONG", pattern="stored")
     a.close()
-    assert srv.stop(signal.SIGTERM) == 0
-    with sqlite3.connect(srv.history_db) as db:
-        db.execute("UPDATE messages SET tags = 'not json', runs = CASE WHEN runs IS NULL"
-                   " THEN NULL ELSE x'00' END")  # fmt: skip
-    db.close()
-    srv.start()
+    _restart_with_damaged_rows(srv)
     c = RawClient(srv.host, srv.port)
     try:
         c.register("carol", caps=HIST)
