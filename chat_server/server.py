@@ -216,12 +216,9 @@ class Server:
         if conn.closing:
             return
         self.delivery.write_pending()  # room messages produced before the reply go first
-        had_output = bool(conn.outbuf)
         self.flow.queue_paced(conn, chunk_lines(lines))
-        if conn.outbuf and not had_output:
-            self.delivery.dirty.append(conn)
+        self.delivery.dirty.append(conn)  # sent, and the rest pumped, after this round
         if conn.paced:
-            self.delivery.dirty.append(conn)
             self.pause(conn, PAUSED_BACKLOG)
 
     def _process(self, conn: Connection, lines: list[bytes]) -> None:
