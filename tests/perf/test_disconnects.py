@@ -86,9 +86,11 @@ class CuttingRelay:
                     self._relay(conn, nick, words[1].lower(), raw)
                 elif command == "QUIT":
                     break
-        with self.lock:
-            for members in self.rooms.values():
-                members.pop(conn, None)
+            # Out of the rooms before the socket closes: a relay meanwhile must never
+            # write to (or shut down) a closed socket.
+            with self.lock:
+                for members in self.rooms.values():
+                    members.pop(conn, None)
 
     def _relay(self, sender: socket.socket, nick: str, room: str, raw: bytes) -> None:
         line = f":{nick}!u@h ".encode() + raw
@@ -104,7 +106,8 @@ class CuttingRelay:
                     host, port = member.getpeername()
                     addr = f"{host}:{port}"
                     self._send(member, f"ERROR :Closing link: {addr} (SendQ exceeded)\r\n".encode())
-                    member.shutdown(socket.SHUT_RDWR)
+                    with contextlib.suppress(OSError):  # it may be closing on its own
+                        member.shutdown(socket.SHUT_RDWR)
                     for members in self.rooms.values():
                         members.pop(member, None)
 
