@@ -35,6 +35,7 @@ class Harness:
     def __init__(self, history_db: Path | None) -> None:
         config = ServerConfig(flood_limit=False, sendq_max=1 << 30)
         self.server = Server(config, HistoryStore(history_db))
+        self.server.history.start()  # served by poll() below: there is no event loop
         self.conns: list[Connection] = []
         self.peers: list[socket.socket] = []
         self.cpu = 0.0
@@ -55,9 +56,11 @@ class Harness:
         started = time.process_time()
         for conn, lines in batches:
             self.server._process(conn, lines)
+        self.server.history.send_pending()  # the loop's first after-I/O hook
         self.server.flush_dirty()
         if timed:
             self.cpu += time.process_time() - started
+        self.server.history.poll()  # the worker's confirmations, as the loop reads them
         self.drain()
 
     def drain(self) -> None:

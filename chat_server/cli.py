@@ -44,6 +44,12 @@ def make_config(args: argparse.Namespace) -> ServerConfig:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "history":  # chat-server history export|prune
+        from chat_server.history.admin import main as history_main
+
+        return history_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         config = make_config(args)
@@ -55,7 +61,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    from chat_server.history import HistoryStore
+    from chat_server.history import Durability, HistoryStore
     from chat_server.server import Server
 
     server: Server
@@ -69,8 +75,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             path.parent.mkdir(parents=True, exist_ok=True)
             history = HistoryStore(
                 path,
-                cache_per_target=config.history_cache,
+                replay=config.history_on_join,
                 cache_bytes=config.history_cache_bytes,
+                durability=Durability(
+                    sync=config.history_sync,
+                    max_age_days=config.history_max_age_days or None,
+                    max_per_room=config.history_max_per_room or None,
+                ),
             )
         except Exception as exc:
             print(f"chat-server: error: {history_error(path, exc)}", file=sys.stderr)

@@ -16,6 +16,7 @@ from chat_server.handlers import (
     operators,
     queries,
     registration,
+    search,
     server_info,
 )
 
@@ -35,6 +36,7 @@ _TABLE = (
     CommandSpec("NOTICE", messaging.handle_notice),
     CommandSpec("TAGMSG", messaging.handle_tagmsg),
     CommandSpec("CHATHISTORY", chathistory.handle_chathistory, min_params=1),
+    CommandSpec("SEARCH", search.handle_search, min_params=1, cost=4),
     # rooms
     CommandSpec("JOIN", channels.handle_join, min_params=1),
     CommandSpec("PART", channels.handle_part, min_params=1),

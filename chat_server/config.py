@@ -113,13 +113,23 @@ class ServerConfig:
         50, "messages replayed on JOIN", low=0, at_most="chathistory_max"
     )
     history_cache: int = setting(
-        1000, "newest messages of each conversation kept in memory", low=1, high=1_000_000
+        1000, "newest messages of each conversation a cluster keeps", low=1, high=1_000_000
     )
     history_cache_bytes: int = setting(
         64 * MIB,
-        "bytes of history kept in memory over all conversations (least recently used go)",
+        "bytes of rooms' newest messages kept in memory for JOIN (least recently used go)",
         low=0,
         high=64 * 1024 * MIB,
+    )
+    history_sync: bool = setting(
+        False,
+        "an echo means the message is on disk: commit and fsync before echoing (slower)",
+    )
+    history_max_age_days: float = setting(
+        0.0, "delete messages older than this many days (0: keep them all)", low=0
+    )
+    history_max_per_room: int = setting(
+        0, "keep at most this many messages per room or DM (0: all)", low=0
     )
     chathistory_max: int = setting(
         1000, "most messages one CHATHISTORY request returns", low=1, high=10_000

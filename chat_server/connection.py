@@ -36,6 +36,7 @@ PAUSED_FLOOD = 1  # out of flood-control tokens; a timer resumes it
 PAUSED_CLUSTER = 2  # waiting for Redis to answer an earlier command of its own
 PAUSED_BACKLOG = 4  # its own unsent output (replies, a paced history reply) is too big
 PAUSED_ROOM = 8  # another member of one of its rooms cannot keep up (backpressure)
+PAUSED_HISTORY = 16  # its command waits for the history worker (a query, a cold room)
 
 
 class Connection:
@@ -52,6 +53,7 @@ class Connection:
         "discarding",
         "fast_head",
         "fd",
+        "held_for",
         "inbuf",
         "last_active",
         "last_refill",
@@ -86,6 +88,9 @@ class Connection:
         self.batch: RoomBatch | None = None  # the open room batch it is in (fanout.py)
         # The head, room name and room of its last fast-path PRIVMSG (messaging.py).
         self.fast_head: tuple[bytes, str, Channel] | None = None
+        # With history_sync: the sequence of its newest stored message; its output
+        # waits until history has committed that far (server.py, _send).
+        self.held_for = 0
         now = time.monotonic()
         self.created = now
         self.last_active = now

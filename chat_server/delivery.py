@@ -17,8 +17,7 @@ from typing import TYPE_CHECKING
 
 from chat_protocol.message import Message, format_tags
 from chat_server.fanout import RoomBatches, append_to_all
-from chat_server.history import StoredMessage, format_time
-from chat_server.history_model import format_ms
+from chat_server.history.model import StoredMessage, format_ms, format_time
 from chat_server.model import TAGS_MSG, TAGS_TIME, Channel, User, group_by_tag_mode
 
 if TYPE_CHECKING:
@@ -35,6 +34,9 @@ class Delivery:
         # sequence number (see store), so n continues from the history on disk.
         self._msgid_format = msgid_prefix[:16] + "-{:x}"
         self._msgid_seq = history.next_seq - 1
+        # history_sync: a sender's output is held until its messages are committed
+        # (Connection.held_for, Server._send).
+        self.sync = False
         self.soft = soft  # the send-queue soft limit (flow.py)
         self.batches = RoomBatches(soft)  # room messages not yet in buffers (fanout.py)
         self.dirty: list[Connection] = []  # connections whose buffer grew this round
@@ -46,6 +48,15 @@ class Delivery:
         dirty = self.dirty
         self.dirty = []
         return dirty
+
+    @property
+    def last_seq(self) -> int:
+        """The sequence of the newest msgid minted (history numbers from it)."""
+        return self._msgid_seq
+
+    def history_floor(self) -> int:
+        """The sequence from which a user taking a nick now may read its direct messages."""
+        return self._msgid_seq + 1
 
     def next_msgid(self) -> str:
         self._msgid_seq += 1
@@ -157,6 +168,8 @@ class Delivery:
         self.history.append_run(
             chan.folded, first, ms, source, name, msgids, texts, (("bot", ""),) if bot else ()
         )
+        if self.sync and user.conn is not None:
+            user.conn.held_for = self._msgid_seq
         skip = None if "echo-message" in user.caps else user.conn
         batch = self.batches.get(chan, skip, self.dirty)
         src = f":{source} PRIVMSG {name} :"
@@ -231,4 +244,6 @@ class Delivery:
         self.history.append(
             StoredMessage(msgid, when, key, user.source, command, recipient, text, kept), seq
         )
+        if self.sync and user.conn is not None:
+            user.conn.held_for = seq
         return msgid, when

@@ -32,6 +32,7 @@ class User:
         "channels",
         "conn",
         "folded",
+        "history_floor",
         "host",
         "last_spoke",
         "modes",
@@ -64,6 +65,9 @@ class User:
         self.channels: dict[str, Channel] = {}
         self.signon = time.time()
         self.last_spoke = self.signon
+        # The lowest history sequence of direct messages this user may read: those
+        # sent since it took its nick (see handlers/chathistory.py).
+        self.history_floor = 0
 
     def set_nick(self, nick: str) -> None:
         self.nick = nick

@@ -16,7 +16,7 @@ import signal
 import socket
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 
 from chat_protocol import numerics as N
@@ -29,10 +29,12 @@ from chat_server.connection import (
     PAUSED_BACKLOG,
     PAUSED_CLUSTER,
     PAUSED_FLOOD,
+    PAUSED_HISTORY,
     PAUSED_ROOM,
     TOO_LONG,
     Connection,
 )
+from chat_server.deferred import Deferred
 from chat_server.delivery import Delivery
 from chat_server.flow import FlowControl, SendLimits, chunk_lines
 from chat_server.handlers.messaging import fast_privmsgs
@@ -43,6 +45,7 @@ from chat_server.loglimit import LogLimiter
 from chat_server.loop import EventLoop
 from chat_server.model import Channel, User
 from chat_server.replies import Replies
+from chat_server.room_settings import chan_meta
 
 log = logging.getLogger("chat_server")
 
@@ -71,6 +74,8 @@ class Server:
         self.flow = FlowControl(limits, self.resume)
         self.history = history or HistoryStore(None)
         self.delivery = self.make_delivery(config.node_id or secrets.token_hex(4), limits.soft)
+        self.delivery.sync = config.history_sync
+        self._held: set[Connection] = set()  # senders whose output waits for a commit
         self.out = Replies(self, self.delivery)
         self.records = HandlerRecords()
         self.client_log = LogLimiter(log)  # log lines a client's input can cause
@@ -80,6 +85,10 @@ class Server:
         self.mode_counts: Counter[str] = Counter()  # user modes among registered users
         self.commands = COMMANDS  # a cluster node swaps in its own table
         self.fast_path = True  # PRIVMSG to a room without the parser (off in a cluster)
+        # The command being run: its label, and whether its answer comes later (defer).
+        self._label: str | None = None
+        self._deferred = False
+        self._rerun = False
 
     def make_delivery(self, msgid_prefix: str, soft: int) -> Delivery:
         """The fan-out part; a cluster node's also publishes to the other nodes."""
@@ -101,6 +110,7 @@ class Server:
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
         self.listener.fit_fd_limit()
+        self.history.attach(self.loop)  # its hook first: messages reach its pipe before echoes
         self.loop.after_io(self.flush_dirty)
         self.loop.call_every(1.0, self._check_timeouts)
         log.info("listening on %s:%d", self.config.host, self.config.port)
@@ -127,6 +137,9 @@ class Server:
     def shutdown(self) -> None:
         """Tell every client, flush what we can within a second, and persist history."""
         self.delivery.write_pending()
+        # History first: what is echoed below (held echoes with history_sync) is then
+        # on disk before it leaves.
+        self.history.close()
         farewell = b"ERROR :Server shutting down\r\n"
         for conn in list(self.conns.values()):
             conn.paced.clear()
@@ -140,7 +153,6 @@ class Server:
         for conn in list(self.conns.values()):
             self._close_socket(conn)
         self.listener.close()
-        self.history.close()
         log.info("stopped; %d messages in history written", self.history.stats.get("written", 0))
 
     # -- connections ---------------------------------------------------------------
@@ -189,6 +201,11 @@ class Server:
 
     def _send(self, conn: Connection, now: float | None = None) -> None:
         """One send attempt, then the flow-control verdict on what is left (flow.py)."""
+        if conn.held_for:
+            if conn.held_for > self.history.committed_seq:
+                self._hold(conn)
+                return
+            conn.held_for = 0
         flow = self.flow
         for _ in range(4):  # again only when a paced reply refilled an emptied buffer
             if conn.closing:
@@ -207,6 +224,26 @@ class Server:
             self._watch(conn)
         if conn.paused & PAUSED_BACKLOG and not conn.paced and len(conn.outbuf) <= flow.limits.low:
             self.resume(conn, PAUSED_BACKLOG)
+
+    def _hold(self, conn: Connection) -> None:
+        """history_sync: keep a sender's output (its echo, its labeled reply) until its
+        messages are committed, so an echo means the message is on disk. The hold is
+        short (one commit); the backlog limits still apply meanwhile."""
+        if conn.writing:
+            conn.writing = False
+            self._watch(conn)  # nothing may go out: do not wake for writability
+        reason = conn.closing or self.flow.check(conn, None)
+        if reason:
+            self.drop(conn, reason)
+            return
+        if conn not in self._held:
+            self._held.add(conn)
+            self.history.when_committed(conn.held_for, partial(self._release, conn))
+
+    def _release(self, conn: Connection) -> None:
+        self._held.discard(conn)
+        if self.conns.get(conn.fd) is conn:
+            self._send(conn)  # holds it again if it stored newer messages meanwhile
 
     def send_paced(self, conn: Connection, lines: Iterable[bytes]) -> None:
         """Send a long reply as the client drains it; its further lines wait meanwhile."""
@@ -276,6 +313,15 @@ class Server:
                 self.delivery.capturing = conn.capture = None
                 self.client_log.exception("line", "error handling a line from %s", conn.addr)
             i += 1
+            if conn.paused & PAUSED_HISTORY:
+                # Its answer comes from the history worker: the next lines wait for it,
+                # and a JOIN of a room being loaded runs again (its token back).
+                if self._rerun:
+                    self._rerun = False
+                    i -= 1
+                    conn.tokens += 1
+                conn.hold(lines[i:])
+                return
 
     def must_wait(self, conn: Connection, raw: bytes) -> bool:
         """Whether ``raw`` must wait before it is handled; a cluster node overrides this."""
@@ -355,12 +401,47 @@ class Server:
         captured: list[bytes] = []
         conn.capture = captured
         self.delivery.capturing = conn
+        self._label = label
+        self._deferred = False
         try:
             self._run(user, msg)
         finally:
             conn.capture = None
             self.delivery.capturing = None
-        self.out.send_labeled(user, label, captured)
+            self._label = None
+        if not self._deferred:  # else the answer carries the label when it comes
+            self.out.send_labeled(user, label, captured)
+
+    def defer(self, user: User, *, rerun: bool = False) -> Deferred | None:
+        """The running command answers later (a history query): stop reading its client
+        until ``complete`` (or, with ``rerun``, run the command again once ``resume``d).
+        None when there is no connection to answer."""
+        conn = user.conn
+        if conn is None:
+            return None
+        self._deferred = True
+        self._rerun = rerun
+        self.pause(conn, PAUSED_HISTORY)
+        return Deferred(conn, user, self._label)
+
+    def complete(self, deferred: Deferred, produce: Callable[[], None]) -> None:
+        """Send a deferred answer (labeled like its command) and read the client again."""
+        conn = deferred.conn
+        if self.conns.get(conn.fd) is not conn or conn.closing:
+            return
+        if deferred.label is None:
+            produce()
+        else:
+            captured: list[bytes] = []
+            conn.capture = captured
+            self.delivery.capturing = conn
+            try:
+                produce()
+            finally:
+                conn.capture = None
+                self.delivery.capturing = None
+            self.out.send_labeled(deferred.user, deferred.label, captured)
+        self.resume(conn, PAUSED_HISTORY)
 
     def _run(self, user: User, msg: Message) -> None:
         """The handler with the standard error numerics; a bug in one command answers
@@ -408,6 +489,7 @@ class Server:
                 if conn.congested else "",
             )  # fmt: skip
         self.flow.relieve(conn)  # its rooms need not wait for it any more
+        self._held.discard(conn)
         if reason == "SendQ exceeded":
             conn.outbuf.clear()
             conn.paced.clear()
@@ -485,6 +567,7 @@ class Server:
         chan.remove_member(user)
         if not chan.members:
             self.channels.pop(chan.folded, None)
+            self.history.forget(chan.folded)
             return
         conn = user.conn
         if conn is not None:
@@ -492,6 +575,10 @@ class Server:
                 self.flow.wake_room(chan)  # the others no longer wait for it here
             if conn.paused & PAUSED_ROOM:
                 self.flow.wake(conn)  # it may have waited only for this room
+
+    def room_changed(self, chan: Channel) -> None:
+        """A room's modes, key, bans or topic changed: the history file keeps them."""
+        self.history.save_room(chan.folded, chan_meta(chan))
 
     def channel_peers(self, user: User) -> list[User]:
         """Everyone who shares a room with ``user``, once each, ``user`` included."""

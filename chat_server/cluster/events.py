@@ -19,6 +19,7 @@ from chat_protocol.casemap import casefold
 from chat_server.cluster.replica import RemoteUser, apply_meta, channel_from_meta, update_user
 from chat_server.delivery import Delivery
 from chat_server.history import StoredMessage
+from chat_server.history.worker import stream_seq
 from chat_server.server import Server
 
 if TYPE_CHECKING:
@@ -105,13 +106,19 @@ def stored_from(entry_id: str, data: dict[str, Any]) -> tuple[str, float, Stored
     return entry_id, when, stored
 
 
+def entry_seq(entry_id: str) -> int:
+    """A stream entry's history sequence (the same on every node)."""
+    ms, _, n = entry_id.partition("-")
+    return stream_seq(int(ms), int(n or 0))
+
+
 def apply_msg(
     server: Server, bp: Backplane, entry_id: str, node: str, data: dict[str, Any]
 ) -> None:
     msgid, when, stored = stored_from(entry_id, data)
     command = data["c"]
     if command != "TAGMSG":
-        server.history.append(stored)
+        server.history.append(stored, entry_seq(entry_id))
     sender = bp.message_sequenced(data.get("o", 0)) if node == bp.node_id else None
     if sender is None:
         sender = server.users.get(data["f"])
@@ -149,7 +156,8 @@ def load_history(server: Server, history: dict[str, list[Any]]) -> None:
     for rows in history.values():
         for entry_id, fields in rows:
             if fields.get("k") == "msg":
-                server.history.append(stored_from(entry_id, json.loads(fields["d"]))[2])
+                stored = stored_from(entry_id, json.loads(fields["d"]))[2]
+                server.history.append(stored, entry_seq(entry_id))
                 count += 1
     log.info("cluster: loaded %d messages of history in %d conversations", count, len(history))
 

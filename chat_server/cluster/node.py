@@ -8,6 +8,7 @@ nicks on quit, and hold a client's further lines while Redis answers it.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,7 +19,8 @@ from chat_server.cluster.redis_link import RedisLink
 from chat_server.config import ServerConfig
 from chat_server.connection import PAUSED_CLUSTER, Connection
 from chat_server.delivery import Delivery
-from chat_server.history import HistoryStore
+from chat_server.history import Durability, HistoryStore
+from chat_server.history.worker import stream_seq
 from chat_server.model import Channel, User
 from chat_server.server import Server
 
@@ -34,6 +36,10 @@ class ClusterDelivery(Delivery):
     def __init__(self, node: ClusterServer, history: HistoryStore, prefix: str, soft: int) -> None:
         super().__init__(history, prefix, soft)
         self.node = node
+
+    def history_floor(self) -> int:
+        """Cluster messages are numbered by their Redis stream ids (time first)."""
+        return stream_seq(int(time.time() * 1000), 0)
 
     def deliver(
         self,
@@ -59,7 +65,14 @@ class ClusterServer(Server):
         # Shared history lives in Redis; each node keeps the newest part of every
         # conversation in memory, filled from the event stream in stream order.
         keep = max(config.history_cache, config.chathistory_max, config.history_on_join, 1)
-        super().__init__(config, HistoryStore(None, cache_per_target=keep))
+        store = HistoryStore(
+            None,
+            replay=config.history_on_join,
+            cache_bytes=config.history_cache_bytes,
+            durability=Durability(max_per_room=keep),
+            stream_ids=True,
+        )
+        super().__init__(config, store)
         self.link = RedisLink(config.redis, config.node_id, history_max=keep)
         self.backplane = Backplane(self, self.link)
         self.commands = cluster_commands()

@@ -12,6 +12,17 @@ import json
 from typing import Any
 
 from chat_server.model import Channel, User
+from chat_server.room_settings import apply_meta, chan_meta
+
+__all__ = [
+    "RemoteUser",
+    "apply_meta",
+    "chan_meta",
+    "channel_from_meta",
+    "dumps",
+    "update_user",
+    "user_doc",
+]
 
 
 class RemoteUser(User):
@@ -49,37 +60,6 @@ def update_user(user: User, doc: dict[str, Any]) -> None:
     user.away = doc.get("away")
     user.signon = doc.get("signon", user.signon)
     user.set_nick(doc["nick"])
-
-
-def chan_meta(chan: Channel) -> dict[str, Any]:
-    """A room's settings, for rooms created or changed here."""
-    return {
-        "name": chan.name,
-        "topic": chan.topic,
-        "by": chan.topic_set_by,
-        "at": chan.topic_set_at,
-        "created": chan.created,
-        "modes": "".join(sorted(chan.modes)),
-        "key": chan.key,
-        "limit": chan.limit,
-        "bans": [[ban.mask, ban.set_by, ban.set_at] for ban in chan.bans.values()],
-    }
-
-
-def apply_meta(chan: Channel, meta: dict[str, Any]) -> None:
-    chan.topic = meta.get("topic", "")
-    chan.topic_set_by = meta.get("by", "")
-    chan.topic_set_at = meta.get("at", 0.0)
-    chan.created = meta.get("created", chan.created)
-    chan.modes = set(meta.get("modes", "nt"))
-    chan.key = meta.get("key")
-    chan.limit = meta.get("limit")
-    bans = meta.get("bans")
-    if bans is not None and [ban.mask for ban in chan.bans.values()] != [b[0] for b in bans]:
-        for ban in list(chan.bans.values()):
-            chan.remove_ban(ban.mask)
-        for mask, set_by, set_at in bans:
-            chan.add_ban(mask, set_by, set_at)
 
 
 def channel_from_meta(folded: str, meta: dict[str, Any] | None) -> Channel:

@@ -10,10 +10,12 @@ from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold, is_channel, valid_channel
 from chat_protocol.message import Message
 from chat_protocol.numbers import ascii_int
+from chat_server.connection import PAUSED_HISTORY
+from chat_server.deferred import Deferred
 from chat_server.handlers.chathistory import send_history_batch
-from chat_server.history_model import HistoryStoreError
 from chat_server.masks import compile_mask, has_wildcards
 from chat_server.model import Channel, member_prefix
+from chat_server.room_settings import apply_meta
 
 if TYPE_CHECKING:
     from chat_server.model import User
@@ -27,11 +29,53 @@ def handle_join(server: Server, user: User, msg: Message) -> None:
         for chan in list(user.channels.values()):
             part(server, user, chan, "Left all channels")
         return
-    names = msg.params[0].split(",")
+    names = msg.params[0].split(",")[: server.config.max_channels_per_user]
     keys = msg.param(1).split(",") if len(msg.params) > 1 else []
+    cold = [
+        folded
+        for folded in dict.fromkeys(casefold(name) for name in names if name)
+        if folded not in user.channels and not server.history.ready(folded)
+    ]
+    if cold and wait_for_rooms(server, user, cold):
+        return
     for i, name in enumerate(names):
         if name:
             join(server, user, name, keys[i] if i < len(keys) else None)
+
+
+def wait_for_rooms(server: Server, user: User, rooms: list[str]) -> bool:
+    """Have rooms with history loaded (newest messages, saved settings) before a JOIN
+    is handled, so it is answered without the disk on the loop; True when the JOIN
+    waits and runs again once they are."""
+    finished: list[bool] = []
+    deferred: Deferred | None = None
+
+    def loaded() -> None:
+        finished.append(True)
+        if deferred is not None:
+            server.resume(deferred.conn, PAUSED_HISTORY)
+
+    server.history.load(rooms, loaded)
+    if finished:
+        return False
+    deferred = server.defer(user, rerun=True)
+    return deferred is not None
+
+
+def restored_room(server: Server, name: str, folded: str) -> Channel:
+    """A new room, with the settings its history file kept (key, modes, bans, topic):
+    a room that emptied comes back as it was, so its history stays its members'."""
+    chan = Channel(name)
+    settings = server.history.room_settings(folded)
+    if settings:
+        try:
+            apply_meta(chan, settings)
+            saved = str(settings.get("name") or name)
+            chan.name = saved if casefold(saved) == folded else name
+        except (TypeError, ValueError, AttributeError, KeyError) as exc:
+            server.client_log.warning("history", "settings of %s not restored: %s", name, exc)
+            return Channel(name)
+    return chan
 
 
 def join(server: Server, user: User, name: str, key: str | None) -> None:
@@ -45,6 +89,9 @@ def join(server: Server, user: User, name: str, key: str | None) -> None:
     if len(user.channels) >= server.config.max_channels_per_user:
         server.out.reply(user, N.ERR_TOOMANYCHANNELS, name, "You have joined too many channels")
         return
+    restored = chan is None and server.history.room_settings(folded) is not None
+    if restored:
+        chan = restored_room(server, name, folded)
     if chan is not None:
         invited = user.folded in chan.invites
         if "i" in chan.modes and not invited:
@@ -59,10 +106,15 @@ def join(server: Server, user: User, name: str, key: str | None) -> None:
         if not invited and chan.is_banned(user):
             server.out.reply(user, N.ERR_BANNEDFROMCHAN, chan.name, "Cannot join channel (+b)")
             return
-        chan.add_member(user)
+        if restored:  # whoever brings a room back (past its key and bans) runs it
+            server.channels[folded] = chan
+            chan.add_member(user, "@")
+        else:
+            chan.add_member(user)
     else:
         chan = Channel(name)
         server.channels[folded] = chan
+        server.history.room_opened(folded)
         chan.add_member(user, "@")
     server.delivery.deliver(chan, user.source, "JOIN", [chan.name])
     if chan.topic:
@@ -76,12 +128,7 @@ def replay_on_join(server: Server, user: User, chan: Channel) -> None:
     limit = server.config.history_on_join
     if limit <= 0 or not {"batch", "server-time"} <= user.caps:
         return
-    try:
-        messages = server.history.latest(chan.folded, limit)
-    except HistoryStoreError as exc:
-        # The join stands; only the replay is missing (CHATHISTORY says MESSAGE_ERROR).
-        server.client_log.warning("history", "no join replay for %s: %s", chan.name, exc)
-        return
+    messages = server.history.replay(chan.folded, limit)  # from memory (recent.py)
     if messages:
         send_history_batch(server, user, chan.name, messages)
 
@@ -136,6 +183,7 @@ def handle_topic(server: Server, user: User, msg: Message) -> None:
     chan.topic_set_by = user.source
     chan.topic_set_at = time.time()
     server.delivery.deliver(chan, user.source, "TOPIC", [chan.name, chan.topic])
+    server.room_changed(chan)
 
 
 def names_entry(member: User, prefix: str, caps: frozenset[str]) -> str:

@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
+from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold, is_channel
 from chat_protocol.message import Message
 from chat_protocol.numbers import ascii_int
-from chat_server.history import HistoryStoreError, Ref, StoredMessage, dm_key, format_time
+from chat_server.history.model import Ref, StoredMessage, dm_key, dm_parties, format_time
+from chat_server.history.queries import row_message
 
 if TYPE_CHECKING:
     from chat_server.model import User
@@ -77,6 +79,11 @@ def send_history_batch(
 
 
 def handle_chathistory(server: Server, user: User, msg: Message) -> None:
+    if "draft/chathistory" not in user.caps:
+        server.out.reply(
+            user, N.ERR_UNKNOWNCOMMAND, "CHATHISTORY", "Needs the draft/chathistory capability"
+        )
+        return
     sub = msg.params[0].upper()
     if sub not in SUBCOMMANDS:
         server.out.fail(user, "CHATHISTORY", "INVALID_PARAMS", _context(sub), "Unknown subcommand")
@@ -102,18 +109,12 @@ def handle_chathistory(server: Server, user: User, msg: Message) -> None:
     except ValueError:
         server.out.fail(user, "CHATHISTORY", "INVALID_PARAMS", sub, "Invalid message reference")
         return
-    target = msg.params[1]
     if sub == "TARGETS":
-        try:
-            _targets(server, user, refs[0], refs[1], limit)
-        except HistoryStoreError as exc:
-            log.error("CHATHISTORY TARGETS: %s", exc)
-            server.out.fail(
-                user, "CHATHISTORY", "MESSAGE_ERROR", sub, "Messages could not be retrieved"
-            )
+        _targets(server, user, refs[0], refs[1], limit)
         return
-    key = _target_key(server, user, target)
-    if key is None:
+    target = msg.params[1]
+    scope = readable(server, user, target)
+    if scope is None:
         server.out.fail(
             user,
             "CHATHISTORY",
@@ -126,76 +127,95 @@ def handle_chathistory(server: Server, user: User, msg: Message) -> None:
     if (sub != "LATEST" and refs[0] is None) or (sub == "BETWEEN" and refs[1] is None):
         server.out.fail(user, "CHATHISTORY", "INVALID_PARAMS", sub, "A reference is required")
         return
-    try:
-        messages = _query(server, sub, key, refs, limit)
-    except HistoryStoreError as exc:
-        log.error("CHATHISTORY %s %s: %s", sub, key, exc)
-        server.out.fail(
-            user,
-            "CHATHISTORY",
-            "MESSAGE_ERROR",
-            sub,
-            _context(target),
-            "Messages could not be retrieved",
-        )
+    key, floor = scope
+    deferred = server.defer(user)
+    if deferred is None:
         return
-    # A msgid that names no message here (not one we minted, or another conversation's)
-    # gives no messages: the spec's "If no content exists to return, an empty batch
-    # SHOULD be returned", not an error. The store recognises it in O(log n) at most.
-    send_history_batch(server, user, target, messages)
+
+    def answered(ok: bool, value: Any) -> None:
+        if not ok:
+            log.error("CHATHISTORY %s %s: %s", sub, key, value)
+            server.complete(deferred, lambda: server.out.fail(
+                user, "CHATHISTORY", "MESSAGE_ERROR", sub, _context(target),
+                "Messages could not be retrieved"))  # fmt: skip
+            return
+        # A msgid that names no message here gives no messages: the spec's "If no
+        # content exists to return, an empty batch SHOULD be returned", not an error.
+        messages = [row_message(row) for row in value]
+        server.complete(deferred, lambda: send_history_batch(server, user, target, messages))
+
+    args = (sub, key, [_ref_spec(ref) for ref in refs], limit, floor)
+    server.history.ask("chathistory", args, answered)
 
 
-def _query(
-    server: Server, sub: str, key: str, refs: list[Ref | None], limit: int
-) -> list[StoredMessage]:
-    """Ask the store; the references a subcommand needs are present (checked above)."""
-    store = server.history
-    ref = refs[0]
-    if sub == "LATEST":
-        return store.latest(key, limit, after=ref)
-    assert ref is not None
-    if sub == "BEFORE":
-        return store.before(key, ref, limit)
-    if sub == "AFTER":
-        return store.after(key, ref, limit)
-    if sub == "AROUND":
-        return store.around(key, ref, limit)
-    end = refs[1]
-    assert end is not None
-    return store.between(key, ref, end, limit)
-
-
-def _target_key(server: Server, user: User, target: str) -> str | None:
-    """The history key for a target the user may read, or None."""
-    if is_channel(target):
-        folded = casefold(target)
-        chan = server.channels.get(folded)
-        if chan is not None and user not in chan.members:
-            return None
-        return folded
-    if not target or target == "*":
+def _ref_spec(ref: Ref | None) -> tuple[str, Any] | None:
+    """A reference as the worker takes it (queries.RefSpec)."""
+    if ref is None:
         return None
-    return dm_key(user.nick, target)
+    return ("msgid", ref.msgid) if ref.msgid is not None else ("time", ref.time)
+
+
+def readable(server: Server, user: User, target: str) -> tuple[str, int] | None:
+    """The conversation key of a target the user may read, and the lowest sequence it
+    may read there; None when it may not read it at all.
+
+    A room's history is its current members' (the room keeps its key and modes when it
+    empties, see room_settings.py). Direct messages are those of the user's nick since
+    it took that nick: whoever held it before keeps theirs.
+    """
+    if is_channel(target):
+        chan = server.channels.get(casefold(target))
+        if chan is None or user not in chan.members:
+            return None
+        return chan.folded, 0
+    if not target or target == "*" or not valid_target_nick(target):
+        return None
+    return dm_key(user.nick, target), user.history_floor
+
+
+def valid_target_nick(text: str) -> bool:
+    """A nick-like target: no spaces, commas or wildcards (they name nobody)."""
+    return not any(c in text for c in " ,*?!@") and len(text) <= 64
 
 
 def _targets(server: Server, user: User, start: Ref | None, end: Ref | None, limit: int) -> None:
-    if start is None or end is None:
+    if start is None or end is None or start.time is None or end.time is None:
         server.out.fail(user, "CHATHISTORY", "INVALID_PARAMS", "TARGETS", "Timestamps are required")
         return
-    keys = [chan.folded for chan in user.channels.values()]
+    rooms = [chan.folded for chan in user.channels.values()]
     names = {chan.folded: chan.name for chan in user.channels.values()}
     me = casefold(user.nick)
-    for peer in server.history.dm_peers(me):
-        key = dm_key(me, peer)
-        keys.append(key)
-        online = server.users.get(peer)
-        names[key] = online.nick if online is not None else peer
-    found = server.history.targets(keys, start, end, limit)  # before the batch: it may fail
+    deferred = server.defer(user)
+    if deferred is None:
+        return
+
+    def answered(ok: bool, value: Any) -> None:
+        if not ok:
+            log.error("CHATHISTORY TARGETS: %s", value)
+            server.complete(deferred, lambda: server.out.fail(
+                user, "CHATHISTORY", "MESSAGE_ERROR", "TARGETS",
+                "Messages could not be retrieved"))  # fmt: skip
+            return
+        server.complete(deferred, lambda: _send_targets(server, user, me, names, value))
+
+    args = (rooms, me, user.history_floor, start.time, end.time, limit)
+    server.history.ask("targets", args, answered)
+
+
+def _send_targets(
+    server: Server, user: User, me: str, names: dict[str, str], found: list[tuple[str, int]]
+) -> None:
     ref = server.out.start_batch(user, "draft/chathistory-targets")
-    for key, latest in found:
+    for key, latest_ms in found:
+        parties = dm_parties(key)
+        if parties is not None:
+            peer = parties[1] if parties[0] == me else parties[0]
+            online = server.users.get(peer)
+            name = online.nick if online is not None else peer
+        else:
+            name = names.get(key, key)
         tags = {"batch": ref} if ref else {}
-        line = Message(
-            "CHATHISTORY", ["TARGETS", names.get(key, key), format_time(latest)], server.name, tags
-        )
+        line = Message("CHATHISTORY", ["TARGETS", name, format_time(latest_ms / 1000)],
+                       server.name, tags)  # fmt: skip
         server.out.send_raw(user, line.to_str())
     server.out.end_batch(user, ref)

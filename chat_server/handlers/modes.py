@@ -157,6 +157,7 @@ def apply_channel_modes(server: Server, user: User, chan: Channel, args: list[st
             server.out.reply(user, N.ERR_UNKNOWNMODE, ch, "is unknown mode char to me")
     if applied:
         server.delivery.deliver(chan, user.source, "MODE", [chan.name, *format_changes(applied)])
+        server.room_changed(chan)
 
 
 def change_ban(server: Server, user: User, chan: Channel, adding: bool, mask: str) -> str | None:

@@ -27,6 +27,7 @@ CAPABILITIES: dict[str, str] = {
     "message-tags": "",
     "multi-prefix": "",
     "server-time": "",
+    "soju.im/search": "",
     "userhost-in-names": "",
 }
 
@@ -102,14 +103,18 @@ def handle_nick(server: Server, user: User, msg: Message) -> None:
         return
     if not user.registered:
         user.set_nick(nick)
+        user.history_floor = server.delivery.history_floor()
         try_register(server, user)
         return
     if nick == user.nick:
         return
     old_source = user.source
     server.records.whowas.remember(user)
-    server.users.pop(user.folded, None)
+    old_folded = user.folded
+    server.users.pop(old_folded, None)
     user.set_nick(nick)
+    if user.folded != old_folded:  # not a change of case only
+        user.history_floor = server.delivery.history_floor()
     server.users[user.folded] = user
     server.delivery.deliver(server.channel_peers(user), old_source, "NICK", [nick])
 

@@ -53,6 +53,7 @@ class Harness:
         self.server.flush_dirty()
 
     def close(self) -> None:
+        self.server.history.close()
         for sock in self.peers:
             sock.close()
         for conn in list(self.server.conns.values()):

@@ -63,6 +63,7 @@ class Round:
         ]
 
     def close(self) -> None:
+        self.server.history.close()
         for sock in self.peers.values():
             sock.close()
         for conn in self.conns.values():

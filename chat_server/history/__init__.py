@@ -1,0 +1,29 @@
+"""Message history: durable in SQLite, private, searchable, never on the event loop.
+
+model.py holds the records, schema.py the file, queries.py the reads, worker.py the
+process that owns the database, store.py the event loop's side, recent.py the join
+replay cache, legacy.py the one-time conversion of old files, admin.py the command
+line (export, prune). docs/architecture.md tells the story.
+"""
+
+from chat_server.history.model import (
+    HistoryStoreError,
+    Ref,
+    StoredMessage,
+    dm_key,
+    format_time,
+    parse_time,
+)
+from chat_server.history.store import DEFAULT_CACHE_BYTES, Durability, HistoryStore
+
+__all__ = [
+    "DEFAULT_CACHE_BYTES",
+    "Durability",
+    "HistoryStore",
+    "HistoryStoreError",
+    "Ref",
+    "StoredMessage",
+    "dm_key",
+    "format_time",
+    "parse_time",
+]

@@ -1,0 +1,134 @@
+"""Converting history files of schema v1 to v5, once, to one row per message (v6).
+
+Those files were ours alone: v1/v2 stored one message per row; v3 a run of messages
+per row (msgids and texts joined by newlines); v4 and v5 also blocks of runs in a
+``runs`` column (pickled in v4, JSON in v5). On open, schema.py renames the old table
+and this module copies every message it can read into the new one, in one transaction
+with the rest of the upgrade. A row it cannot read is skipped with a warning (it was
+unreadable before too); a row that would expand beyond MAX_ROW_MESSAGES or
+MAX_ROW_BYTES is skipped, so a crafted file cannot balloon at open. The unpickler for
+v4 refuses anything that names a class or function.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import pickle
+import sqlite3
+from collections.abc import Iterator
+from typing import Any
+
+from chat_server.history.model import dm_parties
+
+log = logging.getLogger(__name__)
+
+_OLD = "messages_before_v6"
+MAX_ROW_MESSAGES = 4096
+MAX_ROW_BYTES = 4 << 20
+
+# The column sets our schemas v1-v5 had; a ``messages`` table with any other layout is
+# someone else's, and is refused without being touched.
+_ONE_PER_ROW = frozenset({"seq", "msgid", "time_ms", "target", "source", "command",
+                          "recipient", "text"})  # fmt: skip
+_RUNS = frozenset({"seq", "msgids", "time_ms", "target", "source", "command",
+                   "recipient", "texts", "tags", "count"})  # fmt: skip
+_KNOWN = (_ONE_PER_ROW, _ONE_PER_ROW | {"tags"}, _RUNS, _RUNS | {"runs"})
+
+
+def convert(conn: sqlite3.Connection, columns: tuple[str, ...]) -> None:
+    """Move the old table aside (copy_rows reads it once the new one exists)."""
+    if frozenset(columns) not in _KNOWN:
+        raise sqlite3.DatabaseError(f"table 'messages' has unexpected columns {columns}")
+    conn.execute(f"ALTER TABLE messages RENAME TO {_OLD}")
+    for index in ("messages_by_target", "messages_by_msgid"):
+        conn.execute(f"DROP INDEX IF EXISTS {index}")
+    conn.execute("DROP TABLE IF EXISTS dm_peers")
+
+
+def copy_rows(conn: sqlite3.Connection) -> None:
+    """Copy every readable old message into ``messages`` and drop the old table."""
+    columns = [r[1] for r in conn.execute(f"PRAGMA table_info({_OLD})")]
+    rows = conn.execute(f"SELECT * FROM {_OLD} ORDER BY seq")
+    copied = skipped = 0
+    last: dict[str, int] = {}
+    for row in rows:
+        record = dict(zip(columns, row, strict=True))
+        try:
+            messages = list(_messages(record))
+        except (ValueError, TypeError, KeyError) as exc:
+            log.warning("history: old row %s skipped: %s", record.get("seq"), exc)
+            skipped += 1
+            continue
+        for message in messages:
+            conn.execute(
+                "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", message
+            )
+            conn.execute(
+                "INSERT INTO message_search (rowid, text) VALUES (?, ?)", (message[0], message[7])
+            )
+            last[message[1]] = max(last.get(message[1], 0), message[2])
+        copied += len(messages)
+    for name, ms in last.items():
+        parties = dm_parties(name) or (None, None)
+        conn.execute(
+            "INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?)", (name, *parties, ms)
+        )
+    conn.execute(f"DROP TABLE {_OLD}")
+    log.info("history: converted to schema v6, %d messages copied, %d rows skipped",
+             copied, skipped)  # fmt: skip
+
+
+def _messages(record: dict[str, Any]) -> Iterator[tuple[Any, ...]]:
+    """The new rows for one old row."""
+    runs = record.get("runs")
+    if runs is None:
+        msgids = record.get("msgids", record.get("msgid"))
+        texts = record.get("texts", record.get("text"))
+        tags = record.get("tags") or ""
+        run = [record["seq"], record["time_ms"], record["target"], record["source"],
+               record["command"], record["recipient"], json.loads(tags) if tags else [],
+               str(msgids).split("\n"), str(texts).split("\n")]  # fmt: skip
+        if "count" not in record:  # v1/v2: one message, its text may not be split
+            run[7], run[8] = [str(msgids)], [str(texts)]
+        yield from _run_rows(run)
+        return
+    if len(runs) > MAX_ROW_BYTES:
+        raise ValueError("block too large")
+    decoded = _load_pickled(runs) if isinstance(runs, bytes) else json.loads(runs)
+    if not isinstance(decoded, list) or len(decoded) > MAX_ROW_MESSAGES:
+        raise ValueError("block does not hold runs")
+    total = 0
+    for run in decoded:
+        rows = list(_run_rows(list(run)))
+        total += sum(len(row[7]) for row in rows)
+        if total > MAX_ROW_BYTES:  # pickle can share one long string among many runs
+            raise ValueError("block too large")
+        yield from rows
+
+
+def _run_rows(run: list[Any]) -> Iterator[tuple[Any, ...]]:
+    seq, time_ms, target, source, command, recipient, tags, msgids, texts = run
+    if len(msgids) != len(texts) or len(texts) > MAX_ROW_MESSAGES:
+        raise ValueError("msgids and texts do not pair up")
+    if sum(map(len, texts)) > MAX_ROW_BYTES:
+        raise ValueError("run too large")
+    tag_text = json.dumps({str(k): str(v) for k, v in tags}, ensure_ascii=False)
+    for i, (msgid, text) in enumerate(zip(msgids, texts, strict=True)):
+        yield (int(seq) + i, str(target), int(time_ms), str(msgid), str(source), str(command),
+               str(recipient), str(text), tag_text)  # fmt: skip
+
+
+class _RunsOnly(pickle.Unpickler):
+    """v4 blocks hold only tuples, lists, strings and ints."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise pickle.UnpicklingError(f"history block refers to {module}.{name}")
+
+
+def _load_pickled(blob: bytes) -> Any:
+    try:
+        return _RunsOnly(io.BytesIO(blob)).load()
+    except Exception as exc:  # a damaged blob may fail in any of pickle's ways
+        raise ValueError(f"unreadable v4 history block: {exc!r}") from exc

@@ -1,0 +1,284 @@
+"""Reading history: one SQL primitive, and everything CHATHISTORY and SEARCH ask of it.
+
+Runs in the writer process (worker.py), on the connection that writes, so a query
+sees every message appended before it was asked, committed or not.
+
+The primitive is :func:`window`: a conversation's messages strictly between two order
+keys (either may be open), newest or oldest first, at most ``limit``, only those with
+``seq >= min_seq``. LATEST, BEFORE, AFTER, AROUND and BETWEEN are a reference or two
+turned into keys and one or two windows (:func:`chathistory`). Results are always in
+chronological order. A row that is not what the writer writes (hostile text, broken
+tags) is left out and logged: it affects only itself.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from chat_server.history.model import SEQ_ABOVE, SEQ_BELOW, Key, StoredMessage, to_ms
+
+log = logging.getLogger(__name__)
+
+_LOWEST: Key = (-(1 << 62), SEQ_BELOW)
+_HIGHEST: Key = (1 << 62, SEQ_ABOVE)
+
+# A row as the parent receives it (a plain tuple: marshal carries it): seq, time_ms,
+# conversation, msgid, sender, command, target, text, tags as (key, value) pairs.
+Row = tuple[int, int, str, str, str, str, str, str, tuple[tuple[str, str], ...]]
+
+# A stored text longer than any IRC line can carry was not written by us.
+MAX_TEXT = 8192
+
+_SELECT = (
+    "SELECT seq, time_ms, conversation, msgid, sender, command, target, text, tags FROM messages"
+)
+
+
+def row_message(row: Row) -> StoredMessage:
+    """A row as the message the server replays."""
+    _seq, ms, conv, msgid, sender, command, target, text, tags = row
+    return StoredMessage(msgid, ms / 1000, conv, sender, command, target, text, tags)
+
+
+class Window(NamedTuple):
+    """One conversation's messages strictly between two keys (None: open)."""
+
+    conversation: str
+    after: Key | None
+    before: Key | None
+    newest_first: bool
+    limit: int
+    min_seq: int = 0
+
+
+def window(db: sqlite3.Connection, w: Window) -> list[Row]:
+    """The messages of ``w``, in chronological order."""
+    if w.limit <= 0:
+        return []
+    lo = w.after or _LOWEST
+    hi = w.before or _HIGHEST
+    order = "DESC" if w.newest_first else "ASC"
+    rows = db.execute(
+        f"{_SELECT} WHERE conversation = ? AND (time_ms, seq) > (?, ?) AND (time_ms, seq) < (?, ?)"
+        f" AND seq >= ? ORDER BY time_ms {order}, seq {order} LIMIT ?",
+        (w.conversation, *lo, *hi, w.min_seq, w.limit),
+    ).fetchall()
+    if w.newest_first:
+        rows.reverse()
+    return _checked(rows)
+
+
+def _checked(rows: list[Any]) -> list[Row]:
+    good: list[Row] = []
+    for seq, ms, conv, msgid, sender, command, target, text, tags in rows:
+        try:
+            if not isinstance(text, str) or len(text) > MAX_TEXT or "\n" in text or "\r" in text:
+                raise ValueError("text is not one IRC line")
+            pairs = tuple((str(k), str(v)) for k, v in json.loads(tags or "{}").items())
+            good.append((seq, ms, conv, str(msgid), str(sender), str(command), str(target),
+                         text, pairs))  # fmt: skip
+        except (ValueError, TypeError, AttributeError) as exc:
+            log.warning("history row %s of %s left out: %s", seq, conv, exc)
+    return good
+
+
+# -- references -------------------------------------------------------------------------
+
+# A reference as sent over the pipe: ("msgid", text) or ("time", unix seconds).
+RefSpec = tuple[str, Any]
+
+
+class Resolver:
+    """Turns references into order keys for one conversation."""
+
+    def __init__(self, db: sqlite3.Connection, msgid_seq: Callable[[str], int | None]) -> None:
+        self.db = db
+        self.msgid_seq = msgid_seq
+
+    def key(self, conversation: str, ref: RefSpec, side: str) -> Key | None:
+        """``ref`` as an exclusive bound on ``side`` ("lo" or "hi"); None when a msgid
+        names no message of this conversation. A timestamp excludes its whole ms."""
+        kind, value = ref
+        if kind == "time":
+            ms = to_ms(value)
+            return (ms, SEQ_ABOVE) if side == "lo" else (ms, SEQ_BELOW)
+        seq = self.msgid_seq(str(value))
+        if seq is None:
+            return None
+        row = self.db.execute(
+            "SELECT time_ms, msgid FROM messages WHERE seq = ? AND conversation = ?",
+            (seq, conversation),
+        ).fetchone()
+        if row is None or row[1] != value:
+            return None
+        return (row[0], seq)
+
+
+def chathistory(
+    db: sqlite3.Connection,
+    resolver: Resolver,
+    sub: str,
+    conversation: str,
+    refs: list[RefSpec | None],
+    limit: int,
+    min_seq: int,
+) -> list[Row]:
+    """A CHATHISTORY subcommand's messages; [] when a reference names nothing here."""
+
+    def win(after: Key | None, before: Key | None, newest: bool, n: int) -> list[Row]:
+        return window(db, Window(conversation, after, before, newest, n, min_seq))
+
+    ref = refs[0] if refs else None
+    if sub == "LATEST":
+        after = None if ref is None else resolver.key(conversation, ref, "lo")
+        if ref is not None and after is None:
+            return []
+        return win(after, None, True, limit)
+    if ref is None:
+        return []
+    if sub == "BEFORE":
+        before = resolver.key(conversation, ref, "hi")
+        return [] if before is None else win(None, before, True, limit)
+    if sub == "AFTER":
+        after = resolver.key(conversation, ref, "lo")
+        return [] if after is None else win(after, None, False, limit)
+    if sub == "AROUND":
+        centre = resolver.key(conversation, ref, "hi")
+        if centre is None:
+            return []
+        # A msgid's own message is on the later side (AROUND is context for it); a
+        # timestamp puts its own ms there. One side running short lets the other fill.
+        ms, seq = centre
+        older = win(None, centre, True, limit)
+        newer = win((ms, seq - 1), None, False, limit)
+        n_old = min(len(older), limit // 2)
+        n_new = min(len(newer), limit - n_old)
+        n_old = min(len(older), limit - n_new)
+        return older[len(older) - n_old :] + newer[:n_new]
+    if sub == "BETWEEN":
+        end = refs[1] if len(refs) > 1 else None
+        if end is None:
+            return []
+        start_lo = resolver.key(conversation, ref, "lo")
+        end_hi = resolver.key(conversation, end, "hi")
+        if start_lo is None or end_hi is None:
+            return []
+        if start_lo <= end_hi:
+            return win(start_lo, end_hi, False, limit)
+        # Backwards: the messages nearest the start, still oldest first.
+        start_hi = resolver.key(conversation, ref, "hi")
+        end_lo = resolver.key(conversation, end, "lo")
+        return win(end_lo, start_hi, True, limit)
+    raise ValueError(f"unknown subcommand {sub}")
+
+
+# -- targets and search -------------------------------------------------------------------
+
+
+def targets(
+    db: sqlite3.Connection,
+    rooms: list[str],
+    nick: str,
+    min_seq: int,
+    start: float,
+    end: float,
+    limit: int,
+) -> list[tuple[str, int]]:
+    """CHATHISTORY TARGETS: (conversation, time_ms of its latest message) for ``rooms``
+    and ``nick``'s direct conversations (only messages with ``seq >= min_seq`` count
+    there), for messages strictly between two times. Oldest first; with more than
+    ``limit``, the ones nearest ``start`` (which may be the later time)."""
+    forward = start <= end
+    lo, hi = (to_ms(start), to_ms(end)) if forward else (to_ms(end), to_ms(start))
+    dms = direct_conversations(db, nick)
+    found: list[tuple[int, str]] = []
+    for name, floor in [*((room, 0) for room in rooms), *((dm, min_seq) for dm in dms)]:
+        (newest,) = db.execute(
+            "SELECT max(time_ms) FROM messages WHERE conversation = ? AND time_ms > ?"
+            " AND time_ms < ? AND seq >= ?",
+            (name, lo, hi, floor),
+        ).fetchone()
+        if newest is not None:
+            found.append((newest, name))
+    found.sort()
+    chosen = found[:limit] if forward else found[-limit:] if limit > 0 else []
+    return [(name, ms) for ms, name in chosen]
+
+
+def direct_conversations(db: sqlite3.Connection, nick: str) -> list[str]:
+    """The direct conversations ``nick`` (casefolded) has had, by the index on parties."""
+    return [
+        name
+        for (name,) in db.execute(
+            "SELECT name FROM conversations WHERE party_a = ? UNION "
+            "SELECT name FROM conversations WHERE party_b = ?",
+            (nick, nick),
+        )
+    ]
+
+
+class Search(NamedTuple):
+    """A ``soju.im/search`` query over the conversations the asker may read."""
+
+    conversations: list[tuple[str, int]]  # (conversation, min_seq); "dm:*": all of nick's
+    nick: str  # the asker, casefolded
+    text: str | None
+    sender: str | None  # a nick, casefolded
+    after_ms: int | None
+    before_ms: int | None
+    limit: int
+
+
+def fts_phrase(text: str) -> str:
+    """Words as an FTS5 query that matches all of them, whatever characters they hold
+    (each word becomes a quoted string, so no FTS5 syntax gets through)."""
+    words = text.split()
+    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
+
+
+def search(db: sqlite3.Connection, s: Search) -> list[Row]:
+    """The newest ``limit`` matches, in chronological order."""
+    scope: list[tuple[str, int]] = []
+    for name, floor in s.conversations:
+        if name == "dm:*":
+            scope += [(dm, floor) for dm in direct_conversations(db, s.nick)]
+        else:
+            scope.append((name, floor))
+    if not scope or s.limit <= 0:
+        return []
+    where: list[str] = []
+    args: list[Any] = []
+    allowed = " OR ".join("(m.conversation = ? AND m.seq >= ?)" for _ in scope)
+    where.append(f"({allowed})")
+    for name, floor in scope:
+        args += [name, floor]
+    if s.sender:
+        # The nick is the part of nick!user@host before '!'; irc_fold is the server's
+        # casefold (the worker registers it).
+        where.append("irc_fold(substr(m.sender, 1, instr(m.sender || '!', '!') - 1)) = ?")
+        args.append(s.sender)
+    if s.after_ms is not None:
+        where.append("m.time_ms > ?")
+        args.append(s.after_ms)
+    if s.before_ms is not None:
+        where.append("m.time_ms < ?")
+        args.append(s.before_ms)
+    phrase = fts_phrase(s.text or "")
+    if phrase:
+        source = "messages AS m JOIN message_search AS f ON f.rowid = m.seq"
+        where.append("f.message_search MATCH ?")
+        args.append(phrase)
+    else:
+        source = "messages AS m"
+    rows = db.execute(
+        "SELECT m.seq, m.time_ms, m.conversation, m.msgid, m.sender, m.command, m.target,"
+        f" m.text, m.tags FROM {source} WHERE {' AND '.join(where)}"
+        " ORDER BY m.time_ms DESC, m.seq DESC LIMIT ?",
+        (*args, s.limit),
+    ).fetchall()
+    rows.reverse()
+    return _checked(rows)
