@@ -115,7 +115,7 @@ def over_sockets(args: argparse.Namespace) -> tuple[int, float, float, int]:
     while time.monotonic() < deadline:
         events = worker.sel.select(0 if rx.pending else 0.05)
         for key, _ in events:
-            rx.read(key.data, now_us())
+            rx.read(key.data)
             reads += 1
         now = now_us()
         rx.settle(bool(events), now)

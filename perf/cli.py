@@ -1,19 +1,21 @@
 """``chat-perf``: ``run`` a scenario against a server, ``compare`` finished runs.
 
-Exit codes: 0 ok, 1 a --fail-if threshold was violated (or the run failed), 2 bad usage.
+Exit codes: 0 ok; 1 the run failed, registered fewer clients than planned or violated a
+--fail-if threshold; 2 bad usage; 128 + N when signal N stopped it (130 for Ctrl+C).
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
 
-from perf import charts, report, results
+from perf import outputs, results
 from perf.compare import compare
 from perf.coordinator import Coordinator, RunOptions
+from perf.procstat import usable_cpus
 from perf.progress import ProgressDisplay
 from perf.scenario import BUILTIN, Scenario, default_workers
 from perf.spawn import SpawnedServer
@@ -39,13 +41,47 @@ def _target(text: str) -> list[tuple[str, int]]:
     return targets
 
 
+def _scenario_table() -> str:
+    lines = ["scenarios (what --scenario sets; the options above override it):"]
+    for name, scn in sorted(BUILTIN.items()):
+        if scn.storm:
+            what = f"{scn.clients:,} clients registering at once"
+        else:
+            load = (
+                f"flat out, {scn.window} messages in flight per sender"
+                if scn.saturate
+                else f"{scn.rate:g} msg/s in total"
+            )
+            what = (
+                f"{scn.clients} clients, {scn.rooms} room{'s' * (scn.rooms != 1)}, "
+                f"{scn.senders} senders, {load}"
+            )
+        lines.append(f"  {name:<7} {what}")
+    base = BUILTIN["chat"]
+    lines.append(
+        f"every scenario: --duration {base.duration:g} s, --ramp-up {base.ramp_up:g} s, "
+        f"--msg-size {base.msg_size} B, --window {base.window} unless it says otherwise"
+    )
+    lines.append(
+        "exit codes: 0 ok; 1 the run failed, registered fewer clients than planned or "
+        "violated a --fail-if; 2 bad usage; 128+N stopped by signal N (130: Ctrl+C)"
+    )
+    return "\n".join(lines)
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="chat-perf", description="Load-test an IRC server and chart it."
     )
     sub = p.add_subparsers(dest="command", required=True)
 
-    run = sub.add_parser("run", help="run one scenario and write results to --out")
+    run = sub.add_parser(
+        "run",
+        help="run one scenario and write results to --out",
+        description="Run one scenario against a server and write data, charts and reports.",
+        epilog=_scenario_table(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     where = run.add_mutually_exclusive_group(required=True)
     where.add_argument(
         "--target",
@@ -53,42 +89,119 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT[,...]",
         help="an IRC server on loopback; several (a cluster's nodes) share the clients round-robin",
     )
-    where.add_argument("--spawn", action="store_true", help="start a local chat-server for the run")
+    where.add_argument(
+        "--spawn",
+        action="store_true",
+        help="start a local chat-server (--no-flood-limit) on a free port for the run",
+    )
     run.add_argument(
         "--scenario", choices=sorted(BUILTIN), help="a built-in scenario (default: chat)"
     )
-    run.add_argument("--clients", type=int, help="number of simulated users")
-    run.add_argument("--rooms", type=int, help="rooms; client i joins room i %% rooms")
-    run.add_argument("--senders", type=int, help="how many clients send")
+    run.add_argument(
+        "--clients", type=int, help="number of simulated users (default: the scenario's)"
+    )
+    run.add_argument(
+        "--rooms", type=int, help="rooms; client i joins room i %% rooms (default: the scenario's)"
+    )
+    run.add_argument("--senders", type=int, help="how many clients send (default: the scenario's)")
     pace = run.add_mutually_exclusive_group()
     pace.add_argument(
-        "--rate", type=float, metavar="MSGS_PER_S", help="total messages/s over all senders"
+        "--rate",
+        type=float,
+        metavar="MSGS_PER_S",
+        help="total messages/s over all senders (default: the scenario's; chat 200)",
     )
     pace.add_argument(
-        "--saturate", action="store_true", help="send as fast as the server acknowledges"
+        "--saturate",
+        action="store_true",
+        help="send as fast as the server acknowledges (default: the scenario's)",
     )
-    run.add_argument("--window", type=int, help="messages in flight per sender with --saturate")
-    run.add_argument("--duration", type=float, help="seconds of traffic (default 10)")
-    run.add_argument("--ramp-up", type=float, help="spread connections over this many seconds")
-    run.add_argument("--msg-size", type=int, help="message body size in bytes (default 64)")
-    run.add_argument("--out", type=Path, default=Path("perf-out"), help="output directory")
-    run.add_argument("--label", help="name of this run in reports (default: scenario@target)")
-    run.add_argument("--fail-if", action="append", default=[], metavar="EXPR",
-                     help="e.g. 'p99>50ms', 'loss_rate>0%%', 'disconnects>0', "
-                          "'deliveries_per_s<100k'")  # fmt: skip
     run.add_argument(
-        "--workers", type=int, help="generator processes (default: one per usable CPU)"
+        "--window",
+        type=int,
+        help=f"messages in flight per sender with --saturate (default: the scenario's, "
+        f"else {BUILTIN['chat'].window})",
     )
-    run.add_argument("--server-pid", type=int, help="sample this server process's CPU and memory")
-    run.add_argument("--server-cpus", help="with --spawn: pin the server with taskset -c CPUS")
-    run.add_argument("--drain", type=float, default=3.0, help="max seconds to wait for stragglers")
-    run.add_argument("--raw-cap", type=int, default=200_000, help="max rows in latencies.csv")
-    run.add_argument("--no-progress", action="store_true", help="no live display")
+    run.add_argument(
+        "--duration",
+        type=float,
+        help=f"seconds of traffic (default: {BUILTIN['chat'].duration:g})",
+    )
+    run.add_argument(
+        "--ramp-up",
+        type=float,
+        help=f"spread connections over this many seconds (default: {BUILTIN['chat'].ramp_up:g})",
+    )
+    run.add_argument(
+        "--msg-size",
+        type=int,
+        help=f"message body size in bytes (default: {BUILTIN['chat'].msg_size})",
+    )
+    run.add_argument(
+        "--out",
+        type=Path,
+        default=Path("perf-out"),
+        help="output directory; an earlier run's files there are replaced (default: %(default)s)",
+    )
+    run.add_argument("--label", help="name of this run in reports (default: SCENARIO@TARGET)")
+    run.add_argument("--fail-if", action="append", default=[], metavar="EXPR",
+                     help="exit 1 if this holds after the run, e.g. 'p99>50ms', "
+                          "'loss_rate>0%%', 'disconnects>0', 'deliveries_per_s<100k' "
+                          "(repeatable; default: none)")  # fmt: skip
+    run.add_argument(
+        "--workers",
+        type=int,
+        help="generator processes (default: one per usable CPU, but at most 8 and at most "
+        "one per 50 clients)",
+    )
+    run.add_argument(
+        "--server-pid",
+        type=int,
+        help="sample this server process's CPU and memory (default: the spawned server's, "
+        "else none)",
+    )
+    run.add_argument(
+        "--server-cpus", help="with --spawn: pin the server with taskset -c CPUS (default: no pin)"
+    )
+    run.add_argument(
+        "--drain",
+        type=float,
+        default=3.0,
+        help="max seconds to wait for stragglers after sending (default: %(default)s)",
+    )
+    run.add_argument(
+        "--raw-cap",
+        type=int,
+        default=200_000,
+        help="max rows in latencies.csv and latency_data.txt; more are sampled uniformly "
+        "(default: %(default)s)",
+    )
+    run.add_argument(
+        "--no-progress", action="store_true", help="no live display (default: live display)"
+    )
 
-    cmp_ = sub.add_parser("compare", help="overlay finished runs in the same charts and a table")
+    cmp_ = sub.add_parser(
+        "compare",
+        help="overlay finished runs in the same charts and a table",
+        description="Overlay finished runs (their --out directories) in the same charts, "
+        "with a table and a change column against the first run.",
+    )
     cmp_.add_argument("dirs", nargs="+", type=Path, metavar="DIR")
-    cmp_.add_argument("--out", type=Path, default=Path("perf-compare"))
-    cmp_.add_argument("--label", action="append", default=[], help="label per DIR, in order")
+    cmp_.add_argument(
+        "--out",
+        type=Path,
+        default=Path("perf-compare"),
+        help="output directory; an earlier comparison's files there are replaced "
+        "(default: %(default)s)",
+    )
+    cmp_.add_argument(
+        "--label",
+        action="append",
+        default=[],
+        metavar="LABEL[,LABEL...]",
+        help="labels of the DIRs, in order: repeat it or separate them by commas "
+        "(default: each run's own label)",
+    )
     return p
 
 
@@ -127,6 +240,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ThresholdError, ValueError) as exc:
         print(f"chat-perf: {exc}", file=sys.stderr)
         return 2
+    out: Path = args.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # An earlier run's files must not sit beside this run's (or pass for them if
+        # this one fails before writing).
+        outputs.clear_stale(out, outputs.RUN_FILES)
+    except OSError as exc:
+        print(f"chat-perf: cannot write to {out}: {exc}", file=sys.stderr)
+        return 2
     server: SpawnedServer | None = None
     if args.spawn:
         try:
@@ -140,12 +262,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     more_targets = () if server else tuple(args.target[1:])
     target = ",".join(f"{h}:{p}" for h, p in [(host, port), *more_targets])
     label = args.label or f"{scn.name}@{'chat-server' if server else target}"
-    cpus = len(os.sched_getaffinity(0))
     opts = RunOptions(
         host=host,
         port=port,
         scenario=scn,
-        workers=args.workers or default_workers(scn.clients, cpus),
+        workers=args.workers or default_workers(scn.clients, usable_cpus()),
         label=label,
         server_pid=pid,
         drain_s=args.drain,
@@ -158,30 +279,41 @@ def cmd_run(args: argparse.Namespace) -> int:
     finally:
         if server is not None:
             server.stop()
-    out: Path = args.out
-    out.mkdir(parents=True, exist_ok=True)
     summary = results.build_summary(data, target, spawned=server is not None)
     violations = evaluate(thresholds, summary) if not data.aborted_reason else []
     summary["thresholds"] = {"checked": [t.text for t in thresholds], "violated": violations}
-    results.write_csv(data, out / "latencies.csv")
-    results.write_json(summary, out / "summary.json")
-    runs = [(label, summary)]
-    made = charts.draw_all(runs, out)
-    report.write_markdown(runs, made, out / "report.md", f"chat-perf run: {label}")
-    report.write_html(runs, made, out / "report.html", f"chat-perf run: {label}")
+    outputs.write_run(data, summary, out, f"chat-perf run: {label}")
+    print_verdict(summary["verdict"])
     _print_summary(summary, out)
     for w in summary["warnings"]:
         print(f"warning: {w}", file=sys.stderr)
-    if data.aborted_reason and not data.interrupted:
-        print(f"chat-perf: run failed: {data.aborted_reason}", file=sys.stderr)
+    for v in violations:
+        print(f"chat-perf: threshold violated: {v}", file=sys.stderr)
+    if data.interrupted:
+        signum = data.interrupt_signal or signal.SIGINT
+        print(f"chat-perf: interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        return 128 + signum
+    if not summary["verdict"]["ok"]:
+        print(f"chat-perf: run failed: {summary['verdict']['problems'][0]}", file=sys.stderr)
         for e in data.worker_errors[:3]:
             print(e, file=sys.stderr)
         return 1
-    if violations:
-        for v in violations:
-            print(f"chat-perf: threshold violated: {v}", file=sys.stderr)
-        return 1
-    return 0
+    return 1 if violations else 0
+
+
+def print_verdict(verdict: dict) -> None:
+    """The run's problems, first thing on the console, each line marked ``!!``."""
+    if verdict["ok"]:
+        return
+    print("!! chat-perf: this run did not measure what was planned")
+    for problem in verdict["problems"]:
+        print(f"!!   {problem}")
+    if verdict["reasons"]:
+        print("!!   most common client failures:")
+        for reason, n in verdict["reasons"]:
+            print(f"!!     {n:,} x {reason}")
+    for hint in verdict["hints"]:
+        print(f"!!   hint: {hint}")
 
 
 def _print_summary(s: dict, out: Path) -> None:
@@ -193,32 +325,53 @@ def _print_summary(s: dict, out: Path) -> None:
         return "-" if v is None else f"{v:.3f}"
 
     clients = s["clients"]
-    print(
-        f"{s['label']}: {tp['sent_per_s']:,.0f} msgs/s sent, "
-        f"{tp['deliveries_per_s']:,.0f} deliveries/s; "
-        f"delivered {acc['delivered']:,} lost {acc['lost']:,} ({acc['loss_rate']:.2%}) "
-        f"dup {acc['duplicates']:,} reordered {acc['reordered']:,}; "
-        f"disconnected {clients.get('disconnected', 0):,}/{clients['planned']:,} clients; "
-        f"latency ms p50 {ms(lat['p50'])} p90 {ms(lat['p90'])} "
-        f"p99 {ms(lat['p99'])} p99.9 {ms(lat['p99.9'])} max {ms(lat['max'])}"
-    )
     if s.get("storm"):
         st = s["storm"]
         w = s["connect_ms"]["welcome"]
+        within = st["all_registered_s"]
         print(
-            f"storm: {st['registered']:,}/{s['scenario']['clients']:,} registered, all within "
-            f"{st['all_registered_s'] if st['all_registered_s'] is not None else '-'} s; "
-            f"time to 001 p50 {ms(w['p50'])} ms p99 {ms(w['p99'])} ms"
+            f"{s['label']}: storm: {st['registered']:,}/{clients['planned']:,} registered, "
+            f"{'all' if st['complete'] else 'those'} within "
+            f"{'-' if within is None else f'{within:.3f}'} s; "
+            f"time to 001 p50 {ms(w['p50'])} ms p99 {ms(w['p99'])} ms max {ms(w['max'])} ms"
         )
-    print(f"results in {out}/ (report.html, summary.json, latencies.csv, *.png)")
+    else:
+        print(
+            f"{s['label']}: {clients['registered']:,}/{clients['planned']:,} clients registered; "
+            f"{tp['sent_per_s']:,.0f} msgs/s sent, "
+            f"{tp['deliveries_per_s']:,.0f} deliveries/s; "
+            f"delivered {acc['delivered']:,} lost {acc['lost']:,} ({acc['loss_rate']:.2%}) "
+            f"dup {acc['duplicates']:,} reordered {acc['reordered']:,}; "
+            f"disconnected {clients.get('disconnected', 0):,}/{clients['planned']:,} clients; "
+            f"latency ms p50 {ms(lat['p50'])} p90 {ms(lat['p90'])} "
+            f"p99 {ms(lat['p99'])} p99.9 {ms(lat['p99.9'])} max {ms(lat['max'])}"
+        )
+    print(
+        f"results in {out}/ (latency_plot.png first; report.html, summary.json, "
+        "latency_data.txt, percentiles.txt, latencies.csv, *.png)"
+    )
+
+
+def _labels(given: list[str]) -> list[str]:
+    """``--label a,b`` and ``--label a --label b`` alike."""
+    return [part.strip() for text in given for part in text.split(",") if part.strip()]
 
 
 def cmd_compare(args: argparse.Namespace) -> int:
+    labels = _labels(args.label)
+    if labels and len(labels) != len(args.dirs):
+        print(
+            f"chat-perf: {len(labels)} label(s) for {len(args.dirs)} run(s); give one per DIR",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        files = compare(args.dirs, args.out, args.label)
+        files, warnings = compare(args.dirs, args.out, labels)
     except (FileNotFoundError, ValueError) as exc:
         print(f"chat-perf: {exc}", file=sys.stderr)
         return 2
+    for w in warnings:
+        print(f"warning: {w}", file=sys.stderr)
     print(f"wrote {len(files)} files to {args.out}/ (compare.html, compare.md, compare_*.png)")
     return 0
 

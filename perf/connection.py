@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from chat_protocol import Message, MessageError
+from perf import clock
 from perf.payload import line_prefix
 from perf.scenario import ClientPlan
 
@@ -69,8 +70,8 @@ class Client:
 
     # -- connection setup -----------------------------------------------------------
 
-    def connect(self, host: str, port: int, now_us: int) -> None:
-        self.t_start = now_us
+    def connect(self, host: str, port: int, t_start: int) -> None:
+        self.t_start = t_start
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -80,24 +81,25 @@ class Client:
             self.fail(f"connect: {errno.errorcode.get(err, err)}")
             return
         # On loopback the handshake is usually over by now: check once, and only wait
-        # for writability (a second trip through the event loop) when it is not.
+        # for writability (a second trip through the event loop) when it is not. Either
+        # way the TCP time is read from the clock once the handshake is known to be done.
         if _connected(sock):
             self.worker.watch(self, write=False, new=True)
-            self._start_registration(now_us)
+            self._start_registration(clock.now_us())
             return
         self.worker.watch(self, write=True, new=True)
 
-    def on_connected(self, now_us: int) -> None:
+    def on_connected(self) -> None:
         assert self.sock is not None
         err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
         if err:
             self.fail(f"connect: {errno.errorcode.get(err, err)}")
             return
         self.worker.watch(self, write=False)
-        self._start_registration(now_us)
+        self._start_registration(clock.now_us())
 
-    def _start_registration(self, now_us: int) -> None:
-        self.t_tcp = now_us
+    def _start_registration(self, t_tcp: int) -> None:
+        self.t_tcp = t_tcp
         self.state = REGISTERING
         nick = self.nick
         self.send(f"CAP LS 302\r\nNICK {nick}\r\nUSER {nick} 0 * :chat-perf\r\n".encode())
@@ -114,8 +116,11 @@ class Client:
 
     # -- reading --------------------------------------------------------------------
 
-    def on_readable(self, now_us: int) -> None:
-        """Registration-time reads; joined clients are read by the worker's ReceivePath."""
+    def on_readable(self) -> None:
+        """Registration-time reads; joined clients are read by the worker's ReceivePath.
+
+        The receive time is read after ``recv_into`` returned: lines cannot be stamped
+        before they were read (payloads after the last 366 are measured with it)."""
         try:
             size = self.sock.recv_into(_RECV_VIEW)  # type: ignore[union-attr]
         except (BlockingIOError, InterruptedError):
@@ -123,6 +128,7 @@ class Client:
         except OSError as exc:
             self.fail(f"recv: {exc.strerror or exc}")
             return
+        t_read = clock.now_us()
         if not size:
             self.fail("closed by server")
             return
@@ -137,7 +143,7 @@ class Client:
             buf = buf[:cut]
         else:
             self.rbuf = b""
-        self._control_lines(buf, now_us)
+        self._control_lines(buf, t_read)
 
     def _control_lines(self, buf: bytes, now_us: int) -> None:
         """Handle the lines of ``buf`` whose command matters (see ``_HANDLED``).
@@ -260,9 +266,9 @@ class Client:
             self.writing = True
             self.worker.watch(self, write=True)
 
-    def on_writable(self, now_us: int) -> None:
+    def on_writable(self) -> None:
         if self.state == CONNECTING:
-            self.on_connected(now_us)
+            self.on_connected()
             return
         try:
             n = self.sock.send(self.wbuf)  # type: ignore[union-attr]

@@ -22,6 +22,7 @@ from perf.procstat import (
     ResourceSeries,
     read_helper_cpu_seconds,
     read_runqueue_wait_s,
+    usable_cpus,
 )
 from perf.scenario import Layout, Scenario, plan
 from perf.worker import WorkerConfig, cpu_seconds, now_us, worker_main
@@ -63,6 +64,7 @@ class RunData:
     end_us: int = 0
     stopped_us: int = 0
     interrupted: bool = False
+    interrupt_signal: int | None = None  # the first SIGINT / SIGTERM that stopped the run
     aborted_reason: str | None = None
     results: list[dict[str, Any]] = field(default_factory=list)
     ready_infos: list[dict[str, Any]] = field(default_factory=list)
@@ -86,6 +88,7 @@ class Coordinator:
         self.opts = opts
         self.on_progress = on_progress
         self.interrupts = 0
+        self.signum: int | None = None
         self.progress: dict[int, dict[str, Any]] = {}
         self.pipes: dict[int, Any] = {}
         self.procs: list[mp.Process] = []
@@ -93,6 +96,8 @@ class Coordinator:
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self.interrupts += 1
+        if self.signum is None:
+            self.signum = signum
 
     def run(self) -> RunData:
         opts = self.opts
@@ -101,7 +106,7 @@ class Coordinator:
         layout = plan(scn, opts.workers, tag)
         interval = 0.01 if scn.storm else pick_interval(scn.duration)
         data = RunData(opts, layout, interval, started_wall=time.time())
-        data.cpus = len(os.sched_getaffinity(0))
+        data.cpus = usable_cpus()
         sampler = ProcessSampler(opts.server_pid) if opts.server_pid else None
         old_int = signal.getsignal(signal.SIGINT)
         old_term = signal.getsignal(signal.SIGTERM)
@@ -123,6 +128,7 @@ class Coordinator:
                 ]
             self._reap()
         data.interrupted = data.interrupted or self.interrupts > 0
+        data.interrupt_signal = self.signum
         return data
 
     # -- phases -------------------------------------------------------------------------------

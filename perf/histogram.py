@@ -38,6 +38,8 @@ def bucket_counts(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     A value keeps its top ``SIG_BITS`` bits; the key packs (bits dropped, kept part) —
     without a shift kept < 2**SIG_BITS, with one 2**(SIG_BITS-1) <= kept < 2**SIG_BITS,
     so keys are distinct and ascend with the value. ``bincount`` replaces a sort.
+    Latencies outside [LOWEST_US, HIGHEST_US] never get here (``Measurements`` counts
+    them as impossible); the clip only keeps other values (a send lag of 0) in range.
     """
     arr = np.clip(values, LOWEST_US, HIGHEST_US)
     # value < 2**exp: the float64 exponent field (exact, since values are < 2**53).
@@ -132,3 +134,29 @@ def cdf_points(hist: HdrHistogram) -> tuple[list[float], list[float]]:
 
 def b64(data: bytes) -> str:
     return base64.b64encode(data).decode("ascii")
+
+
+def percentile_table(hist: HdrHistogram, title: str, ticks_per_half_distance: int = 5) -> str:
+    """HdrHistogram's percentile distribution as text, values in milliseconds.
+
+    The layout of ``HistogramLogProcessor`` / ``outputPercentileDistribution``: value,
+    percentile, count at or below it and 1/(1-percentile), then mean, standard deviation,
+    maximum and count (all in ms; the hdrh package leaves the deviation unscaled).
+    """
+    lines = [f"# {title}"]
+    total = hist.get_total_count()
+    if not total:
+        return "\n".join([*lines, "# no values recorded", ""])
+    lines += [f"{'Value':>12} {'Percentile':>14} {'TotalCount':>10} {'1/(1-Percentile)':>16}", ""]
+    for item in hist.get_percentile_iterator(ticks_per_half_distance):
+        p = item.percentile_level_iterated_to / 100.0
+        value = hist.get_highest_equivalent_value(item.value_iterated_to) / 1000.0
+        inverse = f" {1.0 / (1.0 - p):16.2f}" if p < 1.0 else ""
+        lines.append(f"{value:12.3f} {p:14.12f} {item.total_count_to_this_value:10d}{inverse}")
+    mean, std = hist.get_mean_value() / 1000.0, hist.get_stddev() / 1000.0
+    lines += [
+        f"#[Mean    = {mean:12.3f}, StdDeviation   = {std:12.3f}]",
+        f"#[Max     = {hist.get_max_value() / 1000.0:12.3f}, Total count    = {total:12d}]",
+        "",
+    ]
+    return "\n".join(lines)

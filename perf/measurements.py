@@ -115,17 +115,45 @@ class Measurements:
         self.sent: defaultdict[int, int] = defaultdict(int)
         self.delivered: defaultdict[int, int] = defaultdict(int)
         self.registered: defaultdict[int, int] = defaultdict(int)
+        self.failed: defaultdict[int, int] = defaultdict(int)  # clients closed, by interval
         self.raw = RawSample(raw_cap)
         self.last_batch_p99_us: float | None = None
         self.delivered_total = 0
         self.sent_total = 0
+        # Latencies no clock can produce (below 1 µs, received before they were
+        # scheduled, or above an hour): counted as an error and kept out of the
+        # histograms, never clamped into them. Smallest and largest seen, for the report.
+        self.impossible = 0
+        self.impossible_range: tuple[int, int] | None = None
 
     def interval_of(self, now_us: int) -> int:
         return (now_us - self.start_us) // self.interval_us
 
     def add_latencies(self, lats: np.ndarray | list[int]) -> None:
-        self.lats.append(lats)
-        self.pending_lats += len(lats)
+        """Delivery latencies (µs) of one batch; impossible ones are counted, not kept."""
+        arr = self._possible(lats)
+        self.lats.append(arr)
+        self.pending_lats += len(arr)
+
+    def add_echo_latencies(self, lats: np.ndarray | list[int]) -> None:
+        """Latencies (µs) of a sender's own messages coming back (echo-message)."""
+        self.echo_lats.append(self._possible(lats))
+
+    def _possible(self, lats: np.ndarray | list[int]) -> np.ndarray:
+        arr = np.asarray(lats, dtype=np.int64)
+        if not len(arr):
+            return arr
+        low, high = int(arr.min()), int(arr.max())
+        if low >= hg.LOWEST_US and high <= hg.HIGHEST_US:
+            return arr
+        bad = (arr < hg.LOWEST_US) | (arr > hg.HIGHEST_US)
+        self.impossible += int(np.count_nonzero(bad))
+        worst = (int(arr[bad].min()), int(arr[bad].max()))
+        seen = self.impossible_range
+        self.impossible_range = (
+            worst if seen is None else (min(seen[0], worst[0]), max(seen[1], worst[1]))
+        )
+        return arr[~bad]
 
     def flush(self, now_us: int) -> None:
         """Record pending latencies into the total and the current interval histogram."""
@@ -173,7 +201,10 @@ class Measurements:
             "sent_series": dict(self.sent),
             "delivered_series": dict(self.delivered),
             "registered_series": dict(self.registered),
+            "failed_series": dict(self.failed),
             "raw_rows": self.raw.rows,
             "raw_stride": self.raw.stride,
             "raw_seen": self.raw.seen,
+            "impossible": self.impossible,
+            "impossible_range": self.impossible_range,
         }

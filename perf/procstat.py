@@ -1,4 +1,10 @@
-"""CPU and memory of a process over time, read from /proc (Linux only, no psutil)."""
+"""CPU and memory of a process (and its child processes) over time, through psutil.
+
+psutil reads the operating system's own accounting (``/proc`` on Linux, ``libproc`` on
+macOS), so the sampler works wherever psutil does. One figure has no psutil equivalent:
+the time a process spent runnable but waiting for a CPU, which only Linux reports
+(``/proc/PID/schedstat``); elsewhere it is None and the reports leave it out.
+"""
 
 from __future__ import annotations
 
@@ -7,42 +13,44 @@ import threading
 import time
 from dataclasses import dataclass, field
 
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
+import psutil
+
+_GONE = (psutil.NoSuchProcess, psutil.ZombieProcess, psutil.AccessDenied)
+
+
+def usable_cpus() -> int:
+    """CPUs this process may run on (its affinity where the OS has one)."""
+    try:
+        return len(psutil.Process().cpu_affinity() or []) or (os.cpu_count() or 1)
+    except (AttributeError, psutil.Error):  # macOS has no CPU affinity
+        return os.cpu_count() or 1
 
 
 def children(pid: int) -> list[int]:
     """Live child processes of ``pid`` (the server's history writer, for one)."""
-    found: list[int] = []
     try:
-        tasks = os.listdir(f"/proc/{pid}/task")
-    except OSError:
-        return found
-    for tid in tasks:
+        return [c.pid for c in psutil.Process(pid).children()]
+    except _GONE:
+        return []
+
+
+def _cpu_seconds(proc: psutil.Process, *, reaped: bool) -> float:
+    """User + system CPU of every thread of ``proc`` (ended ones too), plus that of
+    children it has already reaped when ``reaped``."""
+    t = proc.cpu_times()
+    own = t.user + t.system
+    return own + (t.children_user + t.children_system if reaped else 0.0)
+
+
+def _children_cpu_seconds(proc: psutil.Process) -> float:
+    """CPU seconds of ``proc``'s live child processes (and of children they reaped)."""
+    total = 0.0
+    for child in proc.children():
         try:
-            with open(f"/proc/{pid}/task/{tid}/children", "rb") as f:
-                found += [int(c) for c in f.read().split()]
-        except (OSError, ValueError):
+            total += _cpu_seconds(child, reaped=True)
+        except _GONE:
             continue
-    return found
-
-
-def _stat_cpu_seconds(path: str, *, reaped: bool = False) -> float | None:
-    """utime + stime from a /proc stat file (a process's or one thread's), plus cutime +
-    cstime (children it has already reaped) when ``reaped``; None if it is gone."""
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    # The command name may contain spaces; fields resume after the last ')'.
-    fields = data[data.rfind(b")") + 2 :].split()
-    return sum(int(x) for x in fields[11 : 15 if reaped else 13]) / CLOCK_TICKS
-
-
-def _children_cpu_seconds(pid: int) -> float:
-    """CPU seconds of ``pid``'s live child processes (and of children they reaped)."""
-    return sum(_stat_cpu_seconds(f"/proc/{c}/stat", reaped=True) or 0.0 for c in children(pid))
+    return total
 
 
 def read_cpu_seconds(pid: int) -> float | None:
@@ -51,8 +59,11 @@ def read_cpu_seconds(pid: int) -> float | None:
     Children count: a server that hands work to a helper process (as ours does with
     its history writer) must not look cheaper than one that does it in-process.
     """
-    own = _stat_cpu_seconds(f"/proc/{pid}/stat", reaped=True)
-    return None if own is None else own + _children_cpu_seconds(pid)
+    try:
+        proc = psutil.Process(pid)
+        return _cpu_seconds(proc, reaped=True) + _children_cpu_seconds(proc)
+    except _GONE:
+        return None
 
 
 def read_helper_cpu_seconds(pid: int) -> float | None:
@@ -63,15 +74,22 @@ def read_helper_cpu_seconds(pid: int) -> float | None:
     pinned to, it waits for them, and that wait is the server's own cost, not a
     disturbance from other processes.
     """
-    whole = _stat_cpu_seconds(f"/proc/{pid}/stat")  # every thread, ended ones too
-    main = _stat_cpu_seconds(f"/proc/{pid}/task/{pid}/stat")
-    if whole is None or main is None:
+    try:
+        proc = psutil.Process(pid)
+        with proc.oneshot():
+            whole = _cpu_seconds(proc, reaped=False)  # every thread, ended ones too
+            threads = proc.threads()
+        # On Linux the main thread's id is the pid; elsewhere it is listed first.
+        main = next((t for t in threads if t.id == pid), threads[0] if threads else None)
+        main_cpu = main.user_time + main.system_time if main else 0.0
+        return whole - main_cpu + _children_cpu_seconds(proc)
+    except _GONE:
         return None
-    return whole - main + _children_cpu_seconds(pid)
 
 
 def read_runqueue_wait_s(pid: int | str = "self") -> float | None:
-    """Seconds ``pid`` spent runnable but waiting for a CPU (from /proc/PID/schedstat).
+    """Seconds ``pid`` spent runnable but waiting for a CPU; None where the OS does not
+    say (only Linux does, in /proc/PID/schedstat; psutil has no equivalent).
 
     High values mean other processes took the CPU: measured latency then includes
     scheduling delay that neither the server nor the generator caused.
@@ -83,20 +101,19 @@ def read_runqueue_wait_s(pid: int | str = "self") -> float | None:
         return None
 
 
-def _own_rss_bytes(pid: int) -> int | None:
-    try:
-        with open(f"/proc/{pid}/statm", "rb") as f:
-            return int(f.read().split()[1]) * PAGE_SIZE
-    except (OSError, IndexError, ValueError):
-        return None
-
-
 def read_rss_bytes(pid: int) -> int | None:
     """Resident memory of ``pid`` and its child processes, or None if it is gone."""
-    total = _own_rss_bytes(pid)
-    if total is None:
+    try:
+        proc = psutil.Process(pid)
+        total = proc.memory_info().rss
+        for child in proc.children():
+            try:
+                total += child.memory_info().rss
+            except _GONE:
+                continue
+        return total
+    except _GONE:
         return None
-    return total + sum(_own_rss_bytes(child) or 0 for child in children(pid))
 
 
 @dataclass(slots=True)
@@ -106,17 +123,6 @@ class ResourceSeries:
     t: list[float] = field(default_factory=list)
     cpu_percent: list[float] = field(default_factory=list)
     rss_bytes: list[int] = field(default_factory=list)
-
-    def summary(self) -> dict[str, float | None]:
-        if not self.t:
-            return {"cpu_percent_mean": None, "cpu_percent_max": None, "rss_max_mib": None}
-        busy = [c for c in self.cpu_percent if c > 1.0] or self.cpu_percent
-        return {
-            "cpu_percent_mean": sum(busy) / len(busy),
-            "cpu_percent_max": max(self.cpu_percent),
-            "rss_max_mib": max(self.rss_bytes) / 2**20,
-            "rss_last_mib": self.rss_bytes[-1] / 2**20,
-        }
 
 
 class ProcessSampler:

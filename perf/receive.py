@@ -10,6 +10,11 @@ line waits in ``client.rbuf``) to one large reused buffer with ``recv_into``, an
 (receiver, sender) stream (``perf.streams``), records every latency (receive time of
 the chunk minus the scheduled time carried in the message), acknowledges senders, and
 hands everything that is not a fast-path payload to the per-line slow path.
+
+A chunk's receive time is read from the clock after its ``recv_into`` returned, never
+before: a read may first measure a full batch and refill senders' windows, and the
+deliveries of those new messages can come back in this very read. Stamped before the
+read, they had negative latencies.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from perf import clock
 from perf.linescan import LineScanner, Scan
 from perf.payload import body_len, parse_body
 from perf.sequence import StreamTally, new_state, observe
@@ -79,8 +85,8 @@ class ReceivePath:
 
     # -- reading ----------------------------------------------------------------------------
 
-    def read(self, client: Client, now_us: int) -> None:
-        """One recv() of a joined client, appended to the batch."""
+    def read(self, client: Client) -> None:
+        """One recv() of a joined client, appended to the batch (stamped after it)."""
         carry = client.rbuf
         n0 = len(carry)
         if self.used + n0 + RECV_MAX > len(self.buf):
@@ -101,6 +107,7 @@ class ReceivePath:
         if not n:
             self._closing(client, "closed by server")
             return
+        t_read = clock.now_us()
         self.reads += 1
         end = off + n0 + n
         cut = self.buf.rfind(b"\n", off, end) + 1
@@ -110,7 +117,7 @@ class ReceivePath:
         client.rbuf = bytes(self.view[cut:end]) if cut < end else b""
         self.seg_client.append(client)
         self.seg_end.append(cut)
-        self.seg_time.append(now_us)
+        self.seg_time.append(t_read)
         self.used = cut
         if cut >= BATCH_BYTES:
             self.process()
@@ -251,7 +258,7 @@ class ReceivePath:
 
     def _echoes(self, slots: np.ndarray, lat: np.ndarray) -> None:
         """A sender's own messages coming back (echo-message): latency and acks."""
-        self.meas.echo_lats.append(lat)
+        self.meas.add_echo_latencies(lat)
         counts = np.bincount(slots)
         for slot in counts.nonzero()[0].tolist():
             client = self.clients[slot]

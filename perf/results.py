@@ -32,6 +32,8 @@ def build_summary(data: RunData, target: str, spawned: bool) -> dict[str, Any]:
     members: dict[str, set[int]] = {}
     errors: dict[str, int] = {}
     disconnects: dict[str, int] = {}
+    impossible = 0
+    impossible_range: list[int] = []
     for r in res:
         hg.merge_into(total, r["hist"])
         hg.merge_into(echo, r["echo_hist"])
@@ -47,6 +49,10 @@ def build_summary(data: RunData, target: str, spawned: bool) -> dict[str, Any]:
             errors[k] = errors.get(k, 0) + v
         for k, v in r.get("disconnects", {}).items():
             disconnects[k] = disconnects.get(k, 0) + v
+        impossible += r.get("impossible", 0)
+        impossible_range += r.get("impossible_range") or []
+    if impossible:
+        errors[IMPOSSIBLE] = errors.get(IMPOSSIBLE, 0) + impossible
     receivers_of = {
         (sid, room): len(members.get(room, ())) - (1 if sid in members.get(room, ()) else 0)
         for (sid, room) in sent_streams
@@ -57,6 +63,8 @@ def build_summary(data: RunData, target: str, spawned: bool) -> dict[str, Any]:
     in_window = series.pop("_delivered_in_window")
     sent_in_window = series.pop("_sent_in_window")
 
+    registered = sum(r["registered"] for r in res)
+    joined = len(set().union(*members.values())) if members else 0
     summary: dict[str, Any] = {
         "label": opts.label,
         "target": target,
@@ -68,8 +76,9 @@ def build_summary(data: RunData, target: str, spawned: bool) -> dict[str, Any]:
         "duration_s": round(window, 3),
         "clients": {
             "planned": scn.clients,
-            "registered": sum(r["registered"] for r in res),
-            "joined": sum(r["ready"] for r in res) if not scn.storm else None,
+            "registered": registered,
+            # Clients that are members of their room (those cut since included).
+            "joined": joined if not scn.storm else None,
             # Every client that closed or never started, disconnected ones included.
             "failed": sum(r["closed"] for r in res) + scn.clients - sum(r["clients"] for r in res),
             # Clients closed after joining: cut by the server (e.g. ERROR :Closing link:
@@ -95,7 +104,16 @@ def build_summary(data: RunData, target: str, spawned: bool) -> dict[str, Any]:
             "balanced": acc.balanced,
             "receivers_per_message": (acc.expected / sent) if sent else 0.0,
         },
-        "latency_ms": {**hg.percentiles_ms(total), "count": total.get_total_count()},
+        "latency_ms": {
+            **hg.percentiles_ms(total),
+            "count": total.get_total_count(),
+            # Received before their scheduled send (or not within an hour): a clock or
+            # generator bug, counted and left out of every percentile.
+            "impossible": impossible,
+            "impossible_range_ms": [min(impossible_range) / 1000, max(impossible_range) / 1000]
+            if impossible_range
+            else None,
+        },
         "echo_latency_ms": {**hg.percentiles_ms(echo), "count": echo.get_total_count()},
         "send_lag_ms": {**hg.percentiles_ms(send_lag), "count": send_lag.get_total_count()},
         "connect_ms": {
@@ -125,7 +143,67 @@ def build_summary(data: RunData, target: str, spawned: bool) -> dict[str, Any]:
         "stride": stride,
     }
     summary["warnings"] = _warnings(summary)
+    summary["verdict"] = verdict(summary, f"{opts.host}:{opts.port}")
     return summary
+
+
+IMPOSSIBLE = "impossible latency (received before its scheduled send, or after an hour)"
+PER_ADDRESS_REASON = "Too many connections from your address"
+TOP_REASONS = 3
+
+
+def verdict(summary: dict[str, Any], address: str) -> dict[str, Any]:
+    """Whether the run measured what it planned, and if not, why: the problems (one line
+    each, most serious first), the commonest client failure reasons and what to try.
+
+    A run with fewer registered (or joined) clients than planned measured a different,
+    smaller load: its numbers must not pass for the planned run's.
+    """
+    clients = summary["clients"]
+    planned = clients["planned"]
+    registered = clients["registered"]
+    joined = clients.get("joined")
+    problems: list[str] = []
+    if summary.get("aborted_reason"):
+        problems.append(f"run aborted before traffic: {summary['aborted_reason']}")
+    if registered < planned or (joined is not None and joined < planned):
+        joined_text = "" if joined is None else f", {joined:,} joined their room"
+        measured = registered if joined is None else min(registered, joined)
+        problems.append(
+            f"only {registered:,} of {planned:,} planned clients registered{joined_text}: "
+            f"the numbers are for {measured:,} clients, not the planned load"
+        )
+    if summary.get("interrupted"):
+        problems.append("run was interrupted; the numbers cover only the part that ran")
+    lat = summary["latency_ms"]
+    if lat.get("impossible"):
+        lo, hi = lat.get("impossible_range_ms") or (None, None)
+        problems.append(
+            f"{lat['impossible']:,} impossible latencies (from {lo:,.3f} to {hi:,.3f} ms) were "
+            "left out of the percentiles: the generator's clock or bookkeeping is wrong"
+        )
+    failures = {k: v for k, v in summary.get("errors", {}).items() if k != IMPOSSIBLE}
+    reasons = sorted(failures.items(), key=lambda kv: -kv[1])[:TOP_REASONS]
+    hints: list[str] = []
+    if any(PER_ADDRESS_REASON in r for r, _ in reasons):
+        hints.append(
+            "the server limits connections per address (chat-server's max_per_address, "
+            "256 by default): start it with --no-flood-limit or --max-per-address N "
+            "(chat-perf --spawn does), or run fewer --clients"
+        )
+    if any("ECONNREFUSED" in r for r, _ in reasons):
+        hints.append(f"nothing accepted connections at {address}: is the server running there?")
+    if registered < planned and not hints and reasons:
+        hints.append(
+            "a server may limit connections per address (chat-server: --no-flood-limit or "
+            "--max-per-address N) or registrations (--registration-timeout)"
+        )
+    return {
+        "ok": not problems,
+        "problems": problems,
+        "reasons": [[r, n] for r, n in reasons],
+        "hints": hints,
+    }
 
 
 def _series(data: RunData, window: float) -> dict[str, Any]:
@@ -133,10 +211,16 @@ def _series(data: RunData, window: float) -> dict[str, Any]:
     sent: dict[int, int] = {}
     delivered: dict[int, int] = {}
     registered: dict[int, int] = {}
+    failed: dict[int, int] = {}
     hists: dict[int, Any] = {}
     for r in data.results:
-        for key, dst in (("sent", sent), ("delivered", delivered), ("registered", registered)):
-            src = r[f"{key}_series"]
+        for key, dst in (
+            ("sent", sent),
+            ("delivered", delivered),
+            ("registered", registered),
+            ("failed", failed),
+        ):
+            src = r.get(f"{key}_series", {})
             for i, n in src.items():
                 dst[i] = dst.get(i, 0) + n
         for i, enc in r["intervals"].items():
@@ -154,6 +238,8 @@ def _series(data: RunData, window: float) -> dict[str, Any]:
         "sent_per_s": [sent.get(i, 0) / interval for i in idx],
         "deliveries_per_s": [delivered.get(i, 0) / interval for i in idx],
         "registrations_per_s": [registered.get(i, 0) / interval for i in idx],
+        # Clients closed (refused, cut or failed) in each interval: a count, not a rate.
+        "client_failures": [failed.get(i, 0) for i in idx],
     }
     for key in ("p50", "p90", "p99", "p99.9", "max"):
         out[f"{key}_ms"] = []
@@ -251,10 +337,6 @@ def _warnings(summary: dict[str, Any]) -> list[str]:
             f"waited for a CPU {wait:.0%}): throughput is a lower bound and latency an upper "
             "bound of what the server can do"
         )
-    if summary["interrupted"]:
-        out.append("run was interrupted (Ctrl+C); numbers cover the part that ran")
-    if summary["aborted_reason"]:
-        out.append(f"run aborted before traffic: {summary['aborted_reason']}")
     server = summary["server"]
     for who, frac, own in (
         ("load generator", gen.get("runqueue_wait_fraction"), 0.0),
@@ -312,6 +394,47 @@ def write_csv(data: RunData, path: Path) -> int:
         for t, lat, sid, seq, room, receiver in rows:
             w.writerow([f"{t / 1e6:.6f}", lat, sid, seq, room, receiver])
     return len(rows)
+
+
+def write_latency_data(data: RunData, summary: dict[str, Any], path: Path) -> int:
+    """``latency_data.txt``: one latency in milliseconds per line, in receive order.
+
+    The deliveries of latencies.csv (every one, or the same uniform sample, stated in a
+    ``#`` line); for a storm, every client's time from connect to 001, ascending. Impossible values
+    (see ``verdict``) are left out and counted in that line.
+    """
+    head: list[str] = []
+    if summary["scenario"].get("storm"):
+        values = sorted(v for r in data.results for v in r.get("welcome_us", []))
+    else:
+        rows = sorted((row for r in data.results for row in r["raw_rows"]), key=lambda x: x[0])
+        values = [row[1] for row in rows]
+        info = summary["latencies_csv"]
+        if info["sampled"]:
+            head.append(
+                f"sampled: 1 delivery in {info['stride']} ({info['rows']:,} of {info['of']:,}), "
+                "the same rows as latencies.csv"
+            )
+    kept = [v for v in values if hg.LOWEST_US <= v <= hg.HIGHEST_US]
+    if len(kept) < len(values):
+        head.append(f"{len(values) - len(kept):,} impossible values (< 1 µs or > 1 h) left out")
+    with path.open("w") as f:
+        if head:
+            f.write("# " + "; ".join(head) + "\n")
+        f.writelines(f"{v / 1000:.3f}\n" for v in kept)
+    return len(kept)
+
+
+def write_percentiles(summary: dict[str, Any], path: Path) -> None:
+    """``percentiles.txt``: HdrHistogram's percentile table of the run's latencies (or,
+    for a storm, of the times to 001), in milliseconds."""
+    if summary["scenario"].get("storm"):
+        hist = hg.decode(summary.get("connect_histogram"))
+        title = f"{summary['label']}: time from connect to 001 (welcome) per client, ms"
+    else:
+        hist = hg.decode(summary.get("histogram"))
+        title = f"{summary['label']}: delivery latency (receive time - scheduled send time), ms"
+    path.write_text(hg.percentile_table(hist, title))
 
 
 def write_json(summary: dict[str, Any], path: Path) -> None:

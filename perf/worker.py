@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from perf import histogram as hg
+from perf.clock import now_us
 from perf.connection import CLOSED, READY, Client
 from perf.measurements import Measurements
 from perf.pacing import RateSchedule, window_fill
@@ -30,10 +31,6 @@ PROGRESS_EVERY_US = 250_000
 FLUSH_EVERY_US = 200_000
 MAX_WAIT_S = 0.05
 NO_ACK_REFILL_US = 10_000  # senders with no way to see their messages refill on a timer
-
-
-def now_us() -> int:
-    return time.monotonic_ns() // 1000
 
 
 # A client's own address in a server's farewell (``Closing link: 127.0.0.1:40412 (...)``)
@@ -88,6 +85,8 @@ class Worker:
         self.clients = [Client(p, self) for p in cfg.plans]
         self.senders = [c for c in self.clients if c.plan.sender]
         self.by_index = {c.index: c for c in self.clients}
+        # Every sender of the run (in any worker) by rank: rate mode spreads their phases.
+        self.sender_rank = {sid: k for k, sid in enumerate(sorted(cfg.sender_rooms))}
         self.wants_send: set[Client] = set()
         self.rx = ReceivePath(self, cfg.sender_rooms, cfg.scenario.msg_size)
         self.cur_interval = 0
@@ -127,6 +126,8 @@ class Worker:
 
     def on_client_closed(self, client: Client, reason: str) -> None:
         self.closed += 1
+        if self.started:
+            self.meas.failed[self.meas.interval_of(now_us())] += 1
         self.note_error(reason)
         if client.t_joined:
             self.disconnects[reason_key(reason)] += 1
@@ -184,7 +185,10 @@ class Worker:
                         if schedule is None and not self.scn.saturate and self.senders:
                             interval = int(self.scn.senders / self.scn.rate * 1e6)
                             live = [c for c in self.senders if c.state == READY]
-                            schedule = RateSchedule(live, interval, self.start_us, self.end_us)
+                            schedule = RateSchedule(
+                                live, interval, self.start_us, self.end_us,
+                                self.sender_rank, len(self.sender_rank),
+                            )  # fmt: skip
                         if schedule is not None:
                             self._send_due(schedule, now)
                         elif self.scn.saturate:
@@ -230,19 +234,21 @@ class Worker:
             events = self.sel.select(timeout)
             for key, mask in events:
                 client = key.data
-                t = now_us()
                 if client is None:
                     if self._on_command(self.pipe.recv()):
                         return
                     continue
                 if mask & selectors.EVENT_WRITE:
-                    client.on_writable(t)
+                    client.on_writable()
                 if mask & selectors.EVENT_READ:
+                    # No clock reading here: reads stamp their own receive time after
+                    # the data is in (a read can first measure a full batch and send
+                    # more, whose deliveries this very read may bring back).
                     state = client.state
                     if state == READY and not storm:
-                        read(client, t)
+                        read(client)
                     elif state != CLOSED:
-                        client.on_readable(t)
+                        client.on_readable()
             self.rx.settle(bool(events), now_us())
 
     def _lacks_ack(self, c: Client) -> bool:
@@ -328,7 +334,7 @@ class Worker:
         while time.monotonic() < deadline and any(c.writing for c in self.clients):
             for key, mask in self.sel.select(0.05):
                 if key.data is not None and mask & selectors.EVENT_WRITE:
-                    key.data.on_writable(now_us())
+                    key.data.on_writable()
         for c in self.clients:
             if c.sock is not None:
                 c.sock.close()
@@ -395,6 +401,8 @@ class Worker:
             "connect_tcp": hg.encode(tcp),
             "connect_welcome": hg.encode(welcome),
             "connect_joined": hg.encode(joined),
+            # Every client's time to 001 (µs): a storm's latency_data.txt.
+            "welcome_us": [c.t_welcome - c.t_start for c in self.clients if c.t_welcome],
             "last_welcome_us": last_welcome - self.start_us
             if last_welcome and self.storm
             else None,

@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from perf import histogram as hg
+from perf.clock import now_us
 from perf.connection import READY, Client
 from perf.linescan import LineScanner
 from perf.payload import TAIL_LEN, body_len, parse_body, privmsg
@@ -183,16 +184,17 @@ def test_lines_split_anywhere_by_recv_are_counted_once(monkeypatch: pytest.Monke
     server = _attach(receiver)
     control: list[bytes] = []
     monkeypatch.setattr(receiver, "on_control_line", lambda raw, now: control.append(raw))
+    sent = now_us()  # read() stamps its own receive time, after this
     stream = b"".join(
-        [OURS + privmsg(b"#perf0", 0, q, 1_000, 64) for q in range(1, 6)]
+        [OURS + privmsg(b"#perf0", 0, q, sent, 64) for q in range(1, 6)]
         + [b"PING :x\r\n"]
-        + [NGIRCD.replace(b"pab7", b"pab1") + privmsg(b"#perf0", 1, q, 1_000, 64) for q in (1, 2)]
+        + [NGIRCD.replace(b"pab7", b"pab1") + privmsg(b"#perf0", 1, q, sent, 64) for q in (1, 2)]
     )
     rng = random.Random(2)
     cuts = sorted(rng.sample(range(1, len(stream)), 40))
     for a, b in zip([0, *cuts], [*cuts, len(stream)], strict=True):
         server.sendall(stream[a:b])
-        rx.read(receiver, 2_000)
+        rx.read(receiver)
         if rng.random() < 0.5:
             rx.process()
     rx.process()
@@ -217,7 +219,7 @@ def test_slow_path_keeps_odd_renderings_and_stray_rooms() -> None:
         + NGIRCD + privmsg(b"#perf0", 0, 3, 1_000, 0)
         + NGIRCD + privmsg(b"#elsewhere", 1, 1, 1_000, 0)  # relayed to the wrong room
     )  # fmt: skip
-    rx.read(receiver, 2_000)
+    rx.read(receiver)
     rx.process()
     tallies = {k: v.as_tuple() for k, v in rx.tallies().items()}
     assert tallies[(0, "#perf0")] == (1, 3, 3, 0, 0, 0)
@@ -232,7 +234,7 @@ def test_echoes_ack_their_sender() -> None:
     sender.in_flight = 3
     server = _attach(sender)
     server.sendall(b"".join(OURS + privmsg(b"#perf0", 0, q, 1_000, 64) for q in (1, 2)))
-    worker.rx.read(sender, 2_000)
+    worker.rx.read(sender)
     worker.rx.process()
     assert sender.in_flight == 1 and sender in worker.wants_send
     assert worker.meas.delivered_total == 0

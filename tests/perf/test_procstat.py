@@ -1,0 +1,73 @@
+"""perf.procstat reads a real chat-server's CPU and memory through psutil."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+import time
+
+import psutil
+
+from perf import procstat
+from tests.support.rawclient import RawClient
+from tests.support.servers import ServerProcess
+
+
+def test_no_hand_parsing_of_proc_but_the_run_queue_wait() -> None:
+    source = inspect.getsource(procstat)
+    opened = [ln.strip() for ln in source.splitlines() if "/proc/" in ln and "open(" in ln]
+    assert opened == ['with open(f"/proc/{pid}/schedstat", "rb") as f:']
+
+
+def test_sampler_follows_a_real_server(server: ServerProcess) -> None:
+    pid = server.pid
+    assert pid is not None
+    assert (procstat.read_rss_bytes(pid) or 0) >= psutil.Process(pid).memory_info().rss
+    sampler = procstat.ProcessSampler(pid, period=0.05).start()
+    clients = []
+    try:
+        cpu0 = procstat.read_cpu_seconds(pid) or 0.0
+        deadline = time.monotonic() + 20
+        # Work for the server until it has used measurable CPU and been sampled often.
+        while time.monotonic() < deadline and len(clients) < 200:
+            c = RawClient(server.host, server.port)
+            c.register(f"ps{len(clients)}")
+            c.join("#load")
+            clients.append(c)
+            if (procstat.read_cpu_seconds(pid) or 0) - cpu0 > 0.05 and len(sampler.series.t) >= 5:
+                break
+    finally:
+        series = sampler.stop()
+        for c in clients:
+            c.close()
+    assert len(series.t) >= 5 and series.t == sorted(series.t)
+    assert max(series.cpu_percent) > 0 and min(series.cpu_percent) >= 0
+    assert min(series.rss_bytes) > 10 * 2**20  # a Python process: tens of MiB
+    assert procstat.read_helper_cpu_seconds(pid) is not None
+
+
+def test_children_count_and_gone_processes_read_as_none() -> None:
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nx = bytearray(64 << 20)\n"
+         "t = time.process_time()\nwhile time.process_time() - t < 0.2: pass\n"
+         "print('ready', flush=True)\nsys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    me = psutil.Process().pid
+    try:
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+        assert child.pid in procstat.children(me)
+        own = psutil.Process(me).memory_info().rss
+        assert (procstat.read_rss_bytes(me) or 0) >= own + 60 * 2**20  # the child's 64 MiB
+        mine = psutil.Process(me).cpu_times()
+        assert (procstat.read_cpu_seconds(me) or 0) >= mine.user + mine.system + 0.15
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait(timeout=10)
+    gone = child.pid
+    assert procstat.read_cpu_seconds(gone) is None
+    assert procstat.read_rss_bytes(gone) is None
+    assert procstat.read_helper_cpu_seconds(gone) is None
+    assert procstat.usable_cpus() >= 1
