@@ -77,6 +77,13 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(
         prog="chat-bot",
@@ -84,7 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
             "An AI member for distchat (or any IRC) rooms. It answers when addressed "
             "('bot: question', 'bot, ...', '@bot ...') and to direct messages, through any "
             "OpenAI-compatible API. The key comes from OPENROUTER_API_KEY or OPENAI_API_KEY; "
-            "without one it still runs its offline commands (help, time, who, stats)."
+            "without one it still runs its offline commands (help, time, who, stats, more, forget)."
         ),
     )
     p.add_argument("--server", metavar="HOST:PORT[,...]", help="server(s), tried in order")
@@ -105,6 +112,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--room-rate", type=_rate, metavar="N/SECONDS", help="questions per room (or 'off')"
+    )
+    p.add_argument(
+        "--command-rate",
+        type=_rate,
+        metavar="N/SECONDS",
+        help="built-in commands per user (default 20/60; they cost no API call)",
+    )
+    p.add_argument(
+        "--temperature",
+        type=_number,
+        metavar="T",
+        help="model temperature, 0-2 (default: the model's)",
+    )
+    p.add_argument(
+        "--top-p", type=_number, metavar="P", help="nucleus sampling, 0-1 (default: the model's)"
     )
     p.add_argument(
         "--send-rate", type=_rate, metavar="N/SECONDS", help="lines the bot may send (pacing)"
@@ -135,6 +157,9 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         "user_rate": args.user_rate,
         "room_rate": args.room_rate,
         "send_rate": args.send_rate,
+        "command_rate": args.command_rate,
+        "temperature": args.temperature,
+        "top_p": args.top_p,
         "max_concurrent": args.max_concurrent,
         "api_key": api_key_from_env(environ),
     }

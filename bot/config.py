@@ -74,6 +74,8 @@ ROOM_SETTINGS = (
     "context_lines",
     "timeout",
     "room_rate",
+    "temperature",
+    "top_p",
 )
 
 
@@ -88,6 +90,8 @@ class RoomSettings:
     context_lines: int
     timeout: float
     room_rate: Rate
+    temperature: float | None = None  # None: the model's own default
+    top_p: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +110,10 @@ class BotConfig:
     timeout: float = 60.0
     user_rate: Rate = field(default_factory=lambda: Rate(4, 60.0))
     room_rate: Rate = field(default_factory=lambda: Rate(12, 60.0))
+    # Built-in commands cost no API call, so they get a limit of their own, much looser.
+    command_rate: Rate = field(default_factory=lambda: Rate(20, 60.0))
+    temperature: float | None = None
+    top_p: float | None = None
     send_rate: Rate = field(default_factory=lambda: Rate(8, 2.0))
     max_concurrent: int = 4
     max_rooms: int = 50
@@ -164,6 +172,10 @@ def _check_room_settings(settings: RoomSettings, where: str) -> None:
         raise ConfigError(f"{where}max tokens must be >= 1")
     if settings.timeout <= 0:
         raise ConfigError(f"{where}timeout must be > 0 seconds")
+    if settings.temperature is not None and not 0.0 <= settings.temperature <= 2.0:
+        raise ConfigError(f"{where}temperature must be between 0 and 2")
+    if settings.top_p is not None and not 0.0 < settings.top_p <= 1.0:
+        raise ConfigError(f"{where}top_p must be more than 0 and at most 1")
 
 
 def api_key_from_env(environ: dict[str, str] | None = None) -> str | None:
@@ -275,6 +287,9 @@ _TOML_KEYS: dict[str, tuple[str, Any]] = {
     "user_rate": ("user_rate", _to_rate("user_rate")),
     "room_rate": ("room_rate", _to_rate("room_rate")),
     "send_rate": ("send_rate", _to_rate("send_rate")),
+    "command_rate": ("command_rate", _to_rate("command_rate")),
+    "temperature": ("temperature", _to_float("temperature")),
+    "top_p": ("top_p", _to_float("top_p")),
     "max_concurrent": ("max_concurrent", _to_int("max_concurrent")),
     "max_rooms": ("max_rooms", _to_int("max_rooms")),
 }

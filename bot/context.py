@@ -3,6 +3,11 @@
 The memory is fed from everything the room says, join replay included, so that "bot:
 summarise the last ten minutes" right after the bot (re)joined still has material.
 Lines keep the server's time (``server-time`` tag) so the model can reason about it.
+The counts behind ``stats`` take only what the bot saw live: a replay is old news.
+
+A person's *thread* is what they asked the bot and what it answered them: lines tied
+together by the ``+draft/reply`` tags the bot puts on its answers (and people put on
+their replies to it). ``forget`` removes a thread from the memory the model is shown.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from bot.sanitize import clean_line
+from bot.triggers import addressed_text
 from chat_protocol import Message
 from chat_protocol.casemap import casefold
 
@@ -26,6 +32,7 @@ class Line:
     text: str
     action: bool = False
     msgid: str | None = None
+    reply_to: str | None = None  # the msgid a ``+draft/reply`` tag names
 
     def render(self) -> str:
         """``[14:05] alice: hi`` / ``[14:05] * alice waves`` for the model."""
@@ -60,7 +67,14 @@ def line_from(msg: Message) -> Line | None:
     text = clean_line(text)
     if not text:
         return None
-    return Line(message_time(msg), msg.nick, text, action, msg.tags.get("msgid"))
+    return Line(
+        message_time(msg),
+        msg.nick,
+        text,
+        action,
+        msg.tags.get("msgid"),
+        msg.tags.get("+draft/reply") or msg.tags.get("+reply"),
+    )
 
 
 @dataclass
@@ -72,23 +86,73 @@ class RoomMemory:
     since: datetime = field(default_factory=lambda: datetime.now(UTC))
     total: int = 0
     by_nick: Counter[str] = field(default_factory=Counter)
+    reloaded: bool = False  # a private chat's history was fetched from the server
     _ids: set[str] = field(default_factory=set)
 
-    def add(self, line: Line) -> bool:
-        """Remember a line; a repeated msgid (replay overlapping live) is ignored."""
+    def add(self, line: Line, *, live: bool = True) -> bool:
+        """Remember a line; a repeated msgid (replay overlapping live) is ignored.
+
+        Only ``live`` lines count for statistics; replayed history fills the memory.
+        """
         if line.msgid is not None and self.size > 0:
             if line.msgid in self._ids:
                 return False
             self._ids.add(line.msgid)
         if self.size > 0:
-            self.lines.append(line)
+            if not live and self.lines and line.at < self.lines[-1].at:
+                self._insert_in_time_order(line)
+            else:
+                self.lines.append(line)
             while len(self.lines) > self.size:
                 old = self.lines.popleft()
                 if old.msgid is not None:
                     self._ids.discard(old.msgid)
-        self.total += 1
-        self.by_nick[line.nick] += 1
+        if live:
+            self.total += 1
+            self.by_nick[line.nick] += 1
         return True
+
+    def _insert_in_time_order(self, line: Line) -> None:
+        """History fetched after live lines arrived (a reload) goes before them."""
+        ordered = sorted([*self.lines, line], key=lambda ln: ln.at)
+        self.lines = deque(ordered)
+
+    def clear(self) -> None:
+        """Forget every line (counts stay: they describe what was seen, not what is kept)."""
+        self.lines.clear()
+        self._ids.clear()
+
+    def forget_thread(self, nick: str, bot_nick: str) -> int:
+        """Drop ``nick``'s questions to the bot and its answers to them; how many lines."""
+        who, me = casefold(nick), casefold(bot_nick)
+        theirs = {ln.msgid for ln in self.lines if casefold(ln.nick) == who and ln.msgid}
+        mine = {ln.msgid for ln in self.lines if casefold(ln.nick) == me and ln.msgid}
+        answers = [
+            ln
+            for ln in self.lines
+            if casefold(ln.nick) == me
+            and (
+                ln.reply_to in theirs
+                or (ln.reply_to is None and casefold(ln.text).startswith(who + ": "))
+            )
+        ]
+        asked = {ln.reply_to for ln in answers}
+        drop = {id(ln) for ln in answers}
+        drop.update(
+            id(ln)
+            for ln in self.lines
+            if casefold(ln.nick) == who
+            and (
+                ln.msgid in asked
+                or ln.reply_to in mine
+                or addressed_text(ln.text, bot_nick) is not None
+            )
+        )
+        kept = [ln for ln in self.lines if id(ln) not in drop]
+        dropped = len(self.lines) - len(kept)
+        self.lines = deque(kept)
+        self._ids = {ln.msgid for ln in kept if ln.msgid is not None}
+        return dropped
 
     def transcript(self, exclude: Line | None = None) -> list[str]:
         """The remembered lines, oldest first, rendered for the model.
@@ -130,3 +194,27 @@ class Memories:
 
     def forget(self, target: str) -> None:
         self._rooms.pop(casefold(target), None)
+
+
+class CutAnswers:
+    """The unsent rest of each asker's last cut answer, per room or private chat.
+
+    ``more`` takes the next page of it. Only the last answer counts (a new one replaces
+    it), and the least recently cut are forgotten first, so it stays small.
+    """
+
+    def __init__(self, max_entries: int = 500) -> None:
+        self.max_entries = max_entries
+        self._rest: OrderedDict[tuple[str, str], list[str]] = OrderedDict()
+
+    def keep(self, target: str, asker: str, lines: list[str]) -> None:
+        key = (casefold(target), casefold(asker))
+        self._rest.pop(key, None)
+        if lines:
+            self._rest[key] = lines
+            while len(self._rest) > self.max_entries:
+                self._rest.popitem(last=False)
+
+    def take(self, target: str, asker: str) -> list[str]:
+        """The kept lines (removed from here), or [] when there are none."""
+        return self._rest.pop((casefold(target), casefold(asker)), [])

@@ -2,37 +2,39 @@
 
 An answer streams in as small pieces; a line is sent when it is known to be whole: at
 a line break from the model, or when the text outgrows the byte budget (then it is cut
-at the last space, never inside a UTF-8 sequence). Cutting is byte-exact because the
+at a space, never inside a UTF-8 sequence). Each line is rendered from markdown to IRC
+formatting (``bot.markdown``) before it is cut. Cutting is byte-exact because the
 512-byte limit is in bytes, and the budget comes from ``chat_protocol.split``.
 """
 
 from __future__ import annotations
 
+from bot.markdown import MarkdownRenderer, cut_utf8, split_formatted
 from bot.sanitize import clean_text
-from chat_protocol.split import split_utf8
 
-CUT_NOTE = " … (cut)"
+CUT_NOTE = " … (cut; say 'more')"
 _LONGEST_COLOUR = len("\x04RRGGBB,RRGGBB")
-
-
-def _utf8_cut(data: bytes, limit: int) -> int:
-    """The largest cut point <= limit that does not split a UTF-8 sequence."""
-    if len(data) <= limit:
-        return len(data)
-    cut = limit
-    while cut > 0 and (data[cut] & 0xC0) == 0x80:
-        cut -= 1
-    return cut
+# Bytes kept free when a paragraph is cut while streaming: rendering may add a style
+# code or two, and a bullet is longer than its dash.
+_RENDER_SLACK = 8
+MAX_KEPT_LINES = 200  # lines of a cut answer kept for 'more'
 
 
 class LineAssembler:
-    """Feed text deltas, get back whole lines of at most ``budget`` UTF-8 bytes."""
+    """Feed text deltas, get back whole lines of at most ``budget`` UTF-8 bytes.
 
-    def __init__(self, budget: int) -> None:
-        if budget < 8:
+    ``prefix`` (``"alice: "``) starts the first line that shows anything, so a fence or
+    a blank line at the start of the answer does not take it.
+    """
+
+    def __init__(self, budget: int, prefix: str = "") -> None:
+        if budget < 8 or len(prefix.encode("utf-8")) > budget // 2:
             raise ValueError("line budget too small")
         self.budget = budget
+        self._prefix = prefix
+        self._markdown = MarkdownRenderer()
         self._buf = ""
+        self._continued = False  # the buffer goes on a line already (partly) sent
         self._raw_tail = ""  # a colour code that may go on in the next delta
 
     def feed(self, delta: str) -> list[str]:
@@ -47,7 +49,8 @@ class LineAssembler:
         lines: list[str] = []
         while "\n" in self._buf:
             line, self._buf = self._buf.split("\n", 1)
-            lines.extend(self._whole(line))
+            lines.extend(self._render(line))
+            self._continued = False
         lines.extend(self._overflow())
         return lines
 
@@ -55,30 +58,39 @@ class LineAssembler:
         """The end of the answer: whatever is left, as lines."""
         rest = self._buf + clean_text(self._raw_tail)
         self._buf = self._raw_tail = ""
-        return self._whole(rest)
+        lines: list[str] = []
+        for line in rest.split("\n"):
+            lines.extend(self._render(line))
+            self._continued = False
+        return lines
 
-    def _whole(self, line: str) -> list[str]:
-        line = line.strip()
-        return split_utf8(line, self.budget) if line else []
+    def _render(self, line: str) -> list[str]:
+        shown = self._markdown.line(line, continued=self._continued)
+        if shown is None:
+            return []
+        if self._prefix:
+            shown, self._prefix = self._prefix + shown, ""
+        return split_formatted(shown, self.budget)
 
     def _overflow(self) -> list[str]:
         """Cut full-width lines off the front of the unfinished line."""
         out: list[str] = []
-        data = self._buf.lstrip(" ").encode("utf-8")
-        while len(data) > self.budget:
-            cut = _utf8_cut(data, self.budget)
+        slack = min(_RENDER_SLACK, self.budget // 4)
+        while True:
+            room = self.budget - slack - len(self._prefix.encode("utf-8"))
+            data = self._buf.encode("utf-8")
+            if len(data) <= room:
+                return out
+            cut = cut_utf8(data, room) or len(self._buf[0].encode("utf-8"))
             space = data.rfind(b" ", 0, cut + 1)
-            if space > 0:
-                head, data = data[:space], data[space + 1 :]
+            if space > room // 2:
+                head, tail = data[:space], data[space + 1 :]
             else:
-                head, data = data[:cut], data[cut:]
-            head_text = head.decode("utf-8").strip()
-            if head_text:
-                out.append(head_text)
-            data = data.lstrip(b" ")
-        if out:
-            self._buf = data.decode("utf-8")
-        return out
+                head, tail = data[:cut], data[cut:]
+            out.extend(self._render(head.decode("utf-8")))
+            self._continued = True
+            rest = tail.decode("utf-8")
+            self._buf = rest if self._markdown.in_code else rest.lstrip(" ")
 
 
 def with_cut_note(line: str, budget: int, note: str = CUT_NOTE) -> str:
@@ -88,7 +100,7 @@ def with_cut_note(line: str, budget: int, note: str = CUT_NOTE) -> str:
         return note.strip()
     data = line.encode("utf-8")
     if len(data) > room:
-        cut = _utf8_cut(data, room)
+        cut = cut_utf8(data, room)
         space = data.rfind(b" ", 0, cut + 1)
         data = data[: space if space > room // 2 else cut]
     return data.decode("utf-8").rstrip() + note
@@ -98,7 +110,8 @@ class LineCap:
     """Let through at most ``max_lines`` lines; the last one carries the cut note if more came.
 
     The line that would be the last is held back until we know whether anything
-    follows it, so the note lands on a line we actually send.
+    follows it, so the note lands on a line we actually send. Lines past the cap are
+    kept in ``rest`` (up to MAX_KEPT_LINES) for 'more'.
     """
 
     def __init__(self, max_lines: int, budget: int) -> None:
@@ -106,11 +119,14 @@ class LineCap:
         self.budget = budget
         self.sent = 0
         self.cut = False
+        self.rest: list[str] = []
         self._held: str | None = None
 
     def push(self, line: str) -> list[str]:
         """Offer one line; return what may be sent now."""
         if self.cut:
+            if len(self.rest) < MAX_KEPT_LINES:
+                self.rest.append(line)
             return []
         if self.sent < self.max_lines - 1:
             self.sent += 1
@@ -121,6 +137,7 @@ class LineCap:
         self.cut = True
         self.sent += 1
         held, self._held = self._held, None
+        self.rest.append(line)
         return [with_cut_note(held, self.budget)]
 
     def finish(self) -> list[str]:
@@ -130,3 +147,12 @@ class LineCap:
         held, self._held = self._held, None
         self.sent += 1
         return [held]
+
+
+def page(lines: list[str], max_lines: int, budget: int) -> tuple[list[str], list[str]]:
+    """The next ``max_lines`` of ``lines`` (the last with the cut note if more remain),
+    and what remains after them."""
+    shown, rest = lines[:max_lines], lines[max_lines:]
+    if rest and shown:
+        shown[-1] = with_cut_note(shown[-1], budget)
+    return shown, rest

@@ -9,10 +9,12 @@ a minute late is worse than an honest "try again".
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from typing import cast
 
 import openai
 from openai import AsyncOpenAI
+from openai.types.chat import ChatCompletionMessageParam
 
 from bot.sanitize import clean_line
 
@@ -55,6 +57,11 @@ def error_reply(exc: BaseException, *, timeout: float, started: bool) -> LLMErro
             reply = "The AI service says this account is out of credits (402)."
         elif status == 429:
             reply = "The AI service is rate-limiting us (429); please try again in a minute."
+        elif status in (502, 503, 504, 529):
+            # Gateway errors and "overloaded": the service is up but cannot take us now.
+            reply = (
+                f"The AI service is unavailable or overloaded ({status}); please try again later."
+            )
         elif status >= 500:
             reply = f"The AI service had an internal error ({status}); please try again later."
         else:
@@ -89,11 +96,14 @@ class ChatBackend:
         model: str | None = None,
         max_tokens: int | None = None,
         timeout: float | None = None,
-    ) -> AsyncIterator[str]:
+        temperature: float | None = None,
+        top_p: float | None = None,
+    ) -> AsyncGenerator[str, None]:
         """Yield the answer's text as it arrives; raise LLMError on any failure.
 
         ``model``, ``max_tokens`` and ``timeout`` replace the backend's own for this
-        call (a room with settings of its own). The caller bounds the total time
+        call (a room with settings of its own); ``temperature`` and ``top_p`` are sent
+        only when set, so the model's defaults apply otherwise. The caller bounds the total time
         (``asyncio.timeout``); the SDK's timeout covers each network wait, so a
         stalled server fails even between deltas.
         """
@@ -102,10 +112,12 @@ class ChatBackend:
         try:
             stream = await self._client.chat.completions.create(
                 model=model or self.model,
-                messages=messages,  # type: ignore[arg-type]
+                messages=cast("list[ChatCompletionMessageParam]", messages),
                 stream=True,
                 max_tokens=max_tokens or self.max_tokens,
                 timeout=timeout,
+                temperature=openai.omit if temperature is None else temperature,
+                top_p=openai.omit if top_p is None else top_p,
             )
             started = True
             async with stream:

@@ -53,6 +53,18 @@ class TokenBucket:
         self._refill()
         return max(0.0, (1.0 - self._tokens) / self.refill_per_second)
 
+    def reserve(self, max_wait: float) -> float | None:
+        """Spend a token now or borrow the next one: the seconds until it is really
+        there (0 when it is), or None when that would be more than ``max_wait``."""
+        if self.refill_per_second == math.inf:
+            return 0.0
+        self._refill()
+        wait = max(0.0, (1.0 - self._tokens) / self.refill_per_second)
+        if wait > max_wait:
+            return None
+        self._tokens -= 1.0  # may go below zero: later requests wait longer
+        return wait
+
     @property
     def full(self) -> bool:
         self._refill()
@@ -61,16 +73,27 @@ class TokenBucket:
 
 @dataclass(slots=True)
 class Verdict:
-    """The answer of RequestLimits.check: allowed, or who must wait and how long."""
+    """The answer of RequestLimits.check: allowed (maybe ``delay``ed), or who must wait."""
 
     allowed: bool
-    wait: float = 0.0
-    who: str = ""  # "user" or "room"
-    warn: bool = False  # tell the asker (only once per empty bucket, so warnings can't flood)
+    wait: float = 0.0  # refused: seconds until the asker may ask again
+    who: str = ""  # refused: "user" or "room"
+    warn: bool = False  # refused: tell the asker (once per asker and empty spell)
+    delay: float = 0.0  # allowed: seconds to hold the question until the room may have it
 
 
 class RequestLimits:
-    """Per-user and per-room request limits, with one 'please wait' per empty spell."""
+    """Per-user and per-room request limits.
+
+    A user over their rate is refused. A room over its rate first queues questions: as
+    many as the room earns back within one window (at most MAX_HOLD seconds) wait for
+    their token and are answered then; only past that is an asker refused. Each refused asker is
+    told once per empty spell, so nobody is dropped without a word, and nobody can make
+    the bot say it twice.
+    """
+
+    MAX_WARNED = 10_000
+    MAX_HOLD = 60.0  # an answer later than this would no longer fit the conversation
 
     def __init__(
         self,
@@ -101,28 +124,30 @@ class RequestLimits:
         """Spend a token from the user's and the room's bucket, or say who must wait."""
         ukey = "u:" + casefold(user)
         user_bucket = self._bucket(self._users, ukey, self.user_rate)
-        room_bucket = None
-        rkey = ""
-        if room is not None:
-            rkey = "r:" + casefold(room)
-            rate = self.room_rate if self._room_rate_for is None else self._room_rate_for(room)
-            room_bucket = self._bucket(self._rooms, rkey, rate)
-        # Check both before spending, so a refused request costs nothing.
+        # Check the user before spending, so a refused request costs the room nothing.
         if user_bucket.wait_time() > 0:
             return self._refuse(ukey, "user", user_bucket.wait_time())
-        if room_bucket is not None and room_bucket.wait_time() > 0:
-            return self._refuse(rkey, "room", room_bucket.wait_time())
+        delay = 0.0
+        if room is not None:
+            rate = self.room_rate if self._room_rate_for is None else self._room_rate_for(room)
+            room_bucket = self._bucket(self._rooms, "r:" + casefold(room), rate)
+            hold = min(rate.per, self.MAX_HOLD) if rate.enabled else 0.0
+            reserved = room_bucket.reserve(max_wait=hold)
+            rkey = f"r:{casefold(room)}:{ukey}"
+            if reserved is None:
+                return self._refuse(rkey, "room", room_bucket.wait_time() - hold)
+            self._warned.discard(rkey)
+            delay = reserved
         user_bucket.take()
-        if room_bucket is not None:
-            room_bucket.take()
         self._warned.discard(ukey)
-        self._warned.discard(rkey)
-        return Verdict(True)
+        return Verdict(True, delay=delay)
 
     def _refuse(self, key: str, who: str, wait: float) -> Verdict:
         warn = key not in self._warned
+        if len(self._warned) >= self.MAX_WARNED:
+            self._warned.clear()
         self._warned.add(key)
-        return Verdict(False, wait, who, warn)
+        return Verdict(False, max(wait, 0.0), who, warn)
 
 
 class SendPacer:

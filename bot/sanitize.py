@@ -15,9 +15,11 @@ _COLOUR = re.compile(r"\x03(?:\d{1,2}(?:,\d{1,2})?)?|\x04(?:[0-9a-fA-F]{6}(?:,[0
 # Breaks a model (or a user) may use for a new line: CR LF, CR, VT, FF, NEL, LS, PS.
 _BREAKS = re.compile(r"\r\n|[\r\v\f\x85\u2028\u2029]")
 _BIDI = "\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
-_DROP = {c: None for c in range(0x20) if c not in (0x09, 0x0A)}
+_DROP: dict[int, str | None] = {c: None for c in range(0x20) if c not in (0x09, 0x0A)}
 _DROP.update({c: None for c in range(0x7F, 0xA0)})
 _DROP.update({ord(c): None for c in _BIDI})
+# Lone surrogates (a JSON "\ud800" escape decodes to one) cannot be encoded as UTF-8 at all.
+_DROP.update({c: None for c in range(0xD800, 0xE000)})
 _DROP[0x09] = " "
 
 

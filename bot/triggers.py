@@ -1,4 +1,5 @@
-"""When the bot speaks: addressed in a room, or any direct message — never to bots.
+"""When the bot speaks: addressed in a room, a reply to its own line, or any direct
+message — never to bots.
 
 Loops between bots are prevented here, at the door: a message from a bot (``bot``
 message tag, or a nick seen with ``+B``), from the bot itself, or sent as a NOTICE
@@ -7,7 +8,7 @@ message tag, or a nick seen with ``+B``), from the bot itself, or sent as a NOTI
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Container, Iterable
 from dataclasses import dataclass
 
 from chat_protocol import Message
@@ -25,6 +26,7 @@ class Request:
     target: str  # the room, or the asker's nick for a direct message
     text: str
     msgid: str | None = None
+    reply_to: str | None = None  # the bot's own line this one replies to (+draft/reply)
 
     @property
     def in_room(self) -> bool:
@@ -59,8 +61,17 @@ def _is_bot_sender(msg: Message, bot_nicks: Iterable[str]) -> bool:
     return any(casefold(n) == sender for n in bot_nicks)
 
 
-def request_from(msg: Message, own_nick: str, bot_nicks: Iterable[str] = ()) -> Request | None:
-    """The Request in ``msg``, or None when the bot should stay silent."""
+def request_from(
+    msg: Message,
+    own_nick: str,
+    bot_nicks: Iterable[str] = (),
+    own_msgids: Container[str] = (),
+) -> Request | None:
+    """The Request in ``msg``, or None when the bot should stay silent.
+
+    In a room the bot must be addressed, or the message must be a reply (``+draft/reply``
+    tag) to one of the bot's own lines, whose msgids are ``own_msgids``.
+    """
     if msg.command != "PRIVMSG" or len(msg.params) < 2 or not msg.nick:
         return None
     sender = msg.nick
@@ -70,11 +81,15 @@ def request_from(msg: Message, own_nick: str, bot_nicks: Iterable[str] = ()) -> 
     if text.startswith("\x01"):
         return None  # CTCP (VERSION, PING, even ACTION) is never a question for the model
     msgid = msg.tags.get("msgid")
+    replied = msg.tags.get("+draft/reply") or msg.tags.get("+reply")
+    reply_to = replied if replied and replied in own_msgids else None
     if is_channel(target):
         question = addressed_text(text, own_nick)
         if question is None:
-            return None
-        return Request(sender, target, question, msgid)
+            if reply_to is None:
+                return None
+            question = text.strip()
+        return Request(sender, target, question, msgid, reply_to)
     if casefold(target) != casefold(own_nick):
         return None
-    return Request(sender, sender, text.strip(), msgid)
+    return Request(sender, sender, text.strip(), msgid, reply_to)

@@ -143,10 +143,12 @@ BASE = '[bot]\nserver = "h:1"\nrooms = ["#a", "#b"]\n'
         ),
         ('server = "h:1"\n[room."#a"]\nmodel = "x"\n', [], "does not join (its rooms: none)"),
         (
-            BASE + '[room."#a"]\ntemperature = 0.2\n',
+            BASE + '[room."#a"]\nseed = 2\n',
             [],
-            "room #a: 'temperature' is not a setting (a room may set: model",
+            "room #a: 'seed' is not a setting (a room may set: model",
         ),
+        (BASE + '[room."#a"]\ntemperature = 2.5\n', [], "room #a: temperature must be between"),
+        (BASE + '[room."#a"]\ntop_p = 0\n', [], "room #a: top_p must be more than 0"),
         (BASE + '[room."#a"]\nnick = "x"\n', [], "room #a: 'nick' cannot be set per room"),
         (BASE + '[room."#a"]\nmax_lines = "many"\n', [], "room #a: max_lines must be an integer"),
         (BASE + '[room."#a"]\nmodel = 4\n', [], "room #a: model must be a string"),
@@ -250,3 +252,20 @@ def test_bad_flags_exit_2_with_one_line(argv: list[str]) -> None:
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1
     assert proc.stderr.startswith("chat-bot: error: ")
+
+
+def test_model_parameters_and_command_rate(tmp_path: Path) -> None:
+    conf = tmp_path / "bot.toml"
+    conf.write_text(
+        '[bot]\nserver = "h:1"\nrooms = ["#a", "#b"]\ntemperature = 0.3\ncommand_rate = "5/10"\n'
+        '[room."#b"]\ntemperature = 1.2\ntop_p = 0.9\n'
+    )
+    cfg = parse("--config", str(conf))
+    assert cfg.command_rate == Rate(5, 10.0)
+    assert (cfg.for_room("#a").temperature, cfg.for_room("#a").top_p) == (0.3, None)
+    assert (cfg.for_room("#B").temperature, cfg.for_room("#B").top_p) == (1.2, 0.9)
+    flags = parse("--server", "h:1", "--temperature", "0", "--top-p", "0.5")
+    assert (flags.temperature, flags.top_p) == (0.0, 0.5)
+    assert parse("--server", "h:1").command_rate == Rate(20, 60.0)  # looser than user_rate
+    with pytest.raises(ConfigError, match="temperature"):
+        parse("--server", "h:1", "--temperature", "3")

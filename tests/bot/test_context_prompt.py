@@ -87,3 +87,34 @@ def test_build_messages_private_and_without_context() -> None:
     )  # fmt: skip
     assert len(msgs) == 2
     assert "private chat with alice" in msgs[0]["content"]
+
+
+def test_replayed_lines_fill_the_memory_but_not_the_statistics() -> None:
+    mem = RoomMemory(10)
+    at = datetime(2024, 1, 1, tzinfo=UTC)
+    mem.add(Line(at, "old", "from the replay", msgid="h1"), live=False)
+    mem.add(Line(at, "alice", "live", msgid="l1"))
+    assert [ln.text for ln in mem.lines] == ["from the replay", "live"]
+    assert mem.total == 1 and mem.by_nick == {"alice": 1}
+
+
+def test_history_fetched_late_goes_before_newer_live_lines() -> None:
+    mem = RoomMemory(10)
+    mem.add(Line(datetime(2024, 1, 1, 10, tzinfo=UTC), "alice", "new question", msgid="n"))
+    mem.add(Line(datetime(2024, 1, 1, 9, tzinfo=UTC), "alice", "old", msgid="o"), live=False)
+    mem.add(Line(datetime(2024, 1, 1, 10, tzinfo=UTC), "alice", "dup", msgid="n"), live=False)
+    assert [ln.text for ln in mem.lines] == ["old", "new question"]
+
+
+def test_line_keeps_the_reply_tag() -> None:
+    line = line_from(Message.parse("@msgid=m2;+draft/reply=m1 :a!a@h PRIVMSG #r :why?"))
+    assert line is not None and line.reply_to == "m1"
+
+
+def test_topic_and_replied_line_reach_the_model() -> None:
+    msgs = build_messages(
+        system_prompt="P", bot_nick="bot", target="#room", asker="alice", question="why?",
+        transcript=[], topic="Release 2.0 on Friday", replying_to="alice: use a lock",
+    )  # fmt: skip
+    assert "The room's topic is: Release 2.0 on Friday" in msgs[0]["content"]
+    assert msgs[-1]["content"] == 'alice replies to your line "alice: use a lock": why?'

@@ -225,11 +225,13 @@ def test_no_key_still_joins_and_runs_builtins(
     alice.send("PRIVMSG #room :bot: what is the meaning of life?")
     assert "AI answers are not configured" in said(alice)
     alice.send("PRIVMSG #room :bot: help")
-    assert "Commands: help, stats, time, who" in " ".join([said(alice), said(alice)])
+    assert "Commands: forget, help, more, stats, summary, time, who." in " ".join(
+        [said(alice), said(alice)]
+    )
     alice.send("PRIVMSG #room :bot, time")
     assert said(alice).startswith("alice: It is ")
     alice.send("PRIVMSG #room :@bot who is here?")
-    assert said(alice) == "alice: #room: 1 people, 1 bots: alice, @bot (bot)"
+    assert said(alice) == "alice: #room: 1 person, 1 bot: alice, @bot (bot)"
     alice.send("PRIVMSG #room :bot: stats")
     assert "messages seen since" in said(alice)
     alice.send("PRIVMSG bot :help")

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from bot.lines import CUT_NOTE, LineAssembler, LineCap, with_cut_note
+from bot.lines import CUT_NOTE, LineAssembler, LineCap, page, with_cut_note
 from bot.sanitize import clean_line, clean_text
 from chat_protocol import Message
 
@@ -61,9 +61,17 @@ def test_assembler_is_utf8_safe_with_no_spaces() -> None:
     assert all(len(line.encode()) <= 16 for line in lines)
 
 
-@given(st.lists(st.text(min_size=0, max_size=40), max_size=30), st.integers(8, 60))
+# Text without the characters markdown gives a meaning to, so none is rendered away.
+_PLAIN = st.text(
+    alphabet=st.characters(blacklist_characters="*_`#->[]()~+|"), min_size=0, max_size=40
+)
+_FORMATTING = "\x02\x1d\x11\x1e"
+
+
+@given(st.lists(_PLAIN, max_size=30), st.integers(8, 60))
 @example(["\x03", "0"], 8)  # a colour code split across two deltas
 @example(["a\r", "\nb"], 8)
+@example(["\ud800\r"], 8)  # a lone surrogate, as a JSON escape from the API can give
 def test_assembler_never_exceeds_budget_or_leaks_controls(pieces: list[str], budget: int) -> None:
     lines = feed_all(LineAssembler(budget), pieces)
     for line in lines:
@@ -74,6 +82,38 @@ def test_assembler_never_exceeds_budget_or_leaks_controls(pieces: list[str], bud
         assert "\n" not in Message("PRIVMSG", ["#r", line]).to_str()
     # nothing but whitespace and control characters is lost
     assert "".join("".join(lines).split()) == "".join(clean_text("".join(pieces)).split())
+
+
+@given(st.lists(st.text(min_size=0, max_size=40), max_size=30), st.integers(8, 60))
+@example(["```\n", "    x = 1\n", "```"], 8)
+@example(["**bold words that go on", " and on past the budget**"], 12)
+def test_markdown_lines_fit_and_carry_only_our_formatting(pieces: list[str], budget: int) -> None:
+    for line in feed_all(LineAssembler(budget, prefix="ab: "), pieces):
+        assert line.strip(" " + _FORMATTING)
+        assert len(line.encode("utf-8")) <= budget
+        assert not any(
+            (ord(c) < 32 and c not in _FORMATTING) or 0x7F <= ord(c) < 0xA0 for c in line
+        )
+
+
+def test_a_long_word_does_not_leave_the_prefix_alone() -> None:
+    lines = feed_all(LineAssembler(40, prefix="dave: "), ["x" * 100])
+    assert lines[0].startswith("dave: xxx") and 30 <= len(lines[0].encode()) <= 40
+    assert "".join(lines).removeprefix("dave: ") == "x" * 100
+
+
+def test_page_gives_the_next_lines_with_a_note_when_more_remain() -> None:
+    lines = [f"l{i}" for i in range(5)]
+    shown, rest = page(lines, 2, 100)
+    assert shown == ["l0", "l1" + CUT_NOTE] and rest == ["l2", "l3", "l4"]
+    assert page(rest, 3, 100) == (["l2", "l3", "l4"], [])
+
+
+def test_cap_keeps_what_it_cut_for_more() -> None:
+    cap = LineCap(2, 100)
+    sent = [out for i in range(6) for out in cap.push(f"line {i}")]
+    assert sent == ["line 0", "line 1" + CUT_NOTE]
+    assert cap.rest == ["line 2", "line 3", "line 4", "line 5"]
 
 
 def test_colour_code_split_across_deltas_is_removed() -> None:

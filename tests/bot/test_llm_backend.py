@@ -8,10 +8,10 @@ import time
 import pytest
 from openai import AsyncOpenAI
 
-from bot import answer
-from bot.answer import stream_answer, typing_indicator
+from bot.answer import TypingIndicators, stream_answer
 from bot.lines import CUT_NOTE
 from bot.llm import ChatBackend, LLMError
+from tests.support import fake_openai
 from tests.support.fake_openai import FakeOpenAI, long_answer
 
 
@@ -122,19 +122,31 @@ async def test_unreachable_service() -> None:
     await b.close()
 
 
+class Collected:
+    """A Sink that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.ended = False
+
+    def say(self, line: str) -> None:
+        assert not self.ended, "a line after end()"
+        self.lines.append(line)
+
+    def end(self) -> None:
+        self.ended = True
+
+
 async def run_answer(api: FakeOpenAI, text: str, *, max_lines: int = 4, timeout: float = 5.0):
-    said: list[str] = []
-
-    async def say(line: str) -> None:
-        said.append(line)
-
+    sink = Collected()
     b = backend(api, timeout=timeout)
-    count = await stream_answer(
-        b.stream(ask(text)), say=say, prefix="alice: ", budget=80, max_lines=max_lines,
+    result = await stream_answer(
+        b.stream(ask(text)), sink=sink, prefix="alice: ", budget=80, max_lines=max_lines,
         timeout=timeout,
     )  # fmt: skip
     await b.close()
-    return said, count
+    assert sink.ended
+    return sink.lines, result.sent
 
 
 async def test_stream_answer_splits_caps_and_prefixes(fake_api: FakeOpenAI) -> None:
@@ -169,25 +181,84 @@ async def test_stream_answer_total_timeout(fake_api: FakeOpenAI) -> None:
     assert said[-1] == "alice: The AI did not answer within 1s; please try again."
 
 
-async def test_typing_indicator_refreshes_until_done(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(answer, "TYPING_REFRESH", 0.01)
-    states: list[str] = []
+async def test_a_cut_answer_keeps_the_rest_for_more(fake_api: FakeOpenAI) -> None:
+    sink = Collected()
+    b = backend(fake_api)
+    result = await stream_answer(
+        b.stream(ask("fake:long")), sink=sink, prefix="alice: ", budget=80, max_lines=2,
+        timeout=5,
+    )  # fmt: skip
+    await b.close()
+    assert result.sent == 2 and sink.lines[-1].endswith(CUT_NOTE)
+    shown = " ".join(sink.lines).removesuffix(CUT_NOTE).split()[1:]
+    kept = " ".join(result.rest).split()
+    everything = long_answer(fake_api.long_words).split()
+    # Nothing lost: what was shown (up to the cut) and what was kept make the answer.
+    assert everything[: len(shown)] == shown
+    assert everything[-len(kept) :] == kept and len(shown) + len(kept) >= len(everything) - 12
+
+
+async def test_typing_indicator_refreshes_until_the_last_question_ends() -> None:
+    states: list[tuple[str, str]] = []
     refreshed = asyncio.Event()
 
-    async def send_typing(state: str) -> None:
-        states.append(state)
-        if states.count("active") >= 3:
+    async def send_typing(target: str, state: str) -> None:
+        states.append((target, state))
+        if states.count(("#r", "active")) >= 3:
             refreshed.set()
 
-    async with answer.typing_indicator(send_typing):
-        await asyncio.wait_for(refreshed.wait(), 5)
-    assert states[0] == "active" and states[-1] == "done"
-    assert states.count("done") == 1
+    typing = TypingIndicators(send_typing, refresh=0.01)
+    first = typing.begin("#r")
+    second = typing.begin("#R")  # the same room: one indicator for both questions
+    await asyncio.wait_for(refreshed.wait(), 5)
+    first()
+    first()  # ending twice counts once
+    assert ("#r", "done") not in states  # the second question is still pending
+    second()
+    async with asyncio.timeout(5):
+        while ("#r", "done") not in states:
+            await asyncio.sleep(0.01)
+    await typing.close()
+    assert states[0] == ("#r", "active")
+    assert states.count(("#r", "done")) == 1
 
 
 async def test_typing_failure_does_not_fail_the_answer() -> None:
-    async def broken(state: str) -> None:
+    async def broken(target: str, state: str) -> None:
         raise ConnectionError("offline")
 
-    async with typing_indicator(broken):
-        pass
+    typing = TypingIndicators(broken, refresh=0.01)
+    end = typing.begin("#r")
+    await asyncio.sleep(0.05)
+    end()
+    await typing.close()
+
+
+@pytest.mark.parametrize(
+    ("status", "needle"),
+    [
+        (503, "unavailable or overloaded (503)"),
+        (502, "unavailable or overloaded (502)"),
+        (500, "internal error (500)"),
+    ],
+)
+async def test_gateway_errors_are_not_called_internal(
+    fake_api: FakeOpenAI, monkeypatch: pytest.MonkeyPatch, status: int, needle: str
+) -> None:
+    # The fake's 'fake:500' answers with the status under test, over real HTTP.
+    monkeypatch.setitem(fake_openai._ERRORS, "500", (status, "unavailable", "Try later."))
+    b = backend(fake_api)
+    with pytest.raises(LLMError) as info:
+        await collect(b, "fake:500")
+    assert needle in info.value.reply
+    await b.close()
+
+
+async def test_model_parameters_are_sent_only_when_set(fake_api: FakeOpenAI) -> None:
+    b = backend(fake_api)
+    assert "".join([p async for p in b.stream(ask("a"), temperature=0.2, top_p=0.5)])
+    assert await collect(b, "b")
+    with_params, without = fake_api.requests
+    assert (with_params.body["temperature"], with_params.body["top_p"]) == (0.2, 0.5)
+    assert "temperature" not in without.body and "top_p" not in without.body
+    await b.close()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.config import ConfigError, Rate
-from bot.ratelimit import RequestLimits, TokenBucket
+from bot.ratelimit import RequestLimits, TokenBucket, Verdict
 
 
 class Clock:
@@ -60,23 +60,34 @@ def test_user_limit_warns_once_per_empty_spell() -> None:
     assert limits.check("alice", "#r").warn  # a new empty spell warns again
 
 
-def test_room_limit_covers_everyone_in_the_room() -> None:
+def test_room_limit_queues_a_window_of_questions_then_refuses_each_asker_once() -> None:
     clock = Clock()
     limits = RequestLimits(Rate(10, 1.0), Rate(2, 60.0), clock)
-    assert limits.check("a", "#r").allowed
-    assert limits.check("b", "#R").allowed
-    v = limits.check("c", "#r")
-    assert not v.allowed and v.who == "room"
-    assert limits.check("c", "#other").allowed
-    assert limits.check("c", None).allowed  # direct messages have no room bucket
+    assert limits.check("a", "#r") == Verdict(True)
+    assert limits.check("b", "#R") == Verdict(True)
+    # Over the room's rate: held until the room earns a token back (one per 30 s) ...
+    held = [limits.check(nick, "#r") for nick in ("c", "d")]
+    assert all(v.allowed for v in held)
+    assert [v.delay for v in held] == [pytest.approx(30.0), pytest.approx(60.0)]
+    # ... up to one window's worth; then refused, and every asker is told, once.
+    e = limits.check("e", "#r")
+    assert not e.allowed and e.who == "room" and e.warn
+    assert e.wait == pytest.approx(30.0)  # then a place in the queue is free again
+    assert not limits.check("e", "#r").warn
+    f = limits.check("f", "#r")
+    assert not f.allowed and f.warn  # another asker is not dropped without a word
+    assert limits.check("c", "#other") == Verdict(True)
+    assert limits.check("c", None) == Verdict(True)  # direct messages have no room bucket
+    clock.now += 30
+    assert limits.check("e", "#r").allowed
 
 
 def test_refused_request_costs_no_tokens() -> None:
     clock = Clock()
     limits = RequestLimits(Rate(1, 10.0), Rate(1, 100.0), clock)
     assert limits.check("a", "#r").allowed
-    assert not limits.check("b", "#r").allowed  # room empty: b's token is not spent
-    assert limits.check("b", "#other").allowed
+    assert not limits.check("a", "#other").allowed  # a's own limit: #other's token kept
+    assert limits.check("b", "#other") == Verdict(True)
 
 
 def test_a_room_can_have_its_own_rate() -> None:
@@ -88,5 +99,20 @@ def test_a_room_can_have_its_own_rate() -> None:
         clock,
         room_rate_for=lambda r: rates.get(r.lower(), Rate(1, 60.0)),
     )
-    assert [limits.check("a", "#BUSY").allowed for _ in range(4)] == [True, True, True, False]
-    assert [limits.check("a", "#quiet").allowed for _ in range(2)] == [True, False]
+    busy = [limits.check("a", "#BUSY") for _ in range(7)]
+    assert [v.allowed for v in busy] == [True] * 6 + [False]
+    assert [v.delay > 0 for v in busy[:6]] == [False] * 3 + [True] * 3
+    quiet = [limits.check("a", "#quiet") for _ in range(3)]
+    assert [(v.allowed, v.delay > 0) for v in quiet] == [
+        (True, False),
+        (True, True),
+        (False, False),
+    ]
+
+
+def test_reserve_borrows_up_to_the_limit() -> None:
+    clock = Clock()
+    bucket = TokenBucket(Rate(2, 20.0), clock)
+    assert [bucket.reserve(20.0) for _ in range(4)] == [0.0, 0.0, 10.0, 20.0]
+    assert bucket.reserve(20.0) is None
+    assert bucket.wait_time() == pytest.approx(30.0)

@@ -79,3 +79,15 @@ def test_known_bot_nick_without_tag_is_ignored() -> None:
     line = msg(":Helper!h@h PRIVMSG #room :bot: are you there?")
     assert request_from(line, "bot", bot_nicks={"helper"}) is None
     assert request_from(line, "bot", bot_nicks={"someoneelse"}) is not None
+
+
+def test_a_reply_to_the_bots_own_line_is_a_request_without_a_mention() -> None:
+    line = msg("@msgid=q2;+draft/reply=b1 :alice!a@h PRIVMSG #room :and why is that?")
+    req = request_from(line, "bot", own_msgids={"b1"})
+    assert req is not None
+    assert (req.text, req.reply_to, req.msgid) == ("and why is that?", "b1", "q2")
+    # A reply to someone else's line is not for the bot.
+    assert request_from(line, "bot", own_msgids={"other"}) is None
+    # A bot replying to our line is still never answered.
+    tagged = msg("@bot;+draft/reply=b1 :other!o@h PRIVMSG #room :me too")
+    assert request_from(tagged, "bot", own_msgids={"b1"}) is None
