@@ -7,6 +7,7 @@ Handlers never await the network: sending goes through ``ChatSession.submit``.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import tzinfo
 from pathlib import Path
@@ -17,18 +18,25 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input
 
 from chat_protocol import Message
-from chat_protocol.client_types import Connected, Disconnected, NickFallback, Received
+from chat_protocol.client_types import (
+    Connected,
+    Disconnected,
+    NickFallback,
+    NotConnected,
+    Received,
+)
 from chat_tui import commands
 from chat_tui.commands import Effect
 from chat_tui.config import Settings
 from chat_tui.keymap import COMMAND_PALETTE_KEY, DEFAULT_KEYS, bindings, read_alt_digits
 from chat_tui.messages import ClientEvent, HistoryLoaded, SendFailed
-from chat_tui.model import LineKind, Room
+from chat_tui.model import LineKind, Room, format_server_time
 from chat_tui.screens.help import HelpScreen
+from chat_tui.screens.paste_confirm import PasteConfirm
 from chat_tui.screens.room_list import RoomListScreen
 from chat_tui.screens.room_switcher import RoomSwitcher
 from chat_tui.session import ChatSession, Typing
-from chat_tui.state import ChatState, Update
+from chat_tui.state import ChatState, Unsent, Update
 from chat_tui.widgets.chat_input import ChatInput
 from chat_tui.widgets.member_list import MemberList
 from chat_tui.widgets.message_pane import MessagePane
@@ -41,7 +49,14 @@ TYPING_RESEND_SECONDS = 3.0
 # list hides (F2 still shows it); from WIDE_WIDTH on, the columns have their full width.
 NARROW_WIDTH = 80
 WIDE_WIDTH = 100
+READ_MARKER_CAP = "draft/read-marker"
+PASTE_ASK_LINES = 3  # a paste of more lines than this asks before it goes out
 ROOM_ACTIONS = {"step_room", "jump_room", "next_unread", "switch_room", "toggle_members"}
+
+
+def _acked(msg: Message, cap: str) -> bool:
+    """Whether ``msg`` is a ``CAP ACK`` that grants ``cap``."""
+    return msg.command == "CAP" and msg.param(1).upper() == "ACK" and cap in msg.params[-1].split()
 
 
 class ChatApp(App[None]):
@@ -67,6 +82,9 @@ class ChatApp(App[None]):
         # Whether to show the member list, wide and narrow (F2 flips the one in use).
         self._members_wide = settings.show_members
         self._members_narrow = False
+        # The key of the room the pane and the input show; ``state.current`` can move
+        # without the UI (our own PART removes the room), and then the two must agree.
+        self._shown = self.state.current
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -88,6 +106,9 @@ class ChatApp(App[None]):
         self._show_current()
         self._refresh_status()
         self.set_interval(1.0, self._refresh_status)
+        for warning in self.settings.warnings:  # stderr is hidden behind the full screen
+            self.state.note(warning, LineKind.ERROR, self.state.server_room)
+            self.notify(warning, title="Config", severity="warning", timeout=10)
         if self.session is not None:
             self.state.note(f"connecting to {', '.join(map(str, self.settings.servers))}…")
             self._show_current()
@@ -132,22 +153,20 @@ class ChatApp(App[None]):
         state = self.state
         if isinstance(event, Received):
             self.apply_message(event.message, event.history)
+            if _acked(event.message, READ_MARKER_CAP) and self.session is not None:
+                for room in state.ordered_rooms():  # ask where the reader's other clients are
+                    if not room.is_server:
+                        self.session.submit(commands.Send(f"MARKREAD {room.name}"))
         elif isinstance(event, Connected):
-            state.connection.state = "connected"
-            state.connection.server = str(event.server)
-            state.connection.retry_in = None
-            state.nick = event.nick
-            self._refresh(state.note(f"connected to {event.server} as {event.nick}"))
+            self._refresh(state.connected(str(event.server), event.nick))
+            away = state.connection.away_message
+            if away and self.session is not None:
+                self.session.submit(commands.Send(f"AWAY :{away}"))  # the server forgot it
+            if self.session is not None:
+                # chat_protocol does not ask for it (yet); a NAK costs nothing.
+                self.session.submit(commands.Send(f"CAP REQ :{READ_MARKER_CAP}"))
         elif isinstance(event, Disconnected):
-            state.connection.state = "offline"
-            state.connection.retry_in = event.retry_in
-            state.connection.reason = event.reason
-            for room in state.rooms.values():
-                room.joined = room.is_server or room.is_query
-                room.loading_history = False
-            when = f", retrying in {event.retry_in:.1f}s" if event.retry_in else ""
-            self._refresh(state.note(f"disconnected: {event.reason}{when}", LineKind.ERROR))
-            self._refresh_sidebar()
+            self._refresh(state.disconnected(event.reason, event.retry_in))
         elif isinstance(event, NickFallback):
             text = f"nick {event.wanted} is taken; you are {event.got}"
             state.nick = event.got
@@ -187,8 +206,16 @@ class ChatApp(App[None]):
         state = self.state
         if update.focus and update.focus in state.rooms and update.focus != state.current:
             self._switch(update.focus)
-        elif update.focus == state.current and update.focus not in state.rooms:
+        elif state.current != self._shown:
+            # The state moved on by itself (our PART, a closed or renamed conversation):
+            # show the room the input now belongs to, or typing goes somewhere unseen.
+            # Text typed meanwhile stays in the input, in plain view of where it will go.
+            chat_input = self.query_one(ChatInput)
+            typed = chat_input.value
             self._show_current()
+            if typed and not chat_input.value:
+                chat_input.value = typed
+                chat_input.cursor_position = len(typed)
         current = state.current
         pane = self.query_one(MessagePane)
         if current in update.reordered:
@@ -196,6 +223,8 @@ class ChatApp(App[None]):
             self._maybe_load_older()
         elif current in update.appended:
             pane.sync()
+        if current in update.rewritten:
+            pane.redraw()
         if current in update.members:
             self._refresh_members()
         if current in update.topic:
@@ -208,6 +237,21 @@ class ChatApp(App[None]):
             self.screen.update_entries(state.room_list, state.room_list_done)
         for toast in update.toasts:
             self.notify(toast)
+        if update.give_back is not None:
+            self._give_back(update.give_back)
+
+    def _give_back(self, unsent: Unsent) -> None:
+        """Put a refused line back where it was typed, unless something new is there."""
+        room = self.state.rooms.get(unsent.room)
+        if room is None:
+            return
+        if room.key == self._shown:
+            chat_input = self.query_one(ChatInput)
+            if not chat_input.value:
+                chat_input.value = unsent.typed
+                chat_input.cursor_position = len(unsent.typed)
+        elif not room.draft:
+            room.draft = unsent.typed
 
     def _banner(self, room: Room) -> str:
         if not room.is_channel:
@@ -216,11 +260,16 @@ class ChatApp(App[None]):
             return "loading older messages…"
         if room.history_exhausted:
             return "— beginning of the conversation —"
+        if self.session is not None and self.session.connected and not self.session.has_history:
+            return "— this server keeps no history —"
         return ""
 
     def _show_current(self) -> None:
         room = self.state.current_room
-        self.query_one(MessagePane).show(room.lines, room.scroll_anchor, self._banner(room))
+        self._shown = self.state.current
+        self.query_one(MessagePane).show(
+            room.lines, room.scroll_anchor, self._banner(room), room.marker
+        )
         chat_input = self.query_one(ChatInput)
         chat_input.value = room.draft
         chat_input.cursor_position = len(room.draft)
@@ -279,11 +328,30 @@ class ChatApp(App[None]):
 
     def _switch(self, key: str) -> None:
         state = self.state
-        old = state.current_room
-        old.draft = self.query_one(ChatInput).value
-        old.scroll_anchor = self.query_one(MessagePane).anchor()
+        old = state.rooms.get(self._shown)
+        read_before = old.read_until if old is not None else None
+        if old is not None:
+            old.draft = self.query_one(ChatInput).value
+            old.scroll_anchor = self.query_one(MessagePane).anchor()
         if state.switch(key):
             self._show_current()
+        if old is not None and old.read_until != read_before:
+            self._mark_read_on_server(old)
+
+    def _mark_read_on_server(self, room: Room) -> None:
+        """Tell the server how far the reader got (draft/read-marker), so their other
+        clients and their next start agree."""
+        session = self.session
+        if (
+            session is None
+            or not session.connected
+            or not session.read_markers
+            or room.is_server
+            or room.read_until is None
+        ):
+            return
+        stamp = format_server_time(room.read_until)
+        session.submit(commands.Send(f"MARKREAD {room.name} timestamp={stamp}"))
 
     def _maybe_load_older(self) -> None:
         """Ask for older lines when the reader sits at the top of a room that has more."""
@@ -292,6 +360,7 @@ class ChatApp(App[None]):
         if (
             self.session is None
             or not self.session.connected
+            or not self.session.has_history
             or not room.is_channel
             or not room.joined
             or room.loading_history
@@ -329,6 +398,43 @@ class ChatApp(App[None]):
         for effect in commands.run(line, self.state):
             self.carry_out(effect, line)
 
+    @on(ChatInput.PastedLines)
+    def _pasted(self, message: ChatInput.PastedLines) -> None:
+        """Send every pasted line (Input alone would keep the first); ask above a few."""
+        lines = message.lines
+        room = self.state.current_room
+        if room.is_server:
+            self._keep_typed(" ".join(lines), "pasting needs a room or conversation")
+            return
+        if len(lines) <= PASTE_ASK_LINES:
+            self._send_lines(room.name, lines)
+            return
+
+        def chosen(choice: str | None) -> None:
+            if choice == "lines":
+                self._send_lines(room.name, lines)
+            elif choice == "one":
+                self._send_lines(room.name, [" ".join(line.strip() for line in lines)])
+            else:
+                self._keep_typed(" ".join(lines))
+
+        self.push_screen(PasteConfirm(room.name, lines), chosen)
+
+    def _send_lines(self, target: str, lines: list[str]) -> None:
+        """Say each line as it is (a pasted "/word" is text, not a command)."""
+        if self.session is None or not self.session.connected:
+            self._keep_typed(" ".join(lines), "offline — not sent; your text is kept")
+            return
+        for line in lines:
+            self.session.submit(commands.Say(target, line))
+
+    def _keep_typed(self, text: str, error: str = "") -> None:
+        chat_input = self.query_one(ChatInput)
+        chat_input.value = text
+        chat_input.cursor_position = len(text)
+        if error:
+            self._refresh(self.state.note(error, LineKind.ERROR))
+
     def carry_out(self, effect: Effect, typed: str = "") -> None:
         """Do what a command asked: queue network sends, open rooms and screens."""
         state = self.state
@@ -352,6 +458,9 @@ class ChatApp(App[None]):
             case _ if self.session is None or not self.session.connected:
                 self.query_one(ChatInput).value = typed
                 self._refresh(state.note("offline — not sent; your text is kept", LineKind.ERROR))
+            case commands.Say(target) if self.session.echoes:
+                state.sent(target, typed or effect.text)
+                self.session.submit(effect)
             case commands.Say() | commands.Send() | commands.Join() | commands.Part():
                 self.session.submit(effect)
 
@@ -442,8 +551,17 @@ class ChatApp(App[None]):
             self.exit()
             return
 
+        room = self.state.current_room
+        read_before = room.read_until
+        room.leave_view()
+        marker = room.read_until != read_before and self.session.read_markers
+
         async def goodbye() -> None:
             assert self.session is not None
+            if marker and room.read_until is not None and self.session.connected:
+                stamp = format_server_time(room.read_until)
+                with contextlib.suppress(NotConnected, OSError, ValueError):
+                    await self.session.client.send(f"MARKREAD {room.name} timestamp={stamp}")
             await self.session.close(reason)
             self.exit()
 

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 
 from chat_tui import locations
-from chat_tui.config import ConfigError, Settings, load
+from chat_tui.config import ConfigError, Settings, load, stray_config_files
 from chat_tui.localserver import LocalServer, LocalServerError
 
 
@@ -38,11 +39,20 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
     if args.config is not None and not path.exists():
         parser.exit(2, f"chat-tui: error: config file {path} does not exist\n")
     try:
-        return load(
+        settings = load(
             path, servers=args.server, nick=args.nick, password=args.password, join=args.join
         )
     except ConfigError as exc:
         parser.exit(2, f"chat-tui: error: {exc}\n")
+    if args.config is None:
+        settings.warnings.extend(stray_config_files(locations.config_dir(), path))
+    for warning in settings.warnings:
+        print(f"chat-tui: warning: {warning}", file=sys.stderr)
+    return settings
+
+
+def _exit_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(128 + signum)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -50,19 +60,28 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = settings_from_args(argv)
     local: LocalServer | None = None
     if not settings.servers:
-        local = LocalServer(locations.local_history_db(), locations.local_server_log())
-        print(f"chat-tui: starting a local chat-server (history in {local.history_db})…")
+        local = LocalServer(
+            locations.data_dir(), locations.local_history_db(), locations.local_server_log()
+        )
+        print(f"chat-tui: using the local chat-server (history in {local.history_db})…")
         try:
             settings.servers = [local.start()]
         except LocalServerError as exc:
             print(f"chat-tui: error: {exc}", file=sys.stderr)
             return 1
+        joined = "started it" if local.started_here else "joined the running one"
+        print(f"chat-tui: local chat-server on {local.address} ({joined})")
         if not settings.rooms:
             settings.rooms = ["#general"]
     # Imported late so that --help and config errors answer without loading Textual.
     from chat_tui.app import ChatApp
     from chat_tui.session import ChatSession
 
+    if local is not None:
+        # A closed terminal (SIGHUP) or a kill must still let the last client stop the
+        # shared server: turn both into an exit that runs the ``finally`` below.
+        for sig in (signal.SIGHUP, signal.SIGTERM):
+            signal.signal(sig, _exit_on_signal)
     try:
         app = ChatApp(settings, ChatSession(settings))
         app.run()

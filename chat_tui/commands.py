@@ -260,6 +260,7 @@ def _whois(args: str, state: ChatState) -> list[Effect]:
 
 @command("away", "/away [message]", "mark yourself away (no message: back)")
 def _away(args: str, state: ChatState) -> list[Effect]:
+    state.connection.away_message = args.strip()  # said again after a reconnect
     return [Send(f"AWAY :{args.strip()}" if args.strip() else "AWAY")]
 
 

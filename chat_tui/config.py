@@ -1,6 +1,6 @@
 """Settings: the TOML config file, overridden by command-line flags.
 
-The file lives in the user's config directory (see ``locations``)::
+The file is ``chat-tui.toml`` in the user's config directory (see ``locations``)::
 
     nick = "alice"
     servers = ["irc.example.net:6667"]   # or "host:port,host:port"
@@ -48,6 +48,9 @@ class Settings:
     show_members: bool = True
     timestamp_format: str = "%H:%M"
     keybindings: dict[str, str] = field(default_factory=dict)
+    # Things in the config that were ignored (unknown settings, a file chat-tui does not
+    # read): said on stderr and in the server tab, never silently dropped.
+    warnings: list[str] = field(default_factory=list)
 
 
 def default_nick() -> str:
@@ -91,14 +94,25 @@ def load_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
 
 
+KNOWN_SETTINGS = (
+    "nick", "servers", "server", "password", "rooms", "theme", "send_typing",
+    "show_members", "timestamp_format", "keybindings",
+)  # fmt: skip
+
+
 def from_mapping(data: dict[str, Any], source: str = "config") -> Settings:
-    """Settings from a parsed TOML document, checked field by field."""
-    unknown = set(data) - {
-        "nick", "servers", "server", "password", "rooms", "theme", "send_typing",
-        "show_members", "timestamp_format", "keybindings",
-    }  # fmt: skip
+    """Settings from a parsed TOML document, checked field by field.
+
+    Unknown names are ignored with a warning (a newer version's setting should not stop
+    an older client); a known setting with a wrong value is an error.
+    """
+    warnings = []
+    unknown = set(data) - set(KNOWN_SETTINGS)
     if unknown:
-        raise ConfigError(f"{source}: unknown setting(s) {', '.join(sorted(unknown))}")
+        warnings.append(
+            f"{source}: unknown setting(s) {', '.join(sorted(unknown))} ignored "
+            f"(known: {', '.join(KNOWN_SETTINGS)})"
+        )
     nick = _expect(data, "nick", str, source) or default_nick()
     if not valid_nick(nick):
         raise ConfigError(f"{source}: nick {nick!r} is not a valid IRC nick")
@@ -110,10 +124,12 @@ def from_mapping(data: dict[str, Any], source: str = "config") -> Settings:
         except ValueError as exc:
             raise ConfigError(f"{source}: {exc}") from exc
     keys = _expect(data, "keybindings", dict, source) or {}
-    for action, key in keys.items():
+    for action, key in list(keys.items()):
         if action not in DEFAULT_KEYS:
             known = ", ".join(sorted(DEFAULT_KEYS))
-            raise ConfigError(f"{source}: unknown key binding {action!r} (known: {known})")
+            warnings.append(f"{source}: unknown key binding {action!r} ignored (known: {known})")
+            del keys[action]
+            continue
         if not isinstance(key, str) or not key.strip():
             raise ConfigError(f"{source}: key binding {action} must be a key such as 'ctrl+n'")
     rooms = parse_rooms(_str_list(data.get("rooms", []), f"{source}: rooms"))
@@ -127,7 +143,22 @@ def from_mapping(data: dict[str, Any], source: str = "config") -> Settings:
         show_members=data.get("show_members", True) is not False,
         timestamp_format=_expect(data, "timestamp_format", str, source) or "%H:%M",
         keybindings=dict(keys),
+        warnings=warnings,
     )
+
+
+def stray_config_files(directory: Path, read: Path) -> list[str]:
+    """Warnings for TOML files in chat-tui's config directory that nothing reads (say a
+    ``config.toml`` written after an old README), so they are not silently ignored."""
+    try:
+        found = sorted(directory.glob("*.toml"))
+    except OSError:
+        return []
+    return [
+        f"{path} is not read: chat-tui reads {read.name} (rename it, or pass --config)"
+        for path in found
+        if path.name != read.name
+    ]
 
 
 def load(

@@ -97,6 +97,13 @@ class Room:
     loading_history: bool = False
     draft: str = ""
     scroll_anchor: tuple[int, int] | None = None  # (line seq, row offset) when not at bottom
+    # Time of the newest line seen before the connection dropped: history newer than
+    # this (the gap fill after a reconnect) is news to the reader, so it counts as unread.
+    gap_since: datetime | None = None
+    # The newest line the reader has seen here (left the room, or another client of
+    # theirs said so through MARKREAD), and this visit's "new since you last looked" line.
+    read_until: datetime | None = None
+    marker: datetime | None = None
     _msgids: set[str] = field(default_factory=set, repr=False)
 
     @property
@@ -172,6 +179,14 @@ class Room:
             self.lines[:] = sorted([*fresh, *self.lines], key=lambda ln: ln.time)
         return len(fresh)
 
+    @property
+    def newest_server_time(self) -> datetime | None:
+        """The time of the newest line the server sent (client notes do not count)."""
+        for line in reversed(self.lines):
+            if line.msgid or line.kind in (LineKind.MESSAGE, LineKind.ACTION, LineKind.EVENT):
+                return line.time
+        return None
+
     def sorted_members(self) -> list[tuple[str, str]]:
         """Members as (prefixes, nick), ops first, then voiced, then by name."""
         return sorted(
@@ -205,3 +220,24 @@ class Room:
     def mark_read(self) -> None:
         self.unread = 0
         self.mentions = 0
+
+    def enter_view(self) -> None:
+        """The reader looks at the room: counts clear, the marker shows what is new."""
+        self.marker = self.read_until
+        self.mark_read()
+
+    def leave_view(self) -> None:
+        """The reader looks elsewhere: everything here until now has been seen."""
+        if self.lines and (self.read_until is None or self.lines[-1].time > self.read_until):
+            self.read_until = self.lines[-1].time
+
+    def read_elsewhere(self, until: datetime) -> bool:
+        """The reader's other client read up to ``until``; recount what is still unread.
+        Returns whether anything changed."""
+        if self.read_until is not None and until <= self.read_until:
+            return False
+        self.read_until = until
+        newer = [ln for ln in self.lines if ln.time > until and ln.counts_as_unread]
+        self.unread = len(newer)
+        self.mentions = sum(1 for ln in newer if ln.mention or self.is_query)
+        return True

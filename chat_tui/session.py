@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from chat_protocol import casefold
 from chat_protocol.client import IRCClient
-from chat_protocol.client_types import ClientConfig, NotConnected
+from chat_protocol.client_types import ClientConfig, Event, NotConnected, Received
 from chat_tui.commands import Join, Part, Say, Send
 from chat_tui.config import Settings
 from chat_tui.messages import ClientEvent, HistoryLoaded, SendFailed
@@ -55,6 +56,21 @@ class ChatSession:
         return self.client.connected
 
     @property
+    def has_history(self) -> bool:
+        """Whether the server keeps history we can page through (CHATHISTORY)."""
+        return "draft/chathistory" in self.client.caps
+
+    @property
+    def read_markers(self) -> bool:
+        """Whether the server keeps the reader's read position (draft/read-marker)."""
+        return "draft/read-marker" in self.client.caps
+
+    @property
+    def echoes(self) -> bool:
+        """Whether the server echoes what we send (so a refusal can be matched)."""
+        return "echo-message" in self.client.caps
+
+    @property
     def lag(self) -> float | None:
         return self.client.lag
 
@@ -68,6 +84,7 @@ class ChatSession:
         sender = asyncio.create_task(self._send_loop(post))
         try:
             async for event in self.client.events():
+                self._follow_nick(event)
                 post(ClientEvent(event))
         finally:
             sender.cancel()
@@ -77,6 +94,16 @@ class ChatSession:
                 await self.client.close("client stopped")
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await runner
+
+    def _follow_nick(self, event: Event) -> None:
+        """After our own /nick, a reconnect registers with the new nick, not the
+        configured one (the client registers with ``config.nick``)."""
+        if not isinstance(event, Received) or event.history:
+            return
+        msg = event.message
+        client = self.client
+        if msg.command == "NICK" and casefold(msg.param(0)) == casefold(client.nick):
+            client.config.nick = client.nick
 
     async def close(self, reason: str) -> None:
         """QUIT with ``reason``; waits at most a few seconds for the server."""

@@ -7,13 +7,16 @@ No Textual and no I/O here: tests feed it ``Message`` objects directly.
 
 from __future__ import annotations
 
+import re
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from chat_protocol import Message, casefold, is_channel
 from chat_protocol import numerics as n
+from chat_protocol.servertime import parse_datetime
 from chat_tui.formatting import mentions
 from chat_tui.model import (
     SERVER_ROOM,
@@ -35,10 +38,12 @@ class Update:
     sidebar: bool = False
     members: set[str] = field(default_factory=set)
     topic: set[str] = field(default_factory=set)
+    rewritten: set[str] = field(default_factory=set)  # room keys with a line changed in place
     status: bool = False
     room_list: bool = False
     focus: str | None = None  # a room key the user should now look at
     toasts: list[str] = field(default_factory=list)
+    give_back: Unsent | None = None  # typed text the server refused, for the input again
 
     def merge(self, other: Update) -> None:
         self.appended |= other.appended
@@ -46,10 +51,21 @@ class Update:
         self.sidebar |= other.sidebar
         self.members |= other.members
         self.topic |= other.topic
+        self.rewritten |= other.rewritten
         self.status |= other.status
         self.room_list |= other.room_list
         self.focus = other.focus or self.focus
         self.toasts.extend(other.toasts)
+        self.give_back = other.give_back or self.give_back
+
+
+@dataclass(frozen=True, slots=True)
+class Unsent:
+    """A line the user typed in room ``room`` (a key) that went to ``target``."""
+
+    room: str
+    target: str
+    typed: str
 
 
 @dataclass(slots=True)
@@ -71,7 +87,9 @@ class Connection:
     lag: float | None = None
     retry_in: float | None = None
     away: bool = False
+    away_message: str = ""  # what /away said; set again after a reconnect
     reason: str = ""
+    attempts: int = 0  # failed attempts since the connection dropped
 
 
 Handler = Callable[["ChatState", Message, bool, Update], None]
@@ -107,7 +125,12 @@ class ChatState:
         self.names_requested: set[str] = set()
         self.who_requested: set[str] = set()
         self._pending_names: dict[str, dict[str, str]] = {}
+        # Lines sent to a channel and not yet echoed, oldest first: a "cannot send"
+        # refusal gives the oldest back (only kept with echo-message, which confirms).
+        self.unconfirmed: dict[str, deque[Unsent]] = {}
         self._older = False  # applying a CHATHISTORY BEFORE page
+        # The one line that says we are offline, and the key of its room.
+        self._offline: tuple[str, ChatLine] | None = None
 
     # -- rooms ---------------------------------------------------------------
 
@@ -138,7 +161,7 @@ class ChatState:
         if self.current == key:
             rest = [r for r in order if r.key != key]
             self.current = rest[min(index, len(rest) - 1)].key if rest else self.server_room.key
-            self.current_room.mark_read()
+            self.current_room.enter_view()
 
     def ordered_rooms(self) -> list[Room]:
         """Sidebar order: channels as joined, then direct conversations, then the server."""
@@ -152,7 +175,10 @@ class ChatState:
         key = casefold(key)
         if key not in self.rooms:
             return False
-        self.current = key
+        if key != self.current:
+            self.current_room.leave_view()
+            self.current = key
+            self.current_room.enter_view()
         self.current_room.mark_read()
         return True
 
@@ -177,6 +203,56 @@ class ChatState:
                 return room.key
         return None
 
+    def sent(self, target: str, typed: str) -> None:
+        """Remember a line the user typed until the server echoes it."""
+        if is_channel(target):
+            queue = self.unconfirmed.setdefault(casefold(target), deque(maxlen=20))
+            queue.append(Unsent(self.current, target, typed))
+
+    # -- the connection ------------------------------------------------------
+
+    def connected(self, server: str, nick: str) -> Update:
+        """Registered (again): what the server knows starts from scratch."""
+        conn = self.connection
+        conn.state, conn.server, conn.retry_in, conn.attempts = "connected", server, None, 0
+        conn.away = False  # a new connection is not away until the server says so
+        self.nick = nick
+        self._offline = None
+        update = self.note(f"connected to {server} as {nick}")
+        update.status = True
+        return update
+
+    def disconnected(self, reason: str, retry_in: float | None) -> Update:
+        """The connection dropped or an attempt failed: one line says so, and later
+        attempts update that line instead of adding one each (a night offline would
+        otherwise fill the room with them)."""
+        conn = self.connection
+        conn.state, conn.retry_in, conn.reason = "offline", retry_in, reason
+        update = Update(sidebar=True, status=True)
+        for room in self.rooms.values():
+            if not room.is_server and room.joined:
+                room.gap_since = room.newest_server_time or datetime.now(UTC)
+            room.joined = room.is_server or room.is_query
+            room.loading_history = False
+        # "127.0.0.1:6667: Connect call failed ('127.0.0.1', 6667)": the status line has
+        # the server; the room line keeps it short enough for one row.
+        why = reason.rsplit(": ", 1)[-1] if ": " in reason else reason
+        why = re.sub(r" \(.*\)$", "", why)
+        when = f", retrying in {retry_in:.0f}s" if retry_in else ""
+        if self._offline is None or retry_in is None:
+            conn.attempts = 0
+            room = self.current_room
+            line = ChatLine(datetime.now(UTC), LineKind.ERROR, "", f"disconnected ({why}){when}")
+            self.add_line(room, line, True, update)
+            self._offline = (room.key, line) if retry_in is not None else None
+            return update
+        key, line = self._offline
+        conn.attempts += 1
+        tries = "1 attempt" if conn.attempts == 1 else f"{conn.attempts} attempts"
+        line.text = f"disconnected — {tries}{when.replace(', retrying', ', next')} ({why})"
+        update.rewritten.add(key)
+        return update
+
     # -- lines ---------------------------------------------------------------
 
     def add_line(self, room: Room, line: ChatLine, history: bool, update: Update) -> None:
@@ -185,8 +261,14 @@ class ChatState:
         if where is None:
             return
         (update.appended if where == "append" else update.reordered).add(room.key)
-        if history or room.key == self.current or not line.counts_as_unread:
+        if room.key == self.current or not line.counts_as_unread:
             return
+        if history and (room.gap_since is None or line.time <= room.gap_since):
+            return  # history the reader had seen, or older than anything they saw
+        if room.read_until is not None and line.time <= room.read_until:
+            return  # read on another of the reader's clients
+        if room.read_until is None:  # the first news here: the marker goes above it
+            room.read_until = line.time - timedelta(microseconds=1)
         room.unread += 1
         if line.mention or room.is_query:
             room.mentions += 1
@@ -284,6 +366,10 @@ def _privmsg(state: ChatState, msg: Message, history: bool, u: Update) -> None:
             return  # other CTCP requests are not chat
         kind, text = LineKind.ACTION, rest
     line = state.line_from(msg, kind, text)
+    if line.own and not history and msg.command == "PRIVMSG":
+        pending = state.unconfirmed.get(room.key)
+        if pending:
+            pending.popleft()
     if line.bot and room.is_channel:
         room.bots.add(casefold(line.nick))
     if not history and not line.own:
@@ -319,6 +405,9 @@ def _join(state: ChatState, msg: Message, history: bool, u: Update) -> None:
     if state.is_me(nick) and not history:
         room.joined = True
         room.members = {}
+        room.away = set()
+        room.topic = ""  # a (re)join sends the topic again, or none when it has none
+        u.topic.add(room.key)
         if room.key in state.focus_on_join or state.current_room.is_server:
             state.focus_on_join.discard(room.key)
             u.focus = room.key
@@ -487,7 +576,13 @@ def _isupport(state: ChatState, msg: Message, history: bool, u: Update) -> None:
 )  # fmt: skip
 def _server_text(state: ChatState, msg: Message, history: bool, u: Update) -> None:
     kind = LineKind.ERROR if msg.command == "ERROR" else LineKind.INFO
-    line = ChatLine(parse_server_time(msg.tags.get("time")), kind, "", msg.params[-1])
+    text = msg.params[-1] if msg.params else ""
+    # "3 :operator(s) online": the count is a middle parameter. Where the text repeats
+    # it ("Current local users 2, max 5") it is not said twice.
+    said = set(re.findall(r"\w+", text))
+    numbers = [p for p in msg.params[1:-1] if p not in said] if msg.command.isdigit() else []
+    text = " ".join([*numbers, text])
+    line = ChatLine(parse_server_time(msg.tags.get("time")), kind, "", text)
     state.add_line(state.server_room, line, True, u)
 
 
@@ -566,18 +661,60 @@ def _list_end(state: ChatState, msg: Message, history: bool, u: Update) -> None:
 @handles(n.RPL_NOWAWAY, n.RPL_UNAWAY)
 def _own_away(state: ChatState, msg: Message, history: bool, u: Update) -> None:
     state.connection.away = msg.command == n.RPL_NOWAWAY
+    if not state.connection.away:
+        state.connection.away_message = ""
     u.status = True
     u.merge(state.note(msg.param(1)))
 
 
 @handles(
-    n.RPL_AWAY, n.RPL_WHOISUSER, n.RPL_WHOISSERVER, n.RPL_WHOISIDLE, n.RPL_WHOISCHANNELS,
+    n.RPL_AWAY, n.RPL_WHOISUSER, n.RPL_WHOISSERVER, n.RPL_WHOISCHANNELS,
     n.RPL_WHOISBOT, n.RPL_WHOISOPERATOR, n.RPL_INVITING, n.RPL_UMODEIS,
 )  # fmt: skip
 def _informative(state: ChatState, msg: Message, history: bool, u: Update) -> None:
     detail = " ".join(p for p in msg.params[1:-1] if p)
     text = f"{detail}: {msg.params[-1]}" if detail else msg.params[-1]
     u.merge(state.note(text))
+
+
+def duration(seconds: int) -> str:
+    """``3725`` → ``1h 2m 5s``; days for long idles."""
+    days, rest = divmod(seconds, 86_400)
+    hours, rest = divmod(rest, 3_600)
+    minutes, secs = divmod(rest, 60)
+    parts = [f"{v}{unit}" for v, unit in ((days, "d"), (hours, "h"), (minutes, "m")) if v]
+    return " ".join([*parts, f"{secs}s"] if secs or not parts else parts)
+
+
+@handles(n.RPL_WHOISIDLE)
+def _whois_idle(state: ChatState, msg: Message, history: bool, u: Update) -> None:
+    """``<nick> <seconds> [<signon>] :seconds idle, signon time`` in words."""
+    nick, idle, signon = msg.param(1), msg.param(2), msg.param(3)
+    if not idle.isdigit():
+        _informative(state, msg, history, u)
+        return
+    text = f"{nick} has been idle {duration(int(idle))}"
+    if signon.isdigit() and len(msg.params) > 4:
+        when = datetime.fromtimestamp(int(signon), UTC).astimezone()
+        text += f", signed on {when:%Y-%m-%d %H:%M}"
+    u.merge(state.note(text))
+
+
+@handles("MARKREAD")
+def _markread(state: ChatState, msg: Message, history: bool, u: Update) -> None:
+    """draft/read-marker: ``MARKREAD <target> timestamp=<time>`` (or ``*``: unknown)."""
+    room = state.room(msg.param(0))
+    ref = msg.param(1)
+    if room is None or not ref.startswith("timestamp="):
+        return
+    try:
+        until = parse_datetime(ref.removeprefix("timestamp="))
+    except ValueError:
+        return
+    if room.key == state.current:
+        room.read_until = max(until, room.read_until or until)  # this visit's marker stays
+    elif room.read_elsewhere(until):
+        u.sidebar = True
 
 
 @handles("FAIL", "WARN", "NOTE")
@@ -594,4 +731,9 @@ def _error_numeric(state: ChatState, msg: Message, history: bool, u: Update) -> 
         return  # the connection picks another nick and reports it as a NickFallback
     detail = " ".join(p for p in msg.params[1:-1] if p)
     text = f"{detail}: {msg.params[-1]}" if detail else msg.params[-1]
+    if msg.command == n.ERR_CANNOTSENDTOCHAN:
+        pending = state.unconfirmed.get(casefold(msg.param(1)))
+        if pending:
+            u.give_back = pending.popleft()
+            text += " — your text is back in the input"
     u.merge(state.note(text, LineKind.ERROR))

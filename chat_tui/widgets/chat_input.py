@@ -1,9 +1,14 @@
-"""The input line: Up/Down recall what was sent, Tab completes nicks, commands and rooms."""
+"""The input line: Up/Down recall what was sent, Tab completes nicks, commands and rooms.
+
+A paste of several lines is not cut to its first line (``Input`` keeps only that): the
+lines go to the app as a ``PastedLines`` message, which sends them.
+"""
 
 from __future__ import annotations
 
 from textual import events
 from textual.binding import Binding
+from textual.message import Message
 from textual.widgets import Input
 
 from chat_tui.completion import candidates, word_at
@@ -26,6 +31,14 @@ class ChatInput(Input):
         Binding("down", "history(1)", "Next line", show=False),
         Binding("tab", "complete", "Complete", show=False),
     ]
+
+    class PastedLines(Message):
+        """Several lines were pasted; ``lines`` include what the input held around the
+        cursor (blank lines dropped). The input is empty now."""
+
+        def __init__(self, lines: list[str]) -> None:
+            super().__init__()
+            self.lines = lines
 
     def __init__(self, *, placeholder: str = "", id: str | None = None) -> None:
         super().__init__(placeholder=placeholder, id=id, select_on_focus=False)
@@ -55,6 +68,22 @@ class ChatInput(Input):
                 await self.run_action(binding.action)
                 return
         await super()._on_key(event)
+
+    def _on_paste(self, event: events.Paste) -> None:
+        # prevent_default: Input's own handler (first line only) must not run as well.
+        event.stop()
+        event.prevent_default()
+        lines = event.text.splitlines()
+        start, end = sorted(self.selection)
+        if sum(1 for line in lines if line.strip()) <= 1:
+            text = next((line for line in lines if line.strip()), "")
+            if text:
+                self.replace(text, start, end)
+            return
+        lines[0] = self.value[:start] + lines[0]
+        lines[-1] = lines[-1] + self.value[end:]
+        self.value = ""
+        self.post_message(self.PastedLines([line for line in lines if line.strip()]))
 
     def remember(self, line: str) -> None:
         """Add a sent line to the recall history (no immediate duplicates)."""

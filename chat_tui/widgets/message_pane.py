@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from datetime import tzinfo
+from datetime import datetime, tzinfo
 
 from rich.cells import cell_len
 from rich.segment import Segment
@@ -24,14 +24,21 @@ from textual.reactive import var
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from chat_tui.formatting import irc_to_text, nick_color, strip_formatting
+from chat_tui.formatting import fit_nick, irc_to_text, nick_color, strip_formatting
 from chat_tui.model import ChatLine, LineKind
 
 NICK_WIDTH = 12
 MIN_NICK_WIDTH = 6
 MIN_TEXT_WIDTH = 24  # a narrow pane shrinks the nick column to keep this much for text
 BANNER_SEQ = -1
-TIME_WIDTH = 5
+# Moments whose formatted width is the widest a format gives (long month and day names,
+# two-digit everything), to size the time column for any ``timestamp_format``.
+WIDEST_MOMENTS = [datetime(2024, 9, 25, 23, 59, 59), datetime(2024, 12, 28, 12, 30, 30)]
+
+
+def time_width(timestamp_format: str) -> int:
+    """Cells the time column needs for ``timestamp_format`` (``%H:%M`` → 5)."""
+    return max(cell_len(moment.strftime(timestamp_format)) for moment in WIDEST_MOMENTS)
 
 
 @dataclass(slots=True, frozen=True)
@@ -50,7 +57,15 @@ class Banner:
     seq: int = -1  # BANNER_SEQ
 
 
-Item = ChatLine | DayMark | Banner
+@dataclass(slots=True, frozen=True)
+class ReadMark:
+    """The "new since you last looked" rule, above the first line the reader has not seen."""
+
+    seq: int
+
+
+READ_MARK_SEQ = -(10**12)  # ReadMark seqs: READ_MARK_SEQ - line.seq, apart from DayMarks'
+Item = ChatLine | DayMark | Banner | ReadMark
 
 
 class MessagePane(ScrollView, can_focus=False):
@@ -75,6 +90,8 @@ class MessagePane(ScrollView, can_focus=False):
         "message-pane--banner",
         "message-pane--notice",
         "message-pane--bot",
+        "message-pane--newer",
+        "message-pane--marker",
     }
 
     class NearTop(Message):
@@ -94,7 +111,14 @@ class MessagePane(ScrollView, can_focus=False):
         self._layout_width = 0
         self._cache: LRUCache[tuple[int, int], list[Strip]] = LRUCache(2048)
         self._last_day: str | None = None
+        self._time_width = time_width(self.timestamp_format)
         self._laid = 0  # how many of self._lines are laid out
+        # Whether the reader is at the bottom, kept as a fact rather than recomputed
+        # from scroll_y: a resize changes max_scroll_y without the reader scrolling,
+        # and a pane shrunk at the bottom must stay there and go on following.
+        self._follow = True
+        self._unseen = 0  # lines that arrived below while the reader was scrolled up
+        self._marker_seq: int | None = None  # the line the read marker sits above
 
     # -- public API ------------------------------------------------------------
 
@@ -110,28 +134,55 @@ class MessagePane(ScrollView, can_focus=False):
     def at_bottom(self) -> bool:
         return self.scroll_y >= self.max_scroll_y
 
+    @property
+    def following(self) -> bool:
+        """Whether new lines scroll into view (the reader was at the bottom)."""
+        return self._follow
+
     def show(
-        self, lines: list[ChatLine], anchor: tuple[int, int] | None = None, banner: str = ""
+        self,
+        lines: list[ChatLine],
+        anchor: tuple[int, int] | None = None,
+        banner: str = "",
+        read_until: datetime | None = None,
     ) -> None:
-        """Show another room's lines; ``anchor`` is where the reader left it (None: bottom)."""
+        """Show another room's lines; ``anchor`` is where the reader left it (None: bottom);
+        a rule marks the first unseen line after ``read_until``."""
         self._lines = lines
+        self._marker_seq = None
+        if read_until is not None:
+            self._marker_seq = next(
+                (ln.seq for ln in lines if ln.time > read_until and ln.counts_as_unread), None
+            )
         self._banner = banner
+        self._unseen = 0
         self._cache.clear()  # seqs are unique, but the banner row is shared by all rooms
         self._relayout()
         if anchor is None:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self._to_bottom()
         else:
             self._restore(anchor)
 
+    def _to_bottom(self) -> None:
+        self._follow = True
+        self.scroll_end(animate=False, immediate=True, x_axis=False)
+
+    @property
+    def unseen(self) -> int:
+        """Lines that arrived below since the reader scrolled up (shown as a hint)."""
+        return self._unseen
+
     def sync(self) -> None:
         """Lay out lines added at the end of the shown list since the last call."""
-        follow = self.at_bottom
+        follow = self._follow
         for line in self._lines[self._laid :]:
             self._push(line)
+            if not follow and line.counts_as_unread:
+                self._unseen += 1
         self._laid = len(self._lines)
         self._set_virtual_size()
         if follow:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self._to_bottom()
         else:
             self.refresh()
 
@@ -140,26 +191,39 @@ class MessagePane(ScrollView, can_focus=False):
         if banner is not None and banner != self._banner:
             self._banner = banner
             self._cache.discard((BANNER_SEQ, self._layout_width))
-        follow = self.at_bottom
         anchor = self.anchor()
         self._relayout()
-        if follow or anchor is None:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+        if anchor is None:
+            self._to_bottom()
         else:
             self._restore(anchor)
+
+    def redraw(self) -> None:
+        """A shown line's text changed in place: draw it again, keep the reader's place."""
+        self._cache.clear()
+        self.reload()
 
     def set_banner(self, text: str) -> None:
         if text != self._banner:
             self.reload(banner=text)
 
     def anchor(self) -> tuple[int, int] | None:
-        """(seq of the top item, rows into it), or None when the reader is at the bottom."""
-        if self.at_bottom or not self._items:
+        """(seq of a chat line at the top, rows from its first row to the top), or None
+        when the reader is at the bottom.
+
+        The anchor is always a chat line: the banner and day rules above it come and go
+        when older lines arrive, and an anchor that vanished would drop the reader at
+        the bottom. Above the first line the offset is negative.
+        """
+        if self._follow or not self._items:
             return None
         top = int(self.scroll_y)
-        index = bisect.bisect_right(self._starts, top) - 1
-        item = self._items[max(index, 0)]
-        return (item.seq, top - self._starts[max(index, 0)])
+        index = max(bisect.bisect_right(self._starts, top) - 1, 0)
+        while index < len(self._items) and not isinstance(self._items[index], ChatLine):
+            index += 1
+        if index == len(self._items):
+            return None
+        return (self._items[index].seq, top - self._starts[index])
 
     def page(self, direction: int) -> None:
         """Scroll a page up (-1) or down (1)."""
@@ -173,12 +237,12 @@ class MessagePane(ScrollView, can_focus=False):
 
     def _nick_width(self) -> int:
         """The nick column: full width unless the pane is too narrow to leave room for text."""
-        spare = self._layout_width - TIME_WIDTH - 2 - MIN_TEXT_WIDTH
+        spare = self._layout_width - self._time_width - 2 - MIN_TEXT_WIDTH
         return max(MIN_NICK_WIDTH, min(NICK_WIDTH, spare))
 
     def _text_width(self) -> int:
         # Never wider than what is left of the row: wider rows would be cut off on the right.
-        return max(1, self._layout_width - TIME_WIDTH - self._nick_width() - 2)
+        return max(1, self._layout_width - self._time_width - self._nick_width() - 2)
 
     def _day(self, line: ChatLine) -> str:
         return line.time.astimezone(self.tz).strftime("%A, %d %B %Y")
@@ -199,7 +263,14 @@ class MessagePane(ScrollView, can_focus=False):
         if day != self._last_day:
             self._last_day = day
             self._add_item(DayMark(day, -2 - line.seq))
+        if line.seq == self._marker_seq:
+            self._add_item(ReadMark(READ_MARK_SEQ - line.seq))
         self._add_item(line)
+
+    @property
+    def marker_shown(self) -> bool:
+        """Whether the "new since you last looked" rule is in the pane."""
+        return self._marker_seq is not None and self._marker_seq in self._index
 
     def _add_item(self, item: Item) -> None:
         self._index[item.seq] = len(self._items)
@@ -227,9 +298,12 @@ class MessagePane(ScrollView, can_focus=False):
         seq, offset = anchor
         index = self._index.get(seq)
         if index is None:
-            self.scroll_end(animate=False, immediate=True, x_axis=False)
+            self._to_bottom()
             return
-        self.scroll_to(y=self._starts[index] + offset, animate=False, immediate=True)
+        self._follow = False
+        y = max(0, self._starts[index] + offset)
+        self.scroll_to(y=y, animate=False, immediate=True)
+        self._follow = self.at_bottom
 
     def on_resize(self, event: events.Resize) -> None:
         width = self.scrollable_content_region.width
@@ -238,12 +312,18 @@ class MessagePane(ScrollView, can_focus=False):
             self._cache.clear()
             self._relayout()
             if anchor is None:
-                self.scroll_end(animate=False, immediate=True, x_axis=False)
+                self._to_bottom()
             else:
                 self._restore(anchor)
+        elif self._follow:
+            self._to_bottom()  # only the height changed: stay at the bottom
 
     def watch_scroll_y(self, old_value: float, new_value: float) -> None:
         super().watch_scroll_y(old_value, new_value)
+        self._follow = new_value >= self.max_scroll_y
+        if self._follow and self._unseen:
+            self._unseen = 0
+            self.refresh()
         if new_value <= 0 < old_value:
             self.post_message(self.NearTop())
 
@@ -252,9 +332,11 @@ class MessagePane(ScrollView, can_focus=False):
         if self.scroll_y <= 0:
             self.post_message(self.NearTop())
 
-    def watch_timestamp_format(self) -> None:
+    def watch_timestamp_format(self, timestamp_format: str) -> None:
+        self._time_width = time_width(timestamp_format)
         self._cache.clear()
-        self.refresh()
+        if self.is_mounted:
+            self.reload()  # the text column's width changed with the time column's
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
@@ -280,6 +362,12 @@ class MessagePane(ScrollView, can_focus=False):
             style = self._style("banner")
             left = max(0, (width - cell_len(item.text)) // 2)
             return [Strip([Segment(" " * left + item.text, style)]).crop_extend(0, width, None)]
+        if isinstance(item, ReadMark):
+            label = " new since you last looked "
+            side = max(0, (width - cell_len(label)) // 2)
+            right = max(0, width - side - cell_len(label))
+            segment = Segment("╌" * side + label + "╌" * right, self._style("marker"))
+            return [Strip([segment]).crop_extend(0, width, None)]
         if isinstance(item, DayMark):
             label = f" {item.label} "
             side = max(0, (width - cell_len(label)) // 2)
@@ -296,20 +384,19 @@ class MessagePane(ScrollView, can_focus=False):
             return [Segment("*".rjust(column), nick_style)]
         if line.kind == LineKind.MESSAGE:
             width = column - 1 if line.bot else column
-            shown = line.nick if len(line.nick) <= width else line.nick[: width - 1] + "…"
-            segments = [Segment(shown.rjust(width), nick_style)]
+            segments = [Segment(fit_nick(line.nick, width).rjust(width), nick_style)]
             if line.bot:
                 segments.append(Segment("⚙", self._style("bot")))
             return segments
         if line.kind == LineKind.NOTICE and line.nick:
-            return [Segment(f"-{line.nick[: column - 2]}-".rjust(column), base)]
+            return [Segment(f"-{fit_nick(line.nick, column - 2)}-".rjust(column), base)]
         mark = "!" if line.kind == LineKind.ERROR else "·"
         return [Segment(mark.rjust(column), base)]
 
     def _draw_line(self, line: ChatLine) -> list[Strip]:
         console = self.app.console
         stamp = line.time.astimezone(self.tz).strftime(self.timestamp_format)
-        stamp = stamp[:TIME_WIDTH].ljust(TIME_WIDTH)
+        stamp = stamp.ljust(self._time_width)
         base = Style()
         if line.kind in (LineKind.EVENT, LineKind.INFO, LineKind.ERROR, LineKind.NOTICE):
             base = self._style(line.kind.value)
@@ -327,7 +414,7 @@ class MessagePane(ScrollView, can_focus=False):
             *self._gutter(line, base),
             Segment(" "),
         ]
-        pad = [Segment(" " * (TIME_WIDTH + self._nick_width() + 2))]
+        pad = [Segment(" " * (self._time_width + self._nick_width() + 2))]
         strips: list[Strip] = []
         for i, row in enumerate(rows or [Text("")]):
             row.end = ""
@@ -335,9 +422,18 @@ class MessagePane(ScrollView, can_focus=False):
             strips.append(Strip(segments).crop_extend(0, self._layout_width, None))
         return strips
 
+    def _newer_hint(self, width: int) -> Strip:
+        plural = "s" if self._unseen != 1 else ""
+        label = f" {self._unseen} new message{plural} below ↓ "
+        left = max(0, (width - cell_len(label)) // 2)
+        style = self._style("newer")
+        return Strip([Segment(" " * left + label, style)]).crop_extend(0, width, style)
+
     def render_line(self, y: int) -> Strip:
         row = int(self.scroll_y) + y
         width = self.scrollable_content_region.width
+        if self._unseen and not self._follow and y == self.scrollable_content_region.height - 1:
+            return self._newer_hint(width)
         if row >= self._rows or not self._items:
             return Strip.blank(width, self.rich_style)
         index = bisect.bisect_right(self._starts, row) - 1

@@ -7,7 +7,9 @@ from pathlib import Path
 import pytest
 
 from chat_protocol.client_types import ServerAddress
+from chat_tui.cli import settings_from_args
 from chat_tui.config import ConfigError, default_nick, load
+from tests.tui.scenes import offline_app
 
 GOOD = """
 nick = "alice"
@@ -54,8 +56,6 @@ def test_missing_file_means_defaults(tmp_path: Path) -> None:
     [
         ("nick = 'bad nick'", "not a valid IRC nick"),
         ("servers = ['host:notaport']", "port is not a number"),
-        ("colour = 'red'", "unknown setting"),
-        ("[keybindings]\nfly = 'f9'", "unknown key binding"),
         ("nick = [", "cannot read config"),
         ("rooms = 5", "rooms must be"),
     ],
@@ -76,3 +76,37 @@ def test_default_nick_is_valid() -> None:
     from chat_protocol import valid_nick
 
     assert valid_nick(default_nick())
+
+
+def test_unknown_settings_are_ignored_with_a_warning(tmp_path: Path) -> None:
+    settings = load(write(tmp_path, "nick = 'alice'\ncolour = 'red'\n[keybindings]\nfly = 'f9'"))
+    assert settings.nick == "alice" and settings.keybindings == {}
+    assert len(settings.warnings) == 2
+    assert "unknown setting(s) colour ignored" in settings.warnings[0]
+    assert "unknown key binding 'fly' ignored" in settings.warnings[1]
+
+
+def test_a_config_toml_beside_is_not_silently_ignored(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The README once said config.toml; the file chat-tui reads is chat-tui.toml."""
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    directory = tmp_path / "distchat"
+    directory.mkdir()
+    (directory / "config.toml").write_text("nick = 'fromold'\n")
+    (directory / "chat-tui.toml").write_text("nick = 'fromnew'\n")
+    settings = settings_from_args(["--server", "127.0.0.1:1"])
+    assert settings.nick == "fromnew"
+    assert settings.warnings == [
+        f"{directory / 'config.toml'} is not read: chat-tui reads chat-tui.toml "
+        "(rename it, or pass --config)"
+    ]
+    assert "config.toml is not read" in capsys.readouterr().err
+
+
+async def test_config_warnings_show_in_the_app() -> None:
+    app = offline_app()
+    app.settings.warnings.append("chat-tui.toml: unknown setting(s) colour ignored")
+    async with app.run_test(size=(100, 30)):
+        texts = [line.text for line in app.state.server_room.lines]
+        assert "chat-tui.toml: unknown setting(s) colour ignored" in texts

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from textual import events
 from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from chat_protocol import Message
-from tests.tui.scenes import main_scene, offline_app
+from tests.tui.scenes import feed, main_scene, offline_app
 
 SIZE = (120, 35)
 
@@ -83,3 +84,50 @@ def test_help_screen(snap_compare: Any) -> None:
         await pilot.pause()
 
     assert snap_compare(app, terminal_size=SIZE, run_before=before)
+
+
+async def pasted(pilot: Pilot[None]) -> None:
+    main_scene(pilot.app)  # type: ignore[arg-type]
+    await pilot.pause()
+    lines = ["def greet(name):", "    print(f'hello {name}')", "", "greet('bob')", "greet('carol')"]
+    pilot.app.query_one("#input").post_message(events.Paste("\n".join(lines)))  # type: ignore[attr-defined]
+    await pilot.pause()
+    await pilot.pause()
+
+
+def test_paste_question(snap_compare: Any) -> None:
+    """A paste of more than three lines asks: lines, one message, or cancel."""
+    assert snap_compare(offline_app(), terminal_size=(120, 40), run_before=pasted)
+
+
+def test_paste_question_80x24(snap_compare: Any) -> None:
+    assert snap_compare(offline_app(), terminal_size=(80, 24), run_before=pasted)
+
+
+async def marked(pilot: Pilot[None]) -> None:
+    """#random with news since the last look, scrolled up while two more lines arrive."""
+    app = pilot.app
+    main_scene(app)  # type: ignore[arg-type]
+    feed(app, [  # type: ignore[arg-type]
+        f"@time=2024-03-05T09:{10 + i:02d}:00.000Z;msgid=n{i} :carol!c@h PRIVMSG #random "
+        f":lunch plan, item {i}"
+        for i in range(30)
+    ])  # fmt: skip
+    await pilot.press("alt+2")
+    await pilot.pause()
+    await pilot.press("pageup")
+    await pilot.pause()
+    feed(app, [  # type: ignore[arg-type]
+        "@time=2024-03-05T09:50:00.000Z;msgid=z1 :bob!b@h PRIVMSG #random :still hungry",
+        "@time=2024-03-05T09:51:00.000Z;msgid=z2 :dave!d@h PRIVMSG #random :me too",
+    ])  # fmt: skip
+    await pilot.pause()
+
+
+def test_read_marker_and_newer_lines_hint(snap_compare: Any) -> None:
+    """The "new since you last looked" rule, and "2 new messages below" when scrolled up."""
+    assert snap_compare(offline_app(), terminal_size=(120, 40), run_before=marked)
+
+
+def test_read_marker_and_newer_lines_hint_80x24(snap_compare: Any) -> None:
+    assert snap_compare(offline_app(), terminal_size=(80, 24), run_before=marked)
