@@ -2,9 +2,9 @@
 
 The loop never touches the disk. ``append``/``append_run`` put runs on a list; after
 each loop round (before the server sends anything to clients) they go to the worker
-process in one frame (worker.py), which inserts them and commits them in groups. So
-an echoed message is already in the worker's pipe: if the server is killed, the worker
-still commits it. Queries go through the same pipe and come back as callbacks, in
+process in one frame (worker.py, over pipe.py), which inserts them and commits them
+in groups. So an echoed message is already in the worker's pipe: if the server is
+killed, the worker still commits it. Queries go through the same pipe and come back as callbacks, in
 order after every append sent before them, so they see everything appended before
 they were asked. JOIN replays come from memory (recent.py); a room that is not loaded
 ("cold") is loaded through the worker before its JOIN is handled (the JOIN waits).
@@ -13,7 +13,8 @@ Without a file (``path=None``: tests, throwaway servers, cluster nodes) the work
 keeps an in-memory SQLite database: the same code answers, nothing is written.
 
 Invariants:
-- Sequences grow: the server numbers messages (Delivery) from :attr:`next_seq` on.
+- Sequences grow: the server numbers messages (Delivery) from :attr:`next_seq` on,
+  and no other server numbers messages in the same file (pipe.lock_file).
 - Every run handed to a worker stays in ``_unsaved`` until the worker says it is
   committed; a worker that dies is restarted and given them again (writes are
   idempotent).
@@ -23,15 +24,9 @@ Invariants:
 
 from __future__ import annotations
 
-import contextlib
-import errno
-import fcntl
 import json
 import logging
 import os
-import select
-import subprocess
-import sys
 import time
 from collections import deque
 from collections.abc import Callable
@@ -49,9 +44,9 @@ from chat_server.history.model import (
     run_texts,
     to_ms,
 )
+from chat_server.history.pipe import WorkerPipe, lock_file
 from chat_server.history.recent import Recent
 from chat_server.history.schema import last_seq, open_database
-from chat_server.history.worker import frame, split_frames
 
 if TYPE_CHECKING:
     from chat_server.loop import EventLoop
@@ -63,9 +58,6 @@ DEFAULT_CACHE_BYTES = 64 << 20
 RESTART_DELAY = 1.0
 # Frames not yet written to the worker's pipe: past this, new appends are dropped.
 MAX_UNSENT_BYTES = 64 << 20
-_PIPE_SIZE = 1 << 20
-LOCK_WAIT = 10.0  # seconds a new server waits for the file's previous owner to finish
-_WAIT_RESTARTS = 3  # workers started by one blocking wait before it gives up
 
 # An answer's callback: (ok, value or error text).
 Answer = Callable[[bool, Any], None]
@@ -115,8 +107,6 @@ class HistoryStore:
                 os.close(self._lock_fd)
                 raise
         self._pending: list[Run] = []  # appended this round
-        self._unsent: deque[bytes] = deque()  # frames not yet (fully) in the pipe
-        self._unsent_bytes = 0
         self._unsaved: deque[Run] = deque()  # sent, not yet committed
         self._unsaved_count = 0
         self._appended_seq = self.committed_seq
@@ -125,10 +115,19 @@ class HistoryStore:
         self._loading: dict[str, list[Run]] = {}  # cold rooms being loaded: runs meanwhile
         self._settings: dict[str, dict[str, Any]] = {}  # loaded room settings, until used
         self._on_commit: deque[tuple[int, Callable[[], None]]] = deque()
-        self._inbuf = bytearray()
-        self._proc: subprocess.Popen[bytes] | None = None
         self._loop: EventLoop | None = None
         self._closed = False
+        d = self.durability
+        settings = {
+            "path": str(self.path) if self.path is not None else ":memory:",
+            "sync": d.sync,
+            "flush_interval": d.flush_interval,
+            "max_held": d.max_unsaved,
+            "max_age_days": d.max_age_days,
+            "max_per_conversation": d.max_per_room,
+            "stream_ids": self.stream_ids,
+        }
+        self._pipe = WorkerPipe(settings, self._handle, self._worker_gone, self._lock_fd)
         self._failing_logged = 0.0
 
     def _read_file(self, path: Path) -> None:
@@ -152,81 +151,25 @@ class HistoryStore:
     def attach(self, loop: EventLoop) -> None:
         """Start the worker and serve it from ``loop`` (call before the server's own
         after-I/O hook, so each round's messages reach the pipe before any echo leaves)."""
-        self._loop = loop
+        self._loop = self._pipe.loop = loop
         loop.after_io(self.send_pending)
         self._start()
 
     def start(self) -> None:
         """Start the worker without an event loop (tools, benchmarks): serve its pipes
         with :meth:`poll`, or with the blocking calls."""
-        if self._proc is None and not self._closed:
+        if not self._pipe.running and not self._closed:
             self._start()
 
     def poll(self) -> None:
         """Serve the worker's pipes once, without blocking (no event loop)."""
-        proc = self._proc
-        if proc is None or proc.stdout is None:
-            return
-        if self._unsent:
-            self._write()
-        readable, _, _ = select.select([proc.stdout], [], [], 0)
-        if readable:
-            self._on_readable(1)
+        self._pipe.poll()
 
     def _start(self) -> None:
-        d = self.durability
-        settings = {
-            "path": str(self.path) if self.path is not None else ":memory:",
-            "sync": d.sync,
-            "flush_interval": d.flush_interval,
-            "max_held": d.max_unsaved,
-            "max_age_days": d.max_age_days,
-            "max_per_conversation": d.max_per_room,
-            "stream_ids": self.stream_ids,
-        }
-        self._proc = subprocess.Popen(
-            [sys.executable, "-m", "chat_server.history", json.dumps(settings)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            close_fds=True,
-            # The worker shares the file's lock: it outlives a killed server until its
-            # last commit, and no new server may number messages before that.
-            pass_fds=() if self._lock_fd is None else (self._lock_fd,),
-        )
-        assert self._proc.stdin is not None and self._proc.stdout is not None
-        for pipe in (self._proc.stdin, self._proc.stdout):
-            os.set_blocking(pipe.fileno(), False)
-        # A bigger pipe takes a burst in one write; if refused, it just takes more rounds.
-        with contextlib.suppress(OSError):
-            fcntl.fcntl(self._proc.stdin.fileno(), fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-        if self._loop is not None:
-            self._loop.add_reader(self._proc.stdout.fileno(), self._on_readable)
         # Whatever an earlier worker did not confirm goes to this one first.
-        if self._unsaved:
-            self._unsent.appendleft(frame(("append", list(self._unsaved))))
-            self._unsent_bytes += len(self._unsent[0])
-        self._write()
+        self._pipe.start(("append", list(self._unsaved)) if self._unsaved else None)
 
-    def _worker_gone(self, why: str) -> None:
-        proc = self._proc
-        if proc is None:
-            return
-        self._proc = None
-        if self._loop is not None and proc.stdout is not None:
-            self._loop.remove(proc.stdout.fileno())
-            self._loop.remove(proc.stdin.fileno() if proc.stdin else -1)
-        for pipe in (proc.stdin, proc.stdout):
-            if pipe is not None:
-                with contextlib.suppress(OSError):
-                    pipe.close()
-        try:
-            code = proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            code = proc.wait()
-        self._inbuf.clear()
-        self._unsent.clear()  # the new worker gets everything unsaved in one frame
-        self._unsent_bytes = 0
+    def _worker_gone(self, why: str, code: int) -> None:
         if self._closed:
             return
         log.error("history worker stopped (%s, exit status %s); restarting it in %.0f s",
@@ -238,7 +181,7 @@ class HistoryStore:
             self._loop.call_later(RESTART_DELAY, self._restart)
 
     def _restart(self) -> None:
-        if self._proc is None and not self._closed:
+        if not self._pipe.running and not self._closed:
             self._start()
 
     # -- appending ------------------------------------------------------------------------
@@ -284,7 +227,7 @@ class HistoryStore:
         if not pending:
             return
         self._pending = []
-        if self._unsent_bytes > MAX_UNSENT_BYTES:
+        if self._pipe.unsent_bytes > MAX_UNSENT_BYTES:
             self._lost(sum(len(run_texts(run)) for run in pending),
                        "the history worker is not keeping up")  # fmt: skip
             return
@@ -297,35 +240,7 @@ class HistoryStore:
         self._queue(("append", pending))
 
     def _queue(self, value: Any) -> None:
-        data = frame(value)
-        self._unsent.append(data)
-        self._unsent_bytes += len(data)
-        self._write()
-
-    def _write(self) -> None:
-        proc = self._proc
-        if proc is None or proc.stdin is None:
-            return
-        fd = proc.stdin.fileno()
-        unsent = self._unsent
-        try:
-            while unsent:
-                data = unsent[0]
-                written = os.write(fd, data)
-                self._unsent_bytes -= written
-                if written < len(data):
-                    unsent[0] = data[written:]
-                    break
-                unsent.popleft()
-        except BlockingIOError:
-            pass
-        except OSError as exc:
-            if exc.errno in (errno.EPIPE, errno.EBADF):
-                self._worker_gone("its pipe closed")
-                return
-            raise
-        if self._loop is not None:
-            self._loop.set_events(fd, 2 if unsent else 0, lambda mask: self._write())
+        self._pipe.send(value)
 
     def _lost(self, count: int, why: str) -> None:
         self.stats["failed"] += count
@@ -335,24 +250,6 @@ class HistoryStore:
             log.error("history: %d messages not saved: %s", count, why)
 
     # -- answers from the worker -------------------------------------------------------------
-
-    def _on_readable(self, mask: int) -> None:
-        proc = self._proc
-        if proc is None or proc.stdout is None:
-            return
-        try:
-            data = os.read(proc.stdout.fileno(), 1 << 20)
-        except BlockingIOError:
-            return
-        except OSError as exc:
-            self._worker_gone(str(exc))
-            return
-        if not data:
-            self._worker_gone("end of its output")
-            return
-        self._inbuf += data
-        for value in split_frames(self._inbuf):
-            self._handle(value)
 
     def _handle(self, value: Any) -> None:
         kind = value[0]
@@ -392,7 +289,7 @@ class HistoryStore:
         if self._loop is None:  # no event loop (tests, tools): wait for the answer here
             answer(*self.call(kind, args))
             return
-        if self._proc is None:
+        if not self._pipe.running:
             answer(False, "the history worker is restarting")
             return
         qid = self._next_qid
@@ -404,7 +301,7 @@ class HistoryStore:
     def call(self, kind: str, args: Any, timeout: float = 10.0) -> tuple[bool, Any]:
         """Ask and wait for the answer (tests, the command line; never the loop)."""
         result: list[tuple[bool, Any]] = []
-        if self._proc is None:
+        if not self._pipe.running:
             self._start()
         qid = self._next_qid
         self._next_qid += 1
@@ -415,28 +312,9 @@ class HistoryStore:
         return result[0]
 
     def _wait(self, done: Callable[[], bool], timeout: float) -> None:
-        """Serve the worker's pipes, blocking, until ``done()``."""
-        deadline = time.monotonic() + timeout
-        restarts = 0
-        while not done():
-            proc = self._proc
-            if proc is None and not self._closed and restarts < _WAIT_RESTARTS:
-                # A worker that died is replaced here too: _start gives the new one
-                # every unsaved run, and its group commit confirms them.
-                restarts += 1
-                self._start()
-                continue
-            if proc is None or proc.stdout is None or proc.stdin is None:
-                raise HistoryStoreError("the history worker is not running")
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"history worker did not answer within {timeout} s")
-            want_write = [proc.stdin] if self._unsent else []
-            readable, writable, _ = select.select([proc.stdout], want_write, [], left)
-            if writable:
-                self._write()
-            if readable:
-                self._on_readable(1)
+        """Serve the worker's pipes, blocking, until ``done()``; a worker that died is
+        replaced (the new one gets every unconfirmed run, and confirms them)."""
+        self._pipe.wait(done, timeout, revive=self._start)
 
     # -- rooms ----------------------------------------------------------------------------
 
@@ -502,7 +380,7 @@ class HistoryStore:
     def flush(self, timeout: float = 10.0) -> None:
         """Block until everything appended so far is committed (tests, shutdown)."""
         self.send_pending()
-        if self._proc is None:
+        if not self._pipe.running:
             if self._closed or not self._unsaved:
                 return
             self._start()
@@ -515,29 +393,16 @@ class HistoryStore:
         if self._closed:
             return
         # From here on the pipes are served here, blocking (the loop may be closed).
-        if self._loop is not None and self._proc is not None:
-            for pipe in (self._proc.stdin, self._proc.stdout):
-                if pipe is not None:
-                    self._loop.remove(pipe.fileno())
-        self._loop = None
+        if self._pipe.proc is not None:
+            self._pipe.detach(self._pipe.proc)
+        self._loop = self._pipe.loop = None
         try:
             if self._pending or self._unsaved:
                 self.flush(timeout)
         except (HistoryStoreError, TimeoutError) as exc:
             log.error("history: %d messages may not be saved: %s", self._unsaved_count, exc)
         self._closed = True
-        proc = self._proc
-        if proc is not None:
-            if proc.stdin is not None:
-                proc.stdin.close()
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-            if proc.stdout is not None:
-                proc.stdout.close()
-            self._proc = None
+        self._pipe.stop(timeout)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -547,37 +412,6 @@ class HistoryStore:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def lock_file(path: Path, wait: float | None = None) -> int:
-    """Lock ``<path>.lock`` for this process and its workers; returns its descriptor.
-
-    One server per history file: two would number messages from the same sequence
-    and lose each other's rows. The wait covers a killed server's worker, which
-    commits what it was given before it exits (and releases the lock).
-    """
-    lock_path = path.with_name(path.name + ".lock")
-    try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise HistoryStoreError(f"cannot create the lock file {lock_path}: {exc}") from exc
-    deadline = time.monotonic() + (LOCK_WAIT if wait is None else wait)
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            break
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "unknown"
-                os.close(fd)
-                raise HistoryStoreError(
-                    f"{path} is in use by another chat-server (process {holder}); "
-                    "each server needs its own history file"
-                ) from None
-            time.sleep(0.05)  # startup only, never on the event loop
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, str(os.getpid()).encode(), 0)
-    return fd
 
 
 def is_room(conversation: str) -> bool:

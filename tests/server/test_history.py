@@ -430,7 +430,7 @@ def test_one_history_file_has_one_server(
     store = open_store(path)
     store.append_run("#r", 1, T0, "a!a@h", "#r", ["test-1"], ["first"])
     store.flush()
-    monkeypatch.setattr("chat_server.history.store.LOCK_WAIT", 0.2)
+    monkeypatch.setattr("chat_server.history.pipe.LOCK_WAIT", 0.2)
     with pytest.raises(HistoryStoreError, match="in use by another chat-server"):
         HistoryStore(path)
     store.close()
