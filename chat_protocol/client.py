@@ -23,6 +23,13 @@ from chat_protocol import numerics as n
 from chat_protocol.casemap import is_channel
 from chat_protocol.client_history import ChannelHold, history_only, history_ref
 from chat_protocol.client_requests import PendingRequest, RequestTracker
+from chat_protocol.client_search import (
+    SEARCH_BATCH,
+    SEARCH_CAP,
+    SearchFailed,
+    SearchQuery,
+    search_results,
+)
 from chat_protocol.client_state import Batch, SeenIds, SessionState, format_time, parse_time
 from chat_protocol.client_types import (
     WANTED_CAPS,
@@ -51,6 +58,8 @@ __all__ = [
     "NotConnected",
     "Received",
     "RegistrationError",
+    "SearchFailed",
+    "SearchQuery",
     "ServerAddress",
     "parse_servers",
 ]
@@ -73,6 +82,12 @@ def fallback_nick(wanted: str, attempt: int, max_len: int = 30) -> str:
     """The nick to try after ``attempt`` refusals: ``nick_``, ``nick__``, then ``nick1``..."""
     suffix = "_" * attempt if attempt <= 2 else str(attempt - 2)
     return wanted[: max(1, max_len - len(suffix))] + suffix
+
+
+def _in_search_batch(msg: Message, chain: list[Batch]) -> bool:
+    if msg.command == "BATCH" and msg.param(0).startswith("+"):
+        return msg.param(1) == SEARCH_BATCH
+    return any(b.type == SEARCH_BATCH for b in chain)
 
 
 class IRCClient:
@@ -453,6 +468,8 @@ class IRCClient:
                 self._emit_message(msg, history)
 
     def _deliver(self, msg: Message, history: bool, chain: list[Batch]) -> None:
+        if _in_search_batch(msg, chain):
+            return  # the answer to a search that gave up waiting: results, not news
         hold = self._holds.get(self._hold_key(msg, chain) or "") if self._holds else None
         if hold is None:
             self._emit_message(msg, history)
@@ -635,3 +652,40 @@ class IRCClient:
             return []
         query = Message("CHATHISTORY", ["LATEST", target, "*", str(self._history_limit(limit))])
         return history_only(await self.request(query))
+
+    async def history_around(
+        self, target: str, msgid_or_time: str, limit: int = 50
+    ) -> list[Message]:
+        """Messages around one (oldest first; it is among them); [] without chathistory."""
+        if "draft/chathistory" not in self.caps:
+            return []
+        ref = history_ref(msgid_or_time)
+        query = Message("CHATHISTORY", ["AROUND", target, ref, str(self._history_limit(limit))])
+        return history_only(await self.request(query))
+
+    async def history_between(
+        self, target: str, start: str, end: str | None, limit: int = 100
+    ) -> list[Message]:
+        """Messages after ``start`` and before ``end`` (None: up to now), oldest first,
+        both exclusive; [] without chathistory."""
+        if "draft/chathistory" not in self.caps:
+            return []
+        size = str(self._history_limit(limit))
+        if end is None:
+            query = Message("CHATHISTORY", ["AFTER", target, history_ref(start), size])
+        else:
+            refs = [history_ref(start), history_ref(end)]
+            query = Message("CHATHISTORY", ["BETWEEN", target, *refs, size])
+        return history_only(await self.request(query))
+
+    @property
+    def can_search(self) -> bool:
+        """Whether the server searches its history for us (``soju.im/search``)."""
+        return SEARCH_CAP in self.caps
+
+    async def search(self, query: SearchQuery, timeout: float = 10.0) -> list[Message]:
+        """The messages matching ``query``, oldest first, as the server stored them (with
+        time and msgid). SearchFailed when the server refuses the query or has no search."""
+        if not self.can_search:
+            raise SearchFailed(f"the server does not offer {SEARCH_CAP}")
+        return search_results(await self.request(query.to_message(), timeout))

@@ -18,7 +18,9 @@ from chat_protocol.client_types import ChannelState
 from chat_protocol.message import Message
 from chat_protocol.servertime import format_datetime, parse_datetime
 
-HISTORY_BATCH_TYPES = frozenset({"chathistory", "draft/chathistory"})
+# Batches of past messages: replays and pages of history, and search results. What they
+# hold is no news about who is here now.
+HISTORY_BATCH_TYPES = frozenset({"chathistory", "draft/chathistory", "soju.im/search"})
 _TARGETED = frozenset({"PRIVMSG", "NOTICE", "TAGMSG", "JOIN", "PART", "TOPIC", "KICK", "MODE"})
 _RFC1459_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\~", "abcdefghijklmnopqrstuvwxyz{}|^")
 _STRICT_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ[]\\", "abcdefghijklmnopqrstuvwxyz{}|")
@@ -170,7 +172,7 @@ class SessionState:
         return chain
 
     def is_history(self, msg: Message) -> bool:
-        """True inside a chathistory batch, and for the ``BATCH`` lines that open one."""
+        """True inside a history (or search) batch, and for the ``BATCH`` lines that open one."""
         opening = msg.command == "BATCH" and msg.param(0).startswith("+")
         if opening and msg.param(1) in HISTORY_BATCH_TYPES:
             return True

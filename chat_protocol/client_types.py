@@ -23,6 +23,8 @@ WANTED_CAPS = (
     "multi-prefix",
     "userhost-in-names",
     "draft/chathistory",
+    "draft/read-marker",
+    "soju.im/search",
 )
 
 

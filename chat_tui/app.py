@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from datetime import tzinfo
+from datetime import timedelta, tzinfo
 from pathlib import Path
 
 from textual import events, on, work
@@ -29,12 +29,14 @@ from chat_tui import commands
 from chat_tui.commands import Effect
 from chat_tui.config import Settings
 from chat_tui.keymap import COMMAND_PALETTE_KEY, DEFAULT_KEYS, bindings, read_alt_digits
-from chat_tui.messages import ClientEvent, HistoryLoaded, SendFailed
-from chat_tui.model import LineKind, Room, format_server_time
+from chat_tui.messages import AroundLoaded, ClientEvent, HistoryLoaded, SendFailed
+from chat_tui.model import ChatLine, LineKind, Room, format_server_time, parse_server_time
 from chat_tui.screens.help import HelpScreen
 from chat_tui.screens.paste_confirm import PasteConfirm
 from chat_tui.screens.room_list import RoomListScreen
 from chat_tui.screens.room_switcher import RoomSwitcher
+from chat_tui.screens.search import SearchScreen
+from chat_tui.search import SearchAnswer, SearchResult, TypedQuery, find
 from chat_tui.session import ChatSession, Typing
 from chat_tui.state import ChatState, Unsent, Update
 from chat_tui.widgets.chat_input import ChatInput
@@ -52,6 +54,8 @@ WIDE_WIDTH = 100
 READ_MARKER_CAP = "draft/read-marker"
 PASTE_ASK_LINES = 3  # a paste of more lines than this asks before it goes out
 ROOM_ACTIONS = {"step_room", "jump_room", "next_unread", "switch_room", "toggle_members"}
+CUT_NOTE = "⋯ more messages here were not loaded ⋯"
+DIALOG_ACTIONS = {"scroll_pane", "room_list", "help", "search"}  # not while a dialog is open
 
 
 def _acked(msg: Message, cap: str) -> bool:
@@ -85,6 +89,9 @@ class ChatApp(App[None]):
         # The key of the room the pane and the input show; ``state.current`` can move
         # without the UI (our own PART removes the room), and then the two must agree.
         self._shown = self.state.current
+        # What the last search looked for, and whether in all rooms: offered again.
+        self._search_words = ""
+        self._search_all_rooms = False
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -153,18 +160,15 @@ class ChatApp(App[None]):
         state = self.state
         if isinstance(event, Received):
             self.apply_message(event.message, event.history)
-            if _acked(event.message, READ_MARKER_CAP) and self.session is not None:
-                for room in state.ordered_rooms():  # ask where the reader's other clients are
-                    if not room.is_server:
-                        self.session.submit(commands.Send(f"MARKREAD {room.name}"))
+            if _acked(event.message, READ_MARKER_CAP) and state.connection.state == "connected":
+                self._ask_read_markers()  # granted later on (CAP NEW)
         elif isinstance(event, Connected):
             self._refresh(state.connected(str(event.server), event.nick))
             away = state.connection.away_message
             if away and self.session is not None:
                 self.session.submit(commands.Send(f"AWAY :{away}"))  # the server forgot it
-            if self.session is not None:
-                # chat_protocol does not ask for it (yet); a NAK costs nothing.
-                self.session.submit(commands.Send(f"CAP REQ :{READ_MARKER_CAP}"))
+            if self.session is not None and self.session.read_markers:
+                self._ask_read_markers()
         elif isinstance(event, Disconnected):
             self._refresh(state.disconnected(event.reason, event.retry_in))
         elif isinstance(event, NickFallback):
@@ -173,6 +177,13 @@ class ChatApp(App[None]):
             self._refresh(state.note(text))
             self.notify(text, title="Nick in use")
         self._refresh_status()
+
+    def _ask_read_markers(self) -> None:
+        """Ask where the reader's other clients got to in each room."""
+        assert self.session is not None
+        for room in self.state.ordered_rooms():
+            if not room.is_server:
+                self.session.submit(commands.Send(f"MARKREAD {room.name}"))
 
     def apply_message(self, msg: Message, history: bool = False) -> None:
         """Apply one IRC message and redraw what it changed (also used by tests)."""
@@ -190,6 +201,22 @@ class ChatApp(App[None]):
         update = self.state.apply_older(message.messages)
         update.reordered.add(room.key)
         self._refresh(update)
+
+    def on_around_loaded(self, message: AroundLoaded) -> None:
+        """The lines around a search result arrived: put them in, show the result."""
+        room = self.state.room(message.room)
+        if room is None or not self.is_running:
+            return
+        if message.failed:
+            self.notify(f"{room.name}: {message.failed}", severity="warning")
+        update = self.state.apply_older(message.messages)
+        update.reordered.add(room.key)
+        if message.cut and message.messages:  # not all the lines up to the loaded ones came
+            after = parse_server_time(message.messages[-1].tags.get("time"))
+            gap = ChatLine(after + timedelta(microseconds=1), LineKind.INFO, "", CUT_NOTE)
+            self.state.add_line(room, gap, True, update)
+        self._refresh(update)
+        self._show_found(room, message.msgid, None)
 
     def on_send_failed(self, message: SendFailed) -> None:
         if not self.is_running:
@@ -449,6 +476,8 @@ class ChatApp(App[None]):
                 self._show_current()
             case commands.ShowScreen("help"):
                 self.action_help()
+            case commands.OpenSearch(text):
+                self.open_search(text)
             case commands.ShowScreen("list"):
                 self.push_screen(
                     RoomListScreen(state.room_list, state.room_list_done), self._joined_from_list
@@ -488,7 +517,7 @@ class ChatApp(App[None]):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         # Room keys do nothing while a dialog (room list, switcher, help) is open.
-        if action in ROOM_ACTIONS or action in ("scroll_pane", "room_list", "help"):
+        if action in ROOM_ACTIONS or action in DIALOG_ACTIONS:
             return self.screen is self.screen_stack[0]
         return True
 
@@ -524,6 +553,59 @@ class ChatApp(App[None]):
     def action_room_list(self) -> None:
         for effect in commands.run("/list", self.state):
             self.carry_out(effect)
+
+    def action_search(self) -> None:
+        self.open_search(self._search_words)
+
+    # -- search -------------------------------------------------------------------
+
+    def open_search(self, words: str) -> None:
+        """The search screen over the current room (or all rooms); ``words``, when given,
+        are filled in and searched at once."""
+        room = None if self.state.current_room.is_server else self.state.current_room.name
+        screen = SearchScreen(self._find, room, words, self._search_all_rooms, self.tz)
+
+        def chosen(result: SearchResult | None) -> None:
+            if screen.searched is not None:
+                self._search_words = screen.searched[0]
+            if room is not None:
+                self._search_all_rooms = screen.all_rooms
+            if result is not None:
+                self.go_to_result(result)
+
+        self.push_screen(screen, chosen)
+
+    async def _find(self, query: TypedQuery, room: str | None) -> SearchAnswer:
+        return await find(self.session, self.state, query, room)
+
+    def go_to_result(self, result: SearchResult) -> None:
+        """Show the room of ``result`` with the message highlighted; lines around it are
+        fetched from the server's history when they are not loaded."""
+        room, _ = self.state.ensure_room(result.room)
+        self._switch(room.key)
+        if self._show_found(room, result.msgid, result.seq):
+            return
+        session = self.session
+        if result.msgid is None or session is None or not session.has_history:
+            self.notify("that message is no longer loaded here", severity="warning")
+            return
+        oldest = room.oldest
+        if oldest is None or oldest.msgid is None:  # nothing from the server here yet
+            fill, until = True, None
+        else:  # older than what is loaded: join the two, or the reader sees no hole
+            fill, until = result.time < oldest.time, oldest.msgid
+        load = session.load_around(
+            room.name, result.msgid, self.post_message, fill=fill, until=until
+        )
+        self.run_worker(load, group="history")
+
+    def _show_found(self, room: Room, msgid: str | None, seq: int | None) -> bool:
+        """Highlight the line in the pane if ``room`` is shown and the line is loaded."""
+        line = room.find(msgid, seq)
+        if line is None or room.key != self._shown:
+            return False
+        self.query_one(MessagePane).show_found(line.seq)
+        return True
 
     def action_help(self) -> None:
         self.push_screen(HelpScreen(self.key_help()))

@@ -61,6 +61,13 @@ class ShowScreen:
 
 
 @dataclass(frozen=True, slots=True)
+class OpenSearch:
+    """Open the search screen, searching for ``text`` when it is given."""
+
+    text: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Quit:
     reason: str
 
@@ -73,7 +80,7 @@ class Note:
     kind: LineKind = LineKind.INFO
 
 
-Effect = Send | Say | Join | Part | OpenRoom | CloseRoom | ShowScreen | Quit | Note
+Effect = Send | Say | Join | Part | OpenRoom | CloseRoom | ShowScreen | OpenSearch | Quit | Note
 
 
 class CommandError(ValueError):
@@ -197,6 +204,11 @@ def _list(args: str, state: ChatState) -> list[Effect]:
     state.room_list_done = False
     state.room_list = []
     return [ShowScreen("list"), Send("LIST " + args.strip() if args.strip() else "LIST")]
+
+
+@command("search", "/search [words] [from:nick]", "search messages (or press Ctrl+F)")
+def _search(args: str, state: ChatState) -> list[Effect]:
+    return [OpenSearch(args.strip())]
 
 
 @command("quit", "/quit [reason]", "disconnect and exit")

@@ -13,6 +13,7 @@ DEFAULT_KEYS: dict[str, tuple[str, str, str]] = {
     "previous_room": ("ctrl+p", "step_room(-1)", "Previous room"),
     "next_unread": ("alt+a", "next_unread", "Next unread (mentions first)"),
     "switch_room": ("ctrl+k", "switch_room", "Find a room"),
+    "search": ("ctrl+f", "search", "Search messages"),
     "toggle_members": ("f2", "toggle_members", "Members"),
     "room_list": ("f3", "room_list", "Room list"),
     "help": ("f1", "help", "Help"),

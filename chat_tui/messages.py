@@ -33,3 +33,23 @@ class HistoryLoaded(Message):
         self.room = room
         self.messages = messages
         self.failed = failed
+
+
+class AroundLoaded(Message):
+    """The lines around ``msgid`` in ``room`` arrived (a search result to show);
+    ``cut``: the lines between them and the loaded ones did not all fit."""
+
+    def __init__(
+        self,
+        room: str,
+        msgid: str,
+        messages: list[IRCMessage],
+        cut: bool = False,
+        failed: str = "",
+    ) -> None:
+        super().__init__()
+        self.room = room
+        self.msgid = msgid
+        self.messages = messages
+        self.cut = cut
+        self.failed = failed

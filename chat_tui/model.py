@@ -179,6 +179,15 @@ class Room:
             self.lines[:] = sorted([*fresh, *self.lines], key=lambda ln: ln.time)
         return len(fresh)
 
+    def find(self, msgid: str | None, seq: int | None = None) -> ChatLine | None:
+        """The line with ``msgid`` (or, without one, with ``seq``), if it is loaded."""
+        if msgid is not None and msgid not in self._msgids:
+            return None
+        for line in reversed(self.lines):
+            if (line.msgid == msgid) if msgid is not None else (line.seq == seq):
+                return line
+        return None
+
     @property
     def newest_server_time(self) -> datetime | None:
         """The time of the newest line the server sent (client notes do not count)."""

@@ -14,14 +14,18 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
+from chat_protocol import Message as IRCMessage
 from chat_protocol import casefold
 from chat_protocol.client import IRCClient
+from chat_protocol.client_search import SearchQuery
 from chat_protocol.client_types import ClientConfig, Event, NotConnected, Received
 from chat_tui.commands import Join, Part, Say, Send
 from chat_tui.config import Settings
-from chat_tui.messages import ClientEvent, HistoryLoaded, SendFailed
+from chat_tui.messages import AroundLoaded, ClientEvent, HistoryLoaded, SendFailed
 
 HISTORY_PAGE = 100
+AROUND_LINES = 50  # lines shown around a message found by search
+GAP_LINES = 500  # at most this many lines join them to the lines already loaded
 Post = Callable[[Message], object]
 
 
@@ -64,6 +68,11 @@ class ChatSession:
     def read_markers(self) -> bool:
         """Whether the server keeps the reader's read position (draft/read-marker)."""
         return "draft/read-marker" in self.client.caps
+
+    @property
+    def can_search(self) -> bool:
+        """Whether the server searches its whole history (soju.im/search)."""
+        return self.client.can_search
 
     @property
     def echoes(self) -> bool:
@@ -149,3 +158,24 @@ class ChatSession:
             post(HistoryLoaded(room, [], failed=str(exc) or type(exc).__name__))
             return
         post(HistoryLoaded(room, messages))
+
+    async def search(self, query: SearchQuery) -> list[IRCMessage]:
+        """The server's matches for ``query``, oldest first (SearchFailed on a refusal)."""
+        return await self.client.search(query)
+
+    async def load_around(
+        self, room: str, msgid: str, post: Post, *, fill: bool, until: str | None = None
+    ) -> None:
+        """Fetch the lines around ``msgid``; with ``fill``, also those from there up to the
+        loaded line ``until`` (None: up to now), so no unseen hole is left between them."""
+        gap: list[IRCMessage] = []
+        try:
+            window = await self.client.history_around(room, msgid, AROUND_LINES)
+            ids = {m.tags.get("msgid") for m in window}
+            newest = window[-1].tags.get("msgid") if window else None
+            if fill and newest and (until is None or until not in ids):
+                gap = await self.client.history_between(room, newest, until, GAP_LINES)
+        except (NotConnected, TimeoutError, OSError) as exc:
+            post(AroundLoaded(room, msgid, [], failed=str(exc) or type(exc).__name__))
+            return
+        post(AroundLoaded(room, msgid, window + gap, cut=len(gap) >= GAP_LINES))

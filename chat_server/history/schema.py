@@ -43,8 +43,10 @@ CREATE TABLE IF NOT EXISTS messages (
     tags         TEXT    NOT NULL DEFAULT '{}'  -- client tags, a JSON object
 );
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation, time_ms, seq);
+-- No per-row sizes (columnsize = 0): results are ordered by time, never ranked, and
+-- keeping them costs ~0.8 us a message in the worker.
 CREATE VIRTUAL TABLE IF NOT EXISTS message_search
-    USING fts5(text, content = 'messages', content_rowid = 'seq');
+    USING fts5(text, content = 'messages', content_rowid = 'seq', columnsize = 0);
 CREATE TRIGGER IF NOT EXISTS messages_forget_words AFTER DELETE ON messages BEGIN
     INSERT INTO message_search (message_search, rowid, text) VALUES ('delete', old.seq, old.text);
 END;

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
+from textual.content import Content
 from textual.fuzzy import Matcher
 from textual.screen import ModalScreen
 from textual.widgets import Input, OptionList
@@ -58,11 +58,12 @@ class RoomSwitcher(ModalScreen[str | None]):
         options.clear_options()
         matcher = Matcher(query) if query else None
         for room in self.ranked(query):
-            label = matcher.highlight(room.label) if matcher else Text(room.label)
+            # Content, not rich Text: Matcher.highlight gives Content, which is immutable.
+            label = matcher.highlight(room.label) if matcher else Content(room.label)
             if room.mentions:
-                label.append(f"  @{room.mentions}", style="bold")
+                label += Content.styled(f"  @{room.mentions}", "bold")
             if room.unread:
-                label.append(f"  {room.unread} unread", style="dim")
+                label += Content.styled(f"  {room.unread} unread", "dim")
             options.add_option(Option(label, id=room.key))
         if options.option_count:
             options.highlighted = 0

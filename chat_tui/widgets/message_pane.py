@@ -92,6 +92,7 @@ class MessagePane(ScrollView, can_focus=False):
         "message-pane--bot",
         "message-pane--newer",
         "message-pane--marker",
+        "message-pane--found",
     }
 
     class NearTop(Message):
@@ -119,6 +120,7 @@ class MessagePane(ScrollView, can_focus=False):
         self._follow = True
         self._unseen = 0  # lines that arrived below while the reader was scrolled up
         self._marker_seq: int | None = None  # the line the read marker sits above
+        self._found_seq: int | None = None  # the line a search led to
 
     # -- public API ------------------------------------------------------------
 
@@ -150,6 +152,7 @@ class MessagePane(ScrollView, can_focus=False):
         a rule marks the first unseen line after ``read_until``."""
         self._lines = lines
         self._marker_seq = None
+        self._found_seq = None
         if read_until is not None:
             self._marker_seq = next(
                 (ln.seq for ln in lines if ln.time > read_until and ln.counts_as_unread), None
@@ -224,6 +227,29 @@ class MessagePane(ScrollView, can_focus=False):
         if index == len(self._items):
             return None
         return (self._items[index].seq, top - self._starts[index])
+
+    @property
+    def found(self) -> int | None:
+        """The seq of the line a search led to (highlighted), if any."""
+        return self._found_seq
+
+    def show_found(self, seq: int) -> None:
+        """Highlight the line ``seq`` (a search result) and scroll it to the middle."""
+        for old in (self._found_seq, seq):
+            if old is not None:
+                self._cache.discard((old, self._layout_width))
+        self._found_seq = seq
+        index = self._index.get(seq)
+        if index is None:
+            self.refresh()
+            return
+        middle = max(
+            0, (self.scrollable_content_region.height - self._height(self._items[index])) // 2
+        )
+        self._follow = False
+        self.scroll_to(y=max(0, self._starts[index] - middle), animate=False, immediate=True)
+        self._follow = self.at_bottom
+        self.refresh()
 
     def page(self, direction: int) -> None:
         """Scroll a page up (-1) or down (1)."""
@@ -415,11 +441,19 @@ class MessagePane(ScrollView, can_focus=False):
             Segment(" "),
         ]
         pad = [Segment(" " * (self._time_width + self._nick_width() + 2))]
+        # The line a search led to: its background over every cell of its rows.
+        found = None
+        if line.seq == self._found_seq:
+            found = Style(bgcolor=self._style("found").bgcolor)
         strips: list[Strip] = []
         for i, row in enumerate(rows or [Text("")]):
             row.end = ""
             segments = [*(head if i == 0 else pad), *row.render(console)]
-            strips.append(Strip(segments).crop_extend(0, self._layout_width, None))
+            if found is not None:
+                segments = [
+                    Segment(text, (style or Style()) + found) for text, style, _ in segments
+                ]
+            strips.append(Strip(segments).crop_extend(0, self._layout_width, found))
         return strips
 
     def _newer_hint(self, width: int) -> Strip:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from chat_protocol import client as client_module
 from chat_protocol.client import (
     ClientConfig,
     Connected,
@@ -25,6 +26,8 @@ from chat_protocol.client import (
     NickFallback,
     NotConnected,
     Received,
+    SearchFailed,
+    SearchQuery,
     ServerAddress,
 )
 from chat_protocol.message import Message
@@ -41,6 +44,7 @@ ALL_CAPS = {
     "multi-prefix",
     "userhost-in-names",
     "draft/chathistory",
+    "soju.im/search",
 }
 RAW_CAPS = ["message-tags", "server-time", "echo-message", "batch"]
 
@@ -336,6 +340,52 @@ async def test_history_latest_and_before(server: ServerProcess, start_client: Cl
     cutoff = latest[0].tags["time"]
     by_time = await client.history_before("#room", cutoff, 2)
     assert len(by_time) <= 2 and all(m.tags["time"] < cutoff for m in by_time)
+
+
+@pytest.mark.parametrize("labeled", [True, False], ids=["labeled", "fenced"])
+async def test_search_and_the_lines_around_a_result(
+    server: ServerProcess,
+    start_client: ClientMaker,
+    monkeypatch: pytest.MonkeyPatch,
+    labeled: bool,
+) -> None:
+    """SEARCH answers with the matches (not also as events), matched by label or by a
+    PING fence; CHATHISTORY AROUND and BETWEEN give the lines around one of them."""
+    if not labeled:
+        caps = tuple(c for c in client_module.WANTED_CAPS if c != "labeled-response")
+        monkeypatch.setattr(client_module, "WANTED_CAPS", caps)
+    client, rec = start_client(config(address(server), channels=["#fruit", "#veg"]))
+    await rec.wait(own_join("#veg", "alice"))
+    assert client.can_search and ("labeled-response" in client.caps) is labeled
+    for i in range(20):
+        await client.privmsg("#fruit", f"apple {i}" if i in (3, 12) else f"pear {i}")
+    await client.privmsg("#veg", "apple tart")
+    await rec.wait(privmsg_with("apple tart"))
+    mark = len(rec.events)
+
+    found = await client.search(SearchQuery("apple"))
+    assert [m.param(1) for m in found] == ["apple 3", "apple 12", "apple tart"]
+    assert all(m.tags["msgid"] and m.tags["time"] for m in found)
+    here = await client.search(SearchQuery("APPLE", target="#fruit", limit=1))
+    assert [m.param(1) for m in here] == ["apple 12"]
+    assert await client.search(SearchQuery("durian")) == []
+    with pytest.raises(SearchFailed, match="not allowed"):
+        await client.search(SearchQuery("apple", target="#nowhere"))
+    with pytest.raises(ValueError, match="nothing to search"):
+        await client.search(SearchQuery("  "))
+
+    around = await client.history_around("#fruit", found[0].tags["msgid"], 5)
+    assert [m.param(1) for m in around] == ["pear 1", "pear 2", "apple 3", "pear 4", "pear 5"]
+    between = await client.history_between(
+        "#fruit", around[-1].tags["msgid"], found[1].tags["msgid"], 100
+    )
+    assert [m.param(1) for m in between] == [f"pear {i}" for i in range(6, 12)]
+    after = await client.history_between("#fruit", found[1].tags["msgid"], None, 3)
+    assert [m.param(1) for m in after] == ["pear 13", "pear 14", "pear 15"]
+    await client.privmsg("#veg", "fence")  # everything before it has been delivered
+    await rec.wait(privmsg_with("fence"), after=mark)
+    later = [e.message for e in rec.events[mark:] if isinstance(e, Received)]
+    assert [(m.command, m.param(1)) for m in later] == [("PRIVMSG", "fence")]
 
 
 async def test_ping_measures_lag(server: ServerProcess, start_client: ClientMaker) -> None:

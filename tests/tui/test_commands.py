@@ -45,6 +45,8 @@ def state() -> ChatState:
         ("/help", [c.ShowScreen("help")]),
         ("/JOIN #Caps", [c.Join("#Caps")]),
         ("/raw PING x", [c.Send("PING x")]),
+        ("/search apple  pie from:bob ", [c.OpenSearch("apple  pie from:bob")]),
+        ("/search", [c.OpenSearch("")]),
     ],
 )
 def test_commands(state: ChatState, line: str, expected: list[c.Effect]) -> None:

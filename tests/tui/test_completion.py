@@ -19,6 +19,7 @@ def test_nick_mid_line_gets_space() -> None:
 def test_commands_complete_at_line_start() -> None:
     assert candidates("/jo", 3, NICKS, ROOMS) == ["/join "]
     assert "/msg " in candidates("/m", 2, NICKS, ROOMS)
+    assert candidates("/sea", 4, NICKS, ROOMS) == ["/search "]
 
 
 def test_rooms_complete() -> None:

@@ -14,7 +14,7 @@ from textual.pilot import Pilot
 from chat_protocol import Message
 from chat_protocol.client_types import Disconnected
 from chat_tui.app import NARROW_WIDTH, ChatApp
-from chat_tui.messages import ClientEvent, HistoryLoaded, SendFailed
+from chat_tui.messages import AroundLoaded, ClientEvent, HistoryLoaded, SendFailed
 from chat_tui.screens.help import help_tables
 from chat_tui.widgets.member_list import MemberList
 from tests.tui.scenes import feed, main_scene, offline_app
@@ -188,6 +188,28 @@ async def test_messages_that_arrive_while_the_app_shuts_down_are_dropped() -> No
         await scene(pilot)
     assert not app.is_running
     app.on_history_loaded(HistoryLoaded("#general", []))
+    app.on_around_loaded(AroundLoaded("#general", "m1", []))
     app.on_client_event(ClientEvent(Disconnected("closed", None)))
     app.on_send_failed(SendFailed("hello", "offline"))
     app._refresh_status()  # what the once-a-second timer calls
+
+
+async def test_room_switcher_filters_rooms_with_unread_counts() -> None:
+    """Typing in Ctrl+K's switcher highlights the match and keeps a room's mention and
+    unread counts beside it (Textual's fuzzy highlight is immutable Content: appending
+    rich-style to it crashed the app)."""
+    async with offline_app().run_test(size=(120, 40)) as pilot:
+        app = await scene(pilot)
+        await pilot.press("ctrl+k")
+        await pilot.pause()
+        await pilot.press(*"rand")
+        await pilot.pause()
+        options = app.screen.query_one("#switcher-options")
+        labels = [
+            str(options.get_option_at_index(i).prompt)  # type: ignore[attr-defined]
+            for i in range(options.option_count)  # type: ignore[attr-defined]
+        ]
+        assert labels and labels[0].startswith("#random") and "unread" in labels[0], labels
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.state.current == "#random"

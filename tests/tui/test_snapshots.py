@@ -1,5 +1,6 @@
 """Snapshots of the main screen, the room list and the help at 120x35, and of the main
-screen at 80x24 and 60x20 too (narrower columns; at 60 the member list hides).
+screen at 80x24 and 60x20 too (narrower columns; at 60 the member list hides); the
+search screen at 120x40 and 80x24.
 
 Each baseline was looked at (rendered to PNG) before it was kept. No live server:
 the app is fed fixed IRC lines with fixed times, nicks and UTC display.
@@ -11,10 +12,14 @@ from typing import Any
 
 from textual import events
 from textual.pilot import Pilot
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Input
 
 from chat_protocol import Message
-from tests.tui.scenes import feed, main_scene, offline_app
+from chat_protocol.client_search import SearchQuery
+from chat_tui.app import ChatApp
+from chat_tui.screens.search import SearchScreen
+from chat_tui.search import find
+from tests.tui.scenes import MAIN_SCENE, feed, main_scene, offline_app
 
 SIZE = (120, 35)
 
@@ -131,3 +136,79 @@ def test_read_marker_and_newer_lines_hint(snap_compare: Any) -> None:
 
 def test_read_marker_and_newer_lines_hint_80x24(snap_compare: Any) -> None:
     assert snap_compare(offline_app(), terminal_size=(80, 24), run_before=marked)
+
+
+# -- search (Ctrl+F) ----------------------------------------------------------------------
+
+RELEASE_TALK = [
+    "@time=2024-03-05T09:10:00.000Z;msgid=s1 :dave!d@h PRIVMSG #dev "
+    ":the release is tagged, notes follow after lunch",
+    "@time=2024-03-05T09:12:00.000Z;msgid=s2 :bob!b@h PRIVMSG #random "
+    ":did anyone read the release notes?",
+    "@time=2024-03-05T09:14:00.000Z;msgid=s3 :carol!c@h PRIVMSG #dev :a long message that goes "
+    "on and on about builds, caches, flaky tests and coffee before it finally mentions the "
+    "release notes near its very end",
+]
+
+
+class SearchingServer:
+    """Stands in for a session whose server has soju.im/search: answers from fixed lines."""
+
+    connected = True
+    can_search = True
+
+    async def search(self, query: SearchQuery) -> list[Message]:
+        lines = [MAIN_SCENE[9], *RELEASE_TALK]  # carol's morning line mentions the notes
+        return [Message.parse(line) for line in lines]
+
+
+async def search_release_notes(pilot: Pilot[None], on_server: bool) -> None:
+    app = pilot.app
+    assert isinstance(app, ChatApp)
+    main_scene(app)
+    feed(app, RELEASE_TALK)
+    if on_server:
+        server = SearchingServer()
+        app._find = lambda query, room: find(server, app.state, query, room)  # type: ignore[method-assign, arg-type]
+    await pilot.press("ctrl+f")
+    await pilot.pause()
+    screen = app.screen
+    assert isinstance(screen, SearchScreen)
+    screen.query_one("#search-input", Input).cursor_blink = False
+    await pilot.press(*"release notes", "tab", "enter")  # Tab: all rooms
+    for _ in range(100):
+        await pilot.pause()
+        if screen.answer is not None:
+            break
+    await pilot.pause()
+
+
+def test_search_screen(snap_compare: Any) -> None:
+    """Results from the server, newest first; the words marked; a long line shows the
+    part with the match."""
+
+    async def before(pilot: Pilot[None]) -> None:
+        await search_release_notes(pilot, on_server=True)
+
+    assert snap_compare(offline_app(), terminal_size=(120, 40), run_before=before)
+
+
+def test_search_screen_80x24(snap_compare: Any) -> None:
+    """No server search (offline here): the loaded lines are searched, and it says so."""
+
+    async def before(pilot: Pilot[None]) -> None:
+        await search_release_notes(pilot, on_server=False)
+
+    assert snap_compare(offline_app(), terminal_size=(80, 24), run_before=before)
+
+
+def test_search_result_shown_in_its_room(snap_compare: Any) -> None:
+    """Enter on a result: its room, the message highlighted in the middle of the pane."""
+
+    async def before(pilot: Pilot[None]) -> None:
+        await search_release_notes(pilot, on_server=False)
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(offline_app(), terminal_size=(120, 40), run_before=before)
