@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import re
 
-from chat_protocol.split import _cut_utf8 as cut_utf8
+from chat_protocol.split import cut_utf8
 
 BOLD = "\x02"
 ITALIC = "\x1d"

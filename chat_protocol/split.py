@@ -15,7 +15,7 @@ def text_budget(command: str, target: str, source: str | None = None) -> int:
     return max(1, LINE_LIMIT - overhead)
 
 
-def _cut_utf8(data: bytes, limit: int) -> int:
+def cut_utf8(data: bytes, limit: int) -> int:
     """Largest cut point <= limit that does not split a UTF-8 sequence."""
     if len(data) <= limit:
         return len(data)
@@ -41,7 +41,7 @@ def split_utf8(text: str, max_bytes: int) -> list[str]:
             if len(data) <= max_bytes:
                 chunks.append(data.decode("utf-8"))
                 break
-            cut = _cut_utf8(data, max_bytes)
+            cut = cut_utf8(data, max_bytes)
             space = data.rfind(b" ", 0, cut + 1)
             head = data[:space].rstrip(b" ") if space > 0 else b""
             if head:
