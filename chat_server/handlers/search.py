@@ -43,7 +43,11 @@ def handle_search(server: Server, user: User, msg: Message) -> None:
     attrs = parse_tags(msg.params[0])
     unknown = sorted(set(attrs) - ATTRIBUTES)
     if unknown:
-        server.out.fail(user, "SEARCH", "INVALID_PARAMS", unknown[0][:32], "Unknown attribute")
+        # The name goes back as a middle parameter: only a plain token can (an empty
+        # or spaced one, as in "SEARCH ;;=x", is named "*").
+        name = unknown[0][:32]
+        shown = name if name and all(c.isalnum() or c in "/._-" for c in name) else "*"
+        server.out.fail(user, "SEARCH", "INVALID_PARAMS", shown, "Unknown attribute")
         return
     limit = server.config.chathistory_max
     if "limit" in attrs:
@@ -52,12 +56,14 @@ def handle_search(server: Server, user: User, msg: Message) -> None:
             server.out.fail(user, "SEARCH", "INVALID_PARAMS", "limit", "Invalid limit")
             return
         limit = min(asked, limit)
-    try:
-        after = to_ms(parse_time(attrs["after"])) if attrs.get("after") else None
-        before = to_ms(parse_time(attrs["before"])) if attrs.get("before") else None
-    except ValueError:
-        server.out.fail(user, "SEARCH", "INVALID_PARAMS", "after", "Invalid timestamp")
-        return
+    bounds: dict[str, int | None] = {}
+    for edge in ("after", "before"):
+        try:
+            bounds[edge] = to_ms(parse_time(attrs[edge])) if attrs.get(edge) else None
+        except ValueError:
+            server.out.fail(user, "SEARCH", "INVALID_PARAMS", edge, "Invalid timestamp")
+            return
+    after, before = bounds["after"], bounds["before"]
     text = attrs.get("text", "")[:MAX_TEXT]
     sender = casefold(attrs["from"]) if attrs.get("from") else None
     where = attrs.get("in")

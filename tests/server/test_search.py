@@ -196,6 +196,8 @@ REFUSED = [
     "SEARCH text=apple;after=10000-01-01T00:00:00.000Z",
     "SEARCH text=apple;in=#nowhere",
     "SEARCH text=apple;in=*",
+    "SEARCH ;;;==;",  # an empty attribute name (it is named in the FAIL: must be a token)
+    "SEARCH :a b=1;text=apple",  # a name with a space
     "SEARCH :",
     "SEARCH text=",
     "SEARCH text=\\s\\s",
