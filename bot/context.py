@@ -16,6 +16,7 @@ from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Any
 
 from bot.sanitize import clean_line
 from bot.triggers import addressed_text
@@ -194,6 +195,20 @@ class Memories:
 
     def forget(self, target: str) -> None:
         self._rooms.pop(casefold(target), None)
+
+
+class Bounded(OrderedDict[str, Any]):
+    """A dict that forgets its oldest entries past ``limit``."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__()
+        self.limit = limit
+
+    def __setitem__(self, key: str, value: Any) -> None:
+        super().__setitem__(key, value)
+        self.move_to_end(key)
+        while len(self) > self.limit:
+            self.popitem(last=False)
 
 
 class CutAnswers:

@@ -32,6 +32,11 @@ class Request:
     def in_room(self) -> bool:
         return is_channel(self.target)
 
+    @property
+    def prefix(self) -> str:
+        """How a reply begins: the asker's nick in a room, nothing in a private chat."""
+        return f"{self.asker}: " if self.in_room else ""
+
 
 def addressed_text(text: str, nick: str) -> str | None:
     """The text after ``nick:``, ``nick,`` or ``@nick`` at the start, else None.

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from matplotlib.figure import Figure
 from matplotlib.transforms import Bbox
 
 from perf import charts
@@ -24,16 +25,15 @@ BAD_TICKS = ("10^", "\\times", "\u00d7", "$")  # scientific notation
 def drawn(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
     """Figures by file name, kept open (drawn) instead of closed after saving."""
     figures: dict[str, Any] = {}
-    save = charts._finish
+    save = Figure.savefig
 
-    def keep(fig: Any, axes: list[Any], path: Path, title: str, runs: list) -> Path:
-        monkeypatch.setattr(charts.plt, "close", lambda _fig: None)
-        out = save(fig, axes, path, title, runs)
+    def keep(fig: Figure, path: Any, *args: Any, **kwargs: Any) -> None:
+        save(fig, path, *args, **kwargs)
         fig.canvas.draw()
-        figures[path.name] = fig
-        return out
+        figures[Path(path).name] = fig
 
-    monkeypatch.setattr(charts, "_finish", keep)
+    monkeypatch.setattr("matplotlib.pyplot.close", lambda _fig: None)
+    monkeypatch.setattr(Figure, "savefig", keep)
     return figures
 
 

@@ -9,7 +9,7 @@ import json
 import shutil
 from pathlib import Path
 
-from perf import charts
+from perf.charts.frame import subtitle
 from tests.perf.conftest import chat_perf, load_summary
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -168,7 +168,7 @@ def test_compare_warns_when_scenarios_differ(
 
 def test_compare_charts_name_each_runs_own_scenario(chat_out: Path, storm_out: Path) -> None:
     runs = [("a", load_summary(chat_out)), ("b", load_summary(storm_out))]
-    footer = charts._subtitle(runs).splitlines()
+    footer = subtitle(runs).splitlines()
     assert footer[0].startswith("a: scenario custom: 24 clients, 4 rooms")
     assert footer[1].startswith("b: scenario storm: 200 clients")
 
