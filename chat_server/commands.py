@@ -15,6 +15,7 @@ from chat_server.handlers import (
     modes,
     operators,
     queries,
+    readmarker,
     registration,
     search,
     server_info,
@@ -37,6 +38,9 @@ _TABLE = (
     CommandSpec("TAGMSG", messaging.handle_tagmsg),
     CommandSpec("CHATHISTORY", chathistory.handle_chathistory, min_params=1),
     CommandSpec("SEARCH", search.handle_search, min_params=1, cost=4),
+    # one key lookup (and upsert) in the worker, like a message's row; the asker waits
+    # for each answer (NEED_MORE_PARAMS is a FAIL, so no min_params)
+    CommandSpec("MARKREAD", readmarker.handle_markread, cost=1),
     # rooms
     CommandSpec("JOIN", channels.handle_join, min_params=1),
     CommandSpec("PART", channels.handle_part, min_params=1),

@@ -34,6 +34,7 @@ class User:
         "folded",
         "history_floor",
         "host",
+        "join_markers",
         "last_spoke",
         "modes",
         "nick",
@@ -68,6 +69,9 @@ class User:
         # The lowest history sequence of direct messages this user may read: those
         # sent since it took its nick (see handlers/chathistory.py).
         self.history_floor = 0
+        # While a JOIN runs: its rooms' read markers (draft/read-marker), fetched from
+        # history before it ran, sent after each JOIN line (channels.join).
+        self.join_markers: dict[str, int | None] | None = None
 
     def set_nick(self, nick: str) -> None:
         self.nick = nick

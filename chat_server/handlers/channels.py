@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold, is_channel, valid_channel
@@ -13,6 +13,8 @@ from chat_protocol.numbers import ascii_int
 from chat_server.connection import PAUSED_HISTORY
 from chat_server.deferred import Deferred
 from chat_server.handlers.chathistory import send_history_batch
+from chat_server.handlers.readmarker import CAP as MARKER_CAP
+from chat_server.handlers.readmarker import marker_line, owner_of
 from chat_server.masks import compile_mask, has_wildcards
 from chat_server.model import Channel, member_prefix
 from chat_server.room_settings import apply_meta
@@ -31,32 +33,50 @@ def handle_join(server: Server, user: User, msg: Message) -> None:
         return
     names = msg.params[0].split(",")[: server.config.max_channels_per_user]
     keys = msg.param(1).split(",") if len(msg.params) > 1 else []
-    cold = [
+    new = [
         folded
         for folded in dict.fromkeys(casefold(name) for name in names if name)
-        if folded not in user.channels and not server.history.ready(folded)
+        if folded not in user.channels
     ]
-    if cold and wait_for_rooms(server, user, cold):
+    cold = [folded for folded in new if not server.history.ready(folded)]
+    markers = new if MARKER_CAP in user.caps and user.join_markers is None else []
+    if (cold or markers) and wait_for_history(server, user, cold, markers):
         return
-    for i, name in enumerate(names):
-        if name:
-            join(server, user, name, keys[i] if i < len(keys) else None)
+    try:
+        for i, name in enumerate(names):
+            if name:
+                join(server, user, name, keys[i] if i < len(keys) else None)
+    finally:
+        user.join_markers = None
 
 
-def wait_for_rooms(server: Server, user: User, rooms: list[str]) -> bool:
-    """Have rooms with history loaded (newest messages, saved settings) before a JOIN
-    is handled, so it is answered without the disk on the loop; True when the JOIN
-    waits and runs again once they are."""
-    finished: list[bool] = []
+def wait_for_history(server: Server, user: User, rooms: list[str], markers: list[str]) -> bool:
+    """Have what a JOIN needs from history before it is handled, so it is answered
+    without the disk on the loop: cold ``rooms`` loaded (newest messages, saved
+    settings), the read markers of ``markers`` fetched (draft/read-marker). True when
+    the JOIN waits and runs again once both are in."""
+    waiting = 0
     deferred: Deferred | None = None
 
-    def loaded() -> None:
-        finished.append(True)
-        if deferred is not None:
+    def one_done() -> None:
+        nonlocal waiting
+        waiting -= 1
+        if waiting == 0 and deferred is not None:
             server.resume(deferred.conn, PAUSED_HISTORY)
 
-    server.history.load(rooms, loaded)
-    if finished:
+    def got_markers(ok: bool, value: Any) -> None:
+        # The worker failed: "*" for each (unknown) rather than no MARKREAD at all.
+        found = dict(value) if ok else {}
+        user.join_markers = {room: found.get(room) for room in markers}
+        one_done()
+
+    if rooms:
+        waiting += 1
+        server.history.load(rooms, one_done)
+    if markers:
+        waiting += 1
+        server.history.ask("markers", (owner_of(user), markers), got_markers)
+    if waiting == 0:
         return False
     deferred = server.defer(user, rerun=True)
     return deferred is not None
@@ -117,6 +137,8 @@ def join(server: Server, user: User, name: str, key: str | None) -> None:
         server.history.room_opened(folded)
         chan.add_member(user, "@")
     server.delivery.deliver(chan, user.source, "JOIN", [chan.name])
+    if user.join_markers is not None:  # draft/read-marker: after the JOIN, before 366
+        server.out.send_raw(user, marker_line(server, chan.name, user.join_markers.get(folded)))
     if chan.topic:
         send_topic(server, user, chan)
     send_names(server, user, chan)

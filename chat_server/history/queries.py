@@ -1,4 +1,5 @@
-"""Reading history: one SQL primitive, and everything CHATHISTORY and SEARCH ask of it.
+"""Reading history: one SQL primitive, and everything CHATHISTORY and SEARCH ask of it
+(and the read markers MARKREAD and JOIN ask for).
 
 Runs in the writer process (worker.py), on the connection that writes, so a query
 sees every message appended before it was asked, committed or not.
@@ -282,3 +283,18 @@ def search(db: sqlite3.Connection, s: Search) -> list[Row]:
     ).fetchall()
     rows.reverse()
     return _checked(rows)
+
+
+# -- read markers -----------------------------------------------------------------------
+
+
+def read_markers(db: sqlite3.Connection, owner: str, targets: list[str]) -> list[tuple[str, int]]:
+    """``owner``'s stored markers among ``targets`` (casefolded): (target, time_ms)."""
+    found: list[tuple[str, int]] = []
+    for target in dict.fromkeys(targets):
+        row = db.execute(
+            "SELECT time_ms FROM read_markers WHERE owner = ? AND target = ?", (owner, target)
+        ).fetchone()
+        if row is not None and isinstance(row[0], int):
+            found.append((target, row[0]))
+    return found

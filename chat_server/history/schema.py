@@ -12,6 +12,8 @@ and client tags as a JSON object. ``message_search`` is an FTS5 index over the t
 so CHATHISTORY TARGETS finds a nick's partners without scanning messages).
 ``rooms`` keeps the settings of rooms that have history (modes, key, topic, bans, as
 JSON), so a room that empties or outlives a restart comes back as it was, key and all.
+``read_markers`` keeps where each reader got to in each room or direct conversation
+(IRCv3 ``draft/read-marker``; see handlers/readmarker.py for who owns a marker).
 ``message_log`` is a view with readable times.
 
 Files of schema v1 to v5 (runs and blocks of several messages per row) are converted
@@ -62,6 +64,12 @@ CREATE TABLE IF NOT EXISTS rooms (
     name       TEXT PRIMARY KEY,       -- casefolded
     settings   TEXT NOT NULL,          -- JSON: name, modes, key, limit, topic, bans
     updated_ms INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS read_markers (
+    owner   TEXT    NOT NULL,          -- 'nick user@host', the nick casefolded
+    target  TEXT    NOT NULL,          -- a casefolded room name or nick
+    time_ms INTEGER NOT NULL,          -- time of the last message read, Unix ms
+    PRIMARY KEY (owner, target)
 );
 CREATE VIEW IF NOT EXISTS message_log AS
     SELECT seq, conversation,

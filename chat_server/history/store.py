@@ -365,6 +365,11 @@ class HistoryStore:
         self.send_pending()
         self._queue(("room", room, None if settings is None else json.dumps(settings)))
 
+    def save_marker(self, owner: str, target: str, time_ms: int) -> None:
+        """Move a read marker forward; the worker keeps the later time (worker.py)."""
+        self.send_pending()
+        self._queue(("marker", owner, target, time_ms))
+
     def forget(self, room: str) -> None:
         """A room emptied: its replay cache and settings go (it is cold from now on,
         and its next JOIN loads both again, as they are now)."""

@@ -13,6 +13,7 @@ To the worker:
     ("append", [run, ...])           messages to store (model.Run)
     ("ask", qid, kind, args)         a query; answered in order with the appends
     ("room", name, settings | None)  save (JSON text) or forget a room's settings
+    ("marker", owner, target, time_ms)  move a read marker forward (never back)
     ("flush",)                       commit now
 From the worker:
     ("committed", last_seq, count)   everything up to last_seq is in the file
@@ -71,6 +72,9 @@ RETRY_DELAY = 1.0
 QUERY_BUDGET = 0.5
 # How often retention (history_max_age_days / history_max_per_room) runs.
 PRUNE_EVERY = 60.0
+# Read markers one owner may keep: a client naming ever new nicks must not grow the
+# file without bound. Past it the markers with the oldest times go.
+MAX_READ_MARKERS = 1000
 
 
 def frame(value: Any) -> bytes:
@@ -114,6 +118,14 @@ _INDEX_RANGE = (
     " SELECT seq, text FROM messages WHERE seq BETWEEN ? AND ?"
 )
 _INDEX_ONE = "INSERT INTO message_search (rowid, text) VALUES (?, ?)"
+_SAVE_MARKER = (
+    "INSERT INTO read_markers VALUES (?, ?, ?) ON CONFLICT (owner, target)"
+    " DO UPDATE SET time_ms = max(time_ms, excluded.time_ms)"
+)
+_TRIM_MARKERS = (
+    "DELETE FROM read_markers WHERE owner = ? AND target IN (SELECT target FROM read_markers"
+    " WHERE owner = ? AND target != ? ORDER BY time_ms LIMIT ?)"
+)
 
 
 class Worker:
@@ -252,6 +264,26 @@ class Worker:
         if self.deadline is None:
             self.deadline = time.monotonic() + self.flush_interval
 
+    def save_marker(self, owner: str, target: str, time_ms: int) -> None:
+        """Keep the later of ``time_ms`` and the stored marker; past MAX_READ_MARKERS of
+        one owner, drop the oldest (never the one just set). A failure costs only this
+        marker (the asker's query behind it answers with what is stored)."""
+        db = self.db
+        try:
+            if not db.in_transaction and self.retry_at is None:
+                db.execute("BEGIN")
+            db.execute(_SAVE_MARKER, (owner, target, time_ms))
+            (count,) = db.execute(
+                "SELECT count(*) FROM read_markers WHERE owner = ?", (owner,)
+            ).fetchone()
+            if count > MAX_READ_MARKERS:
+                db.execute(_TRIM_MARKERS, (owner, owner, target, count - MAX_READ_MARKERS))
+        except sqlite3.Error as exc:
+            log.error("read marker of %s not saved: %s", owner, exc)
+            return
+        if self.deadline is None:
+            self.deadline = time.monotonic() + self.flush_interval
+
     def prune(self) -> None:
         from chat_server.history.admin import prune  # retention is rare; load it late
 
@@ -314,6 +346,9 @@ class Worker:
             return queries.targets(db, rooms, nick, min_seq, start, end, limit)
         if kind == "search":
             return queries.search(db, queries.Search(*args))
+        if kind == "markers":  # (owner, [target, ...]) -> [(target, time_ms), ...]
+            owner, targets = args
+            return queries.read_markers(db, owner, targets)
         if kind == "stored":  # rooms with history (the server's list of cold rooms)
             return [name for (name,) in db.execute(
                 "SELECT name FROM conversations WHERE party_a IS NULL")]  # fmt: skip
@@ -328,6 +363,8 @@ class Worker:
             self.answer(value[1], value[2], value[3])
         elif kind == "room":
             self.save_room(value[1], value[2])
+        elif kind == "marker":
+            self.save_marker(value[1], value[2], value[3])
         elif kind == "flush":
             self.commit()
         return True

@@ -12,6 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -44,6 +45,7 @@ ALL_CAPS = {
     "multi-prefix",
     "userhost-in-names",
     "draft/chathistory",
+    "draft/read-marker",
     "soju.im/search",
 }
 RAW_CAPS = ["message-tags", "server-time", "echo-message", "batch"]
@@ -340,6 +342,28 @@ async def test_history_latest_and_before(server: ServerProcess, start_client: Cl
     cutoff = latest[0].tags["time"]
     by_time = await client.history_before("#room", cutoff, 2)
     assert len(by_time) <= 2 and all(m.tags["time"] < cutoff for m in by_time)
+
+
+async def test_history_targets_lists_rooms_and_direct_conversations(
+    server: ServerProcess, start_client: ClientMaker, connect: Callable[..., RawClient]
+) -> None:
+    client, rec = start_client(config(address(server), channels=["#room"]))
+    await rec.wait(own_join("#room", "alice"))
+    bob = connect("bob")
+    bob.send("PRIVMSG alice :hello from bob")
+    await rec.wait(privmsg_with("hello from bob"))
+    await client.privmsg("#room", "in the room")
+    await rec.wait(privmsg_with("in the room"))
+    since = datetime.now(UTC) - timedelta(days=1)
+    found: dict[str, str] = {}
+    for _ in range(50):  # history is written in batches a few ms after the echo
+        found = dict(await client.history_targets(since))
+        if len(found) == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert set(found) == {"bob", "#room"}
+    assert all(stamp.endswith("Z") for stamp in found.values())
+    assert await client.history_targets(since, since + timedelta(seconds=1)) == []
 
 
 @pytest.mark.parametrize("labeled", [True, False], ids=["labeled", "fenced"])

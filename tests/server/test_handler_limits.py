@@ -298,9 +298,9 @@ def test_throttle_logs_at_most_one_line_per_address_per_interval(caplog) -> None
 def test_command_table_is_explicit_and_complete() -> None:
     expected = {
         "CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT", "PRIVMSG", "NOTICE",
-        "TAGMSG", "CHATHISTORY", "SEARCH", "JOIN", "PART", "TOPIC", "NAMES", "LIST", "KICK",
-        "INVITE", "MODE", "WHO", "WHOIS", "WHOWAS", "USERHOST", "ISON", "AWAY", "LUSERS",
-        "MOTD", "VERSION", "TIME", "INFO", "OPER", "KILL",
+        "TAGMSG", "CHATHISTORY", "SEARCH", "MARKREAD", "JOIN", "PART", "TOPIC", "NAMES",
+        "LIST", "KICK", "INVITE", "MODE", "WHO", "WHOIS", "WHOWAS", "USERHOST", "ISON",
+        "AWAY", "LUSERS", "MOTD", "VERSION", "TIME", "INFO", "OPER", "KILL",
     }  # fmt: skip
     assert set(COMMANDS) == expected
     for name, spec in COMMANDS.items():
