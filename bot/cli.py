@@ -94,7 +94,19 @@ def build_parser() -> argparse.ArgumentParser:
             "without one it still runs its offline commands (help, time, who, stats, more, forget)."
         ),
     )
-    p.add_argument("--server", metavar="HOST:PORT[,...]", help="server(s), tried in order")
+    p.add_argument(
+        "--server",
+        metavar="HOST:PORT[,...]",
+        help="server(s), tried in order; ircs://HOST[:PORT] for TLS (port 6697)",
+    )
+    p.add_argument(
+        "--tls-ca", metavar="FILE", help="PEM CA (or self-signed certificate) to trust for TLS"
+    )
+    p.add_argument(
+        "--no-tls-verify",
+        action="store_true",
+        help="do not check TLS certificates (a throwaway test server only)",
+    )
     p.add_argument("--nick", help="nick to use (default: bot)")
     p.add_argument("--rooms", metavar="'#a,#b'", help="rooms to join ('#' may be left out)")
     p.add_argument("--base-url", metavar="URL", help=f"API base URL (default {DEFAULT_BASE_URL})")
@@ -162,6 +174,8 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         "top_p": args.top_p,
         "max_concurrent": args.max_concurrent,
         "api_key": api_key_from_env(environ),
+        "tls_ca": args.tls_ca,
+        "tls_verify": False if args.no_tls_verify else None,
     }
     config = config.merged(flags).check()
     _check_names(config)
@@ -190,6 +204,8 @@ async def run(config: BotConfig) -> int:
             realname="distchat AI bot",
             channels=list(config.rooms),
             bot=True,
+            tls_ca=config.tls_ca,
+            tls_verify=config.tls_verify,
         )
     )
     backend = None

@@ -118,6 +118,10 @@ class BotConfig:
     max_concurrent: int = 4
     max_rooms: int = 50
     api_key: str | None = field(default=None, repr=False)
+    # TLS for ircs:// servers (see chat_protocol's ClientConfig): extra CAs to trust,
+    # and whether certificates are checked at all.
+    tls_ca: str | None = None
+    tls_verify: bool = True
     # Room name as written -> {setting in ROOM_SETTINGS: value}; matched case-insensitively.
     room_overrides: dict[str, dict[str, Any]] = field(default_factory=dict, hash=False)
 
@@ -242,6 +246,15 @@ def _to_str(name: str) -> Any:
     return conv
 
 
+def _to_bool(name: str) -> Any:
+    def conv(v: Any) -> bool:
+        if not isinstance(v, bool):
+            raise ConfigError(f"config: {name} must be true or false")
+        return v
+
+    return conv
+
+
 def _to_rooms(v: Any) -> tuple[str, ...]:
     if isinstance(v, str):
         return split_rooms(v)
@@ -292,6 +305,8 @@ _TOML_KEYS: dict[str, tuple[str, Any]] = {
     "top_p": ("top_p", _to_float("top_p")),
     "max_concurrent": ("max_concurrent", _to_int("max_concurrent")),
     "max_rooms": ("max_rooms", _to_int("max_rooms")),
+    "tls_ca": ("tls_ca", _to_str("tls_ca")),
+    "tls_verify": ("tls_verify", _to_bool("tls_verify")),
 }
 assert {f for f, _ in _TOML_KEYS.values()} <= {f.name for f in fields(BotConfig)}
 assert set(ROOM_SETTINGS) <= set(_TOML_KEYS) and set(ROOM_SETTINGS) <= set(RoomSettings.__slots__)

@@ -13,10 +13,11 @@ import asyncio
 import contextlib
 import itertools
 import random
+import ssl
 import time
 from collections import deque
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from chat_protocol import numerics as n
@@ -31,6 +32,7 @@ from chat_protocol.client_search import (
     search_results,
 )
 from chat_protocol.client_state import Batch, SeenIds, SessionState, format_time, parse_time
+from chat_protocol.client_tls import tls_context
 from chat_protocol.client_types import (
     WANTED_CAPS,
     ChannelState,
@@ -243,16 +245,24 @@ class IRCClient:
     async def _attempt(self, server: ServerAddress) -> tuple[bool, str]:
         """One connection to ``server``: (whether it registered, why it ended)."""
         try:
+            tls = tls_context(self.config) if server.tls else None
             reader, writer = await self._unless_stopped(
                 asyncio.wait_for(
-                    asyncio.open_connection(server.host, server.port),
+                    asyncio.open_connection(
+                        server.host, server.port, ssl=tls,
+                        server_hostname=server.host if tls else None,
+                    ),
                     self.config.connect_timeout,
                 )
-            )
+            )  # fmt: skip
         except _Stopped:
             return False, "closed"
         except TimeoutError:
             return False, "connect timed out"
+        except ssl.SSLCertVerificationError as exc:
+            return False, f"TLS certificate not trusted: {exc.verify_message}"
+        except ssl.SSLError as exc:
+            return False, f"TLS failed: {exc.reason or exc}"
         except OSError as exc:
             return False, exc.strerror or str(exc)
         self._writer = writer
@@ -677,6 +687,23 @@ class IRCClient:
             refs = [history_ref(start), history_ref(end)]
             query = Message("CHATHISTORY", ["BETWEEN", target, *refs, size])
         return history_only(await self.request(query))
+
+    async def history_targets(
+        self, since: datetime, until: datetime | None = None, limit: int = 50
+    ) -> list[tuple[str, str]]:
+        """Conversations (rooms we are in and direct ones) with messages between ``since``
+        and ``until`` (None: now), as (target, time of the latest message), from
+        ``CHATHISTORY TARGETS``; [] without chathistory."""
+        if "draft/chathistory" not in self.caps:
+            return []
+        end = datetime.now(UTC) if until is None else until
+        refs = ["timestamp=" + format_time(since), "timestamp=" + format_time(end)]
+        query = Message("CHATHISTORY", ["TARGETS", *refs, str(self._history_limit(limit))])
+        return [
+            (m.param(1), m.param(2))
+            for m in await self.request(query)
+            if m.command == "CHATHISTORY" and m.param(0).upper() == "TARGETS" and m.param(1)
+        ]
 
     @property
     def can_search(self) -> bool:

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from chat_protocol.message import Message
 
 DEFAULT_PORT = 6667
+DEFAULT_TLS_PORT = 6697
 
 # Capabilities we ask for when a server offers them; everything works without them.
 WANTED_CAPS = (
@@ -38,13 +39,25 @@ class ServerAddress:
 
     host: str
     port: int
+    tls: bool = False  # ircs://: TLS, the server's certificate checked
 
     def __str__(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"{host}:{self.port}"
+        return f"{'ircs://' if self.tls else ''}{host}:{self.port}"
 
 
 def _parse_one(item: str) -> ServerAddress:
+    """``host[:port]``, ``[v6]:port``, ``irc://...`` (plaintext) or ``ircs://...`` (TLS,
+    port 6697 unless given)."""
+    scheme, sep, rest = item.partition("://")
+    if sep:
+        if scheme.lower() not in ("irc", "ircs"):
+            raise ValueError(f"bad server address {item!r}: use irc:// or ircs://")
+        tls = scheme.lower() == "ircs"
+        address = _parse_one(rest.rstrip("/"))
+        if tls and ":" not in rest.rsplit("]", 1)[-1]:
+            address = ServerAddress(address.host, DEFAULT_TLS_PORT)
+        return ServerAddress(address.host, address.port, tls)
     if item.startswith("["):
         host, sep, rest = item[1:].partition("]")
         if not sep or (rest and not rest.startswith(":")):
@@ -69,7 +82,8 @@ def _parse_one(item: str) -> ServerAddress:
 
 
 def parse_servers(spec: str) -> list[ServerAddress]:
-    """Parse ``"host:port,host2:port2"`` (port defaults to 6667). ValueError on bad input."""
+    """Parse ``"host:port,ircs://host2:port2"`` (port defaults to 6667, 6697 for
+    ``ircs://``). ValueError on bad input."""
     items = [part.strip() for part in spec.split(",")]
     if not any(items):
         raise ValueError("no server given")
@@ -94,6 +108,11 @@ class ClientConfig:
     ping_interval: float = 30.0
     connect_timeout: float = 10.0
     gap_fill_limit: int = 500
+    # TLS (ircs:// servers): the certificate is always checked against the system's
+    # CAs, plus this PEM file when given (a private CA, or a self-signed certificate
+    # itself); tls_verify=False turns checking off (for a throwaway test server only).
+    tls_ca: str | None = None
+    tls_verify: bool = True
 
     def __post_init__(self) -> None:
         if not self.servers:

@@ -64,6 +64,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     from chat_server.history import Durability, HistoryStore
     from chat_server.server import Server
 
+    if config.tls_port and config.tls_cert and config.tls_key:
+        from chat_server.tls import TlsError, make_context
+
+        try:
+            make_context(config.tls_cert, config.tls_key)  # the server loads it again
+        except TlsError as exc:
+            print(f"chat-server: error: {exc}", file=sys.stderr)
+            return 1
     server: Server
     if config.redis:
         from chat_server.cluster.node import ClusterServer
@@ -92,8 +100,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         server.history.close()
         reason = exc.strerror or exc
+        ports = f"{config.port}" + (f" and {config.tls_port} (TLS)" if config.tls_port else "")
         print(
-            f"chat-server: error: cannot listen on {config.host}:{config.port}: {reason}",
+            f"chat-server: error: cannot listen on {config.host}:{ports}: {reason}",
             file=sys.stderr,
         )
         return 1

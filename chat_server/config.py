@@ -87,6 +87,39 @@ class ServerConfig:
     port: int = setting(
         6667, "TCP port; 0 = any free one, the log says which", metavar="PORT", low=0, high=65535
     )
+    tls_port: int = setting(
+        0,
+        "TLS port beside the plaintext one (0 = no TLS); needs tls_cert and tls_key",
+        metavar="PORT",
+        low=0,
+        high=65535,
+        requires="tls_cert",
+    )
+    tls_cert: str | None = setting(
+        None,
+        "PEM certificate chain for TLS (reloaded on SIGHUP)",
+        metavar="FILE",
+        requires="tls_key",
+    )
+    tls_key: str | None = setting(
+        None, "PEM private key of tls_cert", metavar="FILE", requires="tls_cert"
+    )
+    tls_handshake_timeout: float = setting(
+        10.0,
+        "seconds a TLS client may take to finish its handshake",
+        metavar="SECONDS",
+        low=0,
+        low_open=True,
+        high=300,
+    )
+    sts_duration: int = setting(
+        0,
+        "advertise the sts capability (clients then insist on TLS for this many seconds;"
+        " 0 = do not advertise)",
+        metavar="SECONDS",
+        low=0,
+        high=365 * 86_400,
+    )
     server_name: str = setting(
         "distchat.local", "name the server uses as source", metavar="NAME", check=_token(63)
     )

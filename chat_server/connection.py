@@ -14,6 +14,7 @@ from __future__ import annotations
 import errno
 import logging
 import socket
+import ssl
 import time
 from typing import TYPE_CHECKING
 
@@ -27,7 +28,9 @@ MAX_TAGS = 8191  # IRCv3: 4094 bytes of client tags + 4096 of server tags, plus 
 MAX_BODY = 512
 MAX_LINE = MAX_TAGS + MAX_BODY
 TOO_LONG = b"\x00too-long"  # stands in for a line the client sent over MAX_LINE
-_WOULD_BLOCK = (BlockingIOError, InterruptedError)
+# An SSL socket says "try again" with its own errors (a record not yet complete, or a
+# TLS 1.3 key update to read before writing): the same as would-block here.
+_WOULD_BLOCK = (BlockingIOError, InterruptedError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 _RECV_BUF = bytearray(1024 * 1024)  # at least the largest read budget a config allows
 _RECV_VIEW = memoryview(_RECV_BUF)
 
@@ -53,6 +56,7 @@ class Connection:
         "discarding",
         "fast_head",
         "fd",
+        "handshaking",
         "held_for",
         "inbuf",
         "last_active",
@@ -62,6 +66,7 @@ class Connection:
         "paused",
         "ping_sent",
         "sock",
+        "tls",
         "tokens",
         "user",
         "writing",
@@ -91,6 +96,8 @@ class Connection:
         # With history_sync: the sequence of its newest stored message; its output
         # waits until history has committed that far (server.py, _send).
         self.held_for = 0
+        self.tls = False  # came in on the TLS port (sock is an ssl.SSLSocket)
+        self.handshaking = False  # TLS handshake not finished: nothing read or sent yet
         now = time.monotonic()
         self.created = now
         self.last_active = now

@@ -26,11 +26,12 @@ FD_RESERVE = 32  # descriptors kept for listeners, the history writer, logs, Red
 ACCEPT_RETRY = 0.25  # seconds between accept attempts while at the descriptor limit
 LISTEN_BACKLOG = 4096
 
-Admit = Callable[[socket.socket, str], None]
+Admit = Callable[[socket.socket, str, bool], None]  # socket, host, whether TLS
 
 
 class Listener:
-    """Accepts clients and hands each to ``admit(sock, host)``; counts them per address."""
+    """Accepts clients and hands each to ``admit(sock, host, tls)``; counts them per
+    address (plaintext and TLS together)."""
 
     def __init__(
         self, config: ServerConfig, loop: EventLoop, admit: Admit, clients: Callable[[], int]
@@ -40,22 +41,36 @@ class Listener:
         self.admit = admit
         self.clients = clients  # how many connections the server holds now
         self.sockets: list[socket.socket] = []
+        self.tls_sockets: list[socket.socket] = []  # those whose clients speak TLS
         self.per_address: dict[str, int] = {}
         self.paused = False  # listeners unwatched until the retry timer or a free fd
         self.starved = False  # accept failed for lack of descriptors, not yet recovered
 
     def listen(self) -> None:
-        """Bind the listening socket (raises OSError when the port is busy)."""
+        """Bind the listening sockets, plaintext and (when configured) TLS; raises
+        OSError when a port is busy."""
+        cfg = self.config
+        cfg.port = self._bind(cfg.port, tls=False)
+        if cfg.tls_port:
+            cfg.tls_port = self._bind(cfg.tls_port, tls=True)
+
+    def _bind(self, port: int, *, tls: bool) -> int:
         cfg = self.config
         family = socket.AF_INET6 if ":" in cfg.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((cfg.host, cfg.port))
-        sock.listen(LISTEN_BACKLOG)
+        try:
+            sock.bind((cfg.host, port))
+            sock.listen(LISTEN_BACKLOG)
+        except OSError:
+            sock.close()
+            raise
         sock.setblocking(False)
         self.sockets.append(sock)
+        if tls:
+            self.tls_sockets.append(sock)
         self.loop.add_reader(sock, partial(self._on_readable, sock))
-        cfg.port = sock.getsockname()[1]
+        return int(sock.getsockname()[1])
 
     def fit_fd_limit(self) -> None:
         """Raise the soft descriptor limit to the hard one and fit ``max_clients`` to it,
@@ -122,7 +137,7 @@ class Listener:
                 _refuse(sock, "Too many connections from your address")
                 continue
             per_address[host] = count + 1
-            self.admit(sock, host)
+            self.admit(sock, host, listener in self.tls_sockets)
 
     def _pause(self, exc: OSError) -> None:
         if self.paused:

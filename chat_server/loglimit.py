@@ -49,6 +49,10 @@ class LogLimiter:
         window.suppressed += 1
         return False
 
+    def info(self, kind: str, msg: str, *args: object) -> None:
+        if self.allow(kind):
+            self.logger.info(msg, *args)
+
     def warning(self, kind: str, msg: str, *args: object) -> None:
         if self.allow(kind):
             self.logger.warning(msg, *args)

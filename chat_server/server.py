@@ -14,6 +14,7 @@ import logging
 import secrets
 import signal
 import socket
+import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -46,6 +47,12 @@ from chat_server.loop import EventLoop
 from chat_server.model import Channel, User
 from chat_server.replies import Replies
 from chat_server.room_settings import chan_meta
+from chat_server.tls import DONE as TLS_DONE
+from chat_server.tls import WANT_WRITE as TLS_WANT_WRITE
+from chat_server.tls import TlsError, describe_failure
+from chat_server.tls import advance as tls_advance
+from chat_server.tls import buffered as tls_buffered
+from chat_server.tls import make_context as make_tls_context
 
 log = logging.getLogger("chat_server")
 
@@ -81,6 +88,10 @@ class Server:
         self.client_log = LogLimiter(log)  # log lines a client's input can cause
         self.created = time.time()
         self.listener = Listener(config, self.loop, self._admit, lambda: len(self.conns))
+        # The TLS port's context (tls.py); reload_tls() replaces it on SIGHUP.
+        self.tls_context: ssl.SSLContext | None = None
+        if config.tls_port and config.tls_cert and config.tls_key:
+            self.tls_context = make_tls_context(config.tls_cert, config.tls_key)
         self.unknown_count = 0
         self.mode_counts: Counter[str] = Counter()  # user modes among registered users
         self.commands = COMMANDS  # a cluster node swaps in its own table
@@ -109,11 +120,17 @@ class Server:
         old_fd = signal.set_wakeup_fd(wsock.fileno())
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, self._on_signal)
+        # SIGHUP reloads the TLS certificate: the handler does nothing itself (a timer
+        # or a context swap from inside a signal handler could interrupt the loop
+        # mid-change); the wakeup byte it leaves is seen by _drain_wakeup, in the loop.
+        signal.signal(signal.SIGHUP, lambda signum, frame: None)
         self.listener.fit_fd_limit()
         self.history.attach(self.loop)  # its hook first: messages reach its pipe before echoes
         self.loop.after_io(self.flush_dirty)
         self.loop.call_every(1.0, self._check_timeouts)
         log.info("listening on %s:%d", self.config.host, self.config.port)
+        if self.tls_context is not None:
+            log.info("TLS on %s:%d", self.config.host, self.config.tls_port)
         try:
             self.loop.run()
         finally:
@@ -126,13 +143,31 @@ class Server:
         log.info("received %s, shutting down", signal.Signals(signum).name)
         self.loop.stop()
 
-    @staticmethod
-    def _drain_wakeup(rsock: socket.socket) -> None:
+    def _drain_wakeup(self, rsock: socket.socket) -> None:
+        """Empty the signal wakeup socket (each byte is a signal's number)."""
+        signals = b""
         try:
-            while rsock.recv(4096):
-                pass
+            while chunk := rsock.recv(4096):
+                signals += chunk
         except (BlockingIOError, InterruptedError):
             pass
+        if signal.SIGHUP in signals:
+            self.reload_tls()
+
+    def reload_tls(self) -> None:
+        """Load the TLS certificate and key again (after a renewal); new connections
+        use them, established ones keep theirs. A file that does not load leaves the
+        old certificate in use and says why."""
+        cfg = self.config
+        if not (cfg.tls_port and cfg.tls_cert and cfg.tls_key):
+            log.info("SIGHUP: no TLS configured, nothing to reload")
+            return
+        try:
+            self.tls_context = make_tls_context(cfg.tls_cert, cfg.tls_key)
+        except TlsError as exc:
+            log.error("SIGHUP: %s; the previous certificate stays in use", exc)
+            return
+        log.info("SIGHUP: TLS certificate reloaded from %s", cfg.tls_cert)
 
     def shutdown(self) -> None:
         """Tell every client, flush what we can within a second, and persist history."""
@@ -157,11 +192,24 @@ class Server:
 
     # -- connections ---------------------------------------------------------------
 
-    def _admit(self, sock: socket.socket, host: str) -> None:
-        """A client the listener accepted: its connection, not yet registered."""
+    def _admit(self, sock: socket.socket, host: str, tls: bool = False) -> None:
+        """A client the listener accepted: its connection, not yet registered (a TLS
+        one not even through its handshake, which the loop drives: tls.py)."""
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls:
+            assert self.tls_context is not None
+            try:
+                sock = self.tls_context.wrap_socket(
+                    sock, server_side=True, do_handshake_on_connect=False
+                )
+            except OSError as exc:
+                self.client_log.info("tls", "TLS from %s refused: %s", host, describe_failure(exc))
+                sock.close()
+                self.listener.released(host)
+                return
         conn = Connection(sock, host)
+        conn.tls = conn.handshaking = tls
         conn.tokens = self.config.flood_burst
         conn.user = User(conn, host)
         self.conns[conn.fd] = conn
@@ -169,6 +217,9 @@ class Server:
         self.loop.add_reader(sock, partial(self._on_event, conn))
 
     def _on_event(self, conn: Connection, mask: int) -> None:
+        if conn.handshaking:
+            self._handshake(conn)
+            return
         if mask & _WRITE:
             self._send(conn)
         if mask & _READ and self.conns.get(conn.fd) is conn and not conn.paused:
@@ -180,6 +231,35 @@ class Server:
                 self.drop(conn, "Connection closed")
             elif lines:
                 self._process(conn, lines)
+            if conn.tls:
+                self._read_buffered(conn)
+
+    def _handshake(self, conn: Connection) -> None:
+        """One step of a TLS handshake (tls.py); a failed one closes the connection."""
+        if self.conns.get(conn.fd) is not conn:
+            return
+        try:
+            state = tls_advance(conn.sock)  # type: ignore[arg-type]
+        except OSError as exc:
+            self.client_log.info(
+                "tls", "TLS handshake with %s failed: %s", conn.addr, describe_failure(exc)
+            )
+            self.drop(conn, "TLS handshake failed")
+            return
+        if state == TLS_DONE:
+            conn.handshaking = False
+            conn.last_active = time.monotonic()
+            self._watch(conn)
+            self._read_buffered(conn)  # the client's first lines may have come with it
+        else:
+            events = _READ | (_WRITE if state == TLS_WANT_WRITE else 0)
+            self.loop.set_events(conn.sock, events, partial(self._on_event, conn))
+
+    def _read_buffered(self, conn: Connection) -> None:
+        """Read a TLS connection again next round when decrypted bytes wait in its SSL
+        object: they no longer make the socket readable (see tls.py)."""
+        if not conn.paused and self.conns.get(conn.fd) is conn and tls_buffered(conn.sock):
+            self.loop.call_later(0, partial(self._on_event, conn, _READ))
 
     def _watch(self, conn: Connection) -> None:
         """Watch for reads unless the client is paused, for writes while bytes wait."""
@@ -187,6 +267,8 @@ class Server:
             return  # closed: its fd may already belong to someone else
         events = (0 if conn.paused else _READ) | (_WRITE if conn.writing else 0)
         self.loop.set_events(conn.sock, events, partial(self._on_event, conn))
+        if conn.tls:
+            self._read_buffered(conn)  # resumed: bytes may wait where epoll cannot see
 
     def flush_dirty(self) -> None:
         """Send every buffer that grew this round, in one call each."""
@@ -493,8 +575,9 @@ class Server:
         if reason == "SendQ exceeded":
             conn.outbuf.clear()
             conn.paced.clear()
-        conn.outbuf += f"ERROR :Closing link: {conn.addr} ({reason})\r\n".encode()
-        conn.flush()
+        if not conn.handshaking:  # no TLS yet: nothing can be said to it
+            conn.outbuf += f"ERROR :Closing link: {conn.addr} ({reason})\r\n".encode()
+            conn.flush()
         self.on_drop(conn)
         self._close_socket(conn)
 
@@ -509,6 +592,10 @@ class Server:
         conn.fast_head = None
         conn.batch = None
         self.loop.remove(conn.sock)
+        if conn.tls and not conn.handshaking:
+            # Say goodbye the TLS way (close_notify), without waiting for the answer.
+            with contextlib.suppress(OSError, ValueError):
+                conn.sock.unwrap()  # type: ignore[attr-defined]
         with contextlib.suppress(OSError):
             conn.sock.close()
         conn.closing = conn.closing or "closed"
@@ -547,6 +634,9 @@ class Server:
                 if reason:
                     self.drop(conn, reason)
                     continue
+            if conn.handshaking and now - conn.created > cfg.tls_handshake_timeout:
+                self.drop(conn, "TLS handshake timed out")
+                continue
             user = conn.user
             if user is None or not user.registered:
                 if now - conn.created > cfg.registration_timeout:

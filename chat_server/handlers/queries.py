@@ -163,6 +163,8 @@ def handle_whois(server: Server, user: User, msg: Message) -> None:
         server.out.reply(user, N.RPL_WHOISOPERATOR, target.nick, "is an IRC operator")
     if target.is_bot:
         server.out.reply(user, N.RPL_WHOISBOT, target.nick, "is a bot")
+    if target.conn is not None and target.conn.tls:  # (a cluster's remote users: not known)
+        server.out.reply(user, N.RPL_WHOISSECURE, target.nick, "is using a secure connection")
     idle = int(time.time() - target.last_spoke)
     server.out.reply(
         user,

@@ -22,6 +22,7 @@ CAPABILITIES: dict[str, str] = {
     "batch": "",
     "cap-notify": "",
     "draft/chathistory": "",
+    "draft/read-marker": "",
     "echo-message": "",
     "labeled-response": "",
     "message-tags": "",
@@ -41,7 +42,8 @@ def handle_cap(server: Server, user: User, msg: Message) -> None:
         if version is not None and version >= 302:
             user.cap_version = 302
             user.set_caps(user.caps | {"cap-notify"})
-        server.out.send_raw(user, _cap_line(server, user, "LS", _cap_list(user.cap_version)))
+        caps = _cap_list(user.cap_version) + _sts(server, user)
+        server.out.send_raw(user, _cap_line(server, user, "LS", caps))
     elif sub == "LIST":
         server.out.send_raw(user, _cap_line(server, user, "LIST", " ".join(sorted(user.caps))))
     elif sub == "REQ":
@@ -63,6 +65,17 @@ def handle_cap(server: Server, user: User, msg: Message) -> None:
             try_register(server, user)
     else:
         server.out.reply(user, "410", sub, "Invalid CAP command")
+
+
+def _sts(server: Server, user: User) -> str:
+    """The IRCv3 ``sts`` policy (only with ``sts_duration`` set, to 302 clients; it is
+    advertised, never requested): over plaintext, the TLS port to move to; over TLS,
+    how long to insist on TLS."""
+    cfg = server.config
+    if not (cfg.sts_duration and cfg.tls_port) or user.cap_version < 302:
+        return ""
+    secure = user.conn is not None and user.conn.tls
+    return f" sts=duration={cfg.sts_duration}" if secure else f" sts=port={cfg.tls_port}"
 
 
 @functools.cache

@@ -269,3 +269,19 @@ def test_model_parameters_and_command_rate(tmp_path: Path) -> None:
     assert parse("--server", "h:1").command_rate == Rate(20, 60.0)  # looser than user_rate
     with pytest.raises(ConfigError, match="temperature"):
         parse("--server", "h:1", "--temperature", "3")
+
+
+def test_tls_settings_from_file_and_flags(tmp_path: Path) -> None:
+    """ircs:// servers, a CA to trust and (for throwaway servers) no checking at all."""
+    assert parse("--server", "ircs://irc.example.org").tls_verify is True
+    cfg = tmp_path / "bot.toml"
+    cfg.write_text('server = "ircs://irc.example.org:7000"\ntls_ca = "/etc/ca.pem"\n')
+    config = parse("--config", str(cfg))
+    assert (config.servers, config.tls_ca, config.tls_verify) == (
+        "ircs://irc.example.org:7000", "/etc/ca.pem", True,
+    )  # fmt: skip
+    assert parse("--config", str(cfg), "--tls-ca", "/other.pem").tls_ca == "/other.pem"
+    assert parse("--config", str(cfg), "--no-tls-verify").tls_verify is False
+    cfg.write_text('server = "ircs://h"\ntls_verify = "no"\n')
+    with pytest.raises(ConfigError, match="tls_verify must be true or false"):
+        parse("--config", str(cfg))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import re
 import socket
+import ssl
 import time
 from collections.abc import Callable
 
@@ -17,15 +18,23 @@ class RawClient:
     """Speaks IRC over a plain socket; every wait has a timeout, nothing sleeps blindly."""
 
     def __init__(
-        self, host: str, port: int, timeout: float = 5.0, rcvbuf: int | None = None
+        self,
+        host: str,
+        port: int,
+        timeout: float = 5.0,
+        rcvbuf: int | None = None,
+        tls: ssl.SSLContext | None = None,
     ) -> None:
+        sock: socket.socket
         if rcvbuf is None:
-            self.sock = socket.create_connection((host, port), timeout=timeout)
+            sock = socket.create_connection((host, port), timeout=timeout)
         else:  # a small receive window must be set before connecting to take effect
-            self.sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-            self.sock.settimeout(timeout)
-            self.sock.connect((host, port))
+            sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.settimeout(timeout)
+            sock.connect((host, port))
+        # With a context: TLS, the certificate checked for the name "localhost".
+        self.sock = tls.wrap_socket(sock, server_hostname="localhost") if tls else sock
         self.timeout = timeout
         self.buf = b""
         self.received: list[Message] = []
