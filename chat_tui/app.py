@@ -8,6 +8,7 @@ Handlers never await the network: sending goes through ``ChatSession.submit``.
 from __future__ import annotations
 
 import contextlib
+import os
 import time
 from datetime import timedelta, tzinfo
 from pathlib import Path
@@ -17,7 +18,7 @@ from textual.app import App, ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Input
 
-from chat_protocol import Message
+from chat_protocol import Message, casefold
 from chat_protocol.client_types import (
     Connected,
     Disconnected,
@@ -28,9 +29,12 @@ from chat_protocol.client_types import (
 from chat_tui import commands
 from chat_tui.commands import Effect
 from chat_tui.config import Settings
-from chat_tui.keymap import COMMAND_PALETTE_KEY, DEFAULT_KEYS, bindings, read_alt_digits
-from chat_tui.messages import AroundLoaded, ClientEvent, HistoryLoaded, SendFailed
+from chat_tui.keymap import COMMAND_PALETTE_KEY, bindings, key_help, read_alt_digits
+from chat_tui.messages import AroundLoaded, ClientEvent, HistoryLoaded, SendFailed, TargetsLoaded
 from chat_tui.model import ChatLine, LineKind, Room, format_server_time, parse_server_time
+from chat_tui.notify import Notifier
+from chat_tui.palette import ChatCommands
+from chat_tui.remembered import RememberedRooms
 from chat_tui.screens.help import HelpScreen
 from chat_tui.screens.paste_confirm import PasteConfirm
 from chat_tui.screens.room_list import RoomListScreen
@@ -69,18 +73,30 @@ class ChatApp(App[None]):
     CSS_PATH = Path(__file__).with_name("chat_tui.tcss")
     TITLE = "distchat"
     COMMAND_PALETTE_BINDING = COMMAND_PALETTE_KEY
+    COMMANDS = App.COMMANDS | {ChatCommands}
     BINDINGS = bindings()
 
     def __init__(
-        self, settings: Settings, session: ChatSession | None = None, tz: tzinfo | None = None
+        self,
+        settings: Settings,
+        session: ChatSession | None = None,
+        tz: tzinfo | None = None,
+        remembered: RememberedRooms | None = None,
     ) -> None:
         super().__init__()
+        self.remembered = remembered  # where the rooms the user is in are kept
         read_alt_digits()  # Alt+1..9 go to rooms in xterm-like terminals too
         self.settings = settings
         self.session = session
         self.tz = tz
         network = str(settings.servers[0]) if settings.servers else "local"
-        self.state = ChatState(settings.nick, network)
+        self.state = ChatState(settings.nick, network, settings.highlight_words, settings.ignore)
+        self.notifier = Notifier(
+            self._write_terminal,
+            bell=settings.bell,
+            desktop=settings.notify,
+            tmux=bool(os.environ.get("TMUX")),
+        )
         self._typing_sent_at = 0.0
         self._typing_target = ""
         # Whether to show the member list, wide and narrow (F2 flips the one in use).
@@ -92,6 +108,7 @@ class ChatApp(App[None]):
         # What the last search looked for, and whether in all rooms: offered again.
         self._search_words = ""
         self._search_all_rooms = False
+        self._targets_asked = False  # direct conversations are reopened once per run
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="main"):
@@ -169,6 +186,9 @@ class ChatApp(App[None]):
                 self.session.submit(commands.Send(f"AWAY :{away}"))  # the server forgot it
             if self.session is not None and self.session.read_markers:
                 self._ask_read_markers()
+            if self.session is not None and self.session.has_history and not self._targets_asked:
+                self._targets_asked = True
+                self.run_worker(self.session.load_targets(self.post_message), group="history")
         elif isinstance(event, Disconnected):
             self._refresh(state.disconnected(event.reason, event.retry_in))
         elif isinstance(event, NickFallback):
@@ -201,6 +221,10 @@ class ChatApp(App[None]):
         update = self.state.apply_older(message.messages)
         update.reordered.add(room.key)
         self._refresh(update)
+
+    def on_targets_loaded(self, message: TargetsLoaded) -> None:
+        if self.is_running:
+            self._refresh(self.state.open_conversations(message.targets))
 
     def on_around_loaded(self, message: AroundLoaded) -> None:
         """The lines around a search result arrived: put them in, show the result."""
@@ -264,8 +288,18 @@ class ChatApp(App[None]):
             self.screen.update_entries(state.room_list, state.room_list_done)
         for toast in update.toasts:
             self.notify(toast)
+        for alert in update.alerts:
+            shown = casefold(alert.room) == self._shown and self.screen is self.screen_stack[0]
+            self.notifier.alert(alert, in_view=shown and self.app_focus)
         if update.give_back is not None:
             self._give_back(update.give_back)
+        if update.chosen and self.remembered is not None:
+            self.remembered.save(list(state.chosen.values()))
+
+    def _write_terminal(self, data: str) -> None:
+        """Write escape sequences (bell, notifications) straight to the terminal."""
+        if self._driver is not None and not self.is_headless:
+            self._driver.write(data)
 
     def _give_back(self, unsent: Unsent) -> None:
         """Put a refused line back where it was typed, unless something new is there."""
@@ -281,7 +315,7 @@ class ChatApp(App[None]):
             room.draft = unsent.typed
 
     def _banner(self, room: Room) -> str:
-        if not room.is_channel:
+        if room.is_server:
             return ""
         if room.loading_history:
             return "loading older messages…"
@@ -388,8 +422,8 @@ class ChatApp(App[None]):
             self.session is None
             or not self.session.connected
             or not self.session.has_history
-            or not room.is_channel
-            or not room.joined
+            or room.is_server
+            or (room.is_channel and not room.joined)
             or room.loading_history
             or room.history_exhausted
             or pane.scroll_y > 0
@@ -422,8 +456,19 @@ class ChatApp(App[None]):
         chat_input.remember(line)
         chat_input.value = ""
         self._typing_sent_at = 0.0
+        self.run_line(line)
+
+    def run_line(self, line: str) -> None:
+        """Do what a typed line (text or /command) says."""
         for effect in commands.run(line, self.state):
             self.carry_out(effect, line)
+
+    def type_in_input(self, text: str) -> None:
+        """Put ``text`` in the input for the user to finish (the palette's "Join a room…")."""
+        chat_input = self.query_one(ChatInput)
+        chat_input.value = text
+        chat_input.cursor_position = len(text)
+        chat_input.focus()
 
     @on(ChatInput.PastedLines)
     def _pasted(self, message: ChatInput.PastedLines) -> None:
@@ -521,6 +566,14 @@ class ChatApp(App[None]):
             return self.screen is self.screen_stack[0]
         return True
 
+    def switch_to(self, key: str) -> None:
+        self._switch(key)
+
+    def action_mark_all_read(self) -> None:
+        for room in self.state.mark_all_read():
+            self._mark_read_on_server(room)
+        self._refresh_sidebar()
+
     def action_step_room(self, delta: int) -> None:
         self._switch(self.state.step(delta))
 
@@ -612,14 +665,7 @@ class ChatApp(App[None]):
 
     def key_help(self) -> list[tuple[str, str]]:
         """(keys, description) for every app binding, as rebound by the config."""
-        keys = []
-        for binding_id, (default, _action, description) in DEFAULT_KEYS.items():
-            if binding_id.startswith("room_") and binding_id != "room_list":
-                continue
-            keys.append((self.settings.keybindings.get(binding_id, default), description))
-        keys.append(("alt+1 … alt+9", "Go to room 1-9"))
-        keys.append((COMMAND_PALETTE_KEY, "Command palette"))
-        return keys
+        return key_help(self.settings.keybindings)
 
     def action_scroll_pane(self, direction: int) -> None:
         self.query_one(MessagePane).page(direction)

@@ -11,6 +11,7 @@ from pathlib import Path
 from chat_tui import locations
 from chat_tui.config import ConfigError, Settings, load, stray_config_files
 from chat_tui.localserver import LocalServer, LocalServerError
+from chat_tui.remembered import LOCAL, RememberedRooms
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -18,7 +19,19 @@ def build_parser() -> argparse.ArgumentParser:
         prog="chat-tui",
         description="A terminal chat client (IRC). Without --server it starts a local server.",
     )
-    parser.add_argument("--server", metavar="HOST:PORT[,HOST:PORT…]", help="servers, in order")
+    parser.add_argument(
+        "--server",
+        metavar="HOST:PORT[,HOST:PORT…]",
+        help="servers, in order; ircs://HOST[:PORT] for TLS (port 6697)",
+    )
+    parser.add_argument(
+        "--tls-ca", metavar="FILE", help="PEM CA (or self-signed certificate) to trust for TLS"
+    )
+    parser.add_argument(
+        "--no-tls-verify",
+        action="store_true",
+        help="do not check TLS certificates (a throwaway test server only)",
+    )
     parser.add_argument("--nick", metavar="NAME", help="your nick")
     parser.add_argument("--password", metavar="PASS", help="server password")
     parser.add_argument("--join", metavar="'#a,#b'", help="rooms to join")
@@ -40,8 +53,9 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         parser.exit(2, f"chat-tui: error: config file {path} does not exist\n")
     try:
         settings = load(
-            path, servers=args.server, nick=args.nick, password=args.password, join=args.join
-        )
+            path, servers=args.server, nick=args.nick, password=args.password, join=args.join,
+            tls_ca=args.tls_ca, tls_verify=not args.no_tls_verify,
+        )  # fmt: skip
     except ConfigError as exc:
         parser.exit(2, f"chat-tui: error: {exc}\n")
     if args.config is None:
@@ -51,6 +65,16 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
     return settings
 
 
+def remembered_rooms(settings: Settings) -> RememberedRooms:
+    """The rooms kept from the last run for this server; without ``--join`` or config
+    rooms they become the rooms to join (the local server is one server for this)."""
+    key = str(settings.servers[0]) if settings.servers else LOCAL
+    remembered = RememberedRooms(locations.state_file(), key)
+    if not settings.rooms:
+        settings.rooms = remembered.load()
+    return remembered
+
+
 def _exit_on_signal(signum: int, frame: object) -> None:
     raise SystemExit(128 + signum)
 
@@ -58,6 +82,7 @@ def _exit_on_signal(signum: int, frame: object) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``chat-tui``."""
     settings = settings_from_args(argv)
+    remembered = remembered_rooms(settings)
     local: LocalServer | None = None
     if not settings.servers:
         local = LocalServer(
@@ -83,7 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for sig in (signal.SIGHUP, signal.SIGTERM):
             signal.signal(sig, _exit_on_signal)
     try:
-        app = ChatApp(settings, ChatSession(settings))
+        app = ChatApp(settings, ChatSession(settings), remembered=remembered)
         app.run()
     finally:
         if local is not None:

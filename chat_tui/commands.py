@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from chat_protocol import casefold, is_channel, valid_channel, valid_nick
+from chat_tui.ignore import normal_mask, valid_mask
 from chat_tui.model import LineKind
 from chat_tui.state import ChatState
 
@@ -183,7 +184,7 @@ def _join(args: str, state: ChatState) -> list[Effect]:
     return effects
 
 
-@command("leave", "/leave [#room] [reason]", "leave the current room", ("part",))
+@command("leave", "/leave [#room] [reason]", "leave the current room (or #room)", ("part",))
 def _leave(args: str, state: ChatState) -> list[Effect]:
     first, _, rest = args.strip().partition(" ")
     if first and is_channel(first):
@@ -281,6 +282,94 @@ def _raw(args: str, state: ChatState) -> list[Effect]:
     return [Send(_need(args, COMMANDS["raw"].usage))]
 
 
+def _room_and_rest(args: str, state: ChatState, what: str) -> tuple[str, str]:
+    """An optional leading ``#room`` (else the current room) and the words after it."""
+    first, _, rest = args.strip().partition(" ")
+    if first and is_channel(first):
+        return first, rest.strip()
+    return _channel_here(state, what), args.strip()
+
+
+def _nick_arg(word: str) -> str:
+    if not valid_nick(word):
+        raise CommandError(f"{word!r} is not a valid nick")
+    return word
+
+
+@command("kick", "/kick [#room] <nick> [reason]", "remove someone from the room (ops)")
+def _kick(args: str, state: ChatState) -> list[Effect]:
+    room, rest = _room_and_rest(args, state, "/kick")
+    nick, _, reason = _need(rest, COMMANDS["kick"].usage).partition(" ")
+    line = f"KICK {room} {_nick_arg(nick)}"
+    return [Send(f"{line} :{reason.strip()}" if reason.strip() else line)]
+
+
+def _ban_mask(rest: str, usage: str) -> str:
+    word = _need(rest, usage).split()[0]
+    if not valid_mask(word) or (("!" not in word and "@" not in word) and not valid_nick(word)):
+        raise CommandError(f"{word!r} is not a nick or nick!user@host mask")
+    return normal_mask(word)
+
+
+@command("ban", "/ban [#room] <nick|mask>", "ban a nick (as nick!*@*) or mask (ops)")
+def _ban(args: str, state: ChatState) -> list[Effect]:
+    room, rest = _room_and_rest(args, state, "/ban")
+    return [Send(f"MODE {room} +b {_ban_mask(rest, COMMANDS['ban'].usage)}")]
+
+
+@command("unban", "/unban [#room] <nick|mask>", "lift a ban (ops)")
+def _unban(args: str, state: ChatState) -> list[Effect]:
+    room, rest = _room_and_rest(args, state, "/unban")
+    return [Send(f"MODE {room} -b {_ban_mask(rest, COMMANDS['unban'].usage)}")]
+
+
+@command("mode", "/mode [target] <modes> [args]", "show or change room or user modes")
+def _mode(args: str, state: ChatState) -> list[Effect]:
+    words = args.split()
+    if not words or words[0][0] in "+-":  # no target: the current room
+        words.insert(0, _channel_here(state, "/mode without a target"))
+    target = words[0]
+    if not (is_channel(target) or valid_nick(target)):
+        raise CommandError(f"{target!r} is not a room or nick")
+    modes = words[1] if len(words) > 1 else "+"
+    if modes[0] not in "+-" or not all(c.isalpha() or c in "+-" for c in modes):
+        raise CommandError(f"{words[1]!r} are not modes — e.g. +m, -t, +o nick")
+    return [Send(" ".join(["MODE", *words]))]
+
+
+@command("invite", "/invite <nick> [#room]", "invite someone to this room (or #room)")
+def _invite(args: str, state: ChatState) -> list[Effect]:
+    nick, _, rest = _need(args, COMMANDS["invite"].usage).partition(" ")
+    room = rest.strip() or _channel_here(state, "/invite without a room")
+    if not valid_channel(room_name(room)):
+        raise CommandError(f"{room!r} is not a valid room name")
+    return [Send(f"INVITE {_nick_arg(nick)} {room_name(room)}")]
+
+
+@command("ignore", "/ignore [nick|mask]", "hide someone's messages (no argument: list)")
+def _ignore(args: str, state: ChatState) -> list[Effect]:
+    word = args.strip()
+    if not word:
+        masks = state.ignores.masks
+        return [Note(f"ignored: {', '.join(masks)}" if masks else "nobody is ignored")]
+    if " " in word or not valid_mask(word):
+        raise CommandError(f"{word!r} is not a nick or nick!user@host mask")
+    mask = state.ignores.add(word)
+    if mask is None:
+        return [Note(f"{normal_mask(word)} is already ignored")]
+    return [Note(f"ignoring {mask} for this session (to keep it, add it to ignore = [...] "
+                 "in chat-tui.toml)")]  # fmt: skip
+
+
+@command("unignore", "/unignore <nick|mask>", "stop ignoring someone")
+def _unignore(args: str, state: ChatState) -> list[Effect]:
+    word = _need(args, COMMANDS["unignore"].usage)
+    mask = state.ignores.remove(word)
+    if mask is None:
+        raise CommandError(f"{word} is not ignored — /ignore lists who is")
+    return [Note(f"no longer ignoring {mask} (for this session)")]
+
+
 @command("help", "/help [command]", "show keys and commands", ("h", "?"))
 def _help(args: str, state: ChatState) -> list[Effect]:
     wanted = casefold(args.strip().lstrip("/"))
@@ -293,6 +382,8 @@ def _help(args: str, state: ChatState) -> list[Effect]:
 
 
 def completions(prefix: str) -> list[str]:
-    """Command names (with the slash) that start with ``prefix``."""
+    """Command names and word aliases (``/part``, ``/query``; not ``/j``), with the
+    slash, that start with ``prefix``."""
     folded = casefold(prefix.lstrip("/"))
-    return sorted("/" + name for name in COMMANDS if name.startswith(folded))
+    names = [*COMMANDS, *(alias for alias in ALIASES if len(alias) > 2)]
+    return sorted("/" + name for name in names if name.startswith(folded))

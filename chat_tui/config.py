@@ -10,6 +10,10 @@ The file is ``chat-tui.toml`` in the user's config directory (see ``locations``)
     send_typing = true                   # tell others when you type
     show_members = true
     timestamp_format = "%H:%M"
+    notify = true                        # desktop notification on a mention or DM
+    bell = true                          # ... and the terminal bell
+    highlight_words = ["deploy"]         # words that count as mentions, like your nick
+    ignore = ["spammer", "*!*@bad.example"]
 
     [keybindings]                        # action = "key[,key…]"
     next_room = "ctrl+n"
@@ -28,6 +32,7 @@ from typing import Any
 from chat_protocol import valid_nick
 from chat_protocol.client_types import ServerAddress, parse_servers
 from chat_tui.commands import room_name
+from chat_tui.ignore import normal_mask, valid_mask
 from chat_tui.keymap import DEFAULT_KEYS
 
 
@@ -48,6 +53,14 @@ class Settings:
     show_members: bool = True
     timestamp_format: str = "%H:%M"
     keybindings: dict[str, str] = field(default_factory=dict)
+    notify: bool = True
+    bell: bool = True
+    highlight_words: list[str] = field(default_factory=list)
+    ignore: list[str] = field(default_factory=list)
+    # TLS for ircs:// servers: a CA (or self-signed certificate) to trust, and whether
+    # certificates are checked at all (chat_protocol's ClientConfig).
+    tls_ca: str | None = None
+    tls_verify: bool = True
     # Things in the config that were ignored (unknown settings, a file chat-tui does not
     # read): said on stderr and in the server tab, never silently dropped.
     warnings: list[str] = field(default_factory=list)
@@ -78,6 +91,14 @@ def _expect(data: dict[str, Any], key: str, kind: type, what: str) -> Any:
     return value
 
 
+def _flag(data: dict[str, Any], key: str, source: str) -> bool:
+    """A true/false setting, true when missing."""
+    value = data.get(key, True)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{source}: {key} must be true or false")
+    return value
+
+
 def parse_rooms(items: list[str]) -> list[str]:
     """Room names with ``#`` added where missing."""
     return [room_name(item) for item in items]
@@ -96,7 +117,8 @@ def load_file(path: Path) -> dict[str, Any]:
 
 KNOWN_SETTINGS = (
     "nick", "servers", "server", "password", "rooms", "theme", "send_typing",
-    "show_members", "timestamp_format", "keybindings",
+    "show_members", "timestamp_format", "keybindings", "notify", "bell", "highlight_words",
+    "ignore", "tls_ca", "tls_verify",
 )  # fmt: skip
 
 
@@ -133,6 +155,10 @@ def from_mapping(data: dict[str, Any], source: str = "config") -> Settings:
         if not isinstance(key, str) or not key.strip():
             raise ConfigError(f"{source}: key binding {action} must be a key such as 'ctrl+n'")
     rooms = parse_rooms(_str_list(data.get("rooms", []), f"{source}: rooms"))
+    ignore = _str_list(data.get("ignore", []), f"{source}: ignore")
+    for mask in ignore:
+        if not valid_mask(mask):
+            raise ConfigError(f"{source}: ignore: {mask!r} is not a nick or nick!user@host mask")
     return Settings(
         nick=nick,
         servers=servers,
@@ -143,6 +169,12 @@ def from_mapping(data: dict[str, Any], source: str = "config") -> Settings:
         show_members=data.get("show_members", True) is not False,
         timestamp_format=_expect(data, "timestamp_format", str, source) or "%H:%M",
         keybindings=dict(keys),
+        notify=_flag(data, "notify", source),
+        bell=_flag(data, "bell", source),
+        highlight_words=_str_list(data.get("highlight_words", []), f"{source}: highlight_words"),
+        ignore=[normal_mask(mask) for mask in ignore],
+        tls_ca=_expect(data, "tls_ca", str, source) or None,
+        tls_verify=_flag(data, "tls_verify", source),
         warnings=warnings,
     )
 
@@ -168,6 +200,8 @@ def load(
     nick: str | None = None,
     password: str | None = None,
     join: str | None = None,
+    tls_ca: str | None = None,
+    tls_verify: bool = True,
 ) -> Settings:
     """The config file at ``path`` with command-line flags on top."""
     settings = from_mapping(load_file(path), str(path))
@@ -184,4 +218,8 @@ def load(
         settings.password = password
     if join is not None:
         settings.rooms = parse_rooms(_str_list(join, "--join"))
+    if tls_ca is not None:
+        settings.tls_ca = tls_ca
+    if not tls_verify:
+        settings.tls_verify = False
     return settings

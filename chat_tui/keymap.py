@@ -28,6 +28,18 @@ SHOWN_IN_FOOTER = {"help", "switch_room", "toggle_members", "room_list", "quit"}
 COMMAND_PALETTE_KEY = "ctrl+o"  # Ctrl+P belongs to "previous room"
 
 
+def key_help(keybindings: dict[str, str]) -> list[tuple[str, str]]:
+    """(keys, description) for every app binding, as ``keybindings`` rebinds them."""
+    keys = []
+    for binding_id, (default, _action, description) in DEFAULT_KEYS.items():
+        if binding_id.startswith("room_") and binding_id != "room_list":
+            continue
+        keys.append((keybindings.get(binding_id, default), description))
+    keys.append(("alt+1 … alt+9", "Go to room 1-9"))
+    keys.append((COMMAND_PALETTE_KEY, "Command palette"))
+    return keys
+
+
 def read_alt_digits() -> None:
     """Make Esc+digit (how xterm, tmux, GNOME Terminal... send Alt+1..9) arrive as alt+N.
 

@@ -29,3 +29,8 @@ def local_history_db() -> Path:
 
 def local_server_log() -> Path:
     return data_dir() / "local-server.log"
+
+
+def state_file() -> Path:
+    """What chat-tui remembers between runs (the rooms to rejoin): ``state.json``."""
+    return data_dir() / "state.json"

@@ -53,3 +53,11 @@ class AroundLoaded(Message):
         self.messages = messages
         self.cut = cut
         self.failed = failed
+
+
+class TargetsLoaded(Message):
+    """The conversations with recent messages (``CHATHISTORY TARGETS``): their names."""
+
+    def __init__(self, targets: list[str]) -> None:
+        super().__init__()
+        self.targets = targets

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from textual.message import Message
 
@@ -21,11 +22,19 @@ from chat_protocol.client_search import SearchQuery
 from chat_protocol.client_types import ClientConfig, Event, NotConnected, Received
 from chat_tui.commands import Join, Part, Say, Send
 from chat_tui.config import Settings
-from chat_tui.messages import AroundLoaded, ClientEvent, HistoryLoaded, SendFailed
+from chat_tui.messages import (
+    AroundLoaded,
+    ClientEvent,
+    HistoryLoaded,
+    SendFailed,
+    TargetsLoaded,
+)
 
 HISTORY_PAGE = 100
 AROUND_LINES = 50  # lines shown around a message found by search
 GAP_LINES = 500  # at most this many lines join them to the lines already loaded
+TARGETS_DAYS = 30  # direct conversations with messages this recent come back on connect
+TARGETS_LIMIT = 50
 Post = Callable[[Message], object]
 
 
@@ -51,6 +60,8 @@ class ChatSession:
                 nick=settings.nick,
                 password=settings.password,
                 channels=list(settings.rooms),
+                tls_ca=settings.tls_ca,
+                tls_verify=settings.tls_verify,
             )
         )
         self._outbox: asyncio.Queue[Outgoing] = asyncio.Queue()
@@ -158,6 +169,15 @@ class ChatSession:
             post(HistoryLoaded(room, [], failed=str(exc) or type(exc).__name__))
             return
         post(HistoryLoaded(room, messages))
+
+    async def load_targets(self, post: Post) -> None:
+        """Ask which conversations had messages in the last ``TARGETS_DAYS`` days."""
+        since = datetime.now(UTC) - timedelta(days=TARGETS_DAYS)
+        try:
+            found = await self.client.history_targets(since, limit=TARGETS_LIMIT)
+        except (NotConnected, TimeoutError, OSError):
+            return  # nothing to reopen; the rooms themselves still work
+        post(TargetsLoaded([name for name, _ in found]))
 
     async def search(self, query: SearchQuery) -> list[IRCMessage]:
         """The server's matches for ``query``, oldest first (SearchFailed on a refusal)."""

@@ -18,6 +18,7 @@ from chat_protocol import Message, casefold, is_channel
 from chat_protocol import numerics as n
 from chat_protocol.servertime import parse_datetime
 from chat_tui.formatting import mentions
+from chat_tui.ignore import IgnoreList
 from chat_tui.model import (
     SERVER_ROOM,
     TYPING_ACTIVE_SECONDS,
@@ -27,6 +28,7 @@ from chat_tui.model import (
     Room,
     parse_server_time,
 )
+from chat_tui.notify import Alert
 
 
 @dataclass
@@ -44,6 +46,8 @@ class Update:
     focus: str | None = None  # a room key the user should now look at
     toasts: list[str] = field(default_factory=list)
     give_back: Unsent | None = None  # typed text the server refused, for the input again
+    alerts: list[Alert] = field(default_factory=list)  # mentions and DMs, for the bell
+    chosen: bool = False  # the user joined or left a room (``ChatState.chosen`` changed)
 
     def merge(self, other: Update) -> None:
         self.appended |= other.appended
@@ -57,6 +61,8 @@ class Update:
         self.focus = other.focus or self.focus
         self.toasts.extend(other.toasts)
         self.give_back = other.give_back or self.give_back
+        self.alerts.extend(other.alerts)
+        self.chosen |= other.chosen
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +99,10 @@ class Connection:
 
 
 Handler = Callable[["ChatState", Message, bool, Update], None]
+# Commands whose sender can be ignored; the silenced ones are dropped altogether, the
+# others change the member list without a line in the room.
+SILENCED = frozenset({"PRIVMSG", "NOTICE", "TAGMSG", "INVITE"})
+IGNORABLE = SILENCED | {"JOIN", "PART", "QUIT", "NICK"}
 HANDLERS: dict[str, Handler] = {}
 
 
@@ -110,8 +120,21 @@ def handles(*commands: str) -> Callable[[Handler], Handler]:
 class ChatState:
     """All rooms, the current room, and the connection, as the user sees them."""
 
-    def __init__(self, nick: str = "", server_name: str = "server") -> None:
+    def __init__(
+        self,
+        nick: str = "",
+        server_name: str = "server",
+        highlight_words: list[str] | None = None,
+        ignore: list[str] | None = None,
+    ) -> None:
         self.nick = nick
+        # Words that count as a mention of the reader, besides their nick.
+        self.highlight_words = list(highlight_words or [])
+        self.ignores = IgnoreList(ignore or [])
+        self._hide_events = False  # applying a JOIN/PART/... of an ignored sender
+        # The rooms the user is in by their choice, in join order (key -> name): kept
+        # through a lost connection, remembered for the next start.
+        self.chosen: dict[str, str] = {}
         self.rooms: dict[str, Room] = {}
         self.server_room = Room(SERVER_ROOM)
         self.rooms[casefold(SERVER_ROOM)] = self.server_room
@@ -163,6 +186,17 @@ class ChatState:
             self.current = rest[min(index, len(rest) - 1)].key if rest else self.server_room.key
             self.current_room.enter_view()
 
+    def open_conversations(self, names: list[str]) -> Update:
+        """Put direct conversations in the sidebar (``CHATHISTORY TARGETS`` on connect);
+        rooms and ignored senders are left out, and their history loads when opened."""
+        update = Update()
+        for name in names:
+            if is_channel(name) or self.is_me(name) or self.ignores.matches(name):
+                continue
+            _, created = self.ensure_room(name)
+            update.sidebar |= created
+        return update
+
     def ordered_rooms(self) -> list[Room]:
         """Sidebar order: channels as joined, then direct conversations, then the server."""
         rooms = [r for r in self.rooms.values() if not r.is_server]
@@ -181,6 +215,14 @@ class ChatState:
             self.current_room.enter_view()
         self.current_room.mark_read()
         return True
+
+    def mark_all_read(self) -> list[Room]:
+        """Every room read up to its newest line; returns the rooms that had unread lines."""
+        changed = [r for r in self.rooms.values() if r.unread or r.mentions]
+        for room in changed:
+            room.mark_read()
+            room.leave_view()  # read up to the newest line, for the marker and MARKREAD
+        return changed
 
     def step(self, delta: int) -> str:
         """The key of the room ``delta`` places from the current one, wrapping around."""
@@ -235,8 +277,9 @@ class ChatState:
             room.joined = room.is_server or room.is_query
             room.loading_history = False
         # "127.0.0.1:6667: Connect call failed ('127.0.0.1', 6667)": the status line has
-        # the server; the room line keeps it short enough for one row.
-        why = reason.rsplit(": ", 1)[-1] if ": " in reason else reason
+        # the server; the room line keeps it short enough for one row (but whole: "TLS
+        # certificate not trusted: unable to get local issuer certificate").
+        why = reason.split(": ", 1)[-1] if ": " in reason else reason
         why = re.sub(r" \(.*\)$", "", why)
         when = f", retrying in {retry_in:.0f}s" if retry_in else ""
         if self._offline is None or retry_in is None:
@@ -261,6 +304,13 @@ class ChatState:
         if where is None:
             return
         (update.appended if where == "append" else update.reordered).add(room.key)
+        if (
+            not history
+            and line.counts_as_unread
+            and not room.is_server
+            and (line.mention or room.is_query)
+        ):
+            update.alerts.append(Alert(room.name, line.nick, line.text, room.is_query))
         if room.key == self.current or not line.counts_as_unread:
             return
         if history and (room.gap_since is None or line.time <= room.gap_since):
@@ -288,8 +338,22 @@ class ChatState:
         """Apply one message from the server; unknown commands are ignored."""
         update = Update()
         handler = HANDLERS.get(msg.command)
+        ignored = (
+            msg.command in IGNORABLE
+            and msg.source is not None
+            and not self.is_me(msg.nick)
+            and self.ignores.matches(msg.source)
+        )
+        if ignored and msg.command in SILENCED:
+            return update  # not shown, not counted, no alert
         if handler is not None:
-            handler(self, msg, history, update)
+            # Joins, parts and the like of an ignored sender still change the member
+            # list (it says who is there) but add no line.
+            self._hide_events = ignored
+            try:
+                handler(self, msg, history, update)
+            finally:
+                self._hide_events = False
         elif msg.command.isdigit() and msg.command[0] in "45":
             _error_numeric(self, msg, history, update)
         return update
@@ -317,12 +381,18 @@ class ChatState:
             nick=nick,
             text=text,
             msgid=msg.tags.get("msgid"),
-            mention=not own and kind != LineKind.EVENT and mentions(text, self.nick),
+            mention=not own and kind != LineKind.EVENT and self.mentioned(text),
             own=own,
             bot="bot" in msg.tags,
         )
 
+    def mentioned(self, text: str) -> bool:
+        """Whether ``text`` names the reader's nick or one of their highlight words."""
+        return any(mentions(text, word) for word in (self.nick, *self.highlight_words))
+
     def event_line(self, room: Room, msg: Message, text: str, history: bool, u: Update) -> None:
+        if self._hide_events:
+            return
         self.add_line(room, self.line_from(msg, LineKind.EVENT, text), history, u)
 
     def rooms_with(self, nick: str) -> list[Room]:
@@ -404,6 +474,9 @@ def _join(state: ChatState, msg: Message, history: bool, u: Update) -> None:
     u.sidebar |= created
     if state.is_me(nick) and not history:
         room.joined = True
+        if room.key not in state.chosen:
+            state.chosen[room.key] = room.name
+            u.chosen = True
         room.members = {}
         room.away = set()
         room.topic = ""  # a (re)join sends the topic again, or none when it has none
@@ -424,6 +497,7 @@ def _part(state: ChatState, msg: Message, history: bool, u: Update) -> None:
         return
     nick = msg.nick or ""
     if state.is_me(nick) and not history:
+        u.chosen = state.chosen.pop(room.key, None) is not None
         state.remove_room(room.name)
         u.sidebar = True
         u.focus = state.current
@@ -458,6 +532,7 @@ def _kick(state: ChatState, msg: Message, history: bool, u: Update) -> None:
         u.members.add(room.key)
         if state.is_me(victim):
             room.joined = False
+            u.chosen = state.chosen.pop(room.key, None) is not None
             u.toasts.append(f"You were removed from {room.name} by {msg.nick}{reason}")
     state.event_line(room, msg, f"← {msg.nick} removed {victim}{reason}", history, u)
 
@@ -669,7 +744,8 @@ def _own_away(state: ChatState, msg: Message, history: bool, u: Update) -> None:
 
 @handles(
     n.RPL_AWAY, n.RPL_WHOISUSER, n.RPL_WHOISSERVER, n.RPL_WHOISCHANNELS,
-    n.RPL_WHOISBOT, n.RPL_WHOISOPERATOR, n.RPL_INVITING, n.RPL_UMODEIS,
+    n.RPL_WHOISBOT, n.RPL_WHOISOPERATOR, n.RPL_UMODEIS, n.RPL_CHANNELMODEIS,
+    n.RPL_BANLIST, n.RPL_ENDOFBANLIST,
 )  # fmt: skip
 def _informative(state: ChatState, msg: Message, history: bool, u: Update) -> None:
     detail = " ".join(p for p in msg.params[1:-1] if p)
@@ -736,4 +812,24 @@ def _error_numeric(state: ChatState, msg: Message, history: bool, u: Update) -> 
         if pending:
             u.give_back = pending.popleft()
             text += " — your text is back in the input"
-    u.merge(state.note(text, LineKind.ERROR))
+    # "#ops: You're not channel operator" goes to #ops, where the /kick was typed; an
+    # error that names no room of ours goes where the reader is looking.
+    rooms = (state.room(p) for p in msg.params[1:-1] if is_channel(p))
+    room = next((r for r in rooms if r is not None), None)
+    u.merge(state.note(text, LineKind.ERROR, room))
+
+
+@handles(n.RPL_INVITING)
+def _inviting(state: ChatState, msg: Message, history: bool, u: Update) -> None:
+    """``341 <me> <nick> <room>``: our /invite went out."""
+    nick, name = msg.param(1), msg.param(2)
+    u.merge(state.note(f"invited {nick} to {name}", room=state.room(name)))
+
+
+@handles("INVITE")
+def _invite(state: ChatState, msg: Message, history: bool, u: Update) -> None:
+    if history or not state.is_me(msg.param(0)):
+        return
+    room = msg.param(1)
+    u.merge(state.note(f"{msg.nick} invites you to {room} — /join {room} to go there"))
+    u.alerts.append(Alert(room, msg.nick or "", f"invites you to {room}"))
