@@ -261,6 +261,23 @@ class ServerConfig:
     node_id: str | None = setting(
         None, "this node's name in a cluster", metavar="NAME", check=_token(32)
     )
+    cluster_timeout: float = setting(
+        3.0,
+        "seconds without a heartbeat after which the other nodes declare a node dead"
+        " (heartbeats every third of it)",
+        metavar="SECONDS",
+        low=0.3,
+        high=600,
+        at_most="cluster_grace",
+    )
+    cluster_grace: float = setting(
+        10.0,
+        "seconds after a node (re)connects to redis, or redis restarts, during which it"
+        " declares no other node dead (they are reconnecting too)",
+        metavar="SECONDS",
+        low=0.3,
+        high=3600,
+    )
 
     def history_path(self) -> Path:
         """The SQLite file: the flag or config value, else the user's data directory."""

@@ -83,6 +83,8 @@ class Backplane:
                 self._on_down(item[1])
             elif kind == "nodes":
                 self.live_nodes = set(item[1])
+            elif kind == "refused":
+                self.server.refuse(item[1])
 
     def _on_down(self, reason: str) -> None:
         self.epoch += 1
@@ -137,7 +139,10 @@ class Backplane:
         states = {others[i]: _pairs(others[i + 1]) for i in range(0, len(others), 2)}
         self.live_nodes = set(states)  # until the next heartbeat says which are alive
         gone = events.apply_snapshot(self.server, states, _pairs(metas))
-        deadline = time.monotonic() + 2 * self.link.ttl_ms / 1000 + 1
+        # Nodes missing from the snapshot: Redis restarted empty and they have not
+        # registered again yet. They get what a reaper would give them (the grace
+        # period, then the timeout) before their users quit here.
+        deadline = time.monotonic() + self.link.grace + self.link.ttl_ms / 1000 + 1
         for node in gone:
             self.suspects.setdefault(node, deadline)
         remote = sum(1 for u in self.server.users.values() if isinstance(u, RemoteUser))
@@ -251,6 +256,7 @@ class Backplane:
         ops = ops or []
         args: list[Any] = [self.link.events_max, len(ops) // 4, *ops]
         args += [kind, self.node_id, dumps(data), hist_key, self.link.history_max]
+        args.append(self.link.generation)
         self.link.submit(Request("publish", self.epoch, args, token))
 
     def send_message(self, user: User, command: str, data: dict[str, Any], hist_key: str) -> bool:
@@ -286,7 +292,8 @@ class Backplane:
         self.hold(user)
         if user.conn is not None:
             self.claim_holds.add(user.conn)
-        self.link.submit(Request("claim", self.epoch, [folded, self.node_id], token))
+        args = [folded, self.node_id, self.link.generation]
+        self.link.submit(Request("claim", self.epoch, args, token))
 
     def release_ops(self, folded: str) -> list[str]:
         return [

@@ -8,6 +8,7 @@ nicks on quit, and hold a client's further lines while Redis answers it.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Iterable
 from typing import Any
@@ -73,7 +74,14 @@ class ClusterServer(Server):
             stream_ids=True,
         )
         super().__init__(config, store)
-        self.link = RedisLink(config.redis, config.node_id, history_max=keep)
+        self.link = RedisLink(
+            config.redis,
+            config.node_id,
+            ttl=config.cluster_timeout,
+            grace=config.cluster_grace,
+            history_max=keep,
+        )
+        self.refusal: str | None = None  # why Redis would not let us be this node
         self.backplane = Backplane(self, self.link)
         self.commands = cluster_commands()
         self.fast_path = False  # room messages are sequenced through Redis
@@ -86,6 +94,15 @@ class ClusterServer(Server):
         self.loop.call_every(1.0, self.backplane.check_timeouts)
         self.link.start()
         super().run()
+        if self.refusal is not None:
+            print(f"chat-server: error: {self.refusal}", file=sys.stderr)
+            raise SystemExit(1)
+
+    def refuse(self, reason: str) -> None:
+        """Another process is this node (a duplicate ``--node-id``, or one that replaced
+        us while we were cut off): stop serving as it; ``run`` exits with ``reason``."""
+        self.refusal = reason
+        self.loop.stop()
 
     def shutdown(self) -> None:
         self.link.stop(leave=True)  # the others see our users quit now, not on expiry

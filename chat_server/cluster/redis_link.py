@@ -8,6 +8,11 @@ deque plus one byte on a socketpair whose read end the loop watches (``add_reade
   expired and tells the loop which other nodes are live (``("nodes", [...])``). Every
   connection starts with ``("up",)``; the loop answers with a resync request carrying
   its local state.
+- Liveness (see ``Liveness``): a node reaps others only after it has itself been in
+  steady contact with Redis for the grace period, so an outage of Redis (all presence
+  keys expire together) or its restart (all keys gone) kills nobody. The process's
+  generation (see scripts.py) keeps a duplicate or replaced process from acting for
+  the node; such a process is told ``("refused", why)`` and the server stops.
 - The reader thread blocks on ``XREAD`` of the event stream and hands entries to the
   loop in stream order. It only reads between a resync and the next loss of the link,
   and resumes from the last entry it handed over, so a short outage loses nothing.
@@ -29,10 +34,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError
+from redis.exceptions import RedisError, ResponseError
 from redis.retry import Retry
 
-from chat_server.cluster.scripts import EVENTS, SCRIPTS, SYNC_PART
+from chat_server.cluster.scripts import DUPLICATE, EVENTS, SCRIPTS, STALE, SYNC_PART
 
 log = logging.getLogger("chat_server.cluster")
 
@@ -66,6 +71,54 @@ class Outage:
 
 
 @dataclass(slots=True)
+class Liveness:
+    """When this node may declare others dead: only after ``grace`` seconds of steady
+    contact with Redis.
+
+    Contact starts over at every (re)connection, when Redis's ``run_id`` changes (a
+    restart or a failover to another instance, even behind a proxy that kept our
+    connection) and when two of our heartbeats are further apart than ``stall``
+    seconds: then Redis, or this process, stood still, and the others' presence keys
+    may have expired without their fault. ``stall`` is below what it takes a
+    heartbeat key to expire (ttl minus one heartbeat), so no such pause goes unseen.
+    """
+
+    grace: float
+    stall: float
+    since: float | None = None  # start of the current steady contact; None = none
+    last_beat: float | None = None
+    run_id: str | None = None
+
+    def restart(self, now: float) -> None:
+        self.since = now
+        self.last_beat = None
+
+    def lost(self) -> None:
+        self.since = None
+        self.last_beat = None
+
+    def beat(self, now: float, run_id: str | None) -> bool:
+        """A heartbeat succeeded at ``now``; True when the node may reap."""
+        if run_id is not None and self.run_id is not None and run_id != self.run_id:
+            log.warning("cluster: redis restarted or failed over (new run_id); grace period")
+            self.since = now
+        if run_id is not None:
+            self.run_id = run_id
+        if self.last_beat is not None and now - self.last_beat > self.stall:
+            log.info(
+                "cluster: %.1f s between heartbeats (redis or this node stalled); grace period",
+                now - self.last_beat,
+            )
+            self.since = now
+        self.last_beat = now
+        return self.since is not None and now - self.since >= self.grace
+
+
+class Refused(Exception):
+    """Redis will not let this process act for its node id (duplicate or replaced)."""
+
+
+@dataclass(slots=True)
 class Request:
     """One thing for Redis to do; ``token`` 0 means nobody waits for the answer."""
 
@@ -83,15 +136,21 @@ class RedisLink:
         url: str,
         node_id: str,
         *,
-        heartbeat: float = 1.0,
         ttl: float = 3.0,
+        grace: float = 10.0,
         history_max: int = 1000,
         events_max: int = 100_000,
     ) -> None:
         self.url = url
         self.node_id = node_id
-        self.heartbeat = heartbeat
+        self.generation = secrets.token_hex(8)  # this process's claim on the node id
+        self.heartbeat = ttl / 3
         self.ttl_ms = int(ttl * 1000)
+        self.grace = max(grace, ttl)
+        # a pause longer than ttl - heartbeat can expire others' keys; notice it earlier
+        self.liveness = Liveness(self.grace, stall=1.5 * self.heartbeat)
+        self.refused: str | None = None  # why Redis refused this process its node id
+        self._registered = False  # this process has been the node (resynced) before
         self.history_max = history_max
         self.events_max = events_max
         self.rsock, self._wsock = socket.socketpair()
@@ -142,14 +201,14 @@ class RedisLink:
         self._stopping.set()
         with self._cond:
             self._cond.notify_all()
-        if leave and self._outage is None:
+        if leave and self._outage is None and self.refused is None:
             try:
                 client = redis.Redis.from_url(
                     self.url, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True
                 )
-                client.eval(
-                    SCRIPTS["reap"], 0, self.node_id, "Server shutting down", self.events_max, "1"
-                )
+                reason = "Server shutting down"
+                args = (self.node_id, reason, self.events_max, "1", self.generation)
+                client.eval(SCRIPTS["reap"], 0, *args)
                 client.close()
             except (RedisError, OSError, ValueError) as exc:
                 log.warning("cluster: could not leave cleanly (%s); our nicks free on expiry", exc)
@@ -202,10 +261,15 @@ class RedisLink:
             self._post(("up",))
             try:
                 self._serve(client)
+            except Refused as exc:
+                self.refused = str(exc)
+                self._stopping.set()
+                self._post(("refused", str(exc)))
             except (RedisError, OSError) as exc:
                 if not self._stopping.is_set():
                     self._unreachable(exc)
             finally:
+                self.liveness.lost()
                 with contextlib.suppress(Exception):
                     client.close()
 
@@ -250,11 +314,9 @@ class RedisLink:
             now = time.monotonic()
             if synced and now >= next_beat:
                 next_beat = now + self.heartbeat
-                if not client.evalsha(self._shas["heartbeat"], 0, self.node_id, self.ttl_ms):
-                    log.warning("cluster: this node was declared dead; resynchronising")
+                if not self._beat(client):
                     synced = False
                     self._post(("resync-needed",))
-                self._reap_dead(client)
             try:
                 first = self._requests.get(timeout=max(0.01, next_beat - now) if synced else 0.2)
             except queue.Empty:
@@ -273,12 +335,62 @@ class RedisLink:
                 elif request.kind == "resync":
                     self._run_batch(client, pending)
                     pending = []
-                    self._resync(client, request)
+                    self._register(client, request)
                     synced = True
                     next_beat = 0.0
                 else:
                     pending.append(request)
             self._run_batch(client, pending)
+
+    def _beat(self, client: redis.Redis) -> bool:
+        """Refresh our presence, then (in steady contact only) reap the silent nodes.
+        False when this node must register again (reaped, or Redis lost its data)."""
+        pipe = client.pipeline(transaction=False)
+        pipe.evalsha(self._shas["heartbeat"], 0, self.node_id, self.generation, self.ttl_ms)
+        pipe.info("server")
+        status, info = pipe.execute(raise_on_error=False)
+        if isinstance(status, Exception):
+            raise status
+        if not isinstance(info, dict):  # INFO renamed away: no run_id, the rest holds
+            info = {}
+        if status == -1:
+            raise Refused(self._taken_over())
+        may_reap = self.liveness.beat(time.monotonic(), info.get("run_id"))
+        if not status:
+            log.warning("cluster: this node was declared dead; resynchronising")
+            return False
+        self._reap_dead(client, may_reap)
+        return True
+
+    def _taken_over(self) -> str:
+        return (
+            f"node id {self.node_id} was taken over by another process while this one"
+            " was cut off from redis; stopping"
+        )
+
+    def _register(self, client: redis.Redis, request: Request) -> None:
+        """Resync; while another process's heartbeat for our node id is live, wait.
+
+        A live heartbeat may be the last one of a process that just died (a restart
+        after ``kill -9``): it expires within the ttl. One still there after a ttl and
+        a heartbeat more was refreshed, so another process runs as this node: refused.
+        """
+        deadline = time.monotonic() + self.ttl_ms / 1000 + self.heartbeat
+        while True:
+            try:
+                self._resync(client, request)
+                return
+            except ResponseError as exc:
+                if DUPLICATE not in str(exc) or self._stopping.is_set():
+                    raise
+                if time.monotonic() > deadline and self._registered:
+                    raise Refused(self._taken_over()) from None  # we were this node before
+                if time.monotonic() > deadline:
+                    raise Refused(
+                        f"node id {self.node_id} is in use by another running process"
+                        " (its heartbeat in redis is live); give this one another --node-id"
+                    ) from None
+                self._stopping.wait(self.heartbeat / 2)
 
     def _run_batch(self, client: redis.Redis, batch: list[Request]) -> None:
         if not batch:
@@ -293,13 +405,19 @@ class RedisLink:
                 if request.token:
                     self._post(("reply", request.token, None, str(exc)))
             raise
+        stale = False
         for request, result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
-                log.error("cluster: %s failed in redis: %s", request.kind, result)
+                this_stale = STALE in str(result)
+                stale = stale or this_stale
+                if not this_stale:
+                    log.error("cluster: %s failed in redis: %s", request.kind, result)
                 if request.token:
                     self._post(("reply", request.token, None, str(result)))
             elif request.token:
                 self._post(("reply", request.token, result, None))
+        if stale:
+            raise Refused(self._taken_over())
 
     def _resync(self, client: redis.Redis, request: Request) -> None:
         """Register this node's whole state, atomically, and take a snapshot of the rest.
@@ -332,7 +450,7 @@ class RedisLink:
             pipe.sadd(stage + ":c", *claims[i : i + STAGE_CHUNK])
             pipe.pexpire(stage + ":c", STAGE_TTL_MS)
         args: list[str | int] = [self.node_id, self.ttl_ms, self.events_max, stage]
-        args += [len(users) // 2, len(claims), len(chans) // 2, SYNC_PART]
+        args += [len(users) // 2, len(claims), len(chans) // 2, SYNC_PART, self.generation]
         pipe.evalsha(self._shas["resync"], 0, *args)
         try:
             result = pipe.execute()[-1]  # any failure raises: the link reconnects, retries
@@ -342,6 +460,8 @@ class RedisLink:
         sync_id = result[0]
         history = None if last is not None else self._load_history(client, sync_id)
         self._post(("synced", result, history))
+        self.liveness.restart(time.monotonic())  # registered: steady contact from here
+        self._registered = True
         self._live = None  # the heartbeat right after says which of those nodes are live
         with self._cond:
             self._read_pos = last or sync_id
@@ -355,8 +475,9 @@ class RedisLink:
             pipe.xrevrange("dc:h:" + key, max=upto, min="-", count=self.history_max)
         return {key: list(reversed(rows)) for key, rows in zip(keys, pipe.execute(), strict=True)}
 
-    def _reap_dead(self, client: redis.Redis) -> None:
-        """Reap the nodes whose presence expired; tell the loop which others are live."""
+    def _reap_dead(self, client: redis.Redis, may_reap: bool) -> None:
+        """Reap the nodes whose presence expired (only with ``may_reap``: see
+        ``Liveness``); tell the loop which others are live."""
         others = sorted(n for n in _texts(client.smembers("dc:nodes")) if n != self.node_id)
         live: list[str] = []
         if others:
@@ -367,8 +488,10 @@ class RedisLink:
                 if alive:
                     live.append(node)
                     continue
+                if not may_reap:
+                    continue
                 reason = f"Node {node} went away"
-                args = (node, reason, self.events_max, "0")
+                args = (node, reason, self.events_max, "0", "")
                 if client.evalsha(self._shas["reap"], 0, *args):
                     log.warning("cluster: node %s stopped its heartbeat; its users quit", node)
         if live != self._live:

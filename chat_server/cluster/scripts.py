@@ -11,17 +11,32 @@ from __future__ import annotations
 
 EVENTS = "dc:events"
 
+# Generations: every process picks a random generation at start. ``dc:gen:<node>``
+# names the generation that owns a node id; ``dc:alive:<node>`` (the heartbeat, with a
+# time to live) holds the owner's generation. A process may take a node id only while
+# no live heartbeat of another generation exists (RESYNC); every write of a node checks
+# that no other generation owns it (HEARTBEAT, PUBLISH, CLAIM, a leaving REAP), so a
+# process cut off long enough to be replaced can no longer act for the node. (With no
+# owner at all, after Redis lost its data, writes go on until the node registers again.)
+DUPLICATE = "DUPLICATE"  # the error RESYNC gives while another generation is alive
+STALE = "STALE generation"  # the error PUBLISH and CLAIM give to a generation that lost its node id
+
 # Users and rooms per entry of a 'sync' event: 2 * SYNC_PART + 6 values go through one
 # unpack(), well under the ~8000 that Lua 5.1 (Redis's) can unpack or pass in one call.
 SYNC_PART = 1000
 
 # ARGV: events_maxlen, n_ops, (op, key, field, value) * n_ops,
-#       kind, node, data, history_key ('' for none), history_maxlen
+#       kind, node, data, history_key ('' for none), history_maxlen, generation
 # ops: hset, hdel, sadd, srem, release (delete a nick claim only if ours: value = node).
 # Returns the stream id, which is the msgid and (its milliseconds) the time of a message.
 PUBLISH = """
 local n = tonumber(ARGV[2])
 local i = 3
+local at = 3 + 4 * n
+local owner = redis.call('GET', 'dc:gen:' .. ARGV[at + 1])
+if owner and owner ~= ARGV[at + 5] then
+  return redis.error_reply('STALE generation: another process owns this node id')
+end
 for _ = 1, n do
   local op, key, f, v = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   i = i + 4
@@ -43,8 +58,12 @@ end
 return id
 """
 
-# ARGV: folded nick, node. 1 when the nick is now ours (or already was), else 0.
+# ARGV: folded nick, node, generation. 1 when the nick is now ours (or already was), else 0.
 CLAIM = """
+local owner = redis.call('GET', 'dc:gen:' .. ARGV[2])
+if owner and owner ~= ARGV[3] then
+  return redis.error_reply('STALE generation: another process owns this node id')
+end
 local cur = redis.call('HGET', 'dc:nicks', ARGV[1])
 if cur == false then
   redis.call('HSET', 'dc:nicks', ARGV[1], ARGV[2])
@@ -55,18 +74,27 @@ if cur == ARGV[2] then return 1 end
 return 0
 """
 
-# ARGV: node, ttl_ms. 0 when the node is no longer a member (it was reaped): resync.
+# ARGV: node, generation, ttl_ms. 1 done; 0 when the node is no longer registered (it
+# was reaped, or Redis lost its data): resync; -1 when another generation owns the node
+# id now (this process was cut off and replaced): step down.
 HEARTBEAT = """
-if redis.call('SISMEMBER', 'dc:nodes', ARGV[1]) == 0 then return 0 end
-redis.call('SET', 'dc:alive:' .. ARGV[1], '1', 'PX', ARGV[2])
+local owner = redis.call('GET', 'dc:gen:' .. ARGV[1])
+if owner and owner ~= ARGV[2] then return -1 end
+if not owner or redis.call('SISMEMBER', 'dc:nodes', ARGV[1]) == 0 then return 0 end
+redis.call('SET', 'dc:alive:' .. ARGV[1], ARGV[2], 'PX', ARGV[3])
 return 1
 """
 
-# ARGV: node, reason, events_maxlen, force ('1' = leave on purpose, even while alive).
+# ARGV: node, reason, events_maxlen, force ('1' = leave on purpose, even while alive),
+# generation (with force: only the owner may leave).
 # Frees the node's nicks, forgets its users and announces 'down' once (SREM decides).
+# The owner generation stays: a process replaced while cut off must stay replaced.
 REAP = """
 local node = ARGV[1]
-if ARGV[4] == '1' then redis.call('DEL', 'dc:alive:' .. node) end
+if ARGV[4] == '1' then
+  if redis.call('GET', 'dc:gen:' .. node) ~= ARGV[5] then return 0 end
+  redis.call('DEL', 'dc:alive:' .. node, 'dc:gen:' .. node)
+end
 if redis.call('EXISTS', 'dc:alive:' .. node) == 1 then return 0 end
 if redis.call('SREM', 'dc:nodes', node) == 0 then return 0 end
 for _, f in ipairs(redis.call('SMEMBERS', 'dc:claims:' .. node)) do
@@ -77,7 +105,7 @@ redis.call('XADD', 'dc:events', 'MAXLEN', '~', ARGV[3], '*', 'k', 'down', 'n', n
 return 1
 """
 
-# ARGV: node, ttl_ms, events_maxlen, stage, n_users, n_claims, n_chans, part_size
+# ARGV: node, ttl_ms, events_maxlen, stage, n_users, n_claims, n_chans, part_size, generation
 # The node's state is staged first (see RedisLink._resync) in three keys nobody else
 # reads: hash <stage>:u (folded -> doc), set <stage>:c (claimed folded nicks) and hash
 # <stage>:m (folded -> meta). ARGV carries only their sizes, which are checked, so a
@@ -101,8 +129,15 @@ if #staged ~= 2 * tonumber(ARGV[5]) or #claims ~= tonumber(ARGV[6])
     or #chans ~= 2 * tonumber(ARGV[7]) then
   return redis.error_reply('ERR resync state incompletely staged')
 end
+local gen = ARGV[9]
+local alive = redis.call('GET', 'dc:alive:' .. node)
+if alive and alive ~= gen then
+  return redis.error_reply('DUPLICATE node id ' .. node .. ' has a live heartbeat of generation '
+                           .. alive)
+end
+redis.call('SET', 'dc:gen:' .. node, gen)
 redis.call('SADD', 'dc:nodes', node)
-redis.call('SET', 'dc:alive:' .. node, '1', 'PX', ARGV[2])
+redis.call('SET', 'dc:alive:' .. node, gen, 'PX', ARGV[2])
 local wanted = {}
 for _, f in ipairs(claims) do wanted[f] = true end
 for i = 1, #staged, 2 do wanted[staged[i]] = true end

@@ -13,6 +13,11 @@ from tests.support.redis_server import RedisProcess, redis_binary
 from tests.support.servers import ServerProcess
 
 CAPS = ["message-tags", "server-time", "echo-message", "batch", "draft/chathistory"]
+# Liveness timing of the test nodes: the default timeout (3 s), a grace period shorter
+# than the default 10 s so that a node killed right after the cluster starts is still
+# declared dead within seconds.
+TIMEOUT = 3.0
+GRACE = 5.0
 
 if redis_binary() is None:  # pragma: no cover - scripts/test installs it
     pytest.skip("redis-server is not installed", allow_module_level=True)
@@ -27,10 +32,21 @@ class Cluster:
         self.nodes: dict[str, ServerProcess] = {}
         self.clients: list[RawClient] = []
 
-    def node(self, name: str, *extra: str) -> ServerProcess:
-        """Start node ``name`` and wait until it is in sync with the cluster."""
+    def node(
+        self, name: str, *extra: str, url: str | None = None, node_id: str | None = None
+    ) -> ServerProcess:
+        """Start node ``name`` (with ``node_id``, default ``name``; on Redis at ``url``,
+        default the cluster's) and wait until it is in sync with the cluster."""
         srv = ServerProcess(
-            self.tmp_path, "--redis", self.redis.url, "--node-id", name, *extra, flood_limit=False
+            self.tmp_path,
+            "--redis",
+            url or self.redis.url,
+            "--node-id",
+            node_id or name,
+            "--cluster-grace",
+            str(GRACE),
+            *extra,
+            flood_limit=False,
         )
         self.nodes[name] = srv
         srv.start()

@@ -76,7 +76,8 @@ def test_node_with_thousands_of_users_resyncs(cluster: Cluster) -> None:
 
         # Declare node a dead, as the others do when its heartbeat stops: its users
         # are forgotten everywhere, and a (still alive) must announce all of them again.
-        assert rc.eval(SCRIPTS["reap"], 0, "a", "Declared dead by the test", 100_000, "1")
+        reap = ("a", "Declared dead by the test", 100_000, "1", rc.get("dc:gen:a"))
+        assert rc.eval(SCRIPTS["reap"], 0, *reap)
         wait_for(lambda: sum("in sync" in line for line in a.log) >= 2, 15, "a resynced")
         wait_for(lambda: global_users(watcher) == N_USERS + 1, 15, "a's users back on b")
 
