@@ -20,6 +20,7 @@ from perf.progress import ProgressDisplay
 from perf.scenario import BUILTIN, Scenario, default_workers
 from perf.spawn import SpawnedServer
 from perf.thresholds import Threshold, ThresholdError, evaluate, parse
+from perf.tls import TlsSettings
 
 
 def _address(text: str) -> tuple[str, int]:
@@ -93,6 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
         "--spawn",
         action="store_true",
         help="start a local chat-server (--no-flood-limit) on a free port for the run",
+    )
+    run.add_argument(
+        "--tls",
+        action="store_true",
+        help="clients speak TLS: --target is a TLS port; with --spawn the server gets a TLS "
+        "port and a throwaway self-signed certificate, which clients check "
+        "(default: plaintext)",
+    )
+    run.add_argument(
+        "--tls-ca",
+        type=Path,
+        metavar="FILE",
+        help="with --tls --target: check the server's certificate against this PEM CA "
+        "(default: NO verification, acceptable only for benchmarking on loopback)",
     )
     run.add_argument(
         "--scenario", choices=sorted(BUILTIN), help="a built-in scenario (default: chat)"
@@ -240,6 +255,13 @@ def cmd_run(args: argparse.Namespace) -> int:
     except (ThresholdError, ValueError) as exc:
         print(f"chat-perf: {exc}", file=sys.stderr)
         return 2
+    if args.tls_ca is not None and (not args.tls or args.spawn):
+        print("chat-perf: --tls-ca needs --tls and --target (--spawn makes its own "
+              "certificate)", file=sys.stderr)  # fmt: skip
+        return 2
+    if args.tls_ca is not None and not args.tls_ca.is_file():
+        print(f"chat-perf: --tls-ca: no such file: {args.tls_ca}", file=sys.stderr)
+        return 2
     out: Path = args.out
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -252,16 +274,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     server: SpawnedServer | None = None
     if args.spawn:
         try:
-            server = SpawnedServer(cpus=args.server_cpus).start()
+            server = SpawnedServer(cpus=args.server_cpus, tls=args.tls).start()
         except (RuntimeError, OSError) as exc:
             print(f"chat-perf: could not spawn chat-server: {exc}", file=sys.stderr)
             return 1
-        host, port, pid = server.host, server.port, server.pid
+        host, pid = server.host, server.pid
+        port = server.tls_port if server.tls_port is not None else server.port
+        ca = server.tls_ca
     else:
         (host, port), pid = args.target[0], args.server_pid
+        ca = args.tls_ca
+    tls = TlsSettings(str(ca) if ca else None) if args.tls else None
     more_targets = () if server else tuple(args.target[1:])
     target = ",".join(f"{h}:{p}" for h, p in [(host, port), *more_targets])
-    label = args.label or f"{scn.name}@{'chat-server' if server else target}"
+    label = args.label or f"{scn.name}@{'chat-server' if server else target}" + (
+        " (TLS)" if tls else ""
+    )
     opts = RunOptions(
         host=host,
         port=port,
@@ -272,6 +300,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         drain_s=args.drain,
         raw_cap=args.raw_cap,
         more_targets=more_targets,
+        tls=tls,
     )
     try:
         with ProgressDisplay(label, enabled=not args.no_progress) as display:
@@ -334,6 +363,7 @@ def _print_summary(s: dict, out: Path) -> None:
             f"{'all' if st['complete'] else 'those'} within "
             f"{'-' if within is None else f'{within:.3f}'} s; "
             f"time to 001 p50 {ms(w['p50'])} ms p99 {ms(w['p99'])} ms max {ms(w['max'])} ms"
+            + _handshakes(s)
         )
     else:
         print(
@@ -349,6 +379,18 @@ def _print_summary(s: dict, out: Path) -> None:
     print(
         f"results in {out}/ (latency_plot.png first; report.html, summary.json, "
         "latency_data.txt, percentiles.txt, latencies.csv, *.png)"
+    )
+
+
+def _handshakes(s: dict) -> str:
+    """``; TCP up p50 ..., TLS done p50 ...`` for a TLS run (both from connect())."""
+    if not (s.get("tls") or {}).get("enabled"):
+        return ""
+    c = s["connect_ms"]
+    return "; " + ", ".join(
+        f"{what} p50 {c[k]['p50']:.3f} ms p99 {c[k]['p99']:.3f} ms"
+        for what, k in (("TCP up", "tcp"), ("TLS done", "tls"))
+        if c[k]["p50"] is not None
     )
 
 

@@ -1,5 +1,5 @@
-"""One headless IRC client on a non-blocking socket: registration, joining, control
-lines and sending.
+"""One headless IRC client on a non-blocking socket: TLS handshake (with ``--tls``),
+registration, joining, control lines and sending.
 
 Registration and control lines go through ``chat_protocol.Message`` (rare, so clarity
 wins). Once joined, a client's bytes are read and measured by the worker's shared
@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import re
 import socket
+import ssl
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
@@ -19,11 +20,12 @@ from chat_protocol import Message, MessageError
 from perf import clock
 from perf.payload import line_prefix
 from perf.scenario import ClientPlan
+from perf.tls import WOULD_BLOCK, read_records
 
 if TYPE_CHECKING:
     from perf.worker import Worker
 
-CONNECTING, REGISTERING, JOINING, READY, CLOSED = range(5)
+CONNECTING, HANDSHAKING, REGISTERING, JOINING, READY, CLOSED = range(6)
 RECV_SIZE = 262144
 # One receive buffer for the worker's registration-time reads (a worker is one thread).
 # recv(RECV_SIZE) would allocate 256 KiB per call, past glibc's mmap threshold until it
@@ -46,6 +48,7 @@ class Client:
         self.nick = plan.nick
         self.worker = worker
         self.sock: socket.socket | None = None
+        self.host = ""
         self.state = CONNECTING
         self.rbuf = b""
         self.wbuf = bytearray()
@@ -57,6 +60,7 @@ class Client:
         self.pending_joins = 0
         self.t_start = 0
         self.t_tcp = 0
+        self.t_tls = 0  # TLS handshake done (0: plaintext, or not done)
         self.t_welcome = 0
         self.t_joined = 0
         self.failure: str | None = None
@@ -72,6 +76,7 @@ class Client:
 
     def connect(self, host: str, port: int, t_start: int) -> None:
         self.t_start = t_start
+        self.host = host
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -85,7 +90,7 @@ class Client:
         # way the TCP time is read from the clock once the handshake is known to be done.
         if _connected(sock):
             self.worker.watch(self, write=False, new=True)
-            self._start_registration(clock.now_us())
+            self._tcp_done(clock.now_us())
             return
         self.worker.watch(self, write=True, new=True)
 
@@ -96,10 +101,45 @@ class Client:
             self.fail(f"connect: {errno.errorcode.get(err, err)}")
             return
         self.worker.watch(self, write=False)
-        self._start_registration(clock.now_us())
+        self._tcp_done(clock.now_us())
 
-    def _start_registration(self, t_tcp: int) -> None:
+    def _tcp_done(self, t_tcp: int) -> None:
         self.t_tcp = t_tcp
+        context = self.worker.tls_context
+        if context is None:
+            self._start_registration()
+            return
+        # Wrapped without a handshake, then stepped on readiness (see _handshake). The
+        # wrapped socket replaces the plain one in the selector (wrapping detaches it).
+        self.worker.unwatch(self)
+        self.sock = context.wrap_socket(
+            self.sock,  # type: ignore[arg-type]
+            server_hostname=self.host,
+            do_handshake_on_connect=False,
+        )
+        self.state = HANDSHAKING
+        self.worker.watch(self, write=False, new=True)
+        self._handshake()
+
+    def _handshake(self) -> None:
+        """One step of the TLS handshake; the loop calls again on readiness."""
+        try:
+            self.sock.do_handshake()  # type: ignore[union-attr]
+        except ssl.SSLWantReadError:
+            self.worker.watch(self, write=False)
+            return
+        except ssl.SSLWantWriteError:
+            self.worker.watch(self, write=True)
+            return
+        except OSError as exc:  # SSLError, certificate refused, connection reset
+            reason = getattr(exc, "reason", None) or exc.strerror or exc
+            self.fail(f"tls: {reason}")
+            return
+        self.t_tls = clock.now_us()
+        self.worker.watch(self, write=False)
+        self._start_registration()
+
+    def _start_registration(self) -> None:
         self.state = REGISTERING
         nick = self.nick
         self.send(f"CAP LS 302\r\nNICK {nick}\r\nUSER {nick} 0 * :chat-perf\r\n".encode())
@@ -121,17 +161,26 @@ class Client:
 
         The receive time is read after ``recv_into`` returned: lines cannot be stamped
         before they were read (payloads after the last 366 are measured with it)."""
+        if self.state == HANDSHAKING:
+            self._handshake()
+            return
+        sock = self.sock
         try:
-            size = self.sock.recv_into(_RECV_VIEW)  # type: ignore[union-attr]
-        except (BlockingIOError, InterruptedError):
+            size = sock.recv_into(_RECV_VIEW)  # type: ignore[union-attr]
+        except WOULD_BLOCK:
             return
         except OSError as exc:
             self.fail(f"recv: {exc.strerror or exc}")
             return
-        t_read = clock.now_us()
         if not size:
             self.fail("closed by server")
             return
+        if isinstance(sock, ssl.SSLSocket):
+            more, again = read_records(sock, _RECV_VIEW[size:], RECV_SIZE - size)
+            size += more
+            if again:
+                self.worker.read_again(self)
+        t_read = clock.now_us()
         data = _RECV_VIEW[:size].tobytes()
         buf = self.rbuf + data if self.rbuf else data
         cut = buf.rfind(b"\n") + 1
@@ -256,7 +305,9 @@ class Client:
             return
         try:
             n = self.sock.send(data)  # type: ignore[union-attr]
-        except (BlockingIOError, InterruptedError):
+        except WOULD_BLOCK:
+            # An SSL write that would block is retried with the same bytes at the
+            # front of wbuf (OpenSSL requires that; it may have sent some records).
             n = 0
         except OSError as exc:
             self.fail(f"send: {exc.strerror or exc}")
@@ -270,9 +321,12 @@ class Client:
         if self.state == CONNECTING:
             self.on_connected()
             return
+        if self.state == HANDSHAKING:
+            self._handshake()
+            return
         try:
             n = self.sock.send(self.wbuf)  # type: ignore[union-attr]
-        except (BlockingIOError, InterruptedError):
+        except WOULD_BLOCK:
             return
         except OSError as exc:
             self.fail(f"send: {exc.strerror or exc}")

@@ -25,6 +25,7 @@ from perf.procstat import (
     usable_cpus,
 )
 from perf.scenario import Layout, Scenario, plan
+from perf.tls import TlsSettings
 from perf.worker import WorkerConfig, cpu_seconds, now_us, worker_main
 
 NICE_INTERVALS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
@@ -50,6 +51,7 @@ class RunOptions:
     storm_hold_s: float = 1.0
     # More servers of one cluster: client i connects to [(host, port), *more_targets][i % n].
     more_targets: tuple[tuple[str, int], ...] = ()
+    tls: TlsSettings | None = None  # clients speak TLS to the target(s)
 
 
 @dataclass(slots=True)
@@ -149,6 +151,7 @@ class Coordinator:
                     host=opts.host,
                     port=opts.port,
                     more_targets=opts.more_targets,
+                    tls=opts.tls,
                     scenario=opts.scenario,
                     plans=layout.for_worker(w),
                     connect_start_us=connect_start,

@@ -19,6 +19,7 @@ read, they had negative latencies.
 
 from __future__ import annotations
 
+import ssl
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,6 +29,7 @@ from perf.linescan import LineScanner, Scan
 from perf.payload import body_len, parse_body
 from perf.sequence import StreamTally, new_state, observe
 from perf.streams import ECHO, NEW, StreamTable
+from perf.tls import WOULD_BLOCK, read_records
 
 if TYPE_CHECKING:
     from perf.connection import Client
@@ -86,7 +88,10 @@ class ReceivePath:
     # -- reading ----------------------------------------------------------------------------
 
     def read(self, client: Client) -> None:
-        """One recv() of a joined client, appended to the batch (stamped after it)."""
+        """One recv() of a joined client, appended to the batch (stamped after it).
+
+        Over TLS one recv() yields one record at most: the records behind it are read
+        at once (up to RECV_MAX in all), as one plain recv() would take them all."""
         carry = client.rbuf
         n0 = len(carry)
         if self.used + n0 + RECV_MAX > len(self.buf):
@@ -97,9 +102,10 @@ class ReceivePath:
         off = self.used
         if n0:
             self.buf[off : off + n0] = carry
+        sock = client.sock
         try:
-            n = client.sock.recv_into(self.view[off + n0 :], RECV_MAX)  # type: ignore[union-attr]
-        except (BlockingIOError, InterruptedError):
+            n = sock.recv_into(self.view[off + n0 :], RECV_MAX)  # type: ignore[union-attr]
+        except WOULD_BLOCK:
             return
         except OSError as exc:
             self._closing(client, f"recv: {exc.strerror or exc}")
@@ -107,6 +113,11 @@ class ReceivePath:
         if not n:
             self._closing(client, "closed by server")
             return
+        if isinstance(sock, ssl.SSLSocket):
+            more, again = read_records(sock, self.view[off + n0 + n :], RECV_MAX - n)
+            n += more
+            if again:
+                self.worker.read_again(client)
         t_read = clock.now_us()
         self.reads += 1
         end = off + n0 + n

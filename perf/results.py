@@ -26,7 +26,8 @@ def build_summary(data: RunData, target: str, spawned: bool) -> dict[str, Any]:
     total = hg.new_histogram()
     echo = hg.new_histogram()
     send_lag = hg.new_histogram()
-    connect = {k: hg.new_histogram() for k in ("tcp", "welcome", "joined")}
+    # Each from the client's connect(): TCP up, TLS handshake done (with --tls), 001, joined.
+    connect = {k: hg.new_histogram() for k in ("tcp", "tls", "welcome", "joined")}
     tallies: dict[tuple[int, str], StreamTally] = {}
     sent_streams: dict[tuple[int, str], int] = {}
     members: dict[str, set[int]] = {}
@@ -69,6 +70,10 @@ def build_summary(data: RunData, target: str, spawned: bool) -> dict[str, Any]:
         "label": opts.label,
         "target": target,
         "spawned": spawned,
+        "tls": {
+            "enabled": opts.tls is not None,
+            "verified": opts.tls is not None and opts.tls.verified,
+        },
         "started_at": datetime.fromtimestamp(data.started_wall, UTC).isoformat(timespec="seconds"),
         "scenario": scn.as_dict(),
         "interrupted": data.interrupted,

@@ -26,6 +26,7 @@ from perf.pacing import RateSchedule, window_fill
 from perf.procstat import read_runqueue_wait_s
 from perf.receive import ReceivePath
 from perf.scenario import ClientPlan, Scenario
+from perf.tls import TlsSettings, client_context
 
 PROGRESS_EVERY_US = 250_000
 FLUSH_EVERY_US = 200_000
@@ -58,6 +59,7 @@ class WorkerConfig:
     raw_cap: int
     sender_rooms: dict[int, str]  # every sender of the run (any worker) -> its room
     more_targets: tuple[tuple[str, int], ...] = ()  # other nodes of a cluster
+    tls: TlsSettings | None = None  # clients speak TLS (the target is a TLS port)
 
     def address_of(self, client_index: int) -> tuple[str, int]:
         """Where a client connects: clients are dealt round-robin over the targets."""
@@ -81,6 +83,10 @@ class Worker:
         self.scn = cfg.scenario
         self.storm = cfg.scenario.storm
         self.sel = selectors.DefaultSelector()
+        self.tls_context = client_context(cfg.tls) if cfg.tls is not None else None
+        # TLS clients with decrypted bytes inside the SSL object, which do not make the
+        # socket readable: read again in the next loop turn without waiting.
+        self.again: list[Client] = []
         self.meas = Measurements(cfg.interval_us, cfg.raw_cap)
         self.clients = [Client(p, self) for p in cfg.plans]
         self.senders = [c for c in self.clients if c.plan.sender]
@@ -119,6 +125,9 @@ class Worker:
             self.sel.modify(client.sock, events, client)  # type: ignore[arg-type]
         except KeyError:
             self.sel.register(client.sock, events, client)  # type: ignore[arg-type]
+
+    def read_again(self, client: Client) -> None:
+        self.again.append(client)
 
     def unwatch(self, client: Client) -> None:
         with contextlib.suppress(KeyError, ValueError):
@@ -224,7 +233,7 @@ class Worker:
                     timeout = min(timeout, max(0.0, (due - now) / 1e6))
             if self.started and now < self.start_us:
                 timeout = min(timeout, (self.start_us - now) / 1e6)
-            if timeout < 0.001 or self.rx.pending:
+            if timeout < 0.001 or self.rx.pending or self.again:
                 # epoll rounds up to whole milliseconds; poll instead of oversleeping so
                 # senders are not late (lateness would count as latency, correctly but
                 # unfairly to the server).
@@ -249,7 +258,17 @@ class Worker:
                         read(client)
                     elif state != CLOSED:
                         client.on_readable()
-            self.rx.settle(bool(events), now_us())
+            busy = bool(events)
+            if self.again:
+                again, self.again = self.again, []
+                busy = True
+                for client in again:
+                    state = client.state
+                    if state == READY and not storm:
+                        read(client)
+                    elif state != CLOSED:
+                        client.on_readable()
+            self.rx.settle(busy, now_us())
 
     def _lacks_ack(self, c: Client) -> bool:
         return c.state == READY and not c.echo_ack and c.plan.witness is None
@@ -384,10 +403,13 @@ class Worker:
 
     def _result_info(self) -> dict:
         tallies = {k: v.as_tuple() for k, v in self.rx.tallies().items()}
-        tcp, welcome, joined = hg.new_histogram(), hg.new_histogram(), hg.new_histogram()
+        tcp, tls = hg.new_histogram(), hg.new_histogram()
+        welcome, joined = hg.new_histogram(), hg.new_histogram()
         for c in self.clients:
             if c.t_tcp:
                 tcp.record_value(max(1, c.t_tcp - c.t_start))
+            if c.t_tls:
+                tls.record_value(max(1, c.t_tls - c.t_start))
             if c.t_welcome:
                 welcome.record_value(max(1, c.t_welcome - c.t_start))
             if c.t_joined and c.plan.rooms and not self.storm:
@@ -399,6 +421,7 @@ class Worker:
             "sent_streams": {(c.index, c.plan.rooms[0]): c.seq for c in self.senders if c.seq},
             "members": self._members(),
             "connect_tcp": hg.encode(tcp),
+            "connect_tls": hg.encode(tls),
             "connect_welcome": hg.encode(welcome),
             "connect_joined": hg.encode(joined),
             # Every client's time to 001 (µs): a storm's latency_data.txt.
