@@ -69,6 +69,11 @@ class OpenSearch:
 
 
 @dataclass(frozen=True, slots=True)
+class CopyMode:
+    """Select lines of the shown room to copy their text."""
+
+
+@dataclass(frozen=True, slots=True)
 class Quit:
     reason: str
 
@@ -81,7 +86,19 @@ class Note:
     kind: LineKind = LineKind.INFO
 
 
-Effect = Send | Say | Join | Part | OpenRoom | CloseRoom | ShowScreen | OpenSearch | Quit | Note
+Effect = (
+    Send
+    | Say
+    | Join
+    | Part
+    | OpenRoom
+    | CloseRoom
+    | ShowScreen
+    | OpenSearch
+    | CopyMode
+    | Quit
+    | Note
+)
 
 
 class CommandError(ValueError):
@@ -210,6 +227,11 @@ def _list(args: str, state: ChatState) -> list[Effect]:
 @command("search", "/search [words] [from:nick]", "search messages (or press Ctrl+F)")
 def _search(args: str, state: ChatState) -> list[Effect]:
     return [OpenSearch(args.strip())]
+
+
+@command("copy", "/copy", "select messages to copy their text (or press Ctrl+Y)")
+def _copy(args: str, state: ChatState) -> list[Effect]:
+    return [CopyMode()]
 
 
 @command("quit", "/quit [reason]", "disconnect and exit")

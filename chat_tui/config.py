@@ -33,7 +33,7 @@ from chat_protocol import valid_nick
 from chat_protocol.client_types import ServerAddress, parse_servers
 from chat_tui.commands import room_name
 from chat_tui.ignore import normal_mask, valid_mask
-from chat_tui.keymap import DEFAULT_KEYS
+from chat_tui.keymap import COPY_MODE_KEYS, DEFAULT_KEYS
 
 
 class ConfigError(ValueError):
@@ -147,8 +147,8 @@ def from_mapping(data: dict[str, Any], source: str = "config") -> Settings:
             raise ConfigError(f"{source}: {exc}") from exc
     keys = _expect(data, "keybindings", dict, source) or {}
     for action, key in list(keys.items()):
-        if action not in DEFAULT_KEYS:
-            known = ", ".join(sorted(DEFAULT_KEYS))
+        if action not in DEFAULT_KEYS and action not in COPY_MODE_KEYS:
+            known = ", ".join(sorted(DEFAULT_KEYS | COPY_MODE_KEYS))
             warnings.append(f"{source}: unknown key binding {action!r} ignored (known: {known})")
             del keys[action]
             continue

@@ -25,11 +25,7 @@ def help_tables(keys: list[tuple[str, str]], width: int = SIDE_BY_SIDE_WIDTH) ->
     key_table = Table(box=None, show_header=True, header_style="bold", expand=False)
     key_table.add_column("Key", style="bold")
     key_table.add_column("Does")
-    for key, what in [
-        *keys,
-        ("up / down", "recall sent lines"),
-        ("tab", "complete nick, /cmd, #room"),
-    ]:
+    for key, what in keys:
         key_table.add_row(Text(key), Text(what))  # Text: no markup in "[reason]"
     command_table = Table(box=None, show_header=True, header_style="bold", expand=False)
     command_table.add_column("Command", style="bold")

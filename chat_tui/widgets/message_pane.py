@@ -25,7 +25,9 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from chat_tui.formatting import fit_nick, irc_to_text, nick_color, strip_formatting
+from chat_tui.keymap import copy_mode_bindings
 from chat_tui.model import ChatLine, LineKind
+from chat_tui.selection import LineSelection
 
 NICK_WIDTH = 12
 MIN_NICK_WIDTH = 6
@@ -69,7 +71,20 @@ Item = ChatLine | DayMark | Banner | ReadMark
 
 
 class MessagePane(ScrollView, can_focus=False):
-    """Scrollback of the current room."""
+    """Scrollback of the current room.
+
+    It takes the focus only in copy mode (``start_selecting``), where these keys
+    (rebindable by id) choose lines and copy their text:
+
+    | Key(s) | Description |
+    | :- | :- |
+    | up, k / down, j | Select the line above / below. |
+    | shift+up / shift+down | Extend the selection. |
+    | enter, y | Copy the selected lines and leave copy mode. |
+    | escape, q | Leave copy mode. |
+    """
+
+    BINDINGS = copy_mode_bindings()
 
     DEFAULT_CSS = """
     MessagePane {
@@ -93,10 +108,18 @@ class MessagePane(ScrollView, can_focus=False):
         "message-pane--newer",
         "message-pane--marker",
         "message-pane--found",
+        "message-pane--selected",
     }
 
     class NearTop(Message):
         """The reader scrolled to the top: time to load older lines."""
+
+    class CopyModeLeft(Message):
+        """Copy mode ended: ``lines`` were chosen to copy (none: left without copying)."""
+
+        def __init__(self, lines: list[ChatLine]) -> None:
+            super().__init__()
+            self.lines = lines
 
     timestamp_format: var[str] = var("%H:%M")
 
@@ -121,6 +144,11 @@ class MessagePane(ScrollView, can_focus=False):
         self._unseen = 0  # lines that arrived below while the reader was scrolled up
         self._marker_seq: int | None = None  # the line the read marker sits above
         self._found_seq: int | None = None  # the line a search led to
+        # Copy mode: the selected lines by index into ``_lines``, their seqs (to draw
+        # them), and the seqs of its two ends (to find them again after a reload).
+        self._selection: LineSelection | None = None
+        self._selected: set[int] = set()
+        self._selection_ends = (0, 0)
 
     # -- public API ------------------------------------------------------------
 
@@ -150,6 +178,7 @@ class MessagePane(ScrollView, can_focus=False):
     ) -> None:
         """Show another room's lines; ``anchor`` is where the reader left it (None: bottom);
         a rule marks the first unseen line after ``read_until``."""
+        self._stop_selecting([])
         self._lines = lines
         self._marker_seq = None
         self._found_seq = None
@@ -200,6 +229,13 @@ class MessagePane(ScrollView, can_focus=False):
             self._to_bottom()
         else:
             self._restore(anchor)
+        if self._selection is not None:  # lines came in above: its indexes moved
+            where = {line.seq: i for i, line in enumerate(self._lines)}
+            anchor_seq, cursor_seq = self._selection_ends
+            if anchor_seq in where and cursor_seq in where:
+                self._select(LineSelection(where[anchor_seq], where[cursor_seq]))
+            else:
+                self._stop_selecting([])
 
     def redraw(self) -> None:
         """A shown line's text changed in place: draw it again, keep the reader's place."""
@@ -250,6 +286,93 @@ class MessagePane(ScrollView, can_focus=False):
         self.scroll_to(y=max(0, self._starts[index] - middle), animate=False, immediate=True)
         self._follow = self.at_bottom
         self.refresh()
+
+    # -- copy mode ---------------------------------------------------------------
+
+    @property
+    def selecting(self) -> bool:
+        """Whether copy mode is on."""
+        return self._selection is not None
+
+    def selected_lines(self) -> list[ChatLine]:
+        """The lines copy mode has selected, oldest first."""
+        if self._selection is None:
+            return []
+        return self._lines[self._selection.first : self._selection.last + 1]
+
+    def start_selecting(self) -> bool:
+        """Copy mode: take the focus and select one line (the one a search led to, or
+        the lowest on screen). False when there is no line to select."""
+        if not self._lines:
+            return False
+        index = len(self._lines) - 1
+        found = next((i for i, ln in enumerate(self._lines) if ln.seq == self._found_seq), None)
+        if found is not None:
+            index = found
+        elif not self._follow:
+            bottom = int(self.scroll_y) + self.scrollable_content_region.height - 1
+            index = self._last_line_above(bottom)
+        self._select(LineSelection(index, index))
+        self._cursor_into_view()
+        self.can_focus = True
+        self.focus()
+        return True
+
+    def _last_line_above(self, row: int) -> int:
+        """The index in ``_lines`` of the last chat line starting at or above ``row``."""
+        item = max(bisect.bisect_right(self._starts, row) - 1, 0)
+        while item > 0 and not isinstance(self._items[item], ChatLine):
+            item -= 1
+        seq = self._items[item].seq if isinstance(self._items[item], ChatLine) else None
+        return next((i for i, ln in enumerate(self._lines) if ln.seq == seq), 0)
+
+    def _select(self, selection: LineSelection | None) -> None:
+        """Set copy mode's selection and redraw the lines it left and the ones it took."""
+        old = self._selected
+        self._selection = selection
+        self._selected = {line.seq for line in self.selected_lines()}
+        if selection is not None:
+            ends = (self._lines[selection.anchor].seq, self._lines[selection.cursor].seq)
+            self._selection_ends = ends
+        for seq in old ^ self._selected:
+            self._cache.discard((seq, self._layout_width))
+        self.refresh()
+
+    def _cursor_into_view(self) -> None:
+        if self._selection is None:
+            return
+        index = self._index.get(self._lines[self._selection.cursor].seq)
+        if index is None:
+            return
+        top, height = self._starts[index], self._height(self._items[index])
+        visible = self.scrollable_content_region.height
+        if top < self.scroll_y:
+            self.scroll_to(y=top, animate=False, immediate=True)
+        elif top + height > self.scroll_y + visible:
+            self.scroll_to(y=top + height - visible, animate=False, immediate=True)
+        self._follow = self.at_bottom
+
+    def _stop_selecting(self, chosen: list[ChatLine]) -> None:
+        if self._selection is None:
+            return
+        self._select(None)
+        self.can_focus = False
+        self.post_message(self.CopyModeLeft(chosen))
+
+    def action_select(self, delta: int, extend: bool = False) -> None:
+        """Move copy mode's cursor ``delta`` lines; ``extend`` keeps the other end."""
+        if self._selection is not None:
+            self._select(self._selection.moved(delta, len(self._lines), extend))
+            self._cursor_into_view()
+
+    def action_copy(self) -> None:
+        self._stop_selecting(self.selected_lines())
+
+    def action_leave(self) -> None:
+        self._stop_selecting([])
+
+    def on_blur(self) -> None:
+        self._stop_selecting([])  # a click elsewhere, a dialog: copy mode is over
 
     def page(self, direction: int) -> None:
         """Scroll a page up (-1) or down (1)."""
@@ -441,19 +564,22 @@ class MessagePane(ScrollView, can_focus=False):
             Segment(" "),
         ]
         pad = [Segment(" " * (self._time_width + self._nick_width() + 2))]
-        # The line a search led to: its background over every cell of its rows.
-        found = None
-        if line.seq == self._found_seq:
-            found = Style(bgcolor=self._style("found").bgcolor)
+        # The line a search led to, or lines chosen to copy: a background over every
+        # cell of their rows.
+        highlight = None
+        if line.seq in self._selected:
+            highlight = Style(bgcolor=self._style("selected").bgcolor)
+        elif line.seq == self._found_seq:
+            highlight = Style(bgcolor=self._style("found").bgcolor)
         strips: list[Strip] = []
         for i, row in enumerate(rows or [Text("")]):
             row.end = ""
             segments = [*(head if i == 0 else pad), *row.render(console)]
-            if found is not None:
+            if highlight is not None:
                 segments = [
-                    Segment(text, (style or Style()) + found) for text, style, _ in segments
+                    Segment(text, (style or Style()) + highlight) for text, style, _ in segments
                 ]
-            strips.append(Strip(segments).crop_extend(0, self._layout_width, found))
+            strips.append(Strip(segments).crop_extend(0, self._layout_width, highlight))
         return strips
 
     def _newer_hint(self, width: int) -> Strip:

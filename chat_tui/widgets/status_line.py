@@ -1,4 +1,5 @@
-"""Status line: server, nick, connection state, lag, and who is typing."""
+"""Status line: server, nick, connection state, lag, who is typing, and a short note
+(copy mode's keys, what was copied)."""
 
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ class StatusLine(Widget):
     retry_in: reactive[float | None] = reactive(None)
     away: reactive[bool] = reactive(False)
     typing: reactive[tuple[str, ...]] = reactive(())
+    note: reactive[str] = reactive("")  # copy mode's keys, or what was just copied
 
     def watch_state(self, state: str) -> None:
         for name in STATE_MARKS:
@@ -38,6 +40,9 @@ class StatusLine(Widget):
         if self.state == "offline" and self.retry_in is not None:
             label = f"offline, retrying in {self.retry_in:.0f}s"
         text.append(f" {STATE_MARKS.get(self.state, '?')} {label}", style="bold")
+        if self.note:  # next to the state, so a narrow terminal still shows it
+            text.append("  ")
+            text.append(f" {self.note} ", style="reverse")
         if self.server:
             text.append(f"  {self.server}")
         if self.nick:

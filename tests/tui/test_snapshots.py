@@ -1,6 +1,6 @@
 """Snapshots of the main screen, the room list and the help at 120x35, and of the main
 screen at 80x24 and 60x20 too (narrower columns; at 60 the member list hides); the
-search screen at 120x40 and 80x24.
+search screen and copy mode at 120x40 and 80x24.
 
 Each baseline was looked at (rendered to PNG) before it was kept. No live server:
 the app is fed fixed IRC lines with fixed times, nicks and UTC display.
@@ -212,3 +212,21 @@ def test_search_result_shown_in_its_room(snap_compare: Any) -> None:
         await pilot.pause()
 
     assert snap_compare(offline_app(), terminal_size=(120, 40), run_before=before)
+
+
+async def copy_mode_three_lines(pilot: Pilot[None]) -> None:
+    """Copy mode on, three lines selected: erin's join up to alice's line."""
+    main_scene(pilot.app)  # type: ignore[arg-type]
+    await pilot.pause()
+    await pilot.press("ctrl+y", "up", "up", "shift+up", "shift+up")
+    await pilot.pause()
+
+
+def test_copy_mode(snap_compare: Any) -> None:
+    """The selected lines highlighted whole; the status line says copy mode's keys and
+    the footer shows Copy and Leave."""
+    assert snap_compare(offline_app(), terminal_size=(120, 40), run_before=copy_mode_three_lines)
+
+
+def test_copy_mode_80x24(snap_compare: Any) -> None:
+    assert snap_compare(offline_app(), terminal_size=(80, 24), run_before=copy_mode_three_lines)
