@@ -7,6 +7,7 @@ by chat_protocol.servertime (re-exported here under the names the server uses).
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from operator import itemgetter
 from typing import NamedTuple
@@ -67,13 +68,17 @@ class StoredMessage(NamedTuple):
 # hands them over: first seq, time_ms, conversation, source, command, recipient, tags,
 # msgids, texts. Its messages have the sequences first seq, first seq + 1, ... A plain
 # tuple, not a NamedTuple: one is made per read on the hot path (a tuple subclass costs
-# ~5x more to make), and marshal, the writer pipe's format, refuses subclasses. Read it
-# by unpacking or with the getters below, never by index.
+# ~5x more to make). Read it by unpacking or with the getters below, never by index.
 Run = tuple[int, int, str, str, str, str, tuple[tuple[str, str], ...], list[str], list[str]]
 run_seq = itemgetter(0)
 run_ms = itemgetter(1)
 run_target = itemgetter(2)
 run_texts = itemgetter(8)
+
+
+def tag_pairs(tags: Iterable[Sequence[str]]) -> tuple[tuple[str, str], ...]:
+    """Tags as (key, value) pairs again after the worker pipe's JSON made them lists."""
+    return tuple((key, value) for key, value in tags)
 
 
 def run_last_seq(run: Run) -> int:

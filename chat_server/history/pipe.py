@@ -3,8 +3,9 @@
 The store (store.py) decides what to send and what an answer means; this module only
 moves frames (worker.py's format) without ever blocking the event loop: writes go out
 as far as the pipe takes them and the rest waits for writability, reads are handed on
-frame by frame. Without an event loop (tools, tests, shutdown) the same pipes are
-served by :meth:`WorkerPipe.wait`, blocking, or :meth:`WorkerPipe.poll`, not.
+frame by frame (as JSON: :func:`decoded` gives the answers' tuples back). Without an
+event loop (tools, tests, shutdown) the same pipes are served by
+:meth:`WorkerPipe.wait`, blocking, or :meth:`WorkerPipe.poll`, not.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from chat_server.history.model import HistoryStoreError
+from chat_server.history.model import HistoryStoreError, tag_pairs
 from chat_server.history.worker import frame, split_frames
 
 if TYPE_CHECKING:
@@ -32,6 +33,9 @@ if TYPE_CHECKING:
 _PIPE_SIZE = 1 << 20  # asked of the kernel, so a burst goes in one write
 LOCK_WAIT = 10.0  # seconds a new server waits for the file's previous owner to finish
 _WAIT_RESTARTS = 3  # workers started by one blocking wait before it gives up
+
+# A query's answer callback: (ok, value or error text).
+Answer = Callable[[bool, Any], None]
 
 
 class WorkerPipe:
@@ -213,6 +217,34 @@ class WorkerPipe:
         if proc.stdout is not None:
             proc.stdout.close()
         self.proc = None
+
+
+def _rows(rows: list[list[Any]]) -> list[tuple[Any, ...]]:
+    return [(*row[:8], tag_pairs(row[8])) for row in rows]
+
+
+def _pairs(pairs: list[list[Any]]) -> list[tuple[Any, ...]]:
+    return [tuple(pair) for pair in pairs]
+
+
+# What each query's answer looks like again after the pipe's JSON made every tuple an
+# array: rows (queries.Row) and (name, value) pairs are tuples on this side, as the
+# worker made them.
+_DECODE: dict[str, Callable[[Any], Any]] = {
+    "chathistory": _rows,
+    "search": _rows,
+    "latest": lambda rooms: [(name, _rows(rows), settings) for name, rows, settings in rooms],
+    "targets": _pairs,
+    "markers": _pairs,
+}
+
+
+def decoded(kind: str, answer: Answer) -> Answer:
+    """``answer``, given the value of a ``kind`` query as the worker made it."""
+    decode = _DECODE.get(kind)
+    if decode is None:
+        return answer
+    return lambda ok, value: answer(ok, decode(value) if ok else value)
 
 
 def lock_file(path: Path, wait: float | None = None) -> int:

@@ -27,8 +27,9 @@ log = logging.getLogger(__name__)
 _LOWEST: Key = (-(1 << 62), SEQ_BELOW)
 _HIGHEST: Key = (1 << 62, SEQ_ABOVE)
 
-# A row as the parent receives it (a plain tuple: marshal carries it): seq, time_ms,
-# conversation, msgid, sender, command, target, text, tags as (key, value) pairs.
+# A row as the worker sends it (the store turns the pipe's JSON arrays back into tuples):
+# seq, time_ms, conversation, msgid, sender, command, target, text, tags as (key, value)
+# pairs.
 Row = tuple[int, int, str, str, str, str, str, str, tuple[tuple[str, str], ...]]
 
 # A stored text longer than any IRC line can carry was not written by us.

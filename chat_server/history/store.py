@@ -44,7 +44,7 @@ from chat_server.history.model import (
     run_texts,
     to_ms,
 )
-from chat_server.history.pipe import WorkerPipe, lock_file
+from chat_server.history.pipe import Answer, WorkerPipe, decoded, lock_file
 from chat_server.history.recent import Recent
 from chat_server.history.schema import last_seq, open_database
 
@@ -59,8 +59,6 @@ RESTART_DELAY = 1.0
 # Frames not yet written to the worker's pipe: past this, new appends are dropped.
 MAX_UNSENT_BYTES = 64 << 20
 
-# An answer's callback: (ok, value or error text).
-Answer = Callable[[bool, Any], None]
 
 
 @dataclass
@@ -294,7 +292,7 @@ class HistoryStore:
             return
         qid = self._next_qid
         self._next_qid += 1
-        self._answers[qid] = answer
+        self._answers[qid] = decoded(kind, answer)
         self.send_pending()
         self._queue(("ask", qid, kind, args))
 
@@ -305,7 +303,7 @@ class HistoryStore:
             self._start()
         qid = self._next_qid
         self._next_qid += 1
-        self._answers[qid] = lambda ok, value: result.append((ok, value))
+        self._answers[qid] = decoded(kind, lambda ok, value: result.append((ok, value)))
         self.send_pending()
         self._queue(("ask", qid, kind, args))
         self._wait(lambda: bool(result), timeout)
