@@ -6,16 +6,16 @@ per row (msgids and texts joined by newlines); v4 and v5 also blocks of runs in 
 and this module copies every message it can read into the new one, in one transaction
 with the rest of the upgrade. A row it cannot read is skipped with a warning (it was
 unreadable before too); a row that would expand beyond MAX_ROW_MESSAGES or
-MAX_ROW_BYTES is skipped, so a crafted file cannot balloon at open. The unpickler for
-v4 refuses anything that names a class or function.
+MAX_ROW_BYTES is skipped, so a crafted file cannot balloon at open. v4's pickled blocks
+are read opcode by opcode without the pickle module (``_load_pickled``): only plain
+values are built, nothing is imported or called.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import logging
-import pickle
+import pickletools
 import sqlite3
 from collections.abc import Iterator
 from typing import Any
@@ -120,15 +120,61 @@ def _run_rows(run: list[Any]) -> Iterator[tuple[Any, ...]]:
                str(recipient), str(text), tag_text)  # fmt: skip
 
 
-class _RunsOnly(pickle.Unpickler):
-    """v4 blocks hold only tuples, lists, strings and ints."""
-
-    def find_class(self, module: str, name: str) -> Any:
-        raise pickle.UnpicklingError(f"history block refers to {module}.{name}")
+# The pickle opcodes a v4 block may hold: runs are lists and tuples of strings and
+# integers. Anything else (a global, a call, a persistent id) makes the block unreadable.
+_PLAIN = frozenset({"BININT", "BININT1", "BININT2", "LONG1", "LONG4", "SHORT_BINUNICODE",
+                    "BINUNICODE", "BINUNICODE8"})  # fmt: skip
+_TUPLES = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
 
 
 def _load_pickled(blob: bytes) -> Any:
+    """A v4 block (pickle protocol 4 or 5), rebuilt opcode by opcode from what
+    ``pickletools`` reads: only lists, tuples, strings and integers are made, nothing is
+    imported or called, so a crafted block can do no more than fail."""
+    stack: list[Any] = []
+    marks: list[int] = []
+    memo: dict[Any, Any] = {}
+
+    def since_mark() -> list[Any]:
+        start = marks.pop()
+        items = stack[start:]
+        del stack[start:]
+        return items
+
     try:
-        return _RunsOnly(io.BytesIO(blob)).load()
-    except Exception as exc:  # a damaged blob may fail in any of pickle's ways
-        raise ValueError(f"unreadable v4 history block: {exc!r}") from exc
+        for op, arg, _ in pickletools.genops(blob):
+            name = op.name
+            if name in _PLAIN:
+                stack.append(arg)
+            elif name in _TUPLES:
+                size = _TUPLES[name]
+                last = stack[len(stack) - size :]
+                del stack[len(stack) - size :]
+                stack.append(tuple(last))
+            elif name == "MARK":
+                marks.append(len(stack))
+            elif name == "TUPLE":
+                stack.append(tuple(since_mark()))
+            elif name == "EMPTY_LIST":
+                stack.append([])
+            elif name == "APPENDS":
+                items = since_mark()
+                stack[-1].extend(items)
+            elif name == "APPEND":
+                item = stack.pop()
+                stack[-1].append(item)
+            elif name == "MEMOIZE":
+                memo[len(memo)] = stack[-1]
+            elif name in ("BINPUT", "LONG_BINPUT"):
+                memo[arg] = stack[-1]
+            elif name in ("BINGET", "LONG_BINGET"):
+                stack.append(memo[arg])
+            elif name == "STOP":
+                break
+            elif name not in ("PROTO", "FRAME"):
+                raise ValueError(f"it holds pickle opcode {name}, not plain runs")
+    except (ValueError, IndexError, KeyError, AttributeError, TypeError) as exc:
+        raise ValueError(f"unreadable v4 history block: {exc}") from exc
+    if len(stack) != 1:
+        raise ValueError("unreadable v4 history block: no single value")
+    return stack[0]
