@@ -228,15 +228,6 @@ ODD_LINES = [
 ]
 
 
-def _answer(client: RawClient, line: str, token: str) -> list:
-    """Everything the server sends in reply to ``line``, up to a PING barrier."""
-    client.send(line)
-    client.send(f"PING :{token}")
-    got = client.collect_until("PONG")
-    assert got[-1].params[-1] == token
-    return got[:-1]
-
-
 def _no_tracebacks(srv: ServerProcess) -> None:
     bad = [line for line in srv.log if "Traceback" in line or "error in" in line]
     assert not bad, "\n".join(srv.log[-40:])
@@ -252,7 +243,7 @@ def test_odd_chathistory_lines_get_a_fail_and_no_traceback(
         a.join("#odd")
         _say(a, "#odd", 3)
         for n, (line, code) in enumerate(ODD_LINES):
-            got = _answer(a, line, f"t{n}")
+            got = a.answer(line, f"t{n}")
             fails = [m for m in got if m.command == "FAIL"]
             assert [m.params[:2] for m in fails] == [["CHATHISTORY", code]], (line, got)
             assert not [m for m in got if m.command == "BATCH"], line
@@ -304,7 +295,7 @@ def test_edge_references_and_unknown_msgids_get_a_batch(
                 (f"BETWEEN #edge msgid={ref} msgid={ids[3]} 10", []),
             ]
         for n, (query, want) in enumerate(cases):
-            got = _answer(a, "CHATHISTORY " + query, f"e{n}")
+            got = a.answer("CHATHISTORY " + query, f"e{n}")
             assert [m.command for m in got if m.command in ("FAIL", "WARN")] == [], (query, got)
             assert [m.params[-1] for m in got if m.command == "PRIVMSG"] == want, query
             assert [m.command for m in got].count("BATCH") == 2, query
@@ -340,7 +331,7 @@ def test_a_damaged_history_row_affects_only_itself(
         got = c.join("#broken")
         assert not [m for m in got if m.command in ("400", "FAIL")]
         assert [m.params[-1] for m in _batch(c)] == ["m0", "m2"]
-        got = _answer(c, "CHATHISTORY LATEST #broken * 10", "d")
+        got = c.answer("CHATHISTORY LATEST #broken * 10", "d")
         assert [m.params[-1] for m in got if m.command == "PRIVMSG"] == ["m0", "m2"]
     finally:
         c.close()

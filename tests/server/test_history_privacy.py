@@ -45,15 +45,6 @@ def client(srv: ServerProcess) -> Iterator[Callable[..., RawClient]]:
         c.close()
 
 
-def answer(c: RawClient, line: str, token: str = "barrier") -> list[Message]:
-    """Everything the server sends in reply to ``line``, up to a PING barrier."""
-    c.send(line)
-    c.send(f"PING :{token}")
-    got = c.collect_until("PONG")
-    assert got[-1].params[-1] == token
-    return got[:-1]
-
-
 def say(c: RawClient, target: str, *texts: str) -> list[str]:
     """Send ``texts`` and wait for each echo; their msgids."""
     ids = []
@@ -145,20 +136,20 @@ def test_a_stranger_reads_no_room_it_is_not_in(
         "AFTER #club timestamp=2000-01-01T00:00:00.000Z 10",
     ]
     for query in queries:
-        got = answer(zed, "CHATHISTORY " + query)
+        got = zed.answer("CHATHISTORY " + query)
         assert is_fail(got, "CHATHISTORY", "INVALID_TARGET"), (query, got)
         assert not [m for m in got if m.command == "BATCH"]
     alice.send("PART #club")
     alice.expect("PART")
     for query in [*queries, "LATEST #never * 10"]:
-        got = answer(zed, "CHATHISTORY " + query)
+        got = zed.answer("CHATHISTORY " + query)
         assert is_fail(got, "CHATHISTORY", "INVALID_TARGET"), (query, got)
-    got = answer(zed, f"CHATHISTORY TARGETS {SPAN} 10")
+    got = zed.answer(f"CHATHISTORY TARGETS {SPAN} 10")
     assert batch_texts(got, "draft/chathistory-targets") == []
     restart(srv, "sigterm")  # after a restart every room is cold: still nobody's to read
     zed = client("zed")
     for query in queries:
-        got = answer(zed, "CHATHISTORY " + query)
+        got = zed.answer("CHATHISTORY " + query)
         assert is_fail(got, "CHATHISTORY", "INVALID_TARGET"), (query, got)
 
 
@@ -183,22 +174,22 @@ def test_a_keyed_room_keeps_its_key_and_its_history_from_strangers(
         restart(srv, how)
     zed = client("zed")
     for join in ("JOIN #vault", "JOIN #vault wrongkey"):
-        got = answer(zed, join)
+        got = zed.answer(join)
         assert [m.command for m in got] == ["475"], (join, [str(m) for m in got])
-    got = answer(zed, "CHATHISTORY LATEST #vault * 10")
+    got = zed.answer("CHATHISTORY LATEST #vault * 10")
     assert is_fail(got, "CHATHISTORY", "INVALID_TARGET"), got
-    got = answer(zed, "NAMES #vault")
+    got = zed.answer("NAMES #vault")
     assert not [m for m in got if m.command == "353"]  # nobody is in it
 
     bob = client("bob")
-    got = answer(bob, "JOIN #vault sesame")
+    got = bob.answer("JOIN #vault sesame")
     assert batch_texts(got, "chathistory") == ["the code is 1234", "do not tell"]
     assert [m.params[-1] for m in got if m.command == "332"] == ["the vault"]
     assert [m.params[-1] for m in got if m.command == "353"] == ["@bob"]
-    got = answer(bob, "MODE #vault")
+    got = bob.answer("MODE #vault")
     modes = next(m.params[2] for m in got if m.command == "324")
     assert "k" in modes, [str(m) for m in got]
-    got = answer(zed, "JOIN #vault")  # the room is back, still keyed
+    got = zed.answer("JOIN #vault")  # the room is back, still keyed
     assert [m.command for m in got] == ["475"], [str(m) for m in got]
 
 
@@ -214,9 +205,9 @@ def test_an_emptied_room_keeps_invite_only_and_bans(
     alice.send("QUIT :bye")
     assert alice.closed()
     zed = client("zed")
-    got = answer(zed, "JOIN #inner")
+    got = zed.answer("JOIN #inner")
     assert [m.command for m in got] == ["473" if mode == "+i" else "474"], [str(m) for m in got]
-    got = answer(zed, "CHATHISTORY LATEST #inner * 10")
+    got = zed.answer("CHATHISTORY LATEST #inner * 10")
     assert is_fail(got, "CHATHISTORY", "INVALID_TARGET"), got
 
 
@@ -230,7 +221,7 @@ def test_a_public_room_that_emptied_is_readable_by_whoever_joins_it(
     alice.send("PART #open")
     alice.expect("PART")
     zed = client("zed")
-    got = answer(zed, "JOIN #open")
+    got = zed.answer("JOIN #open")
     assert batch_texts(got, "chathistory") == ["hello world"]
 
 
@@ -241,12 +232,12 @@ def test_chathistory_needs_the_capability(
     alice.join("#caps")
     ids = say(alice, "#caps", "m0", "m1")
     plain = client("plain", caps=["batch", "server-time", "message-tags", "echo-message"])
-    assert batch_texts(answer(plain, "JOIN #caps"), "chathistory") == ["m0", "m1"]  # the replay
+    assert batch_texts(plain.answer("JOIN #caps"), "chathistory") == ["m0", "m1"]  # the replay
     for query in ("LATEST #caps * 10", f"BEFORE #caps msgid={ids[1]} 10", f"TARGETS {SPAN} 5"):
-        got = answer(plain, "CHATHISTORY " + query)
+        got = plain.answer("CHATHISTORY " + query)
         assert [m.command for m in got] == ["421"], (query, [str(m) for m in got])
     bare = client("bare", caps=[])
-    got = answer(bare, "CHATHISTORY LATEST #caps * 10")
+    got = bare.answer("CHATHISTORY LATEST #caps * 10")
     assert [m.command for m in got] == ["421"], [str(m) for m in got]
 
 
@@ -275,7 +266,7 @@ def test_search_finds_nothing_the_asker_may_not_read(
     say(carol, "#public", "swordfish in public")
 
     def search(c: RawClient, query: str) -> list[Message]:
-        return answer(c, f"SEARCH {query}")
+        return c.answer(f"SEARCH {query}")
 
     for query, want in [
         ("text=swordfish", ["swordfish in public"]),
@@ -322,9 +313,9 @@ def test_direct_messages_are_readable_by_their_two_parties_only(
     bob.expect("PRIVMSG", pattern="just for bob")
     carol = client("carol")
     for target in ("alice", "bob", "Alice", "BOB"):
-        got = answer(carol, f"CHATHISTORY LATEST {target} * 10")
+        got = carol.answer(f"CHATHISTORY LATEST {target} * 10")
         assert batch_texts(got, "chathistory") == [], target
-    got = answer(carol, f"CHATHISTORY TARGETS {SPAN} 10")
+    got = carol.answer(f"CHATHISTORY TARGETS {SPAN} 10")
     assert batch_texts(got, "draft/chathistory-targets") == []
-    got = answer(bob, "CHATHISTORY LATEST alice * 10")
+    got = bob.answer("CHATHISTORY LATEST alice * 10")
     assert batch_texts(got, "chathistory") == ["just for bob"]

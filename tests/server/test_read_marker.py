@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from chat_protocol import Message
 from chat_protocol.servertime import format_ms, parse_ms
 from chat_server.history.worker import MAX_READ_MARKERS, Worker
 from tests.support.rawclient import RawClient
@@ -71,19 +70,9 @@ def client(srv: ServerProcess) -> Iterator[Callable[..., RawClient]]:
         c.close()
 
 
-def answer(c: RawClient, line: str, token: str = "barrier") -> list[Message]:
-    """Everything the server sends in reply to ``line``, up to a PING barrier (a
-    MARKREAD waits for its answer, so the PING is handled after it)."""
-    c.send(line)
-    c.send(f"PING :{token}")
-    got = c.collect_until("PONG")
-    assert got[-1].params[-1] == token
-    return got[:-1]
-
-
 def marker(c: RawClient, *params: str) -> list[str]:
     """The one MARKREAD the server answers ``MARKREAD <params>`` with: its params."""
-    lines = answer(c, " ".join(["MARKREAD", *params]))
+    lines = c.answer(" ".join(["MARKREAD", *params]))
     assert [m.command for m in lines] == ["MARKREAD"], [str(m) for m in lines]
     return lines[0].params
 
@@ -142,7 +131,7 @@ def test_join_sends_the_marker_before_the_names_end(client: Callable[..., RawCli
     # JOIN is answered after any marker would have been.
     b = client("bob", caps=["message-tags", "batch", "draft/chathistory"])
     b.join("#a")
-    answer(b, "CHATHISTORY LATEST #a * 1")
+    b.answer("CHATHISTORY LATEST #a * 1")
     assert not [m for m in b.received if m.command == "MARKREAD"]
 
 
@@ -210,7 +199,7 @@ def test_odd_markread_lines_get_a_fail(client: Callable[..., RawClient]) -> None
         ("MARKREAD #r timestamp=" + ahead, "INVALID_PARAMS"),  # a day ahead: refused
     ]
     for line, code in cases:
-        got = answer(a, line)
+        got = a.answer(line)
         assert [m.params[:2] for m in got] == [["MARKREAD", code]], (line, [str(m) for m in got])
         assert got[0].command == "FAIL"
     assert marker(a, "#r") == ["#r", "*"]  # none of them was stored
@@ -231,20 +220,20 @@ def test_a_time_just_ahead_is_taken_as_now(client: Callable[..., RawClient]) -> 
 def test_without_the_capability_markread_is_unknown(client: Callable[..., RawClient]) -> None:
     c = client("carol", caps=["message-tags"])
     c.join("#r")
-    got = answer(c, f"MARKREAD #r timestamp={T1}")
+    got = c.answer(f"MARKREAD #r timestamp={T1}")
     assert [(m.command, m.params[:2]) for m in got] == [("421", ["carol", "MARKREAD"])]
 
 
 def test_a_labeled_markread_carries_its_label(client: Callable[..., RawClient]) -> None:
     a = client("alice")
     joined(a, "#r")
-    got = answer(a, f"@label=set1 MARKREAD #r timestamp={T1}")
+    got = a.answer(f"@label=set1 MARKREAD #r timestamp={T1}")
     assert [(m.command, m.tags.get("label"), m.params) for m in got] == [
         ("MARKREAD", "set1", ["#r", f"timestamp={T1}"])
     ]
-    got = answer(a, "@label=get2 MARKREAD #r")
+    got = a.answer("@label=get2 MARKREAD #r")
     assert [(m.command, m.tags.get("label")) for m in got] == [("MARKREAD", "get2")]
-    got = answer(a, "@label=bad3 MARKREAD #r timestamp=nope")
+    got = a.answer("@label=bad3 MARKREAD #r timestamp=nope")
     assert [(m.command, m.tags.get("label")) for m in got] == [("FAIL", "bad3")]
 
 

@@ -41,15 +41,6 @@ def client(srv: ServerProcess) -> Iterator[Callable[..., RawClient]]:
         c.close()
 
 
-def answer(c: RawClient, line: str, token: str = "barrier") -> list[Message]:
-    """Everything the server sends in reply to ``line``, up to a PING barrier."""
-    c.send(line)
-    c.send(f"PING :{token}")
-    got = c.collect_until("PONG")
-    assert got[-1].params[-1] == token
-    return got[:-1]
-
-
 def results(lines: list[Message]) -> list[Message]:
     """The messages of the one soju.im/search batch in ``lines``; nothing else sent."""
     starts = [m for m in lines if m.command == "BATCH" and m.params[0].startswith("+")]
@@ -95,7 +86,7 @@ def talk(client: Callable[..., RawClient]) -> dict[str, object]:
     alice, bob, carol = client("alice"), client("bob"), client("carol")
     for c, rooms in ((alice, ("#fruit", "#veg")), (bob, ("#fruit", "#veg")), (carol, ("#veg",))):
         for room in rooms:
-            answer(c, f"JOIN {room}")
+            c.answer(f"JOIN {room}")
     sent = say(alice, "#fruit", "red apple pie", "green apple", "banana split")
     sent += say(bob, "#fruit", "an APPLE a day", "cherry on top")
     sent += say(carol, "#veg", "apple is not a vegetable", "carrot cake")
@@ -112,7 +103,7 @@ def test_search_by_words_room_sender_and_limit(talk: dict) -> None:
     by_text = {s.text: s for s in sent}
 
     def found(query: str) -> list[str]:
-        return texts(answer(alice, f"SEARCH {query}"))
+        return texts(alice.answer(f"SEARCH {query}"))
 
     assert found("text=apple") == [
         "red apple pie", "green apple", "an APPLE a day", "apple is not a vegetable",
@@ -133,7 +124,7 @@ def test_search_by_words_room_sender_and_limit(talk: dict) -> None:
     assert found("from=nobody") == []
 
     # Each result is the message as it was sent: source, target, text, time, msgid.
-    got = results(answer(alice, "SEARCH text=apple;in=#fruit"))
+    got = results(alice.answer("SEARCH text=apple;in=#fruit"))
     for m in got:
         s = by_text[m.params[1]]
         assert (m.command, m.source, m.params[0]) == ("PRIVMSG", s.source, "#fruit")
@@ -147,38 +138,38 @@ def test_search_by_time(talk: dict) -> None:
     sent: list[Sent] = talk["sent"]
     readable = sent  # alice reads all of them
     for pivot in (sent[1], sent[3], sent[5]):
-        got = texts(answer(alice, f"SEARCH text=apple;after={pivot.time}"))
+        got = texts(alice.answer(f"SEARCH text=apple;after={pivot.time}"))
         assert got == [s.text for s in readable if "apple" in s.text.lower() and s.ms > pivot.ms]
-        got = texts(answer(alice, f"SEARCH text=apple;before={pivot.time}"))
+        got = texts(alice.answer(f"SEARCH text=apple;before={pivot.time}"))
         assert got == [s.text for s in readable if "apple" in s.text.lower() and s.ms < pivot.ms]
     first, last = sent[0], sent[-1]
-    got = texts(answer(alice, f"SEARCH from=alice;after={first.time};before={last.time}"))
+    got = texts(alice.answer(f"SEARCH from=alice;after={first.time};before={last.time}"))
     assert got == [s.text for s in sent
                    if s.source.startswith("alice!") and first.ms < s.ms < last.ms]  # fmt: skip
-    got = texts(answer(alice, "SEARCH text=apple;after=2100-01-01T00:00:00.000Z"))
+    got = texts(alice.answer("SEARCH text=apple;after=2100-01-01T00:00:00.000Z"))
     assert got == []
-    got = texts(answer(alice, "SEARCH text=apple;before=2000-01-01T00:00:00.000Z"))
+    got = texts(alice.answer("SEARCH text=apple;before=2000-01-01T00:00:00.000Z"))
     assert got == []
 
 
 def test_search_carries_client_tags_and_a_label(client: Callable[..., RawClient]) -> None:
     alice = client("alice", [*CAPS, "labeled-response"])
-    answer(alice, "JOIN #tags")
+    alice.answer("JOIN #tags")
     alice.send("@+draft/reply=abc PRIVMSG #tags :tagged words")
     alice.expect("PRIVMSG")
-    got = answer(alice, "@label=L1 SEARCH text=tagged")
+    got = alice.answer("@label=L1 SEARCH text=tagged")
     assert results(got)[0].tags["+draft/reply"] == "abc"
     assert got[0].tags.get("label") == "L1", [str(m) for m in got]
-    got = answer(alice, "@label=L2 SEARCH text=absent")  # an empty answer is labeled too
+    got = alice.answer("@label=L2 SEARCH text=absent")  # an empty answer is labeled too
     assert results(got) == [] and got[0].tags.get("label") == "L2", [str(m) for m in got]
-    got = answer(alice, "@label=L3 SEARCH bogus=1")
+    got = alice.answer("@label=L3 SEARCH bogus=1")
     assert fails(got) == [["SEARCH", "INVALID_PARAMS"]]
     assert got[0].tags.get("label") == "L3", [str(m) for m in got]
 
 
 def test_search_needs_the_capability(client: Callable[..., RawClient]) -> None:
     plain = client("plain", ["message-tags", "server-time", "batch"])
-    got = answer(plain, "SEARCH text=x")
+    got = plain.answer("SEARCH text=x")
     assert [m.command for m in got] == ["421"], [str(m) for m in got]
 
 
@@ -206,15 +197,15 @@ REFUSED = [
 
 def test_odd_attributes_get_a_fail(client: Callable[..., RawClient]) -> None:
     alice = client("alice")
-    answer(alice, "JOIN #odd")
+    alice.answer("JOIN #odd")
     say(alice, "#odd", "apple")
     for n, line in enumerate(REFUSED):
-        got = answer(alice, line, f"t{n}")
+        got = alice.answer(line, f"t{n}")
         assert [f[0] for f in fails(got)] == ["SEARCH"], (line, [str(m) for m in got])
         assert not [m for m in got if m.command in ("BATCH", "PRIVMSG")], line
-    got = answer(alice, "SEARCH")
+    got = alice.answer("SEARCH")
     assert [m.command for m in got] == ["461"], [str(m) for m in got]
-    assert texts(answer(alice, "SEARCH text=apple")) == ["apple"]  # still answering
+    assert texts(alice.answer("SEARCH text=apple")) == ["apple"]  # still answering
 
 
 # Texts that hold FTS5 syntax, and the words to search for in them.
@@ -255,11 +246,11 @@ def test_fts_syntax_in_search_words_is_taken_literally(
     srv: ServerProcess, client: Callable[..., RawClient]
 ) -> None:
     alice = client("alice")
-    answer(alice, "JOIN #syntax")
+    alice.answer("JOIN #syntax")
     say(alice, "#syntax", *SYNTAX_TEXTS)
     for n, query in enumerate(SYNTAX_QUERIES):
         escaped = query.replace("\\", "\\\\").replace(";", "\\:").replace(" ", "\\s")
-        got = answer(alice, f"SEARCH in=#syntax;text={escaped}", f"q{n}")
+        got = alice.answer(f"SEARCH in=#syntax;text={escaped}", f"q{n}")
         want = expected(query)
         if want is None:
             assert fails(got) == [["SEARCH", "INVALID_PARAMS"]] or texts(got) == [], (query, got)

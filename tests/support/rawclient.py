@@ -114,6 +114,15 @@ class RawClient:
         self.expect(lambda m: m.command in ("376", "422"))
         return welcome
 
+    def answer(self, line: str, token: str = "barrier") -> list[Message]:
+        """Everything the server sends in reply to ``line``, up to a PING barrier (a
+        command that waits for the history worker holds the PING behind it)."""
+        self.send(line)
+        self.send(f"PING :{token}")
+        got = self.collect_until("PONG")
+        assert got[-1].params[-1] == token
+        return got[:-1]
+
     def join(self, channel: str) -> list[Message]:
         self.send(f"JOIN {channel}")
         return self.collect_until("366")
