@@ -12,7 +12,7 @@ import asyncio
 import logging
 from collections.abc import Mapping
 
-from bot.answer import TypingIndicators, stream_answer
+from bot.answer import TypingIndicators, ask_model
 from bot.commands import Command
 from bot.config import BotConfig
 from bot.context import CutAnswers, Line, Memories
@@ -24,7 +24,6 @@ from bot.prompt import build_messages
 from bot.sanitize import clean_line
 from bot.summary import RoomSummaries
 from bot.triggers import Request
-from chat_protocol.split import text_budget
 
 log = logging.getLogger(__name__)
 
@@ -89,20 +88,8 @@ class AIAnswers:
             topic=clean_line(state.topic) if state else "",
             replying_to=self._own_lines.get(request.reply_to or ""),
         )
-        result = await stream_answer(
-            backend.stream(
-                messages,
-                model=settings.model,
-                max_tokens=settings.max_tokens,
-                timeout=settings.timeout,
-                temperature=settings.temperature,
-                top_p=settings.top_p,
-            ),
-            sink=reply,
-            prefix=request.prefix,
-            budget=text_budget("PRIVMSG", request.target),
-            max_lines=settings.max_lines,
-            timeout=settings.timeout,
+        result = await ask_model(
+            backend, messages, settings, sink=reply, prefix=request.prefix, target=request.target
         )
         self.cut_answers.keep(request.target, request.asker, result.rest)
         log.info(

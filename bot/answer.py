@@ -17,9 +17,11 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from bot.config import RoomSettings
 from bot.lines import LineAssembler, LineCap
-from bot.llm import LLMError, error_reply
+from bot.llm import ChatBackend, LLMError, error_reply
 from chat_protocol.casemap import casefold
+from chat_protocol.split import text_budget
 
 log = logging.getLogger(__name__)
 
@@ -169,3 +171,33 @@ async def stream_answer(
         return AnswerResult(1, failure=EMPTY_ANSWER)
     sink.end()
     return AnswerResult(cap.sent)
+
+
+async def ask_model(
+    backend: ChatBackend,
+    messages: list[dict[str, str]],
+    settings: RoomSettings,
+    *,
+    sink: Sink,
+    prefix: str,
+    target: str,
+) -> AnswerResult:
+    """Ask the model with a room's settings (model, sampling, size, time limit) and send
+    its answer to ``target`` as stream_answer does: one place for what every question
+    to the model passes along."""
+    deltas = backend.stream(
+        messages,
+        model=settings.model,
+        max_tokens=settings.max_tokens,
+        timeout=settings.timeout,
+        temperature=settings.temperature,
+        top_p=settings.top_p,
+    )
+    return await stream_answer(
+        deltas,
+        sink=sink,
+        prefix=prefix,
+        budget=text_budget("PRIVMSG", target),
+        max_lines=settings.max_lines,
+        timeout=settings.timeout,
+    )

@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 
-from bot.answer import stream_answer
+from bot.answer import ask_model
 from bot.config import BotConfig
 from bot.context import Bounded, CutAnswers, Line
 from bot.history import ServerHistory
@@ -22,7 +22,6 @@ from bot.prompt import summary_messages
 from bot.sanitize import clean_line
 from bot.triggers import Request
 from chat_protocol.casemap import casefold
-from chat_protocol.split import text_budget
 
 log = logging.getLogger(__name__)
 
@@ -122,20 +121,8 @@ class RoomSummaries:
             span=f"from {first:%Y-%m-%d %H:%M} to {last:%H:%M}",
             topic=clean_line(state.topic) if state else "",
         )
-        result = await stream_answer(
-            backend.stream(
-                messages,
-                model=settings.model,
-                max_tokens=settings.max_tokens,
-                timeout=settings.timeout,
-                temperature=settings.temperature,
-                top_p=settings.top_p,
-            ),
-            sink=reply,
-            prefix=head,
-            budget=text_budget("PRIVMSG", room),
-            max_lines=settings.max_lines,
-            timeout=settings.timeout,
+        result = await ask_model(
+            backend, messages, settings, sink=reply, prefix=head, target=room
         )
         self.cut_answers.keep(room, request.asker, result.rest)
         log.info("summarised %d lines of %s for %s", len(missed), room, request.asker)
