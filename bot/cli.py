@@ -30,6 +30,7 @@ from bot.llm import ChatBackend
 from bot.worker import BotWorker
 from chat_protocol.casemap import valid_channel, valid_nick
 from chat_protocol.client import ClientConfig, IRCClient, parse_servers
+from chat_protocol.client_tls import add_tls_arguments
 
 log = logging.getLogger("chat-bot")
 
@@ -99,14 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT[,...]",
         help="server(s), tried in order; ircs://HOST[:PORT] for TLS (port 6697)",
     )
-    p.add_argument(
-        "--tls-ca", metavar="FILE", help="PEM CA (or self-signed certificate) to trust for TLS"
-    )
-    p.add_argument(
-        "--no-tls-verify",
-        action="store_true",
-        help="do not check TLS certificates (a throwaway test server only)",
-    )
+    add_tls_arguments(p)
     p.add_argument("--nick", help="nick to use (default: bot)")
     p.add_argument("--rooms", metavar="'#a,#b'", help="rooms to join ('#' may be left out)")
     p.add_argument("--base-url", metavar="URL", help=f"API base URL (default {DEFAULT_BASE_URL})")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import ssl
 from pathlib import Path
 
@@ -22,3 +23,15 @@ def tls_context(config: ClientConfig) -> ssl.SSLContext:
         context.check_hostname = False
         context.verify_mode = ssl.CERT_NONE
     return context
+
+
+def add_tls_arguments(parser: argparse.ArgumentParser) -> None:
+    """The TLS flags every client program takes: ``--tls-ca`` and ``--no-tls-verify``."""
+    parser.add_argument(
+        "--tls-ca", metavar="FILE", help="PEM CA (or self-signed certificate) to trust for TLS"
+    )
+    parser.add_argument(
+        "--no-tls-verify",
+        action="store_true",
+        help="do not check TLS certificates (a throwaway test server only)",
+    )

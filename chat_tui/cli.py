@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from chat_protocol.client_tls import add_tls_arguments
 from chat_tui import locations
 from chat_tui.config import ConfigError, Settings, load, stray_config_files
 from chat_tui.localserver import LocalServer, LocalServerError
@@ -24,14 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="HOST:PORT[,HOST:PORT…]",
         help="servers, in order; ircs://HOST[:PORT] for TLS (port 6697)",
     )
-    parser.add_argument(
-        "--tls-ca", metavar="FILE", help="PEM CA (or self-signed certificate) to trust for TLS"
-    )
-    parser.add_argument(
-        "--no-tls-verify",
-        action="store_true",
-        help="do not check TLS certificates (a throwaway test server only)",
-    )
+    add_tls_arguments(parser)
     parser.add_argument("--nick", metavar="NAME", help="your nick")
     parser.add_argument("--password", metavar="PASS", help="server password")
     parser.add_argument("--join", metavar="'#a,#b'", help="rooms to join")
