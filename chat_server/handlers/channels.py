@@ -82,11 +82,10 @@ def wait_for_history(server: Server, user: User, rooms: list[str], markers: list
     return deferred is not None
 
 
-def restored_room(server: Server, name: str, folded: str) -> Channel:
+def restored_room(server: Server, name: str, folded: str, settings: dict[str, Any]) -> Channel:
     """A new room, with the settings its history file kept (key, modes, bans, topic):
     a room that emptied comes back as it was, so its history stays its members'."""
     chan = Channel(name)
-    settings = server.history.room_settings(folded)
     if settings:
         try:
             apply_meta(chan, settings)
@@ -109,9 +108,10 @@ def join(server: Server, user: User, name: str, key: str | None) -> None:
     if len(user.channels) >= server.config.max_channels_per_user:
         server.out.reply(user, N.ERR_TOOMANYCHANNELS, name, "You have joined too many channels")
         return
-    restored = chan is None and server.history.room_settings(folded) is not None
-    if restored:
-        chan = restored_room(server, name, folded)
+    saved = server.history.room_settings(folded) if chan is None else None
+    restored = saved is not None
+    if saved is not None:
+        chan = restored_room(server, name, folded, saved)
     if chan is not None:
         invited = user.folded in chan.invites
         if "i" in chan.modes and not invited:
