@@ -249,8 +249,7 @@ class Server:
         if state == TLS_DONE:
             conn.handshaking = False
             conn.last_active = time.monotonic()
-            self._watch(conn)
-            self._read_buffered(conn)  # the client's first lines may have come with it
+            self._watch(conn)  # and reads what came with the handshake (_read_buffered)
         else:
             events = _READ | (_WRITE if state == TLS_WANT_WRITE else 0)
             self.loop.set_events(conn.sock, events, partial(self._on_event, conn))
