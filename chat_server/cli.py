@@ -50,6 +50,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from chat_server.history.admin import main as history_main
 
         return history_main(argv[1:])
+    if argv and argv[0] == "account":  # chat-server account add|del|passwd|list
+        from chat_server.accounts.admin import main as account_main
+
+        return account_main(argv[1:])
     args = build_parser().parse_args(argv)
     try:
         config = make_config(args)

@@ -9,14 +9,17 @@ from __future__ import annotations
 
 from chat_server.command_spec import CommandSpec, HandlerFunc
 from chat_server.handlers import (
+    accounts,
     channels,
     chathistory,
     messaging,
     modes,
     operators,
+    presence,
     queries,
     readmarker,
     registration,
+    sasl,
     search,
     server_info,
 )
@@ -32,6 +35,10 @@ _TABLE = (
     CommandSpec("PING", registration.handle_ping, registered=False),
     CommandSpec("PONG", registration.handle_pong, registered=False),
     CommandSpec("QUIT", registration.handle_quit, registered=False),
+    # accounts: a lookup in the database and a password hash on a background thread
+    # each; the client waits for the answer, and failures are throttled per address
+    CommandSpec("AUTHENTICATE", sasl.handle_authenticate, min_params=1, registered=False),
+    CommandSpec("REGISTER", accounts.handle_register, registered=False, cost=4),
     # messages
     CommandSpec("PRIVMSG", messaging.handle_privmsg),
     CommandSpec("NOTICE", messaging.handle_notice),
@@ -57,6 +64,10 @@ _TABLE = (
     CommandSpec("USERHOST", queries.handle_userhost, min_params=1),
     CommandSpec("ISON", queries.handle_ison, min_params=1),
     CommandSpec("AWAY", queries.handle_away),
+    # presence: a MONITOR line's work and answer are bounded by 512 bytes of targets and
+    # the monitor_max list, like a NAMES reply; SETNAME reaches room peers, like NICK
+    CommandSpec("MONITOR", presence.handle_monitor, min_params=1),
+    CommandSpec("SETNAME", presence.handle_setname, min_params=1),
     # the server
     CommandSpec("LUSERS", server_info.handle_lusers),
     CommandSpec("MOTD", server_info.handle_motd),
@@ -64,7 +75,7 @@ _TABLE = (
     CommandSpec("TIME", server_info.handle_time),
     CommandSpec("INFO", server_info.handle_info),
     # operators
-    CommandSpec("OPER", operators.handle_oper, min_params=2),
+    CommandSpec("OPER", operators.handle_oper, min_params=1),
     CommandSpec("KILL", operators.handle_kill, min_params=1),
 )
 

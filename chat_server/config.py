@@ -135,6 +135,20 @@ class ServerConfig:
     opers: dict[str, str] = setting(  # noqa: RUF009
         {}, "an operator (repeatable)", flag="--oper", metavar="NAME:PASS", check=_no_spaces
     )
+    oper_accounts: str = setting(
+        "",
+        "accounts whose logged-in users may OPER without a password (comma-separated)",
+        metavar="NAME,NAME",
+        check=_no_spaces,
+    )
+    open_registration: bool = setting(
+        True,
+        "anyone may create an account with REGISTER (else only with 'chat-server account add')",
+        flag="--no-open-registration",
+    )
+    account_password_min: int = setting(
+        8, "shortest password REGISTER accepts (characters)", low=1, high=300
+    )
     motd: str = setting(
         "Welcome to distchat. /join #room to start talking; /list shows the rooms.",
         "message of the day (lines separated by newlines)",
@@ -222,6 +236,9 @@ class ServerConfig:
         256, "most connections from one address (0 = no limit)", low=0, high=1_000_000
     )
     max_channels_per_user: int = setting(100, "most rooms one client may be in", low=1, high=10_000)
+    monitor_max: int = setting(
+        100, "most nicks one client may MONITOR (ISUPPORT MONITOR)", low=1, high=10_000
+    )
     registration_timeout: float = setting(
         30.0,
         "seconds a connection may take to register",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from chat_protocol.message import Message, format_tags
 from chat_server.fanout import RoomBatches, append_to_all
 from chat_server.history.model import StoredMessage, format_ms, format_time
-from chat_server.model import TAGS_MSG, TAGS_TIME, Channel, User, group_by_tag_mode
+from chat_server.model import TAGS_ACCOUNT, TAGS_MSG, TAGS_TIME, Channel, User, group_by_tag_mode
 
 if TYPE_CHECKING:
     from chat_server.connection import Connection
@@ -77,12 +77,14 @@ class Delivery:
         echo: bool = True,
         tags_only: bool = False,
         labeled: bool = True,
+        account: str | None = None,
     ) -> None:
         """Format the message once per tag mode and append it to every recipient.
 
         ``sender`` (when given) gets the message only with ``echo``. The copy for the
         client whose labeled response is being built is captured into it, unless
-        ``labeled`` is False.
+        ``labeled`` is False. ``account`` (the sender's, if logged in) goes to those
+        with account-tag.
         """
         if len(params) == 2 and (command == "PRIVMSG" or command == "NOTICE"):
             # Target from our model, text already free of CR/LF/NUL: no checks needed.
@@ -103,7 +105,9 @@ class Delivery:
         ):
             captured = None
         if isinstance(recipients, Channel) and captured is None:
-            self.batch_room(recipients, skip, body, client_tags, msgid, when, bot, tags_only)
+            self.batch_room(
+                recipients, skip, body, client_tags, msgid, when, bot, tags_only, account
+            )
             return
         self.write_pending()
         groups = (
@@ -116,7 +120,7 @@ class Delivery:
         for mode, conns in enumerate(groups):
             if not conns or (tags_only and not mode & TAGS_MSG):
                 continue
-            data = self._format_variant(mode, body, client_tags, msgid, when, bot)
+            data = self._format_variant(mode, body, client_tags, msgid, when, bot, account)
             if captured is not None and captured in conns:
                 captured.write(data, dirty, soft)
                 others = [c for c in conns if c is not captured and c is not skip]
@@ -134,6 +138,7 @@ class Delivery:
         when: float,
         bot: bool,
         tags_only: bool = False,
+        account: str | None = None,
     ) -> None:
         """Add a room message to the open batch (see fanout.py), opening a new one if
         the room, the skipped sender or the membership changed."""
@@ -141,7 +146,9 @@ class Delivery:
         parts = batch.parts
         for mode, conns in enumerate(batch.groups):
             if conns and not (tags_only and not mode & TAGS_MSG):
-                parts[mode].append(self._format_variant(mode, body, client_tags, msgid, when, bot))
+                parts[mode].append(
+                    self._format_variant(mode, body, client_tags, msgid, when, bot, account)
+                )
 
     def relay_run(self, user: User, chan: Channel, texts: list[str]) -> None:
         """Store and fan out PRIVMSGs from ``user`` to ``chan``: one read's worth.
@@ -173,6 +180,7 @@ class Delivery:
         skip = None if "echo-message" in user.caps else user.conn
         batch = self.batches.get(chan, skip, self.dirty)
         src = f":{source} PRIVMSG {name} :"
+        account = ";account=" + user.account if user.account else ""
         stamp = ""
         parts = batch.parts
         for mode, conns in enumerate(batch.groups):
@@ -180,17 +188,19 @@ class Delivery:
                 continue
             if mode & TAGS_TIME and not stamp:
                 stamp = "time=" + format_ms(ms)
+            who = account if mode & TAGS_ACCOUNT else ""
             if mode & TAGS_MSG:
-                # Same tag order as _format_variant: time, msgid, bot.
+                # Same tag order as _format_variant: time, msgid, account, bot.
                 head = "@" + stamp + ";msgid=" if mode & TAGS_TIME else "@msgid="
-                tail = (";bot " if bot else " ") + src
+                tail = who + (";bot " if bot else " ") + src
                 if count == 1:
                     data = head + msgids[0] + tail + texts[0] + "\r\n"
                 else:
                     lines = zip(repeat(head), msgids, repeat(tail), texts, repeat("\r\n"))
                     data = "".join(map("".join, lines))
             else:
-                line = "@" + stamp + " " + src if mode & TAGS_TIME else src
+                tags = (stamp + who if stamp else who[1:]) if who or stamp else ""
+                line = "@" + tags + " " + src if tags else src
                 data = line + ("\r\n" + line).join(texts) + "\r\n"
             parts[mode].append(data.encode())
 
@@ -206,15 +216,19 @@ class Delivery:
         msgid: str | None,
         when: float,
         bot: bool,
+        account: str | None = None,
     ) -> bytes:
         # Built as a string, not a dict through format_tags: this runs for every message
-        # and tag mode. Our own msgids and times never need tag-value escaping.
+        # and tag mode. Our own msgids and times, and account names (nicks), never need
+        # tag-value escaping.
         tags = ""
         if mode & TAGS_TIME:
             tags = "time=" + format_time(when)
+        if mode & TAGS_MSG and msgid:
+            tags = tags + ";msgid=" + msgid if tags else "msgid=" + msgid
+        if mode & TAGS_ACCOUNT and account:
+            tags = tags + ";account=" + account if tags else "account=" + account
         if mode & TAGS_MSG:
-            if msgid:
-                tags = tags + ";msgid=" + msgid if tags else "msgid=" + msgid
             if bot:
                 tags = tags + ";bot" if tags else "bot"
             if client_tags:

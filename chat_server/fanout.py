@@ -17,6 +17,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from chat_server.model import TAG_MODES
+
 if TYPE_CHECKING:
     from chat_server.connection import Connection
     from chat_server.model import Channel
@@ -33,7 +35,7 @@ class RoomBatch:
         # fanout_groups() returns a list that is replaced, never mutated, when the
         # membership changes: holding it pins the members the messages were sent to.
         self.groups = chan.fanout_groups()
-        self.parts: list[list[bytes]] = [[], [], [], []]
+        self.parts: list[list[bytes]] = [[] for _ in range(TAG_MODES)]
         self.open = True
 
     def matches(self, chan: Channel, skip: Connection | None) -> bool:

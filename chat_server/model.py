@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chat_protocol.casemap import casefold
 from chat_server.masks import compile_mask
@@ -14,9 +14,12 @@ if TYPE_CHECKING:
     from chat_server.connection import Connection
 
 # How a client wants a relayed message formatted: bit 0 = message-tags (msgid, client
-# tags, bot), bit 1 = server-time. The fan-out formats a message once per mode in use.
+# tags, bot), bit 1 = server-time, bit 2 = account-tag (the sender's account). The
+# fan-out formats a message once per mode in use.
 TAGS_MSG = 1
 TAGS_TIME = 2
+TAGS_ACCOUNT = 4
+TAG_MODES = 8
 
 MAX_BANS = 100  # per room (ISUPPORT MAXLIST=b:100): every JOIN and ban check walks them
 
@@ -25,6 +28,8 @@ class User:
     """One client's identity and state, registered or not yet."""
 
     __slots__ = (
+        "account",
+        "account_history_from",
         "away",
         "cap_negotiating",
         "cap_version",
@@ -41,10 +46,12 @@ class User:
         "pass_ok",
         "realname",
         "registered",
+        "sasl",
         "signon",
         "source",
         "tag_mode",
         "username",
+        "wanted_nick",
     )
 
     def __init__(self, conn: Connection | None, host: str) -> None:
@@ -72,6 +79,14 @@ class User:
         # While a JOIN runs: its rooms' read markers (draft/read-marker), fetched from
         # history before it ran, sent after each JOIN line (channels.join).
         self.join_markers: dict[str, int | None] | None = None
+        # The account this connection is logged into (its name as registered), and
+        # a SASL exchange in progress (handlers/sasl.py).
+        self.account: str | None = None
+        self.account_history_from = 0
+        self.sasl: Any = None
+        # The last nick asked for before registration, taken or not (REGISTER * names
+        # the account after it).
+        self.wanted_nick = ""
 
     def set_nick(self, nick: str) -> None:
         self.nick = nick
@@ -88,6 +103,8 @@ class User:
             mode |= TAGS_MSG
         if "server-time" in caps:
             mode |= TAGS_TIME
+        if "account-tag" in caps:
+            mode |= TAGS_ACCOUNT
         self.tag_mode = mode
 
     @property
@@ -265,8 +282,8 @@ class Ban(NamedTuple):
 
 
 def group_by_tag_mode(users: Iterable[User]) -> list[list[Connection]]:
-    """Connections of ``users`` in four lists, one per tag mode (see TAGS_MSG/TAGS_TIME)."""
-    groups: list[list[Connection]] = [[], [], [], []]
+    """Connections of ``users`` in one list per tag mode (see TAGS_MSG)."""
+    groups: list[list[Connection]] = [[] for _ in range(TAG_MODES)]
     for user in users:
         if user.conn is not None:
             groups[user.tag_mode].append(user.conn)

@@ -23,6 +23,8 @@ from functools import partial
 from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold
 from chat_protocol.message import Message, MessageError
+from chat_server.accounts.book import AccountBook
+from chat_server.background import Background
 from chat_server.commands import COMMANDS
 from chat_server.config import ServerConfig
 from chat_server.connection import (
@@ -38,6 +40,7 @@ from chat_server.connection import (
 from chat_server.deferred import Deferred
 from chat_server.delivery import Delivery
 from chat_server.flow import FlowControl, SendLimits, chunk_lines
+from chat_server.handlers import presence
 from chat_server.handlers.messaging import fast_privmsgs
 from chat_server.handlers.records import HandlerRecords
 from chat_server.history import HistoryStore
@@ -85,6 +88,10 @@ class Server:
         self._held: set[Connection] = set()  # senders whose output waits for a commit
         self.out = Replies(self, self.delivery)
         self.records = HandlerRecords()
+        # Accounts (SASL, REGISTER, owned nicks) in the server's database; password
+        # hashing on background threads whose answers come back through the loop.
+        self.accounts = AccountBook(self.history)
+        self.background = Background(self.loop)
         self.client_log = LogLimiter(log)  # log lines a client's input can cause
         self.created = time.time()
         self.listener = Listener(config, self.loop, self._admit, lambda: len(self.conns))
@@ -126,6 +133,7 @@ class Server:
         signal.signal(signal.SIGHUP, lambda signum, frame: None)
         self.listener.fit_fd_limit()
         self.history.attach(self.loop)  # its hook first: messages reach its pipe before echoes
+        self.accounts.start(self.loop, self.background)
         self.loop.after_io(self.flush_dirty)
         self.loop.call_every(1.0, self._check_timeouts)
         log.info("listening on %s:%d", self.config.host, self.config.port)
@@ -153,6 +161,7 @@ class Server:
             pass
         if signal.SIGHUP in signals:
             self.reload_tls()
+            self.accounts.refresh()  # accounts added or removed with 'chat-server account'
 
     def reload_tls(self) -> None:
         """Load the TLS certificate and key again (after a renewal); new connections
@@ -188,6 +197,7 @@ class Server:
         for conn in list(self.conns.values()):
             self._close_socket(conn)
         self.listener.close()
+        self.background.close()
         log.info("stopped; %d messages in history written", self.history.stats.get("written", 0))
 
     # -- connections ---------------------------------------------------------------
@@ -562,6 +572,7 @@ class Server:
                 self.quit_user(user, reason)
             else:
                 self.unknown_count -= 1
+            self.accounts.signed_out(user)
         if reason == "SendQ exceeded":
             self.client_log.warning(
                 "sendq", "cut %s (%s): SendQ exceeded, %d bytes unsent%s", conn.addr,
@@ -615,9 +626,10 @@ class Server:
                     seen.add(member)
                     peers.append(member)
             self.remove_member(chan, user)
-        self.delivery.deliver(peers, user.source, "QUIT", [reason])
+        self.delivery.deliver(peers, user.source, "QUIT", [reason], account=user.account)
         self.records.whowas.remember(user)
         self.users.pop(user.folded, None)
+        presence.user_left(self, user)
         self.mode_counts.subtract(user.modes)
         user.registered = False
 
@@ -686,6 +698,9 @@ class Server:
         self.mode_counts.update(plus)
         self.mode_counts.subtract(minus)
         return ("+" + plus if plus else "") + ("-" + minus if minus else "")
+
+    def account_changed(self, user: User) -> None:
+        """A registered local user logged in (a cluster node tells the other nodes)."""
 
     def server_count(self) -> int:
         """Servers in the network, for LUSERS; a cluster node counts the live nodes."""

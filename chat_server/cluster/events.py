@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from chat_protocol.casemap import casefold
 from chat_server.cluster.replica import RemoteUser, apply_meta, channel_from_meta, update_user
 from chat_server.delivery import Delivery
+from chat_server.handlers import presence
+from chat_server.handlers.accounts import announce_account
 from chat_server.history import StoredMessage
 from chat_server.history.worker import stream_seq
 from chat_server.server import Server
@@ -184,10 +186,15 @@ def upsert_user(server: Server, node: str, doc: dict[str, Any]) -> RemoteUser | 
         user = RemoteUser(node, doc)
         server.users[folded] = user
         server.mode_counts.update(user.modes)
+        presence.user_online(server, user)
         return user
     server.mode_counts.subtract(user.modes)
+    away, realname, account = user.away, user.realname, user.account
     update_user(user, doc)
     server.mode_counts.update(user.modes)
+    presence.remote_updated(server, user, away, realname)
+    if user.account != account:
+        announce_account(server, user)
     return user
 
 
@@ -208,6 +215,7 @@ def apply_nick(server: Server, node: str, data: dict[str, Any]) -> None:
     for chan in user.channels.values():
         chan.members_changed()
     deliver(server, server.channel_peers(user), old_source, "NICK", [user.nick])
+    presence.nick_changed(server, user, old_source)
 
 
 def apply_quit(server: Server, node: str, data: dict[str, Any]) -> None:
@@ -245,6 +253,7 @@ def add_member(server: Server, user: User, chan: Channel, prefix: str) -> None:
     chan.add_member(user, prefix)
     if joined:
         deliver(server, chan, user.source, "JOIN", [chan.name])
+        presence.joined(server, user, chan)
 
 
 def apply_join(server: Server, node: str, data: dict[str, Any]) -> None:

@@ -1,7 +1,7 @@
 """The commands that behave differently in a cluster, wrapped around the normal ones.
 
 Messages are sequenced through Redis instead of delivered at once; a nick is claimed in
-Redis before it is taken; registration, AWAY and nick changes are announced. Everything
+Redis before it is taken; registration, AWAY, SETNAME and nick changes are announced. Everything
 else runs the single-server handler on the replicated model, and the changes it makes
 are published from ``ClusterServer.deliver`` (see ``changes.py``).
 """
@@ -18,6 +18,7 @@ from chat_server.cluster.backplane import DOWN_NOTICE
 from chat_server.cluster.replica import user_doc
 from chat_server.commands import COMMANDS, CommandSpec, HandlerFunc
 from chat_server.handlers.messaging import checked_relay, reachable_user, speakable_channel
+from chat_server.handlers.presence import handle_setname
 from chat_server.handlers.queries import handle_away
 from chat_server.handlers.registration import handle_nick
 from chat_server.history import dm_key
@@ -37,6 +38,7 @@ def cluster_commands() -> dict[str, CommandSpec]:
         "TAGMSG": lambda s, u, m: _relay(s, u, m, "TAGMSG"),
         "NICK": _nick,
         "AWAY": _away,
+        "SETNAME": _setname,
         "USER": _announce_registration(COMMANDS["USER"].func),
         "CAP": _announce_registration(COMMANDS["CAP"].func),
     }
@@ -183,4 +185,13 @@ def _away(server: Server, user: User, msg: Message) -> None:
     before = user.away
     handle_away(server, user, msg)
     if user.away != before:
+        announce_user(server, user)
+
+
+def _setname(server: Server, user: User, msg: Message) -> None:
+    """The other nodes see a new realname in the user's document (and tell their
+    members with ``setname``, see presence.remote_updated)."""
+    before = user.realname
+    handle_setname(server, user, msg)
+    if user.realname != before:
         announce_user(server, user)

@@ -13,7 +13,10 @@ import time
 from collections.abc import Iterable
 from typing import Any
 
+from chat_server.accounts.book import AccountBook
+from chat_server.accounts.redis_store import RedisAccounts, ThreadedStore
 from chat_server.cluster import changes
+from chat_server.cluster import handlers as cluster_handlers
 from chat_server.cluster.backplane import Backplane
 from chat_server.cluster.handlers import cluster_commands
 from chat_server.cluster.redis_link import RedisLink
@@ -83,6 +86,8 @@ class ClusterServer(Server):
         )
         self.refusal: str | None = None  # why Redis would not let us be this node
         self.backplane = Backplane(self, self.link)
+        # Accounts are the cluster's, in Redis (every node logs in every account).
+        self.accounts = AccountBook(ThreadedStore(RedisAccounts(config.redis), self.background))
         self.commands = cluster_commands()
         self.fast_path = False  # room messages are sequenced through Redis
 
@@ -109,6 +114,9 @@ class ClusterServer(Server):
         super().shutdown()
 
     # -- LUSERS ------------------------------------------------------------------------
+
+    def account_changed(self, user: User) -> None:
+        cluster_handlers.announce_user(self, user)
 
     def server_count(self) -> int:
         """This node and the others whose heartbeat is fresh (as of our last heartbeat)."""

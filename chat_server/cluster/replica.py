@@ -46,6 +46,7 @@ def user_doc(user: User, *, skip: str | None = None) -> dict[str, Any]:
         "real": user.realname,
         "modes": user.modes,
         "away": user.away,
+        "acct": user.account,
         "signon": user.signon,
         "chans": {f: c.members.get(user, "") for f, c in user.channels.items() if f != skip},
     }
@@ -58,6 +59,7 @@ def update_user(user: User, doc: dict[str, Any]) -> None:
     user.realname = doc.get("real", "")
     user.modes = doc.get("modes", "")
     user.away = doc.get("away")
+    user.account = doc.get("acct")
     user.signon = doc.get("signon", user.signon)
     user.set_nick(doc["nick"])
 

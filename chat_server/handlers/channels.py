@@ -12,6 +12,7 @@ from chat_protocol.message import Message
 from chat_protocol.numbers import ascii_int
 from chat_server.connection import PAUSED_HISTORY
 from chat_server.deferred import Deferred
+from chat_server.handlers import presence
 from chat_server.handlers.chathistory import send_history_batch
 from chat_server.handlers.readmarker import CAP as MARKER_CAP
 from chat_server.handlers.readmarker import marker_line, owner_of
@@ -126,6 +127,10 @@ def join(server: Server, user: User, name: str, key: str | None) -> None:
         if not invited and chan.is_banned(user):
             server.out.reply(user, N.ERR_BANNEDFROMCHAN, chan.name, "Cannot join channel (+b)")
             return
+        if "R" in chan.modes and user.account is None and not invited:
+            server.out.reply(user, N.ERR_NEEDREGGEDNICK, chan.name,
+                             "Cannot join channel (+R): log in to an account first")  # fmt: skip
+            return
         if restored:  # whoever brings a room back (past its key and bans) runs it
             server.channels[folded] = chan
             chan.add_member(user, "@")
@@ -136,13 +141,28 @@ def join(server: Server, user: User, name: str, key: str | None) -> None:
         server.channels[folded] = chan
         server.history.room_opened(folded)
         chan.add_member(user, "@")
-    server.delivery.deliver(chan, user.source, "JOIN", [chan.name])
+    announce_join(server, user, chan)
+    presence.joined(server, user, chan)
     if user.join_markers is not None:  # draft/read-marker: after the JOIN, before 366
         server.out.send_raw(user, marker_line(server, chan.name, user.join_markers.get(folded)))
     if chan.topic:
         send_topic(server, user, chan)
     send_names(server, user, chan)
     replay_on_join(server, user, chan)
+
+
+def announce_join(server: Server, user: User, chan: Channel) -> None:
+    """The JOIN line to the room: ``JOIN #room <account|*> :<realname>`` for members
+    with extended-join, plain ``JOIN #room`` for the rest."""
+    extended = [m for m in chan.members if "extended-join" in m.caps]
+    if not extended:
+        server.delivery.deliver(chan, user.source, "JOIN", [chan.name], account=user.account)
+        return
+    plain = [m for m in chan.members if "extended-join" not in m.caps]
+    if plain:
+        server.delivery.deliver(plain, user.source, "JOIN", [chan.name], account=user.account)
+    params = [chan.name, user.account or "*", user.realname]
+    server.delivery.deliver(extended, user.source, "JOIN", params, account=user.account)
 
 
 def replay_on_join(server: Server, user: User, chan: Channel) -> None:
@@ -157,7 +177,7 @@ def replay_on_join(server: Server, user: User, chan: Channel) -> None:
 
 def part(server: Server, user: User, chan: Channel, reason: str) -> None:
     params = [chan.name, reason] if reason else [chan.name]
-    server.delivery.deliver(chan, user.source, "PART", params)
+    server.delivery.deliver(chan, user.source, "PART", params, account=user.account)
     server.remove_member(chan, user)
 
 
@@ -204,7 +224,9 @@ def handle_topic(server: Server, user: User, msg: Message) -> None:
     chan.topic = msg.params[1][: server.config.topic_len]
     chan.topic_set_by = user.source
     chan.topic_set_at = time.time()
-    server.delivery.deliver(chan, user.source, "TOPIC", [chan.name, chan.topic])
+    server.delivery.deliver(
+        chan, user.source, "TOPIC", [chan.name, chan.topic], account=user.account
+    )
     server.room_changed(chan)
 
 
@@ -330,7 +352,9 @@ def handle_kick(server: Server, user: User, msg: Message) -> None:
                 user, N.ERR_USERNOTINCHANNEL, nick, chan.name, "They aren't on that channel"
             )
             continue
-        server.delivery.deliver(chan, user.source, "KICK", [chan.name, target.nick, reason])
+        server.delivery.deliver(
+            chan, user.source, "KICK", [chan.name, target.nick, reason], account=user.account
+        )
         server.remove_member(chan, target)
 
 
@@ -358,6 +382,8 @@ def handle_invite(server: Server, user: User, msg: Message) -> None:
         return
     chan.invites.add(target.folded)
     server.out.reply(user, N.RPL_INVITING, target.nick, chan.name)
-    server.delivery.deliver([target], user.source, "INVITE", [target.nick, chan.name])
+    server.delivery.deliver(
+        [target], user.source, "INVITE", [target.nick, chan.name], account=user.account
+    )
     if target.away is not None:
         server.out.reply(user, N.RPL_AWAY, target.nick, target.away)

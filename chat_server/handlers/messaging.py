@@ -183,6 +183,7 @@ def _to_channel(server: Server, user: User, relay: Relay, chan: Channel) -> None
         sender=user,
         echo="echo-message" in user.caps,
         tags_only=command_name == "TAGMSG",
+        account=user.account,
     )
 
 
@@ -214,6 +215,7 @@ def _to_nick(server: Server, user: User, relay: Relay, recipient: User) -> None:
             echo=echo or recipient is user,
             tags_only=command_name == "TAGMSG",
             labeled=copy != "delivery",
+            account=user.account,
         )
     if command_name == "PRIVMSG" and recipient.away is not None:
         server.out.reply(user, N.RPL_AWAY, recipient.nick, recipient.away)

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     from chat_server.server import Server
 
 USER_MODES_SETTABLE = "iB"
-CHANNEL_FLAGS = "imnst"
+CHANNEL_FLAGS = "Rimnst"  # R: only logged-in users may join (accounts.py)
 PREFIX_MODES = {"o": "@", "v": "+"}
 MAX_MODE_CHANGES = 4
 
@@ -58,7 +58,9 @@ def user_mode(server: Server, user: User, nick: str, args: list[str]) -> None:
         server.out.reply(user, N.ERR_UMODEUNKNOWNFLAG, "Unknown MODE flag")
     change = server.change_user_modes(user, added, removed)
     if change:
-        server.delivery.deliver([user], user.source, "MODE", [user.nick, change])
+        server.delivery.deliver(
+            [user], user.source, "MODE", [user.nick, change], account=user.account
+        )
 
 
 def channel_mode(server: Server, user: User, name: str, args: list[str]) -> None:
@@ -156,7 +158,9 @@ def apply_channel_modes(server: Server, user: User, chan: Channel, args: list[st
         else:
             server.out.reply(user, N.ERR_UNKNOWNMODE, ch, "is unknown mode char to me")
     if applied:
-        server.delivery.deliver(chan, user.source, "MODE", [chan.name, *format_changes(applied)])
+        server.delivery.deliver(
+            chan, user.source, "MODE", [chan.name, *format_changes(applied)], account=user.account
+        )
         server.room_changed(chan)
 
 

@@ -15,6 +15,7 @@ from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold, is_channel
 from chat_protocol.message import Message
 from chat_protocol.numbers import ascii_int
+from chat_server.handlers import presence
 from chat_server.masks import compile_mask, has_wildcards
 from chat_server.model import member_prefix
 
@@ -25,12 +26,14 @@ if TYPE_CHECKING:
 
 def handle_away(server: Server, user: User, msg: Message) -> None:
     text = msg.param(0)
+    before = user.away
     if text:
         user.away = text[:390]
         server.out.reply(user, N.RPL_NOWAWAY, "You have been marked as being away")
     else:
         user.away = None
         server.out.reply(user, N.RPL_UNAWAY, "You are no longer marked as being away")
+    presence.away_changed(server, user, before)
 
 
 def _who_flags(user: User, prefix: str, multi: bool) -> str:
@@ -163,6 +166,8 @@ def handle_whois(server: Server, user: User, msg: Message) -> None:
         server.out.reply(user, N.RPL_WHOISOPERATOR, target.nick, "is an IRC operator")
     if target.is_bot:
         server.out.reply(user, N.RPL_WHOISBOT, target.nick, "is a bot")
+    if target.account is not None:
+        server.out.reply(user, N.RPL_WHOISACCOUNT, target.nick, target.account, "is logged in as")
     if target.conn is not None and target.conn.tls:  # (a cluster's remote users: not known)
         server.out.reply(user, N.RPL_WHOISSECURE, target.nick, "is using a secure connection")
     idle = int(time.time() - target.last_spoke)

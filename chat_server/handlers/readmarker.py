@@ -10,13 +10,13 @@ asker may not use, a timestamp that is not one), ``INTERNAL_ERROR`` (the worker 
 answer). Without the capability MARKREAD is an unknown command (421), as CHATHISTORY
 and SEARCH are.
 
-Who owns a marker: there are no accounts yet, so a marker belongs to the casefolded
-nick *and* the connection's ``user@host`` (owner ``"alice ~alice@192.0.2.7"``). Someone
-who later takes a free nick from another host (or with another ident) neither sees nor
-moves the earlier holder's markers; the same person reconnecting from the same place
-finds theirs. A nick is held by one connection, so the asker is the owner's only
-connection and the answer is the whole broadcast. With accounts (the accounts issue)
-the owner becomes the account, and a change goes to each of its connections.
+Who owns a marker: a logged-in connection's account (owner ``"account:alice"``), so
+all of one person's clients share their markers, and a change goes to each of the
+account's connections on this server. Without an account, a marker belongs to the
+casefolded nick *and* the connection's ``user@host`` (owner
+``"alice ~alice@192.0.2.7"``): someone who later takes a free nick from another host
+(or with another ident) neither sees nor moves the earlier holder's markers; the same
+person reconnecting from the same place finds theirs.
 
 Bounds: no marker is ahead of the server's clock, or it would mark as read messages not
 sent yet. A time up to a minute ahead (a client's clock a little fast) is taken as the
@@ -56,7 +56,11 @@ FUTURE_SLACK_MS = 60_000
 
 
 def owner_of(user: User) -> str:
-    """Whose markers ``user`` reads and moves: its nick with its ``user@host``."""
+    """Whose markers ``user`` reads and moves: its account's when logged in
+    (``account:<name>``, shared by all its clients), else its nick with its
+    ``user@host``."""
+    if user.account is not None:
+        return "account:" + casefold(user.account)
     return f"{user.folded} {user.username}@{user.host}"
 
 
@@ -102,8 +106,12 @@ def handle_markread(server: Server, user: User, msg: Message) -> None:
                 "The read timestamp could not be set or read"))  # fmt: skip
             return
         stored = dict(value).get(key)
-        server.complete(deferred, lambda: server.out.send_raw(
-            user, marker_line(server, name, stored)))  # fmt: skip
+        line = marker_line(server, name, stored)
+        server.complete(deferred, lambda: server.out.send_raw(user, line))
+        if len(msg.params) > 1:  # a change: the account's other clients hear of it too
+            for other in server.accounts.sessions_of(user):
+                if other is not user and CAP in other.caps and other.registered:
+                    server.out.send_raw(other, line)
 
     server.history.ask("markers", (owner, [key]), answered)
 

@@ -11,6 +11,15 @@ from chat_protocol import numerics as N
 from chat_protocol.casemap import valid_nick
 from chat_protocol.message import Message, last_param
 from chat_protocol.numbers import ascii_int
+from chat_server.handlers import presence
+from chat_server.handlers.accounts import (
+    REGISTER_CAP,
+    dm_floor,
+    nick_reserved,
+    refuse_reserved,
+    registration_value,
+)
+from chat_server.handlers.sasl import MECHANISMS
 from chat_server.handlers.server_info import intro_replies, lusers_block, motd_replies
 from chat_server.replies import format_reply
 
@@ -19,15 +28,21 @@ if TYPE_CHECKING:
     from chat_server.server import Server
 
 CAPABILITIES: dict[str, str] = {
+    "account-notify": "",
+    "account-tag": "",
+    "away-notify": "",
     "batch": "",
     "cap-notify": "",
     "draft/chathistory": "",
     "draft/read-marker": "",
     "echo-message": "",
+    "extended-join": "",
     "labeled-response": "",
     "message-tags": "",
     "multi-prefix": "",
+    "sasl": ",".join(MECHANISMS),
     "server-time": "",
+    "setname": "",
     "soju.im/search": "",
     "userhost-in-names": "",
 }
@@ -42,7 +57,7 @@ def handle_cap(server: Server, user: User, msg: Message) -> None:
         if version is not None and version >= 302:
             user.cap_version = 302
             user.set_caps(user.caps | {"cap-notify"})
-        caps = _cap_list(user.cap_version) + _sts(server, user)
+        caps = _cap_list(user.cap_version, registration_value(server)) + _sts(server, user)
         server.out.send_raw(user, _cap_line(server, user, "LS", caps))
     elif sub == "LIST":
         server.out.send_raw(user, _cap_line(server, user, "LIST", " ".join(sorted(user.caps))))
@@ -52,7 +67,10 @@ def handle_cap(server: Server, user: User, msg: Message) -> None:
         wanted = msg.param(1).split()
         adds = {c for c in wanted if not c.startswith("-")}
         removes = {c[1:] for c in wanted if c.startswith("-")}
-        if not wanted or any(c not in CAPABILITIES for c in adds | removes):
+        offered = CAPABILITIES.keys() | (
+            {REGISTER_CAP} if registration_value(server) is not None else set()
+        )
+        if not wanted or any(c not in offered for c in adds | removes):
             server.out.send_raw(user, _cap_line(server, user, "NAK", msg.param(1)))
             return
         user.set_caps(frozenset((user.caps | adds) - removes))
@@ -79,10 +97,15 @@ def _sts(server: Server, user: User) -> str:
 
 
 @functools.cache
-def _cap_list(version: int) -> str:
+def _cap_list(version: int, registration: str | None) -> str:
+    """The capabilities offered; account registration only while open (its value
+    says whether REGISTER may come before the welcome)."""
+    caps = dict(CAPABILITIES)
+    if registration is not None:
+        caps[REGISTER_CAP] = registration
     if version >= 302:
-        return " ".join(f"{k}={v}" if v else k for k, v in sorted(CAPABILITIES.items()))
-    return " ".join(sorted(CAPABILITIES))
+        return " ".join(f"{k}={v}" if v else k for k, v in sorted(caps.items()))
+    return " ".join(sorted(caps))
 
 
 def _cap_line(server: Server, user: User, sub: str, caps: str) -> str:
@@ -110,13 +133,18 @@ def handle_nick(server: Server, user: User, msg: Message) -> None:
     if not valid_nick(nick, server.config.nick_len):
         server.out.reply(user, N.ERR_ERRONEUSNICKNAME, nick, "Erroneous nickname")
         return
+    if not user.registered:
+        user.wanted_nick = nick
     other = server.find_user(nick)
     if other is not None and other is not user:
         server.out.reply(user, N.ERR_NICKNAMEINUSE, nick, "Nickname is already in use")
         return
+    if user.registered and nick_reserved(server, user, nick):
+        refuse_reserved(server, user, nick)  # before registration: checked at its end
+        return
     if not user.registered:
         user.set_nick(nick)
-        user.history_floor = server.delivery.history_floor()
+        user.history_floor = dm_floor(server, user)
         try_register(server, user)
         return
     if nick == user.nick:
@@ -127,9 +155,12 @@ def handle_nick(server: Server, user: User, msg: Message) -> None:
     server.users.pop(old_folded, None)
     user.set_nick(nick)
     if user.folded != old_folded:  # not a change of case only
-        user.history_floor = server.delivery.history_floor()
+        user.history_floor = dm_floor(server, user)
     server.users[user.folded] = user
-    server.delivery.deliver(server.channel_peers(user), old_source, "NICK", [nick])
+    server.delivery.deliver(
+        server.channel_peers(user), old_source, "NICK", [nick], account=user.account
+    )
+    presence.nick_changed(server, user, old_source)
 
 
 def handle_user(server: Server, user: User, msg: Message) -> None:
@@ -159,11 +190,15 @@ def try_register(server: Server, user: User) -> None:
     if server.find_user(user.nick) is not None:
         server.out.reply(user, N.ERR_NICKNAMEINUSE, user.nick, "Nickname is already in use")
         return
+    if nick_reserved(server, user, user.nick):
+        refuse_reserved(server, user, user.nick)  # the client may log in, or pick another
+        return
     user.registered = True
     server.unknown_count -= 1
     server.users[user.folded] = user
     user.signon = time.time()
     welcome(server, user)
+    presence.user_online(server, user)
 
 
 def welcome(server: Server, user: User) -> None:

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from chat_protocol import numerics as N
 from chat_protocol.message import Message
 from chat_server import VERSION
+from chat_server.handlers.presence import REALNAME_LEN
 from chat_server.masks import matches
 from chat_server.model import MAX_BANS
 from chat_server.replies import NICK_SLOT
@@ -34,7 +35,7 @@ def isupport_tokens(server: Server) -> list[str]:
         "BOT=B",
         "CASEMAPPING=ascii",
         f"CHANLIMIT=#&:{cfg.max_channels_per_user}",
-        "CHANMODES=b,k,l,imnst",
+        "CHANMODES=b,k,l,Rimnst",
         f"CHANNELLEN={cfg.channel_len}",
         "CHANTYPES=#&",
         f"CHATHISTORY={cfg.chathistory_max}",
@@ -45,7 +46,9 @@ def isupport_tokens(server: Server) -> list[str]:
         "MAXTARGETS=4",
         f"MAXLIST=b:{MAX_BANS}",
         "MODES=4",
+        f"MONITOR={cfg.monitor_max}",
         "MSGREFTYPES=msgid,timestamp",
+        f"NAMELEN={REALNAME_LEN}",
         f"NETWORK={cfg.network}",
         f"NICKLEN={cfg.nick_len}",
         "PREFIX=(ov)@+",

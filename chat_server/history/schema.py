@@ -14,10 +14,12 @@ so CHATHISTORY TARGETS finds a nick's partners without scanning messages).
 JSON), so a room that empties or outlives a restart comes back as it was, key and all.
 ``read_markers`` keeps where each reader got to in each room or direct conversation
 (IRCv3 ``draft/read-marker``; see handlers/readmarker.py for who owns a marker).
-``message_log`` is a view with readable times.
+``accounts`` holds who may log in (SASL) and the nick each account owns; only hashes
+of passwords are kept (accounts/credentials.py). ``message_log`` is a view with
+readable times.
 
 Files of schema v1 to v5 (runs and blocks of several messages per row) are converted
-once when opened; see legacy.py.
+once when opened; see legacy.py. v6 files only gain the ``accounts`` table.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from chat_server.history.model import HistoryStoreError
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 DDL = """
 CREATE TABLE IF NOT EXISTS messages (
@@ -70,6 +72,16 @@ CREATE TABLE IF NOT EXISTS read_markers (
     target  TEXT    NOT NULL,          -- a casefolded room name or nick
     time_ms INTEGER NOT NULL,          -- time of the last message read, Unix ms
     PRIMARY KEY (owner, target)
+);
+CREATE TABLE IF NOT EXISTS accounts (
+    name       TEXT PRIMARY KEY,       -- casefolded; the nick the account owns
+    display    TEXT NOT NULL,          -- the name as registered
+    password   TEXT NOT NULL,          -- 'scrypt$n$r$p$salt$hash' (base64), for PLAIN
+    scram      TEXT NOT NULL,          -- JSON: SCRAM-SHA-256 salt, iterations and keys
+    email      TEXT,
+    history_from INTEGER NOT NULL,     -- its nick's direct messages from this seq are its
+    created_ms INTEGER NOT NULL,
+    changed_ms INTEGER NOT NULL        -- last password change
 );
 CREATE VIEW IF NOT EXISTS message_log AS
     SELECT seq, conversation,

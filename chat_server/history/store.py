@@ -60,7 +60,6 @@ RESTART_DELAY = 1.0
 MAX_UNSENT_BYTES = 64 << 20
 
 
-
 @dataclass
 class Durability:
     """How and when messages reach the disk; see worker.py."""

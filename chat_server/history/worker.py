@@ -55,6 +55,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chat_protocol.casemap import casefold
+from chat_server.accounts import storage as account_rows
 from chat_server.history import queries
 from chat_server.history.model import (
     Run,
@@ -355,10 +356,34 @@ class Worker:
         if kind == "markers":  # (owner, [target, ...]) -> [(target, time_ms), ...]
             owner, targets = args
             return queries.read_markers(db, owner, targets)
+        if kind.startswith("account"):
+            return self._account(kind, args)
         if kind == "stored":  # rooms with history (the server's list of cold rooms)
             return [name for (name,) in db.execute(
                 "SELECT name FROM conversations WHERE party_a IS NULL")]  # fmt: skip
         raise ValueError(f"unknown query {kind!r}")
+
+    def _account(self, kind: str, args: Any) -> Any:
+        """Account lookups and changes (accounts/storage.py). A change is committed
+        before it is answered: REGISTER SUCCESS means the account is on disk."""
+        db = self.db
+        if kind == "account":  # folded name -> the row, or None
+            row = account_rows.get(db, args)
+            return None if row is None else list(row)
+        if kind == "account_names":
+            return account_rows.names(db)
+        if kind not in ("account_create", "account_password", "account_delete"):
+            raise ValueError(f"unknown query {kind!r}")
+        if self.retry_at is not None:
+            raise sqlite3.OperationalError("the history database is failing; try again later")
+        self.commit()  # messages first: the change below is its own transaction
+        if self.retry_at is not None:
+            raise sqlite3.OperationalError("the history database is failing; try again later")
+        if kind == "account_create":
+            return account_rows.create(db, *args)
+        if kind == "account_password":
+            return account_rows.set_password(db, *args)
+        return account_rows.delete(db, args)
 
     def handle(self, value: Any) -> bool:
         """One frame from the server; False at a request to stop."""

@@ -297,10 +297,12 @@ def test_throttle_logs_at_most_one_line_per_address_per_interval(caplog) -> None
 
 def test_command_table_is_explicit_and_complete() -> None:
     expected = {
-        "CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT", "PRIVMSG", "NOTICE",
+        "CAP", "PASS", "NICK", "USER", "PING", "PONG", "QUIT", "AUTHENTICATE", "REGISTER",
+        "PRIVMSG", "NOTICE",
         "TAGMSG", "CHATHISTORY", "SEARCH", "MARKREAD", "JOIN", "PART", "TOPIC", "NAMES",
         "LIST", "KICK", "INVITE", "MODE", "WHO", "WHOIS", "WHOWAS", "USERHOST", "ISON",
-        "AWAY", "LUSERS", "MOTD", "VERSION", "TIME", "INFO", "OPER", "KILL",
+        "AWAY", "MONITOR", "SETNAME", "LUSERS", "MOTD", "VERSION", "TIME", "INFO", "OPER",
+        "KILL",
     }  # fmt: skip
     assert set(COMMANDS) == expected
     for name, spec in COMMANDS.items():

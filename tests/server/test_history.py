@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 
 from chat_server.history import HistoryStore, HistoryStoreError, StoredMessage
+from chat_server.history.schema import SCHEMA_VERSION
 from chat_server.history.worker import Worker
 from tests.support.rawclient import RawClient
 from tests.support.servers import ServerProcess
@@ -563,7 +564,7 @@ def test_old_files_open_as_v6_with_every_message(
     assert ok and [name for name, _ in rows] == ["dm:alice bob"]
     store.close()
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone() == (6,)
+    assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
     tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
     assert "dm_peers" not in tables and not any("before_v6" in t for t in tables)
     found = db.execute(
@@ -665,13 +666,13 @@ def test_a_newer_schema_is_refused_and_left_alone(tmp_path: Path) -> None:
     db = sqlite3.connect(path)
     db.execute("CREATE TABLE messages (seq INTEGER PRIMARY KEY, anything TEXT)")
     db.execute("INSERT INTO messages VALUES (1, 'from the future')")
-    db.execute("PRAGMA user_version = 7")
+    db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
     db.commit()
     db.close()
     with pytest.raises(HistoryStoreError, match="newer"):
         HistoryStore(path)
     db = sqlite3.connect(path)
-    assert db.execute("PRAGMA user_version").fetchone() == (7,)
+    assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION + 1,)
     assert db.execute("SELECT * FROM messages").fetchall() == [(1, "from the future")]
     db.close()
 
