@@ -22,10 +22,11 @@ from bot.config import (
     ConfigError,
     Rate,
     api_key_from_env,
-    load_toml,
+    password_from_env,
     read_text_arg,
     split_rooms,
 )
+from bot.config_file import load_toml
 from bot.llm import ChatBackend
 from bot.worker import BotWorker
 from chat_protocol.casemap import valid_channel, valid_nick
@@ -102,6 +103,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_tls_arguments(p)
     p.add_argument("--nick", help="nick to use (default: bot)")
+    p.add_argument(
+        "--account",
+        metavar="NAME",
+        help="account to log in to (default: the nick); its password comes from "
+        "CHAT_BOT_PASSWORD, never a flag",
+    )
     p.add_argument("--rooms", metavar="'#a,#b'", help="rooms to join ('#' may be left out)")
     p.add_argument("--base-url", metavar="URL", help=f"API base URL (default {DEFAULT_BASE_URL})")
     p.add_argument("--model", metavar="ID", help=f"model id (default {DEFAULT_MODEL})")
@@ -168,6 +175,8 @@ def config_from_args(args: argparse.Namespace, environ: dict[str, str] | None = 
         "top_p": args.top_p,
         "max_concurrent": args.max_concurrent,
         "api_key": api_key_from_env(environ),
+        "account": args.account,
+        "account_password": password_from_env(environ),
         "tls_ca": args.tls_ca,
         "tls_verify": False if args.no_tls_verify else None,
     }
@@ -183,6 +192,8 @@ def _check_names(config: BotConfig) -> None:
         raise ConfigError(str(exc)) from None
     if not valid_nick(config.nick):
         raise ConfigError(f"{config.nick!r} is not a valid nick")
+    if config.account is not None and not valid_nick(config.account):
+        raise ConfigError(f"{config.account!r} is not a valid account name (a nick)")
     for room in config.rooms:
         if not valid_channel(room):
             raise ConfigError(f"{room!r} is not a valid room name")
@@ -200,8 +211,13 @@ async def run(config: BotConfig) -> int:
             bot=True,
             tls_ca=config.tls_ca,
             tls_verify=config.tls_verify,
+            account=config.login_account,
+            account_password=config.account_password,
+            sasl_mechanism=config.sasl_mechanism,
         )
     )
+    if config.login_account:
+        log.info("logging in as %s", config.login_account)
     backend = None
     if config.api_key:
         backend = ChatBackend(

@@ -37,7 +37,15 @@ from bot.tasks import Tasks
 from bot.triggers import Request, request_from
 from chat_protocol import Message
 from chat_protocol.casemap import casefold, is_channel
-from chat_protocol.client_types import Connected, Disconnected, Event, NickFallback, Received
+from chat_protocol.client_types import (
+    AccountChanged,
+    Connected,
+    Disconnected,
+    Event,
+    LoginFailed,
+    NickFallback,
+    Received,
+)
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +110,13 @@ class BotWorker:
                 log.warning("disconnected (%s); retrying in %.1fs", event.reason, event.retry_in)
         elif isinstance(event, NickFallback):
             log.warning("nick %s is taken; running as %s", event.wanted, event.got)
+        elif isinstance(event, LoginFailed):
+            how = ", ".join(part for part in (event.mechanism, event.numeric) if part)
+            log.error("login as %s failed (%s): %s", event.account, how or "-", event.reason)
+        elif isinstance(event, AccountChanged) and event.account:
+            log.info("logged in as %s", event.account)
+        elif isinstance(event, AccountChanged):
+            log.warning("logged out of its account")
 
     def _received(self, msg: Message, history: bool) -> None:
         me = self.link.nick

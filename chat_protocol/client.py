@@ -1,10 +1,11 @@
 """The asyncio IRC client connection shared by chat-tui, chat-bot and chat-perf.
 
 ``IRCClient.run()`` owns the connection: it tries the configured servers in order,
-negotiates capabilities, registers (falling back to another nick when ours is taken),
-rejoins channels and fills the gap with ``CHATHISTORY AFTER`` after a reconnect, answers
-PING and measures lag. Callers read ``events()`` and call the send methods; they never
-see a socket. The contract is docs/client-api.md.
+negotiates capabilities, logs in to an account (SASL, ``client_caps``), registers
+(falling back to another nick when ours is taken), rejoins channels and fills the gap
+with ``CHATHISTORY AFTER`` after a reconnect, answers PING and measures lag. Callers
+read ``events()`` and call the send methods; they never see a socket. The contract is
+docs/client-api.md.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import random
 import ssl
 import time
 from collections import deque
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 from chat_protocol import numerics as n
 from chat_protocol.casemap import is_channel
+from chat_protocol.client_caps import CapNegotiation
 from chat_protocol.client_history import ChannelHold, history_only, history_ref
+from chat_protocol.client_lines import read_messages
 from chat_protocol.client_requests import PendingRequest, RequestTracker
 from chat_protocol.client_search import (
     SEARCH_BATCH,
@@ -35,27 +38,32 @@ from chat_protocol.client_state import Batch, SeenIds, SessionState, format_time
 from chat_protocol.client_tls import tls_context
 from chat_protocol.client_types import (
     WANTED_CAPS,
+    AccountChanged,
     ChannelState,
     ClientConfig,
     Connected,
     Disconnected,
     Event,
+    LoginFailed,
     NickFallback,
     NotConnected,
     Received,
+    RegistrationError,
     ServerAddress,
     parse_servers,
 )
-from chat_protocol.message import Message, MessageError, format_tags
+from chat_protocol.message import Message, format_tags
 from chat_protocol.split import LINE_LIMIT, split_message, split_utf8, text_budget
 
 __all__ = [
+    "AccountChanged",
     "ChannelState",
     "ClientConfig",
     "Connected",
     "Disconnected",
     "Event",
     "IRCClient",
+    "LoginFailed",
     "NickFallback",
     "NotConnected",
     "Received",
@@ -67,13 +75,8 @@ __all__ = [
 ]
 
 T = TypeVar("T")
-MAX_BUFFERED = 64 * 1024  # an unterminated line longer than this is a broken peer
 CLIENT_TAG_LIMIT = 4094
 _MESSAGE_COMMANDS = frozenset({"PRIVMSG", "NOTICE", "TAGMSG"})
-
-
-class RegistrationError(ConnectionError):
-    """The server refused to register us (bad password, no usable nick, ERROR)."""
 
 
 class _Stopped(Exception):
@@ -130,6 +133,16 @@ class IRCClient:
     @property
     def connected(self) -> bool:
         return self._connected
+
+    @property
+    def account(self) -> str | None:
+        """The account the server says we are logged in to (None: none)."""
+        return self._state.account
+
+    @property
+    def offered_caps(self) -> dict[str, str]:
+        """What the server's CAP LS (and NEW) offered: name -> value."""
+        return self._state.offered
 
     @property
     def caps(self) -> set[str]:
@@ -269,7 +282,7 @@ class IRCClient:
         self._state.reset_connection()
         self._state.nick = self.config.nick
         self._drop_reason = None
-        lines = self._read_messages(reader)
+        lines = read_messages(reader)
         registered = False
         pinger: asyncio.Task[None] | None = None
         try:
@@ -305,68 +318,43 @@ class IRCClient:
             with contextlib.suppress(Exception):
                 await lines.aclose()
 
-    async def _read_messages(self, reader: asyncio.StreamReader) -> AsyncGenerator[Message, None]:
-        buf = bytearray()
-        while True:
-            data = await reader.read(65536)
-            if not data:
-                return
-            buf += data
-            if b"\n" not in data:
-                if len(buf) > MAX_BUFFERED:
-                    raise ConnectionError("server sent an overlong line")
-                continue
-            *complete, rest = bytes(buf).split(b"\n")
-            buf = bytearray(rest)
-            for raw in complete:
-                if not raw.strip():
-                    continue
-                try:
-                    yield Message.parse(raw)
-                except MessageError:
-                    continue  # garbage from the peer is skipped, never fatal
-
     async def _register(self, lines: AsyncIterator[Message]) -> None:
-        """CAP LS 302, PASS, NICK, USER; returns at the end of the MOTD."""
+        """CAP LS 302, PASS, NICK, USER, CAP REQ, SASL, CAP END; returns at the end of
+        the MOTD."""
         cfg = self.config
         self._write(Message("CAP", ["LS", "302"]))
         if cfg.password:
             self._write(Message("PASS", [cfg.password]))
         self._write(Message("NICK", [cfg.nick]))
         self._write(Message("USER", [cfg.username or cfg.nick, "0", "*", cfg.realname]))
-        offered: list[str] = []
+        caps = CapNegotiation(cfg, WANTED_CAPS, self._write, self._emit)
         refusals = 0
         welcomed = False
-        async for msg in lines:
-            self._dispatch(msg)
-            cmd = msg.command
-            if cmd == "CAP" and msg.param(1).upper() == "LS" and not welcomed:
-                offered += [c.split("=", 1)[0] for c in msg.params[-1].split()]
-                if len(msg.params) >= 4 and msg.params[2] == "*":
-                    continue  # more LS lines follow
-                wanted = [c for c in WANTED_CAPS if c in offered]
-                if wanted:
-                    self._write(Message("CAP", ["REQ", " ".join(wanted)]))
-                else:
-                    self._write(Message("CAP", ["END"]))
-            elif cmd == "CAP" and msg.param(1).upper() in ("ACK", "NAK") and not welcomed:
-                self._write(Message("CAP", ["END"]))
-            elif cmd in (n.ERR_NICKNAMEINUSE, "436") and not welcomed:
-                refusals += 1
-                if refusals > 20:
-                    raise RegistrationError("no free nick found")
-                self._state.nick = fallback_nick(cfg.nick, refusals)
-                self._write(Message("NICK", [self._state.nick]))
-            elif cmd == n.ERR_ERRONEUSNICKNAME and not welcomed:
-                raise RegistrationError(f"server refused nick {self._state.nick!r}")
-            elif cmd == n.ERR_PASSWDMISMATCH:
-                raise RegistrationError("password refused")
-            elif cmd == "ERROR":
-                raise RegistrationError(msg.param(0, "server sent ERROR"))
-            elif cmd == n.RPL_WELCOME:
-                welcomed = True
-            elif cmd in (n.RPL_ENDOFMOTD, n.ERR_NOMOTD) and welcomed:
-                return
+        try:
+            async for msg in lines:
+                if msg.command != "AUTHENTICATE":  # SASL's payloads are nobody's news
+                    self._dispatch(msg)
+                if not welcomed:
+                    await caps.feed(msg)
+                cmd = msg.command
+                if cmd in (n.ERR_NICKNAMEINUSE, "436") and not welcomed:
+                    refusals += 1
+                    if refusals > 20:
+                        raise RegistrationError("no free nick found")
+                    self._state.nick = fallback_nick(cfg.nick, refusals)
+                    self._write(Message("NICK", [self._state.nick]))
+                elif cmd == n.ERR_ERRONEUSNICKNAME and not welcomed:
+                    raise RegistrationError(f"server refused nick {self._state.nick!r}")
+                elif cmd == n.ERR_PASSWDMISMATCH:
+                    raise RegistrationError("password refused")
+                elif cmd == "ERROR":
+                    raise RegistrationError(msg.param(0, "server sent ERROR"))
+                elif cmd == n.RPL_WELCOME:
+                    welcomed = True
+                elif cmd in (n.RPL_ENDOFMOTD, n.ERR_NOMOTD) and welcomed:
+                    return
+        finally:
+            caps.close()
         raise ConnectionError("connection closed during registration")
 
     def _after_registration(self, server: ServerAddress) -> None:
@@ -416,9 +404,12 @@ class IRCClient:
         if not history:
             self._track_own_membership(msg)
         claimed = self._requests.claim(msg, chain)
+        account = self._state.account
         self._state.apply(msg)
         if not claimed:
             self._deliver(msg, history, chain)
+        if self._state.account != account:
+            self._emit(AccountChanged(self._state.account))
 
     def _pong(self, msg: Message) -> bool:
         """Settle our own PINGs (lag or request fence); True when the PONG was ours."""
@@ -628,7 +619,7 @@ class IRCClient:
                 self._requests.labeled.pop(label, None)
         async with self._fence_lock:
             self._check_online()
-            pending = PendingRequest(loop.create_future())
+            pending = PendingRequest(loop.create_future(), command=msg.command)
             token = f"req{next(self._ping_ids)}"
             self._requests.fenced = pending
             try:

@@ -2,8 +2,9 @@
 
 With ``labeled-response`` every reply carries (or sits in a batch that carries) the
 label we sent. Without it we send ``PING :token`` right after the request: servers
-answer in order, so the reply to the request is whatever numerics, FAIL/WARN/NOTE lines
-and batches arrive before the matching PONG.
+answer in order, so the reply to the request is whatever numerics, FAIL/WARN/NOTE lines,
+lines of the request's own command (``REGISTER SUCCESS``) and batches arrive before the
+matching PONG.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class PendingRequest:
     batch_id: str | None = None
     messages: list[Message] = field(default_factory=list)
     batch_ids: set[str] = field(default_factory=set)  # batches opened during a fenced request
+    command: str = ""  # a fenced request also takes replies named like it (REGISTER ...)
 
     def finish(self, messages: list[Message]) -> None:
         if not self.future.done():
@@ -83,7 +85,11 @@ class RequestTracker:
             if not (msg.command == "BATCH" and msg.param(0).startswith("-")):
                 pending.messages.append(msg)
             return True
-        if msg.command.isdigit() or msg.command in _STANDARD_REPLIES:
+        if (
+            msg.command.isdigit()
+            or msg.command in _STANDARD_REPLIES
+            or (pending.command and msg.command == pending.command)
+        ):
             pending.messages.append(msg)
             return True
         return False

@@ -1,9 +1,10 @@
 """What a client knows about its session, updated from the messages it receives.
 
 No I/O here: ``SessionState.apply`` takes one parsed message and updates nick, caps,
-ISUPPORT, channels (members, prefixes, topic, modes, bots), open batches and the last
-message seen per channel. The connection code in ``client.py`` decides what to send;
-this module only remembers, so every rule can be unit-tested with plain messages.
+ISUPPORT, the account we are logged in to, channels (members, prefixes, accounts,
+topic, modes, bots), open batches and the last message seen per channel. The
+connection code in ``client.py`` decides what to send; this module only remembers, so
+every rule can be unit-tested with plain messages.
 """
 
 from __future__ import annotations
@@ -59,6 +60,11 @@ def unescape_isupport(value: str) -> str:
         out.append(value[i])
         i += 1
     return "".join(out)
+
+
+def cap_values(text: str) -> dict[str, str]:
+    """``sasl=PLAIN,SCRAM-SHA-256 batch`` (a CAP LS/NEW list) as {name: value}."""
+    return dict((item.partition("=")[0], item.partition("=")[2]) for item in text.split())
 
 
 class SeenIds:
@@ -118,6 +124,8 @@ class SessionState:
         self.nick = nick
         self.source: str | None = None  # our own nick!user@host once the server shows it
         self.caps: set[str] = set()
+        self.offered: dict[str, str] = {}  # what CAP LS/NEW listed: name -> value
+        self.account: str | None = None  # the account the server says we are logged in to
         self.isupport: dict[str, str] = {}
         self.channels: dict[str, ChannelState] = {}
         self.batches: dict[str, Batch] = {}
@@ -183,6 +191,8 @@ class SessionState:
     def reset_connection(self) -> None:
         """Forget what only held for the last connection (``last_seen`` is kept)."""
         self.caps.clear()
+        self.offered.clear()
+        self.account = None
         self.isupport.clear()
         self.channels.clear()
         self.batches.clear()
@@ -202,6 +212,8 @@ class SessionState:
             handler(self, msg)
         if "bot" in msg.tags or "draft/bot" in msg.tags:
             self._mark_bot(msg)
+        if "account" in msg.tags and msg.nick:
+            self.note_account(msg.nick, msg.tags["account"])
         self._note_seen(msg)
 
     def _note_seen(self, msg: Message) -> None:
@@ -230,7 +242,19 @@ class SessionState:
         key = self._member_key(chan, nick)
         if key is not None:
             del chan.members[key]
+            chan.accounts.pop(key, None)
         chan.bots = {b for b in chan.bots if self.casefold(b) != self.casefold(nick)}
+
+    def note_account(self, nick: str, account: str) -> None:
+        """``nick`` is logged in to ``account`` (``*``: to none), in every shared channel."""
+        for chan in self.channels.values():
+            key = self._member_key(chan, nick)
+            if key is None:
+                continue
+            if account and account != "*":
+                chan.accounts[key] = account
+            else:
+                chan.accounts.pop(key, None)
 
     def _mark_bot(self, msg: Message) -> None:
         nick = msg.nick
@@ -308,6 +332,30 @@ def _on_cap(state: SessionState, msg: Message) -> None:
                 state.caps.add(name)
     elif sub == "DEL":
         state.caps.difference_update(names)
+        for name in names:
+            state.offered.pop(name, None)
+    if sub in ("LS", "NEW") and len(msg.params) >= 3:
+        state.offered.update(cap_values(msg.params[-1]))
+
+
+def _on_logged_in(state: SessionState, msg: Message) -> None:
+    # 900 <nick> <nick!user@host> <account> :You are now logged in as <account>
+    state.account = msg.param(2) or None
+    if "!" in msg.param(1):
+        state.source = msg.param(1)
+
+
+def _on_logged_out(state: SessionState, msg: Message) -> None:
+    state.account = None
+
+
+def _on_account(state: SessionState, msg: Message) -> None:
+    # account-notify: ACCOUNT <account|*>, from whoever logged in or out
+    account = msg.param(0)
+    if state.is_me(msg.nick):
+        state.account = account if account and account != "*" else None
+    if msg.nick:
+        state.note_account(msg.nick, account)
 
 
 def _on_join(state: SessionState, msg: Message) -> None:
@@ -322,6 +370,8 @@ def _on_join(state: SessionState, msg: Message) -> None:
     chan = state.channels.get(folded)
     if chan is not None and state._member_key(chan, nick) is None:
         chan.members[nick] = ""
+    if chan is not None and len(msg.params) >= 3:  # extended-join: JOIN #chan account :real
+        state.note_account(nick, msg.params[1])
 
 
 def _on_part(state: SessionState, msg: Message) -> None:
@@ -350,6 +400,8 @@ def _on_nick(state: SessionState, msg: Message) -> None:
         key = state._member_key(chan, old)
         if key is not None:
             chan.members[new] = chan.members.pop(key)
+            if key in chan.accounts:
+                chan.accounts[new] = chan.accounts.pop(key)
         if key in chan.bots:
             chan.bots.discard(key)
             chan.bots.add(new)
@@ -393,6 +445,7 @@ def _on_end_of_names(state: SessionState, msg: Message) -> None:
     if chan is not None and pending is not None:
         chan.members = pending
         chan.bots = {b for b in chan.bots if b in pending}
+        chan.accounts = {k: v for k, v in chan.accounts.items() if k in pending}
 
 
 def _on_who_reply(state: SessionState, msg: Message) -> None:
@@ -432,4 +485,7 @@ _HANDLERS = {
     n.RPL_ENDOFNAMES: _on_end_of_names,
     n.RPL_WHOREPLY: _on_who_reply,
     "BATCH": _on_batch,
+    n.RPL_LOGGEDIN: _on_logged_in,
+    n.RPL_LOGGEDOUT: _on_logged_out,
+    "ACCOUNT": _on_account,
 }

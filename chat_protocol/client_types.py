@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from chat_protocol.message import Message
+from chat_protocol.sasl import MECHANISMS as SASL_MECHANISMS
 
 DEFAULT_PORT = 6667
 DEFAULT_TLS_PORT = 6697
@@ -26,11 +27,19 @@ WANTED_CAPS = (
     "draft/chathistory",
     "draft/read-marker",
     "soju.im/search",
+    "account-notify",
+    "account-tag",
+    "extended-join",
 )
 
 
 class NotConnected(ConnectionError):
     """Raised by the send methods while the client is offline; the caller keeps the text."""
+
+
+class RegistrationError(ConnectionError):
+    """The server refused to register us (bad password, no usable nick, ERROR), or a
+    required login failed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +109,7 @@ class ClientConfig:
     nick: str
     username: str | None = None
     realname: str = "distchat user"
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # PASS, the server's password
     channels: list[str] = field(default_factory=list)
     bot: bool = False
     reconnect_min: float = 0.5
@@ -113,6 +122,15 @@ class ClientConfig:
     # itself); tls_verify=False turns checking off (for a throwaway test server only).
     tls_ca: str | None = None
     tls_verify: bool = True
+    # Logging in to an account (SASL), during CAP negotiation and so before the nick is
+    # claimed, on every (re)connect. ``sasl_mechanism`` None takes SCRAM-SHA-256 when the
+    # server offers it, else PLAIN. A failed login is a LoginFailed event and the
+    # connection goes on without an account, unless ``login_required``: then the attempt
+    # ends (and is retried like any failed registration).
+    account: str | None = None
+    account_password: str | None = field(default=None, repr=False)
+    sasl_mechanism: str | None = None
+    login_required: bool = False
 
     def __post_init__(self) -> None:
         if not self.servers:
@@ -121,6 +139,17 @@ class ClientConfig:
             raise ValueError("ClientConfig needs a nick")
         if self.reconnect_min <= 0 or self.reconnect_max < self.reconnect_min:
             raise ValueError("need 0 < reconnect_min <= reconnect_max")
+        if bool(self.account) != bool(self.account_password):
+            raise ValueError("an account needs its password, and a password its account")
+        if self.sasl_mechanism is not None:
+            self.sasl_mechanism = self.sasl_mechanism.upper()
+            if self.sasl_mechanism not in SASL_MECHANISMS:
+                known = ", ".join(SASL_MECHANISMS)
+                raise ValueError(f"unknown SASL mechanism {self.sasl_mechanism!r} ({known})")
+
+    @property
+    def wants_login(self) -> bool:
+        return bool(self.account and self.account_password)
 
 
 @dataclass
@@ -132,6 +161,9 @@ class ChannelState:
     members: dict[str, str] = field(default_factory=dict)  # nick -> prefixes, e.g. "@+"
     modes: str = ""
     bots: set[str] = field(default_factory=set)
+    # nick -> account, for members known to be logged in (extended-join, ACCOUNT, the
+    # account tag); a member missing here may still have one.
+    accounts: dict[str, str] = field(default_factory=dict)
     last_msgid: str | None = None
     last_time: str | None = None
 
@@ -171,3 +203,23 @@ class NickFallback(Event):
 
     wanted: str
     got: str
+
+
+@dataclass
+class LoginFailed(Event):
+    """Logging in to ``account`` did not work: ``reason`` says why (never the password),
+    ``mechanism`` and ``numeric`` (e.g. ``904``) say where, when known. ``continuing``:
+    the connection goes on without an account (so another may hold our nick)."""
+
+    account: str
+    reason: str
+    mechanism: str | None = None
+    numeric: str | None = None
+    continuing: bool = True
+
+
+@dataclass
+class AccountChanged(Event):
+    """The server says we are now logged in to ``account`` (None: logged out)."""
+
+    account: str | None

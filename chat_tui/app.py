@@ -32,7 +32,14 @@ from chat_tui.keymap import (
     key_help,
     read_alt_digits,
 )
-from chat_tui.messages import AroundLoaded, ClientEvent, HistoryLoaded, SendFailed, TargetsLoaded
+from chat_tui.messages import (
+    AccountRegistered,
+    AroundLoaded,
+    ClientEvent,
+    HistoryLoaded,
+    SendFailed,
+    TargetsLoaded,
+)
 from chat_tui.model import LineKind, Room, format_server_time
 from chat_tui.notify import Notifier
 from chat_tui.palette import ChatCommands
@@ -183,6 +190,9 @@ class ChatApp(App[None]):
 
     def on_send_failed(self, message: SendFailed) -> None:
         self.connection_events.send_failed(message)
+
+    def on_account_registered(self, message: AccountRegistered) -> None:
+        self.connection_events.account_registered(message)
 
     def apply_message(self, msg: Message, history: bool = False) -> None:
         """Apply one IRC message and redraw what it changed (also used by tests)."""

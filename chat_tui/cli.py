@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from chat_protocol.client_tls import add_tls_arguments
@@ -13,6 +15,35 @@ from chat_tui import locations
 from chat_tui.config import ConfigError, Settings, load, stray_config_files
 from chat_tui.localserver import LocalServer, LocalServerError
 from chat_tui.remembered import LOCAL, RememberedRooms
+
+PASSWORD_VARIABLE = "CHAT_TUI_PASSWORD"
+
+
+class NoPassword(Exception):
+    """An account is configured but there is no way to get its password."""
+
+
+def account_password(
+    settings: Settings,
+    environ: Mapping[str, str],
+    ask: Callable[[str], str] = getpass.getpass,
+    interactive: bool = True,
+) -> str:
+    """The password of ``settings.account``: from CHAT_TUI_PASSWORD, else the config
+    file, else asked on the terminal without echo, before the full screen starts."""
+    password = environ.get(PASSWORD_VARIABLE) or settings.account_password
+    if password:
+        return password
+    where = f"set {PASSWORD_VARIABLE} or password in the config file"
+    if not interactive:
+        raise NoPassword(f"no password for account {settings.account}: {where}")
+    try:
+        password = ask(f"password for account {settings.account}: ")
+    except (EOFError, KeyboardInterrupt):
+        raise NoPassword(f"no password given for account {settings.account}") from None
+    if not password:
+        raise NoPassword(f"no password given for account {settings.account} ({where})")
+    return password
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -27,7 +58,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     add_tls_arguments(parser)
     parser.add_argument("--nick", metavar="NAME", help="your nick")
-    parser.add_argument("--password", metavar="PASS", help="server password")
+    parser.add_argument(
+        "--account",
+        metavar="NAME",
+        help=f"log in to this account; its password comes from the config file, "
+        f"{PASSWORD_VARIABLE} or a prompt (never a flag)",
+    )
+    parser.add_argument(
+        "--password", metavar="PASS", help="the server's password (PASS), not an account's"
+    )
     parser.add_argument("--join", metavar="'#a,#b'", help="rooms to join")
     parser.add_argument(
         "--config",
@@ -48,7 +87,7 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
     try:
         settings = load(
             path, servers=args.server, nick=args.nick, password=args.password, join=args.join,
-            tls_ca=args.tls_ca, tls_verify=not args.no_tls_verify,
+            tls_ca=args.tls_ca, tls_verify=not args.no_tls_verify, account=args.account,
         )  # fmt: skip
     except ConfigError as exc:
         parser.exit(2, f"chat-tui: error: {exc}\n")
@@ -56,6 +95,14 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
         settings.warnings.extend(stray_config_files(locations.config_dir(), path))
     for warning in settings.warnings:
         print(f"chat-tui: warning: {warning}", file=sys.stderr)
+    if settings.account:
+        try:
+            interactive = sys.stdin.isatty()
+            settings.account_password = account_password(
+                settings, os.environ, interactive=interactive
+            )
+        except NoPassword as exc:
+            parser.exit(2, f"chat-tui: error: {exc}\n")
     return settings
 
 

@@ -8,7 +8,7 @@ plain data, and a wrong command costs the user one red line, never a crash.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from chat_protocol import casefold, is_channel, valid_channel, valid_nick
 from chat_tui.ignore import normal_mask, valid_mask
@@ -79,6 +79,14 @@ class Quit:
 
 
 @dataclass(frozen=True, slots=True)
+class RegisterAccount:
+    """Create an account named like our nick (draft/account-registration)."""
+
+    password: str = field(repr=False)
+    email: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Note:
     """A client-side line in the current room (errors in red)."""
 
@@ -98,6 +106,7 @@ Effect = (
     | CopyMode
     | Quit
     | Note
+    | RegisterAccount
 )
 
 
@@ -297,6 +306,36 @@ def _whois(args: str, state: ChatState) -> list[Effect]:
 def _away(args: str, state: ChatState) -> list[Effect]:
     state.connection.away_message = args.strip()  # said again after a reconnect
     return [Send(f"AWAY :{args.strip()}" if args.strip() else "AWAY")]
+
+
+# Lines that hold a password: not kept in the input's recall history.
+SECRET_COMMANDS = frozenset({"register"})
+
+
+def holds_secret(line: str) -> bool:
+    """Whether ``line`` is a command whose arguments are a secret (``/register pw``)."""
+    if not line.startswith("/"):
+        return False
+    name = casefold(line[1:].partition(" ")[0])
+    return ALIASES.get(name, name) in SECRET_COMMANDS
+
+
+@command(
+    "register",
+    "/register [email] <password>",
+    "create an account named like your nick; you are then logged in to it",
+)
+def _register(args: str, state: ChatState) -> list[Effect]:
+    words = _need(args, COMMANDS["register"].usage)
+    first, _, rest = words.partition(" ")
+    email = None
+    if "@" in first and rest.strip():
+        email, words = first, rest.strip()
+        if email.startswith(":") or not all(c.isprintable() for c in email):
+            raise CommandError(f"{email!r} is not an email address")
+    if state.connection.account:
+        raise CommandError(f"you are already logged in as {state.connection.account}")
+    return [RegisterAccount(words, email)]
 
 
 @command("raw", "/raw <IRC line>", "send a raw IRC line", ("quote",))

@@ -5,7 +5,10 @@ The file is ``chat-tui.toml`` in the user's config directory (see ``locations``)
     nick = "alice"
     servers = ["irc.example.net:6667"]   # or "host:port,host:port"
     rooms = ["#general", "#random"]
-    password = "secret"                  # optional (PASS)
+    account = "alice"                    # log in to this account (SASL)
+    password = "secret"                  # its password (without account: the server's, PASS)
+    server_password = "secret"           # the server's password (PASS), next to an account
+    sasl_mechanism = "PLAIN"             # optional: SCRAM-SHA-256 is taken when offered
     theme = "textual-dark"
     send_typing = true                   # tell others when you type
     show_members = true
@@ -30,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from chat_protocol import valid_nick
-from chat_protocol.client_types import ServerAddress, parse_servers
+from chat_protocol.client_types import SASL_MECHANISMS, ServerAddress, parse_servers
 from chat_tui.commands import room_name
 from chat_tui.ignore import normal_mask, valid_mask
 from chat_tui.keymap import COPY_MODE_KEYS, DEFAULT_KEYS
@@ -46,7 +49,12 @@ class Settings:
 
     nick: str
     servers: list[ServerAddress] = field(default_factory=list)
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)  # the server's (PASS)
+    # The account to log in to (SASL) and its password; the password comes from the
+    # file, CHAT_TUI_PASSWORD or a prompt (cli.py), never from a flag.
+    account: str | None = None
+    account_password: str | None = field(default=None, repr=False)
+    sasl_mechanism: str | None = None
     rooms: list[str] = field(default_factory=list)
     theme: str = "textual-dark"
     send_typing: bool = True
@@ -118,7 +126,7 @@ def load_file(path: Path) -> dict[str, Any]:
 KNOWN_SETTINGS = (
     "nick", "servers", "server", "password", "rooms", "theme", "send_typing",
     "show_members", "timestamp_format", "keybindings", "notify", "bell", "highlight_words",
-    "ignore", "tls_ca", "tls_verify",
+    "ignore", "tls_ca", "tls_verify", "account", "server_password", "sasl_mechanism",
 )  # fmt: skip
 
 
@@ -135,7 +143,8 @@ def from_mapping(data: dict[str, Any], source: str = "config") -> Settings:
             f"{source}: unknown setting(s) {', '.join(sorted(unknown))} ignored "
             f"(known: {', '.join(KNOWN_SETTINGS)})"
         )
-    nick = _expect(data, "nick", str, source) or default_nick()
+    account = _account(_expect(data, "account", str, source) or None, source)
+    nick = _expect(data, "nick", str, source) or account or default_nick()
     if not valid_nick(nick):
         raise ConfigError(f"{source}: nick {nick!r} is not a valid IRC nick")
     servers_value = data.get("servers", data.get("server"))
@@ -159,10 +168,16 @@ def from_mapping(data: dict[str, Any], source: str = "config") -> Settings:
     for mask in ignore:
         if not valid_mask(mask):
             raise ConfigError(f"{source}: ignore: {mask!r} is not a nick or nick!user@host mask")
+    password = _expect(data, "password", str, source) or None
+    server_password = _expect(data, "server_password", str, source) or None
     return Settings(
         nick=nick,
         servers=servers,
-        password=_expect(data, "password", str, source) or None,
+        # Without an account, ``password`` is the server's, as it always was.
+        password=server_password if account else server_password or password,
+        account=account,
+        account_password=password if account else None,
+        sasl_mechanism=_mechanism(_expect(data, "sasl_mechanism", str, source), source),
         rooms=rooms,
         theme=_expect(data, "theme", str, source) or "textual-dark",
         send_typing=data.get("send_typing", True) is not False,
@@ -177,6 +192,35 @@ def from_mapping(data: dict[str, Any], source: str = "config") -> Settings:
         tls_verify=_flag(data, "tls_verify", source),
         warnings=warnings,
     )
+
+
+def _account(name: str | None, source: str) -> str | None:
+    """An account name is a nick: the server gives each account the nick named like it."""
+    if name is not None and not valid_nick(name):
+        raise ConfigError(f"{source}: account {name!r} is not a valid account name (a nick)")
+    return name
+
+
+def _mechanism(name: str | None, source: str) -> str | None:
+    if name is None:
+        return None
+    if name.upper() not in SASL_MECHANISMS:
+        known = ", ".join(SASL_MECHANISMS)
+        raise ConfigError(f"{source}: sasl_mechanism {name!r} is not one of {known}")
+    return name.upper()
+
+
+def exposed_password_warning(path: Path, data: dict[str, Any]) -> str | None:
+    """A warning when a file holding a password can be read by other users."""
+    if "password" not in data and "server_password" not in data:
+        return None
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None
+    if mode & 0o077:
+        return f"{path} holds a password and other users may read it: chmod 600 {path}"
+    return None
 
 
 def stray_config_files(directory: Path, read: Path) -> list[str]:
@@ -202,9 +246,23 @@ def load(
     join: str | None = None,
     tls_ca: str | None = None,
     tls_verify: bool = True,
+    account: str | None = None,
 ) -> Settings:
-    """The config file at ``path`` with command-line flags on top."""
-    settings = from_mapping(load_file(path), str(path))
+    """The config file at ``path`` with command-line flags on top (``password`` is the
+    server's, PASS: an account's password is never a flag)."""
+    data = load_file(path)
+    settings = from_mapping(data, str(path))
+    if account is not None:
+        settings.account = _account(account, "--account")
+        if "nick" not in data:
+            settings.nick = account  # the nick an account owns is its own name
+        if settings.account_password is None and data.get("password"):
+            # The file's ``password`` is the account's once there is an account.
+            settings.account_password = data["password"]
+            settings.password = data.get("server_password") or None
+    warning = exposed_password_warning(path, data)
+    if warning:
+        settings.warnings.append(warning)
     if servers is not None:
         try:
             settings.servers = parse_servers(servers)

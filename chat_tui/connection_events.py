@@ -13,9 +13,23 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from chat_protocol import Message
-from chat_protocol.client_types import Connected, Disconnected, Event, NickFallback, Received
+from chat_protocol.client_types import (
+    AccountChanged,
+    Connected,
+    Disconnected,
+    Event,
+    LoginFailed,
+    NickFallback,
+    Received,
+)
 from chat_tui import commands
-from chat_tui.messages import AroundLoaded, HistoryLoaded, SendFailed, TargetsLoaded
+from chat_tui.messages import (
+    AccountRegistered,
+    AroundLoaded,
+    HistoryLoaded,
+    SendFailed,
+    TargetsLoaded,
+)
 from chat_tui.model import ChatLine, LineKind, parse_server_time
 from chat_tui.widgets.chat_input import ChatInput
 
@@ -24,6 +38,14 @@ if TYPE_CHECKING:
 
 READ_MARKER_CAP = "draft/read-marker"
 CUT_NOTE = "⋯ more messages here were not loaded ⋯"
+
+
+def login_failed_text(event: LoginFailed) -> str:
+    """One line: whose login failed, how (mechanism, numeric), why, and what now."""
+    where = ", ".join(part for part in (event.mechanism, event.numeric) if part)
+    how = f" ({where})" if where else ""
+    then = "going on without it" if event.continuing else "not connecting without it"
+    return f"login as {event.account} failed{how}: {event.reason} — {then}"
 
 
 def acked(msg: Message, cap: str) -> bool:
@@ -65,6 +87,14 @@ class ConnectionEvents:
             state.nick = event.got
             view.refresh(state.note(text))
             app.notify(text, title="Nick in use")
+        elif isinstance(event, LoginFailed):
+            text = login_failed_text(event)
+            view.refresh(state.note(text, LineKind.ERROR, state.server_room))
+            app.notify(text, title="Login failed", severity="error", timeout=10)
+        elif isinstance(event, AccountChanged):
+            state.connection.account = event.account
+            said = f"logged in as {event.account}" if event.account else "logged out"
+            view.refresh(state.note(said, room=state.server_room))
         view.refresh_status()
 
     def ask_read_markers(self) -> None:
@@ -111,6 +141,22 @@ class ConnectionEvents:
             app.state.add_line(room, gap, True, update)
         app.view.refresh(update)
         app.search_jumps.show_found(room, message.msgid, None)
+
+    def account_registered(self, message: AccountRegistered) -> None:
+        """The answer to /register: one line in the server tab (and a toast)."""
+        app = self.app
+        if not app.is_running:
+            return
+        reply = message.reply
+        if reply is None:
+            text, ok = f"/register: no answer ({message.failed})", False
+        elif reply.ok:
+            text, ok = f"registered account {reply.account}: {reply.text}", True
+        else:
+            text, ok = f"/register: {reply.code} — {reply.text}", False
+        kind = LineKind.INFO if ok else LineKind.ERROR
+        app.view.refresh(app.state.note(text, kind, app.state.server_room))
+        app.notify(text, title="Account", severity="information" if ok else "error")
 
     def send_failed(self, message: SendFailed) -> None:
         """A line did not go out: back into the input (if empty), the reason in the room."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual.message import Message
 
 from chat_protocol import Message as IRCMessage
+from chat_protocol.client_account import RegisterReply
 from chat_protocol.client_types import Event
 
 
@@ -61,3 +62,12 @@ class TargetsLoaded(Message):
     def __init__(self, targets: list[str]) -> None:
         super().__init__()
         self.targets = targets
+
+
+class AccountRegistered(Message):
+    """The server's answer to /register (``reply``), or ``failed``: why none came."""
+
+    def __init__(self, reply: RegisterReply | None, failed: str = "") -> None:
+        super().__init__()
+        self.reply = reply
+        self.failed = failed

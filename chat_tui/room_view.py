@@ -168,6 +168,7 @@ class RoomView:
         status.state = conn.state
         status.server = conn.server
         status.nick = state.nick
+        status.account = conn.account
         status.away = conn.away
         status.retry_in = conn.retry_in
         status.lag = app.session.lag if app.session is not None else conn.lag

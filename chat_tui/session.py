@@ -18,11 +18,13 @@ from textual.message import Message
 from chat_protocol import Message as IRCMessage
 from chat_protocol import casefold
 from chat_protocol.client import IRCClient
+from chat_protocol.client_account import register_account
 from chat_protocol.client_search import SearchQuery
 from chat_protocol.client_types import ClientConfig, Event, NotConnected, Received
 from chat_tui.commands import Join, Part, Say, Send
 from chat_tui.config import Settings
 from chat_tui.messages import (
+    AccountRegistered,
     AroundLoaded,
     ClientEvent,
     HistoryLoaded,
@@ -62,6 +64,9 @@ class ChatSession:
                 channels=list(settings.rooms),
                 tls_ca=settings.tls_ca,
                 tls_verify=settings.tls_verify,
+                account=settings.account if settings.account_password else None,
+                account_password=settings.account_password if settings.account else None,
+                sasl_mechanism=settings.sasl_mechanism,
             )
         )
         self._outbox: asyncio.Queue[Outgoing] = asyncio.Queue()
@@ -178,6 +183,16 @@ class ChatSession:
         except (NotConnected, TimeoutError, OSError):
             return  # nothing to reopen; the rooms themselves still work
         post(TargetsLoaded([name for name, _ in found]))
+
+    async def register(self, password: str, email: str | None, post: Post) -> None:
+        """REGISTER an account named like our nick; the answer (or why there was none)
+        is posted. After a success every reconnect logs in to it."""
+        try:
+            reply = await register_account(self.client, password, email=email)
+        except (NotConnected, TimeoutError, OSError, ValueError) as exc:
+            post(AccountRegistered(None, str(exc) or type(exc).__name__))
+            return
+        post(AccountRegistered(reply))
 
     async def search(self, query: SearchQuery) -> list[IRCMessage]:
         """The server's matches for ``query``, oldest first (SearchFailed on a refusal)."""

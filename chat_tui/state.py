@@ -94,6 +94,7 @@ class Connection:
     retry_in: float | None = None
     away: bool = False
     away_message: str = ""  # what /away said; set again after a reconnect
+    account: str | None = None  # the account the server says we are logged in to
     reason: str = ""
     attempts: int = 0  # failed attempts since the connection dropped
 
@@ -270,6 +271,7 @@ class ChatState:
         otherwise fill the room with them)."""
         conn = self.connection
         conn.state, conn.retry_in, conn.reason = "offline", retry_in, reason
+        conn.account = None  # a new connection logs in again
         update = Update(sidebar=True, status=True)
         for room in self.rooms.values():
             if not room.is_server and room.joined:

@@ -39,7 +39,8 @@ class TypedLines:
         if not line.strip():
             return
         chat_input = self.app.query_one(ChatInput)
-        chat_input.remember(line)
+        if not commands.holds_secret(line):  # Up must not bring a password back
+            chat_input.remember(line)
         chat_input.value = ""
         self._typing_sent_at = 0.0
         self.run(line)
@@ -77,6 +78,9 @@ class TypedLines:
             case _ if session is None or not session.connected:
                 app.query_one(ChatInput).value = typed
                 view.refresh(state.note(OFFLINE, LineKind.ERROR))
+            case commands.RegisterAccount(password, email):
+                worker = session.register(password, email, app.post_message)
+                app.run_worker(worker, group="account")
             case commands.Say(target) if session.echoes:
                 state.sent(target, typed or effect.text)
                 session.submit(effect)

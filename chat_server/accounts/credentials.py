@@ -11,6 +11,10 @@ Each account keeps two things derived from its password, never the password:
   only HMACs, and the password never crosses the wire, even inside TLS.
 
 Both are plain text (base64 and JSON) so ``sqlite3`` shows what is stored.
+
+Passwords are SASLprep'd (RFC 4013) before hashing and checking, as SCRAM requires and
+as clients do before SCRAM: "é" typed composed or decomposed, or a no-break space,
+is the same password either way, through PLAIN or SCRAM.
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ import hmac
 import json
 import secrets
 from dataclasses import dataclass
+
+from chat_protocol.sasl import SaslError, saslprep
 
 SCRYPT_N = 1 << 14
 SCRYPT_R = 8
@@ -92,8 +98,9 @@ def scram_keys(password: bytes, salt: bytes, iterations: int) -> ScramKeys:
 
 
 def make_credentials(password: str) -> Credentials:
-    """Hash a new password both ways (~55 ms: call it off the event loop)."""
-    secret = password.encode("utf-8")
+    """Hash a new password both ways (~55 ms: call it off the event loop). The
+    password must have passed ``password_problem``."""
+    secret = saslprep(password).encode("utf-8")
     salt = secrets.token_bytes(16)
     digest = _scrypt(secret, salt, SCRYPT_N, SCRYPT_R, SCRYPT_P)
     text = f"scrypt${SCRYPT_N}${SCRYPT_R}${SCRYPT_P}${b64(salt)}${b64(digest)}"
@@ -111,8 +118,8 @@ def check_password(stored: str, password: str) -> bool:
         if not (2 <= n_ <= 1 << 20 and 1 <= r_ <= 32 and 1 <= p_ <= 16):
             return False  # bounded: a tampered row cannot make us spend a minute
         expected = unb64(digest)
-        actual = _scrypt(password.encode("utf-8"), unb64(salt), n_, r_, p_)
-    except (ValueError, UnicodeError):
+        actual = _scrypt(saslprep(password).encode("utf-8"), unb64(salt), n_, r_, p_)
+    except (ValueError, UnicodeError, SaslError):
         return False
     return hmac.compare_digest(actual, expected)
 
@@ -128,6 +135,10 @@ def password_problem(password: str, min_length: int) -> str | None:
         return f"Password longer than {MAX_PASSWORD_BYTES} bytes"
     if any(ord(c) < 32 or ord(c) == 127 for c in password):
         return "Password contains control characters"
+    try:
+        password = saslprep(password)
+    except SaslError as exc:
+        return f"Password refused: {exc}"
     if len(password) < max(1, min_length):
         return f"Password shorter than {max(1, min_length)} characters"
     return None

@@ -1,5 +1,5 @@
-"""Status line: server, nick, connection state, lag, who is typing, and a short note
-(copy mode's keys, what was copied)."""
+"""Status line: server, nick, the account logged in to, connection state, lag, who is
+typing, and a short note (copy mode's keys, what was copied)."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class StatusLine(Widget):
     state: reactive[str] = reactive("connecting")
     server: reactive[str] = reactive("")
     nick: reactive[str] = reactive("")
+    account: reactive[str | None] = reactive(None)
     lag: reactive[float | None] = reactive(None)
     retry_in: reactive[float | None] = reactive(None)
     away: reactive[bool] = reactive(False)
@@ -47,6 +48,9 @@ class StatusLine(Widget):
             text.append(f"  {self.server}")
         if self.nick:
             text.append(f"  {self.nick}", style="bold")
+        if self.account and self.state == "connected":
+            same = self.account.casefold() == self.nick.casefold()
+            text.append(" (logged in)" if same else f" (logged in as {self.account})")
         if self.away:
             text.append(" (away)")
         if self.lag is not None and self.state == "connected":

@@ -47,6 +47,9 @@ ALL_CAPS = {
     "draft/chathistory",
     "draft/read-marker",
     "soju.im/search",
+    "account-notify",
+    "account-tag",
+    "extended-join",
 }
 RAW_CAPS = ["message-tags", "server-time", "echo-message", "batch"]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from pathlib import Path
 
@@ -163,9 +164,12 @@ async def test_reconnect_after_server_restart(server: ServerProcess, connect: Co
     app = live_app(server, rooms=("#general",))
     async with app.run_test(size=SIZE) as pilot:
         await joined(pilot, app, "#general")
-        await in_thread(server.restart)
+        # Offline is watched for while the server restarts: a restart takes ~0.4 s and the
+        # client is back ~0.5 s after the drop, so waiting for the restart first can miss it.
+        restart = asyncio.ensure_future(in_thread(server.restart))
         await wait_until(pilot, lambda: app.state.connection.state == "offline", "offline")
         await type_line(pilot, "typed while offline")
+        await restart
         state = app.state
         await wait_until(pilot, lambda: state.connection.state == "connected", "reconnected", 30)
         await joined(pilot, app, "#general")
