@@ -55,7 +55,7 @@ def log_in(server: Server, user: User, account: str, history_from: int) -> None:
         user.history_floor = history_from
     source = f"{user.nick}!{user.username or '*'}@{user.host}"  # complete before NICK/USER
     server.out.reply(user, N.RPL_LOGGEDIN, source, account, f"You are now logged in as {account}")
-    log.info("%s logged in as %s", user.source, account)
+    log.info("%s logged in as %s", source, account)
     if user.registered and before != account:
         announce_account(server, user)
         server.account_changed(user)

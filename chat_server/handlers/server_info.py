@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 ReplyList = list[tuple[str, tuple[str, ...]]]
 
 USER_MODES = "iBo"
-CHANNEL_MODES = "biklmnostv"
+CHANNEL_MODES = "Rbiklmnostv"
 CHANNEL_MODES_WITH_PARAM = "bklov"
 
 
