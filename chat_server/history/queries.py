@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -235,11 +236,19 @@ class Search(NamedTuple):
     limit: int
 
 
+# What the FTS5 unicode61 tokenizer keeps as a word: letters and digits.
+_WORD = re.compile(r"[^\W_]+")
+
+
 def fts_phrase(text: str) -> str:
-    """Words as an FTS5 query that matches all of them, whatever characters they hold
-    (each word becomes a quoted string, so no FTS5 syntax gets through)."""
-    words = text.split()
-    return " ".join('"' + word.replace('"', '""') + '"' for word in words)
+    """Words as an FTS5 query that matches messages holding all of them, anywhere.
+
+    The words are cut where the index's tokenizer cuts them (at anything but letters
+    and digits: "can't" is "can" and "t"), and each one is quoted, so no FTS5 syntax
+    gets through and no query asks for word positions, which the index does not keep
+    (schema.py)."""
+    words = _WORD.findall(text)
+    return " ".join('"' + word + '"' for word in words)
 
 
 def search(db: sqlite3.Connection, s: Search) -> list[Row]:
@@ -270,6 +279,8 @@ def search(db: sqlite3.Connection, s: Search) -> list[Row]:
         where.append("m.time_ms < ?")
         args.append(s.before_ms)
     phrase = fts_phrase(s.text or "")
+    if s.text and s.text.strip() and not phrase:
+        return []  # only punctuation: no word of it is in the index, nothing matches
     if phrase:
         source = "messages AS m JOIN message_search AS f ON f.rowid = m.seq"
         where.append("f.message_search MATCH ?")

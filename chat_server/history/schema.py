@@ -47,10 +47,13 @@ CREATE TABLE IF NOT EXISTS messages (
     tags         TEXT    NOT NULL DEFAULT '{}'  -- client tags, a JSON object
 );
 CREATE INDEX IF NOT EXISTS messages_by_conversation ON messages (conversation, time_ms, seq);
--- No per-row sizes (columnsize = 0): results are ordered by time, never ranked, and
--- keeping them costs ~0.8 us a message in the worker.
+-- Only which messages hold a word (detail = none), no positions and no per-row sizes
+-- (columnsize = 0): SEARCH matches all its words anywhere in a message, orders by time
+-- and never ranks, so the rest was never read, and indexing it cost the worker about
+-- a third more per message.
 CREATE VIRTUAL TABLE IF NOT EXISTS message_search
-    USING fts5(text, content = 'messages', content_rowid = 'seq', columnsize = 0);
+    USING fts5(text, content = 'messages', content_rowid = 'seq', columnsize = 0,
+               detail = none);
 CREATE TRIGGER IF NOT EXISTS messages_forget_words AFTER DELETE ON messages BEGIN
     INSERT INTO message_search (message_search, rowid, text) VALUES ('delete', old.seq, old.text);
 END;
@@ -157,12 +160,30 @@ def _prepare(conn: sqlite3.Connection) -> None:
             from chat_server.history.legacy import copy_rows
 
             copy_rows(conn)
+        elif version == 6:
+            _reindex_words(conn)
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
         conn.execute("COMMIT")
     except BaseException:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _reindex_words(conn: sqlite3.Connection) -> None:
+    """v6 indexed word positions too; v7 keeps only which message holds which word.
+    Build the smaller index once from the stored texts (a few seconds a million)."""
+    (sql,) = conn.execute(
+        "SELECT sql FROM sqlite_master WHERE name = 'message_search'"
+    ).fetchone()
+    if "detail" in sql:
+        return
+    log.info("history: rebuilding the search index in its smaller v7 form")
+    conn.execute("DROP TABLE message_search")
+    for statement in _statements(DDL):
+        if "CREATE VIRTUAL TABLE IF NOT EXISTS message_search" in statement:
+            conn.execute(statement)
+    conn.execute("INSERT INTO message_search (message_search) VALUES ('rebuild')")
 
 
 def _statements(script: str) -> list[str]:

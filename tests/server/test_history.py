@@ -761,3 +761,40 @@ def test_plain_sqlite3_finds_every_message(tmp_path: Path) -> None:
         assert partners == "alice bob"
     finally:
         db.close()
+
+
+def test_a_v6_file_gains_accounts_and_a_smaller_search_index(
+    tmp_path: Path, open_store: Callable[..., HistoryStore]
+) -> None:
+    """v6 indexed word positions; v7 keeps only which message holds a word, rebuilt
+    from the stored texts when the file is opened, and adds the accounts table."""
+    path = tmp_path / "v6.db"
+    store = open_store(path)
+    store.append_run("#r", 1, T0, "a!a@h", "#r", ["test-1", "test-2"], ["can't stop", "deploy ok"])
+    store.close()
+    db = sqlite3.connect(path)
+    db.execute("DROP TABLE message_search")
+    db.execute("DROP TABLE accounts")
+    db.execute("CREATE VIRTUAL TABLE message_search USING fts5(text, content = 'messages',"
+               " content_rowid = 'seq', columnsize = 0)")  # fmt: skip
+    db.execute("INSERT INTO message_search (message_search) VALUES ('rebuild')")
+    db.execute("PRAGMA user_version = 6")
+    db.commit()
+    db.close()
+    again = open_store(path)
+    for words, found in (
+        ("can't", ["can't stop"]),
+        ("stop can", ["can't stop"]),
+        ("ok", ["deploy ok"]),
+    ):
+        ok, rows = again.call("search", ([("#r", 0)], "a", words, None, None, None, 100))
+        assert ok and [r[7] for r in rows] == found, words
+    ok, rows = again.call("search", ([("#r", 0)], "a", "!!!", None, None, None, 100))
+    assert ok and rows == []  # punctuation only: no word, nothing matches
+    again.close()
+    db = sqlite3.connect(path)
+    assert db.execute("PRAGMA user_version").fetchone() == (SCHEMA_VERSION,)
+    (sql,) = db.execute("SELECT sql FROM sqlite_master WHERE name = 'message_search'").fetchone()
+    assert "detail = none" in sql
+    assert db.execute("SELECT count(*) FROM accounts").fetchone() == (0,)
+    db.close()
