@@ -30,6 +30,7 @@ from chat_server.accounts.credentials import make_credentials, password_problem
 from chat_server.accounts.redis_store import RedisAccounts
 from chat_server.accounts.storage import SqliteAccounts
 from chat_server.cluster.redis_link import safe_url
+from chat_server.history.admin import parse_admin_args
 from chat_server.history.model import HistoryStoreError
 from chat_server.history.schema import open_database
 
@@ -76,16 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str]) -> int:
     """Run ``chat-server account ...``; the exit status (0 ok, 1 failed, 2 bad usage)."""
-    try:
-        args = build_parser().parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
-    from chat_server.config import ConfigError, ServerConfig, build_config, load_config_file
-
-    try:
-        config = build_config(load_config_file(args.config)) if args.config else ServerConfig()
-    except ConfigError as exc:
-        return _fail(str(exc), 2)
+    setup = parse_admin_args(build_parser(), argv)
+    if isinstance(setup, int):
+        return setup
+    args, config = setup
     path = Path(args.db).expanduser() if args.db else config.history_path()
     redis_url = args.redis or config.redis
     where = safe_url(redis_url) if redis_url else str(path)

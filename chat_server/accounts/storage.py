@@ -2,8 +2,6 @@
 
 Used by the history worker (which owns the server's database while it runs) and by
 ``chat-server account`` (which opens the file itself, as ``chat-server history`` does).
-Every function takes the connection and leaves transactions to the caller, except
-that each write is one statement and so atomic on its own.
 """
 
 from __future__ import annotations
@@ -29,71 +27,27 @@ class AccountRow(NamedTuple):
 _COLUMNS = "name, display, password, scram, email, history_from, created_ms, changed_ms"
 
 
-def get(db: sqlite3.Connection, folded: str) -> AccountRow | None:
-    row = db.execute(f"SELECT {_COLUMNS} FROM accounts WHERE name = ?", (folded,)).fetchone()
-    return AccountRow(*row) if row else None
-
-
-def names(db: sqlite3.Connection) -> list[str]:
-    """Every account's casefolded name (the nicks accounts own)."""
-    return [name for (name,) in db.execute("SELECT name FROM accounts")]
-
-
-def listing(db: sqlite3.Connection) -> list[AccountRow]:
-    return [
-        AccountRow(*row) for row in db.execute(f"SELECT {_COLUMNS} FROM accounts ORDER BY name")
-    ]
-
-
-def create(
-    db: sqlite3.Connection,
-    folded: str,
-    display: str,
-    password: str,
-    scram: str,
-    email: str | None,
-    history_from: int,
-) -> bool:
-    """Insert a new account; False when the name is taken. ``history_from``: the first
-    message sequence of the nick's direct messages the account may read (those before
-    were someone's who held the nick before the account existed)."""
-    now = int(time.time() * 1000)
-    cursor = db.execute(
-        f"INSERT OR IGNORE INTO accounts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (folded, display, password, scram, email, history_from, now, now),
-    )
-    return cursor.rowcount == 1
-
-
-def set_password(db: sqlite3.Connection, folded: str, password: str, scram: str) -> bool:
-    """Replace an account's hashes; False when there is no such account."""
-    cursor = db.execute(
-        "UPDATE accounts SET password = ?, scram = ?, changed_ms = ? WHERE name = ?",
-        (password, scram, int(time.time() * 1000), folded),
-    )
-    return cursor.rowcount == 1
-
-
-def delete(db: sqlite3.Connection, folded: str) -> bool:
-    cursor = db.execute("DELETE FROM accounts WHERE name = ?", (folded,))
-    return cursor.rowcount == 1
-
-
 class SqliteAccounts:
-    """The functions above on one open file, shaped like redis_store.RedisAccounts
-    (so ``chat-server account`` works the same on either)."""
+    """The accounts of one open database file, shaped like redis_store.RedisAccounts
+    (so ``chat-server account`` works the same on either). Each write is one
+    statement, atomic on its own; transactions are the caller's."""
 
     def __init__(self, db: sqlite3.Connection) -> None:
         self.db = db
 
     def get(self, folded: str) -> AccountRow | None:
-        return get(self.db, folded)
+        row = self.db.execute(
+            f"SELECT {_COLUMNS} FROM accounts WHERE name = ?", (folded,)
+        ).fetchone()
+        return AccountRow(*row) if row else None
 
     def names(self) -> list[str]:
-        return names(self.db)
+        """Every account's casefolded name (the nicks accounts own)."""
+        return [name for (name,) in self.db.execute("SELECT name FROM accounts")]
 
     def listing(self) -> list[AccountRow]:
-        return listing(self.db)
+        rows = self.db.execute(f"SELECT {_COLUMNS} FROM accounts ORDER BY name")
+        return [AccountRow(*row) for row in rows]
 
     def create(
         self,
@@ -104,13 +58,27 @@ class SqliteAccounts:
         email: str | None,
         history_from: int,
     ) -> bool:
-        return create(self.db, folded, display, password, scram, email, history_from)
+        """Insert a new account; False when the name is taken. ``history_from``: the
+        first message sequence of the nick's direct messages the account may read
+        (those before were whoever's held the nick before the account existed)."""
+        now = int(time.time() * 1000)
+        cursor = self.db.execute(
+            f"INSERT OR IGNORE INTO accounts ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            (folded, display, password, scram, email, history_from, now, now),
+        )
+        return cursor.rowcount == 1
 
     def set_password(self, folded: str, password: str, scram: str) -> bool:
-        return set_password(self.db, folded, password, scram)
+        """Replace an account's hashes; False when there is no such account."""
+        cursor = self.db.execute(
+            "UPDATE accounts SET password = ?, scram = ?, changed_ms = ? WHERE name = ?",
+            (password, scram, int(time.time() * 1000), folded),
+        )
+        return cursor.rowcount == 1
 
     def delete(self, folded: str) -> bool:
-        return delete(self.db, folded)
+        cursor = self.db.execute("DELETE FROM accounts WHERE name = ?", (folded,))
+        return cursor.rowcount == 1
 
     def history_start(self) -> int:
         """Where a new account's direct messages begin: after the newest stored message

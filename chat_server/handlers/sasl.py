@@ -112,6 +112,10 @@ def _fail(server: Server, user: User, numeric: str, text: str) -> None:
     server.out.reply(user, numeric, text)
 
 
+def _try_later(server: Server, user: User) -> None:
+    _fail(server, user, N.ERR_SASLFAIL, "SASL authentication failed: try again later")
+
+
 def _address(user: User) -> str:
     return user.conn.addr if user.conn is not None else user.host
 
@@ -152,12 +156,7 @@ def _plain(server: Server, user: User, payload: bytes) -> None:
 
     def found(row: AccountRow | None, error: str | None) -> None:
         if error is not None:
-            server.complete(
-                deferred,
-                lambda: _fail(
-                    server, user, N.ERR_SASLFAIL, "SASL authentication failed: try again later"
-                ),
-            )
+            server.complete(deferred, lambda: _try_later(server, user))
             return
 
         def checked(matched: bool) -> None:
@@ -219,12 +218,7 @@ def _scram_first(server: Server, user: User, session: SaslSession, payload: byte
 
     def found(row: AccountRow | None, error: str | None) -> None:
         if error is not None:
-            server.complete(
-                deferred,
-                lambda: _fail(
-                    server, user, N.ERR_SASLFAIL, "SASL authentication failed: try again later"
-                ),
-            )
+            server.complete(deferred, lambda: _try_later(server, user))
             return
         keys = None
         if row is not None:

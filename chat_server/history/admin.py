@@ -32,12 +32,15 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 from chat_protocol.casemap import casefold, is_channel
 from chat_protocol.servertime import format_ms
 from chat_server.history.model import HistoryStoreError, dm_key
 from chat_server.history.schema import SCHEMA_VERSION, open_database
+
+if TYPE_CHECKING:
+    from chat_server.config import ServerConfig
 
 log = logging.getLogger(__name__)
 
@@ -414,10 +417,13 @@ def _at_least(low: float, kind: type[int] | type[float]) -> Any:
     return parse
 
 
-def main(argv: Sequence[str]) -> int:
-    """Run ``chat-server history ...``; the exit status (0 ok, 1 failed, 2 bad usage)."""
+def parse_admin_args(
+    parser: argparse.ArgumentParser, argv: Sequence[str]
+) -> tuple[argparse.Namespace, ServerConfig] | int:
+    """An admin command's flags and the server settings its ``--config`` names (the
+    defaults without one); an exit status instead when either is wrong (or --help)."""
     try:
-        args = build_parser().parse_args(argv)
+        args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, or a usage error already printed
         return exc.code if isinstance(exc.code, int) else 2
     from chat_server.config import ConfigError, ServerConfig, build_config, load_config_file
@@ -426,6 +432,15 @@ def main(argv: Sequence[str]) -> int:
         config = build_config(load_config_file(args.config)) if args.config else ServerConfig()
     except ConfigError as exc:
         return _fail(str(exc), 2)
+    return args, config
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run ``chat-server history ...``; the exit status (0 ok, 1 failed, 2 bad usage)."""
+    setup = parse_admin_args(build_parser(), argv)
+    if isinstance(setup, int):
+        return setup
+    args, config = setup
     path = Path(args.db).expanduser() if args.db else config.history_path()
     try:
         if args.command == "export":

@@ -55,7 +55,7 @@ from collections.abc import Callable
 from typing import Any
 
 from chat_protocol.casemap import casefold
-from chat_server.accounts import storage as account_rows
+from chat_server.accounts.storage import SqliteAccounts
 from chat_server.history import queries
 from chat_server.history.model import (
     Run,
@@ -366,12 +366,12 @@ class Worker:
     def _account(self, kind: str, args: Any) -> Any:
         """Account lookups and changes (accounts/storage.py). A change is committed
         before it is answered: REGISTER SUCCESS means the account is on disk."""
-        db = self.db
+        accounts = SqliteAccounts(self.db)
         if kind == "account":  # folded name -> the row, or None
-            row = account_rows.get(db, args)
+            row = accounts.get(args)
             return None if row is None else list(row)
         if kind == "account_names":
-            return account_rows.names(db)
+            return accounts.names()
         if kind not in ("account_create", "account_password", "account_delete"):
             raise ValueError(f"unknown query {kind!r}")
         if self.retry_at is not None:
@@ -380,10 +380,10 @@ class Worker:
         if self.retry_at is not None:
             raise sqlite3.OperationalError("the history database is failing; try again later")
         if kind == "account_create":
-            return account_rows.create(db, *args)
+            return accounts.create(*args)
         if kind == "account_password":
-            return account_rows.set_password(db, *args)
-        return account_rows.delete(db, args)
+            return accounts.set_password(*args)
+        return accounts.delete(args)
 
     def handle(self, value: Any) -> bool:
         """One frame from the server; False at a request to stop."""
