@@ -2,30 +2,28 @@
 
 ``IRCClient.run()`` owns the connection: it tries the configured servers in order,
 negotiates capabilities, logs in to an account (SASL, ``client_caps``), registers
-(falling back to another nick when ours is taken), rejoins channels and fills the gap
-with ``CHATHISTORY AFTER`` after a reconnect, answers PING and measures lag. Callers
-read ``events()`` and call the send methods; they never see a socket. The contract is
-docs/client-api.md.
+(falling back to another nick when ours is taken, and taking it back once free:
+``client_nick``), rejoins channels and fills the gap with ``CHATHISTORY AFTER`` after a
+reconnect (``client_rejoin``), answers PING and measures lag. Callers read ``events()``
+and call the send methods; they never see a socket. The contract is docs/client-api.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import random
 import ssl
-import time
-from collections import deque
 from collections.abc import AsyncIterator, Awaitable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import TypeVar
 
 from chat_protocol import numerics as n
-from chat_protocol.casemap import is_channel
 from chat_protocol.client_caps import CapNegotiation
-from chat_protocol.client_history import ChannelHold, history_only, history_ref
-from chat_protocol.client_lines import read_messages
+from chat_protocol.client_history import history_limit, history_only, history_ref
+from chat_protocol.client_lines import outgoing_line, read_messages
+from chat_protocol.client_nick import NickReclaim, fallback_nick
+from chat_protocol.client_rejoin import ChannelRejoin, channel_name
 from chat_protocol.client_requests import PendingRequest, RequestTracker
 from chat_protocol.client_search import (
     SEARCH_BATCH,
@@ -34,7 +32,7 @@ from chat_protocol.client_search import (
     SearchQuery,
     search_results,
 )
-from chat_protocol.client_state import Batch, SeenIds, SessionState, format_time, parse_time
+from chat_protocol.client_state import Batch, SeenIds, SessionState, format_time
 from chat_protocol.client_tls import tls_context
 from chat_protocol.client_types import (
     WANTED_CAPS,
@@ -46,14 +44,15 @@ from chat_protocol.client_types import (
     Event,
     LoginFailed,
     NickFallback,
+    NickReclaimed,
     NotConnected,
     Received,
     RegistrationError,
     ServerAddress,
     parse_servers,
 )
-from chat_protocol.message import Message, format_tags
-from chat_protocol.split import LINE_LIMIT, split_message, split_utf8, text_budget
+from chat_protocol.message import Message
+from chat_protocol.split import split_message, split_utf8, text_budget
 
 __all__ = [
     "AccountChanged",
@@ -65,28 +64,22 @@ __all__ = [
     "IRCClient",
     "LoginFailed",
     "NickFallback",
+    "NickReclaimed",
     "NotConnected",
     "Received",
     "RegistrationError",
     "SearchFailed",
     "SearchQuery",
     "ServerAddress",
+    "fallback_nick",
     "parse_servers",
 ]
 
 T = TypeVar("T")
-CLIENT_TAG_LIMIT = 4094
-_MESSAGE_COMMANDS = frozenset({"PRIVMSG", "NOTICE", "TAGMSG"})
 
 
 class _Stopped(Exception):
     """close() was called while run() waited for something."""
-
-
-def fallback_nick(wanted: str, attempt: int, max_len: int = 30) -> str:
-    """The nick to try after ``attempt`` refusals: ``nick_``, ``nick__``, then ``nick1``..."""
-    suffix = "_" * attempt if attempt <= 2 else str(attempt - 2)
-    return wanted[: max(1, max_len - len(suffix))] + suffix
 
 
 def _in_search_batch(msg: Message, chain: list[Batch]) -> bool:
@@ -112,17 +105,13 @@ class IRCClient:
         self._final_sent = False
         self._close_reason = "closed"
         self._drop_reason: str | None = None
-        self._wanted: dict[str, tuple[str, str | None]] = {}
-        for name in config.channels:
-            self._want(self._channel_name(name), None)
         self._seen = SeenIds()
         self._requests = RequestTracker()
         self._fence_lock = asyncio.Lock()
-        self._pings: deque[tuple[str, float]] = deque()
-        self._ping_ids = itertools.count(1)
-        self._holds: dict[str, ChannelHold] = {}
-        self._gap_from: dict[str, str] = {}
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._rejoin = ChannelRejoin(
+            config, self._state, self._write, self.request, self._emit_message
+        )
+        self._reclaim = NickReclaim(config, self._state, self._write, self.request, self._emit)
 
     # -- state, read-only for callers ------------------------------------------------
 
@@ -307,12 +296,9 @@ class IRCClient:
             self._connected = False
             if pinger is not None:
                 pinger.cancel()
-            for task in list(self._tasks):
-                task.cancel()
+            self._reclaim.stop()
+            self._rejoin.connection_lost()
             self._requests.fail_all(NotConnected("connection lost"))
-            for folded in list(self._holds):
-                self._release_hold(folded, [])
-            self._pings.clear()
             self._writer = None
             writer.close()
             with contextlib.suppress(Exception):
@@ -364,27 +350,22 @@ class IRCClient:
         bot_mode = self._state.isupport.get("BOT")
         if self.config.bot and bot_mode:
             self._write(Message("MODE", [self.nick, "+" + bot_mode]))
-        self._gap_from = {}
-        for folded, (name, key) in self._wanted.items():
-            last = self._state.last_seen.get(folded)
-            if last is not None and last.time is not None:
-                self._gap_from[folded] = last.time
-            self._write(Message("JOIN", [name, key] if key else [name]))
+        self._rejoin.rejoin()
+        self._reclaim.start()
 
     async def _ping_loop(self) -> None:
         """PING every ping_interval; a PING still unanswered one interval later is fatal."""
         interval = self.config.ping_interval
         while True:
             await asyncio.sleep(interval)
-            if self._pings and time.monotonic() - self._pings[0][1] >= interval:
+            waited = self._requests.oldest_ping_age()
+            if waited is not None and waited >= interval:
                 self._drop_reason = f"ping timeout ({interval:.0f}s)"
                 if self._writer is not None:
                     self._writer.transport.abort()
                 return
-            token = f"lag{next(self._ping_ids)}"
-            self._pings.append((token, time.monotonic()))
             with contextlib.suppress(OSError, NotConnected):
-                self._write(Message("PING", [token]))
+                self._write(Message("PING", [self._requests.new_ping(lag=True)]))
 
     # -- incoming ----------------------------------------------------------------------
 
@@ -402,92 +383,29 @@ class IRCClient:
         chain = self._state.batch_chain(msg)
         history = self._state.is_history(msg)
         if not history:
-            self._track_own_membership(msg)
-        claimed = self._requests.claim(msg, chain)
-        account = self._state.account
+            self._rejoin.track(msg)
+        claimed = self._reclaim.claim(msg) or self._requests.claim(msg, chain)
+        nick, account = self.nick, self._state.account
         self._state.apply(msg)
         if not claimed:
             self._deliver(msg, history, chain)
         if self._state.account != account:
             self._emit(AccountChanged(self._state.account))
+        if self.nick != nick:
+            self._reclaim.nick_changed(nick, self.nick)
 
     def _pong(self, msg: Message) -> bool:
         """Settle our own PINGs (lag or request fence); True when the PONG was ours."""
-        if not self._pings:
-            return False
-        token = msg.params[-1] if msg.params else ""
-        tokens = [t for t, _ in self._pings]
-        # Servers answer in order; one that does not echo the token answers the oldest.
-        upto = tokens.index(token) if token in tokens else 0
-        for _ in range(upto + 1):
-            token, sent = self._pings.popleft()
-            if token.startswith("lag"):
-                self.lag = time.monotonic() - sent
-            elif self._requests.fenced is not None:
-                fenced = self._requests.fenced
-                fenced.finish(fenced.messages)
-        return True
-
-    def _track_own_membership(self, msg: Message) -> None:
-        """Keep the rejoin list in step with what the server says we are in."""
-        if msg.command == "JOIN" and self._state.is_me(msg.nick):
-            self._on_own_join(msg)
-        elif (msg.command == "PART" and self._state.is_me(msg.nick)) or (
-            msg.command == "KICK" and self._state.is_me(msg.param(1))
-        ):
-            self._wanted.pop(self.casefold(msg.param(0)), None)
-
-    def _on_own_join(self, msg: Message) -> None:
-        folded = self.casefold(msg.param(0))
-        if folded not in self._wanted:
-            self._want(msg.param(0), None)  # a raw JOIN or a server-side join: keep it
-        since = self._gap_from.pop(folded, None)
-        if since is not None and "draft/chathistory" in self.caps:
-            self._holds[folded] = ChannelHold()
-            task = asyncio.create_task(self._fill_gap(folded, msg.param(0), since))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    async def _fill_gap(self, folded: str, name: str, since: str) -> None:
-        """CHATHISTORY AFTER the last message we saw; one ms earlier, dedupe does the rest."""
-        fetched: list[Message] = []
-        try:
-            start = parse_time(since)
-            ref = format_time(start - timedelta(milliseconds=1)) if start else since
-            limit = self._history_limit(self.config.gap_fill_limit)
-            query = Message("CHATHISTORY", ["AFTER", name, "timestamp=" + ref, str(limit)])
-            fetched = history_only(await self.request(query, self.config.connect_timeout))
-        except (TimeoutError, NotConnected, OSError):
-            pass
-        finally:
-            self._release_hold(folded, fetched)
-
-    def _release_hold(self, folded: str, fetched: list[Message]) -> None:
-        hold = self._holds.pop(folded, None)
-        if hold is not None:
-            for msg, history in hold.release(fetched):
-                self._emit_message(msg, history)
+        ours, lag = self._requests.pong(msg)
+        if lag is not None:
+            self.lag = lag
+        return ours
 
     def _deliver(self, msg: Message, history: bool, chain: list[Batch]) -> None:
         if _in_search_batch(msg, chain):
             return  # the answer to a search that gave up waiting: results, not news
-        hold = self._holds.get(self._hold_key(msg, chain) or "") if self._holds else None
-        if hold is None:
+        if not self._rejoin.route(msg, history, chain):
             self._emit_message(msg, history)
-        elif msg.command == "BATCH":
-            pass  # the replay is re-ordered with the gap fill, its frame would be wrong
-        elif history:
-            hold.history.append(msg)
-        elif msg.command in _MESSAGE_COMMANDS:
-            hold.live.append(msg)
-        else:
-            self._emit_message(msg, history)
-
-    def _hold_key(self, msg: Message, chain: list[Batch]) -> str | None:
-        for batch in chain:
-            if batch.type in ("chathistory", "draft/chathistory") and batch.params:
-                return self.casefold(batch.params[0])
-        return self._state.channel_of(msg)
 
     def _emit_message(self, msg: Message, history: bool) -> None:
         msgid = msg.tags.get("msgid")
@@ -505,23 +423,7 @@ class IRCClient:
         writer = self._writer
         if writer is None or writer.is_closing():
             raise NotConnected("not connected")
-        # Clients never send a source; tags only when the server enabled them.
-        msg = Message(msg.command, msg.params, None, self._allowed_tags(msg.tags))
-        body = Message(msg.command, msg.params).to_str()
-        if len(body.encode()) + 2 > LINE_LIMIT:
-            raise ValueError(f"line longer than {LINE_LIMIT} bytes: {body[:40]!r}...")
-        if len(format_tags(msg.tags).encode()) > CLIENT_TAG_LIMIT:
-            raise ValueError(f"tags longer than {CLIENT_TAG_LIMIT} bytes")
-        writer.write(msg.to_bytes())
-
-    def _allowed_tags(self, tags: dict[str, str]) -> dict[str, str]:
-        # A server that did not enable tags would read them as garbage: drop them.
-        return {
-            k: v
-            for k, v in tags.items()
-            if (k == "label" and "labeled-response" in self.caps)
-            or (k != "label" and "message-tags" in self.caps)
-        }
+        writer.write(outgoing_line(msg, self.caps))
 
     async def _drain(self) -> None:
         writer = self._writer
@@ -580,27 +482,20 @@ class IRCClient:
             self._write(Message("TAGMSG", [target], tags=dict(tags)))
             await self._drain()
 
-    @staticmethod
-    def _channel_name(channel: str) -> str:
-        return channel if is_channel(channel) else "#" + channel
-
-    def _want(self, name: str, key: str | None) -> None:
-        self._wanted[self.casefold(name)] = (name, key)
-
     async def join(self, channel: str, key: str | None = None) -> None:
         """JOIN (``room`` means ``#room``); the channel is rejoined after reconnects."""
         self._check_online()
-        name = self._channel_name(channel)
+        name = channel_name(channel)
         self._write(Message("JOIN", [name, key] if key else [name]))
-        self._want(name, key)
+        self._rejoin.want(name, key)
         await self._drain()
 
     async def part(self, channel: str, reason: str = "") -> None:
         """PART; the channel is no longer rejoined after reconnects."""
         self._check_online()
-        name = self._channel_name(channel)
+        name = channel_name(channel)
         self._write(Message("PART", [name, reason] if reason else [name]))
-        self._wanted.pop(self.casefold(name), None)
+        self._rejoin.forget(name)
         await self._drain()
 
     async def request(self, msg: Message | str, timeout: float = 10.0) -> list[Message]:
@@ -620,22 +515,17 @@ class IRCClient:
         async with self._fence_lock:
             self._check_online()
             pending = PendingRequest(loop.create_future(), command=msg.command)
-            token = f"req{next(self._ping_ids)}"
             self._requests.fenced = pending
             try:
                 self._write(msg)
-                self._pings.append((token, time.monotonic()))
-                self._write(Message("PING", [token]))
+                self._write(Message("PING", [self._requests.new_ping(lag=False)]))
                 return await asyncio.wait_for(pending.future, timeout)
             finally:
                 if self._requests.fenced is pending:
                     self._requests.fenced = None
 
-    def _history_limit(self, limit: int) -> int:
-        most = self._state.isupport.get("CHATHISTORY", "")
-        if most.isdigit() and int(most) > 0:
-            return max(1, min(limit, int(most)))
-        return max(1, limit)
+    def _limit(self, limit: int) -> int:
+        return history_limit(self._state.isupport, limit)
 
     async def history_before(
         self, target: str, msgid_or_time: str, limit: int = 100
@@ -644,14 +534,14 @@ class IRCClient:
         if "draft/chathistory" not in self.caps:
             return []
         ref = history_ref(msgid_or_time)
-        query = Message("CHATHISTORY", ["BEFORE", target, ref, str(self._history_limit(limit))])
+        query = Message("CHATHISTORY", ["BEFORE", target, ref, str(self._limit(limit))])
         return history_only(await self.request(query))
 
     async def history_latest(self, target: str, limit: int = 100) -> list[Message]:
         """The newest messages of ``target`` (oldest first); [] without chathistory."""
         if "draft/chathistory" not in self.caps:
             return []
-        query = Message("CHATHISTORY", ["LATEST", target, "*", str(self._history_limit(limit))])
+        query = Message("CHATHISTORY", ["LATEST", target, "*", str(self._limit(limit))])
         return history_only(await self.request(query))
 
     async def history_around(
@@ -661,7 +551,7 @@ class IRCClient:
         if "draft/chathistory" not in self.caps:
             return []
         ref = history_ref(msgid_or_time)
-        query = Message("CHATHISTORY", ["AROUND", target, ref, str(self._history_limit(limit))])
+        query = Message("CHATHISTORY", ["AROUND", target, ref, str(self._limit(limit))])
         return history_only(await self.request(query))
 
     async def history_between(
@@ -671,7 +561,7 @@ class IRCClient:
         both exclusive; [] without chathistory."""
         if "draft/chathistory" not in self.caps:
             return []
-        size = str(self._history_limit(limit))
+        size = str(self._limit(limit))
         if end is None:
             query = Message("CHATHISTORY", ["AFTER", target, history_ref(start), size])
         else:
@@ -689,7 +579,7 @@ class IRCClient:
             return []
         end = datetime.now(UTC) if until is None else until
         refs = ["timestamp=" + format_time(since), "timestamp=" + format_time(end)]
-        query = Message("CHATHISTORY", ["TARGETS", *refs, str(self._history_limit(limit))])
+        query = Message("CHATHISTORY", ["TARGETS", *refs, str(self._limit(limit))])
         return [
             (m.param(1), m.param(2))
             for m in await self.request(query)

@@ -26,6 +26,14 @@ def history_ref(msgid_or_time: str) -> str:
     return "msgid=" + msgid_or_time
 
 
+def history_limit(isupport: dict[str, str], limit: int) -> int:
+    """``limit`` capped at what the server serves a query (ISUPPORT ``CHATHISTORY``)."""
+    most = isupport.get("CHATHISTORY", "")
+    if most.isdigit() and int(most) > 0:
+        return max(1, min(limit, int(most)))
+    return max(1, limit)
+
+
 def history_only(messages: list[Message]) -> list[Message]:
     """Drop batch frames, numerics and FAIL/WARN/NOTE from a CHATHISTORY answer."""
     return [m for m in messages if m.command not in _NON_HISTORY and not m.command.isdigit()]

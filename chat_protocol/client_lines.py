@@ -1,13 +1,34 @@
-"""The server's byte stream as parsed messages: split at newlines, bounded, never fatal."""
+"""Lines on the wire: the server's byte stream as parsed messages (split at newlines,
+bounded, never fatal), and ours checked against the IRC limits before they go out."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncGenerator
 
-from chat_protocol.message import Message, MessageError
+from chat_protocol.message import Message, MessageError, format_tags
+from chat_protocol.split import LINE_LIMIT
 
 MAX_BUFFERED = 64 * 1024  # an unterminated line longer than this is a broken peer
+CLIENT_TAG_LIMIT = 4094
+
+
+def outgoing_line(msg: Message, caps: set[str]) -> bytes:
+    """``msg`` as the bytes to send: no source, only the tags the server enabled (it
+    would read others as garbage). ValueError over 512 bytes (tags excluded), over the
+    client tag limit, or with unsendable params (CR/LF/NUL)."""
+    tags = {
+        k: v
+        for k, v in msg.tags.items()
+        if (k == "label" and "labeled-response" in caps)
+        or (k != "label" and "message-tags" in caps)
+    }
+    body = Message(msg.command, msg.params).to_str()
+    if len(body.encode()) + 2 > LINE_LIMIT:
+        raise ValueError(f"line longer than {LINE_LIMIT} bytes: {body[:40]!r}...")
+    if len(format_tags(tags).encode()) > CLIENT_TAG_LIMIT:
+        raise ValueError(f"tags longer than {CLIENT_TAG_LIMIT} bytes")
+    return Message(msg.command, msg.params, None, tags).to_bytes()
 
 
 async def read_messages(reader: asyncio.StreamReader) -> AsyncGenerator[Message, None]:

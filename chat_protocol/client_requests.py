@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
+from collections import deque
 from dataclasses import dataclass, field
 
 from chat_protocol.client_state import Batch
@@ -39,15 +41,45 @@ class PendingRequest:
 
 
 class RequestTracker:
-    """Routes incoming messages to pending requests; those it claims are not events."""
+    """Routes incoming messages to pending requests; those it claims are not events.
+    Also keeps the PINGs we sent (lag probes and fences), oldest first."""
 
     def __init__(self) -> None:
         self.labeled: dict[str, PendingRequest] = {}
         self.fenced: PendingRequest | None = None
         self._counter = itertools.count(1)
+        self._pings: deque[tuple[str, float]] = deque()  # (token, monotonic time sent)
 
     def new_label(self) -> str:
         return f"dc{next(self._counter)}"
+
+    def new_ping(self, *, lag: bool) -> str:
+        """The token of a PING about to go out: a lag probe, or the fence of a request."""
+        token = f"{'lag' if lag else 'req'}{next(self._counter)}"
+        self._pings.append((token, time.monotonic()))
+        return token
+
+    def oldest_ping_age(self) -> float | None:
+        """Seconds the oldest unanswered PING has waited; None when all are answered."""
+        return time.monotonic() - self._pings[0][1] if self._pings else None
+
+    def pong(self, msg: Message) -> tuple[bool, float | None]:
+        """Settle our PINGs up to the one ``msg`` answers (finishing a fenced request):
+        (whether the PONG was ours, the lag it measured if it answered a probe)."""
+        if not self._pings:
+            return False, None
+        token = msg.params[-1] if msg.params else ""
+        tokens = [t for t, _ in self._pings]
+        # Servers answer in order; one that does not echo the token answers the oldest.
+        upto = tokens.index(token) if token in tokens else 0
+        lag = None
+        for _ in range(upto + 1):
+            token, sent = self._pings.popleft()
+            if token.startswith("lag"):
+                lag = time.monotonic() - sent
+            elif self.fenced is not None:
+                self.fenced.finish(self.fenced.messages)
+        return True, lag
 
     def claim(self, msg: Message, chain: list[Batch]) -> bool:
         """Give ``msg`` to the request it answers; True when one took it."""
@@ -96,6 +128,7 @@ class RequestTracker:
 
     def fail_all(self, exc: BaseException) -> None:
         """The connection is gone: nobody will answer."""
+        self._pings.clear()
         for pending in self.labeled.values():
             pending.fail(exc)
         self.labeled.clear()

@@ -131,6 +131,9 @@ class ClientConfig:
     account_password: str | None = field(default=None, repr=False)
     sasl_mechanism: str | None = None
     login_required: bool = False
+    # Registered under a fallback nick (``nick_``): watch for ``nick`` to come free (our
+    # own ghost timing out, usually) and take it back (NickReclaimed); see client_nick.
+    reclaim_nick: bool = True
 
     def __post_init__(self) -> None:
         if not self.servers:
@@ -203,6 +206,15 @@ class NickFallback(Event):
 
     wanted: str
     got: str
+
+
+@dataclass
+class NickReclaimed(Event):
+    """We hold the nick we wanted again (its holder, often our own ghost from a dead
+    connection, left); until now we were ``fallback``."""
+
+    nick: str
+    fallback: str
 
 
 @dataclass

@@ -505,7 +505,7 @@ async def test_gap_is_filled_after_reconnect_without_duplicates(
     await asyncio.to_thread(main.start)
     back = await rec.wait(connected, after=mark)
     await rec.wait(privmsg_with("gap 59"), after=rec.index(back))
-    await until(lambda: not client._holds)  # the gap fill has been merged and emitted
+    await until(lambda: not client._rejoin.holds)  # the gap fill has been merged and emitted
     got = rec.texts("#room", after=rec.index(back))
     assert got == [(f"gap {i}", True) for i in range(60)]
     assert [t for t, _ in rec.texts("#room")].count("before 1") == 1
