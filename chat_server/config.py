@@ -295,6 +295,14 @@ class ServerConfig:
         low=0.3,
         high=3600,
     )
+    cluster_stream_keep: float = setting(
+        600.0,
+        "seconds of cluster events redis keeps: a node cut off or behind for longer"
+        " misses some (it says so and reloads what it can); memory grows with the rate",
+        metavar="SECONDS",
+        low=1,
+        high=86_400,
+    )
 
     def history_path(self) -> Path:
         """The SQLite file: the flag or config value, else the user's data directory."""

@@ -14,33 +14,37 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from chat_server.cluster import events
-from chat_server.cluster.redis_link import RedisLink, Request
+from chat_server.cluster import events, gaps, message_events
+from chat_server.cluster.event_reader import Gap, id_order
+from chat_server.cluster.inflight import HOLD_TIMEOUT, ONCE_MAX, ONCE_TAG, InFlight, Sent
+from chat_server.cluster.redis_link import RedisLink, Request, fence_of
 from chat_server.cluster.replica import RemoteUser, chan_meta, dumps, user_doc
+from chat_server.cluster.stats import LoopStats
 
 if TYPE_CHECKING:
     from chat_server.cluster.node import ClusterServer
+    from chat_server.cluster.rooms import RoomPlan
     from chat_server.connection import Connection
     from chat_server.model import User
 
 log = logging.getLogger("chat_server.cluster")
 
-HOLD_TIMEOUT = 5.0  # a client waits at most this long for Redis before it is told
+ROOM_RESERVE_MS = 5000  # how long a room being created is held off for other creators
 DOWN_NOTICE = "*** Cluster link lost: messages cannot reach other nodes for now"
 
 
 @dataclass(slots=True)
 class Pending:
-    """A request some local client waits for."""
+    """A request (other than a message, see inflight.py) some local client waits for."""
 
     user: User
     started: float
-    kind: str  # "msg" (released by its event) or "claim" (released by the reply)
-    on_reply: Callable[[Any, str | None], None] | None = None
+    kind: str  # "claim" (a nick; the client is held) or "room" (a JOIN waits)
+    on_reply: Callable[[Any, str | None], None]
     folded: str = ""
-    label: str = ""
 
 
 class Backplane:
@@ -53,6 +57,11 @@ class Backplane:
         self.state = "connecting"  # connecting | syncing | up | down
         self.epoch = 0
         self.pending: dict[int, Pending] = {}
+        self.stats = LoopStats()
+        self.messages = InFlight(server, self.unhold, self.stats)
+        self.gap_since_down = False  # entries went missing since the link was last lost
+        self.sync_id = ""  # the stream id of our last resync's sync entry
+        self.room_plans: dict[User, RoomPlan] = {}  # JOINs waiting on room creation
         self.holds: dict[Connection, int] = {}  # held client -> requests it waits for
         self.claim_holds: set[Connection] = set()  # clients waiting for a nick claim
         self.claims: dict[User, str] = {}  # local user -> the folded nick it holds
@@ -73,12 +82,14 @@ class Backplane:
             if kind == "events":
                 events.apply_entries(self.server, self, item[1])
             elif kind == "reply":
-                self._on_reply(item[1], item[2], item[3])
+                self._on_reply(item[1], item[2], item[3], item[4])
+            elif kind == "gap":
+                self._on_gap(item[1])
             elif kind in ("up", "resync-needed"):
                 self.state = "syncing"
                 self._send_resync()
             elif kind == "synced":
-                self._on_synced(item[1], item[2])
+                self._on_synced(item[1], item[2], item[3])
             elif kind == "down":
                 self._on_down(item[1])
             elif kind == "nodes":
@@ -90,11 +101,13 @@ class Backplane:
         self.epoch += 1
         was = self.state
         self.state = "down"
+        self.messages.link_lost()  # see inflight.py: their fate is known after the resync
+        self.gap_since_down = False
         for token, pending in list(self.pending.items()):
             if pending.kind == "claim":
-                self._on_reply(token, True, None)  # see claim(): ours until the resync
+                self._on_reply(token, True, None, False)  # see claim(): ours until the resync
             else:
-                self._on_reply(token, None, "cluster link down")
+                self._on_reply(token, None, "cluster link down", False)
         if was != "down":
             log.warning(
                 "cluster: redis at %s unreachable (%s); serving this node's clients only, retrying",
@@ -127,10 +140,12 @@ class Backplane:
         )
         self._send_resync()
 
-    def _on_synced(self, result: list[Any], history: dict[str, list[Any]] | None) -> None:
-        _sync_id, lost, others, metas = result
+    def _on_synced(
+        self, result: list[Any], history: dict[str, list[Any]] | None, took_ms: float
+    ) -> None:
+        self.sync_id, lost, others, metas = result
         if history:
-            events.load_history(self.server, history)
+            message_events.load_history(self.server, history)
         for folded in lost:
             user = self.server.users.get(folded)
             if user is not None and user.conn is not None:
@@ -147,8 +162,9 @@ class Backplane:
             self.suspects.setdefault(node, deadline)
         remote = sum(1 for u in self.server.users.values() if isinstance(u, RemoteUser))
         log.info(
-            "cluster: node %s in sync; %d users on %d other nodes",
+            "cluster: node %s in sync in %.0f ms; %d users on %d other nodes",
             self.node_id,
+            took_ms,
             remote,
             len(states),
         )
@@ -157,48 +173,56 @@ class Backplane:
             self.was_down = False
             self.notice_all("*** Cluster link restored")
 
-    def _on_reply(self, token: int, result: Any, error: str | None) -> None:
-        pending = self.pending.get(token)
+    def _on_reply(self, token: int, result: Any, error: str | None, doubt: bool) -> None:
+        """Redis answered request ``token`` (``doubt``: the answer was lost, not refused)."""
+        if token in self.messages.sent:
+            if error is None and isinstance(result, str) and result.startswith("dup:"):
+                echo = partial(message_events.echo_first, self.server)
+                self.messages.duplicate(token, result[4:], echo)
+            elif error is not None and doubt:
+                self.messages.doubted(token)
+            elif error is not None:
+                self.messages.refused(token, error)
+            return  # else released when its event comes back through the stream
+        pending = self.pending.pop(token, None)
         if pending is None:
             return
-        if error is None and pending.kind == "msg":
-            return  # released when its event comes back through the stream
-        del self.pending[token]
         if pending.kind == "claim" and pending.user.conn is not None:
             self.claim_holds.discard(pending.user.conn)
         try:
-            if pending.on_reply is not None:
-                pending.on_reply(result, error)  # before unhold: the next lines come after
-            elif error is not None:
-                self.server.out.send_raw(
-                    pending.user,
-                    f":{self.server.name} FAIL {pending.label} CLUSTER_UNAVAILABLE :"
-                    f"Message may not have been delivered ({error})",
-                )
+            pending.on_reply(result, error)  # before unhold: the next lines come after
         finally:
-            self.unhold(pending.user)
+            if pending.kind == "claim":
+                self.unhold(pending.user)
+
+    def _on_gap(self, gap: Gap) -> None:
+        self.gap_since_down = True
+        if self.sync_id and id_order(gap.until) > id_order(self.sync_id):
+            # Our own sync entry went with the gap: it will never be read, and what was
+            # in doubt from before it is unknowable now (see inflight.py).
+            self.messages.own_sync(self.epoch, gap=True)
+        self.link.stats.gaps += 1
+        gaps.report(self.server, gap)
+        if not gap.fresh and self.state == "up":
+            self._send_resync()  # room and user state may have missed changes: reload it
+
+    def on_own_sync(self, fence: str) -> None:
+        """Our sync entry came back through the stream (see inflight.py)."""
+        generation, _, epoch = fence.partition(":")
+        if generation == self.link.generation and epoch.isdigit():
+            self.messages.own_sync(int(epoch), self.gap_since_down)
 
     def check_timeouts(self) -> None:
         """Release clients Redis keeps waiting; drop users of nodes that never came back."""
         now = time.monotonic()
+        self.messages.check_timeouts(now)
         for token, pending in list(self.pending.items()):
-            if now - pending.started <= HOLD_TIMEOUT:
-                continue
-            del self.pending[token]
-            if pending.kind == "claim" and pending.user.conn is not None:
-                self.claim_holds.discard(pending.user.conn)
-            if pending.on_reply is not None:
-                pending.on_reply(None, "cluster too slow")
-            else:
-                self.server.out.send_raw(
-                    pending.user,
-                    f":{self.server.name} NOTICE {pending.user.nick} :*** The cluster is slow;"
-                    " your message is queued and may arrive late",
-                )
-            self.unhold(pending.user)
+            if now - pending.started > HOLD_TIMEOUT:
+                self._on_reply(token, None, "cluster too slow", False)
         for node, deadline in list(self.suspects.items()):
             if now >= deadline:
                 del self.suspects[node]
+                self.stats.dropped_nodes += 1
                 events.drop_node(self.server, node, f"Node {node} went away")
 
     def notice_all(self, text: str) -> None:
@@ -227,48 +251,50 @@ class Backplane:
         if self.server.conns.get(conn.fd) is conn:
             self.server.resume_held(conn)
 
-    def message_sequenced(self, token: int) -> User | None:
-        """Our own message came back: the sender may go on. Returns the sender."""
-        pending = self.pending.pop(token, None)
-        if pending is None:
-            return None
-        self.unhold(pending.user)
-        return pending.user
-
     # -- requests ------------------------------------------------------------------------
 
     @property
     def usable(self) -> bool:
         return self.state != "down"
 
-    def publish(
-        self,
-        kind: str,
-        data: Any,
-        ops: list[str] | None = None,
-        *,
-        hist_key: str = "",
-        token: int = 0,
-    ) -> None:
+    def _fence(self) -> str:
+        """The fence our writes carry (scripts.py); none before the first resync, when
+        no connection can have been lost yet."""
+        if self.state == "connecting":
+            return ""
+        return fence_of(self.link.generation, self.epoch)
+
+    def publish(self, kind: str, data: Any, ops: list[str] | None = None) -> None:
         """Announce a change (and apply ``ops`` to the shared state) in one script."""
         if self.state == "down":
             return  # the resync after the outage carries our whole state instead
         ops = ops or []
-        args: list[Any] = [self.link.events_max, len(ops) // 4, *ops]
-        args += [kind, self.node_id, dumps(data), hist_key, self.link.history_max]
-        args.append(self.link.generation)
-        self.link.submit(Request("publish", self.epoch, args, token))
+        link = self.link
+        args: list[Any] = [len(ops) // 4, *ops, self.node_id, link.generation, self._fence()]
+        args += [kind, dumps(data)]
+        link.submit(Request("publish", self.epoch, args))
 
-    def send_message(self, user: User, command: str, data: dict[str, Any], hist_key: str) -> bool:
-        """Sequence a PRIVMSG/NOTICE/TAGMSG through Redis; False when the link is down."""
+    def send_message(
+        self, user: User, command: str, target: str, data: dict[str, Any], hist_key: str
+    ) -> Sent | None:
+        """Sequence a PRIVMSG/NOTICE/TAGMSG through Redis; None when the link is down.
+
+        A ``+distchat/once`` token makes a retry safe (see inflight.py): it is kept
+        per conversation for as long as the stream keeps events."""
         if self.state == "down":
-            return False
+            return None
         token = next(self._tokens)
         data["o"] = token
-        self.pending[token] = Pending(user, time.monotonic(), "msg", label=command)
+        sent = Sent(user, command, target, data, self.epoch, time.monotonic())
+        self.messages.add(token, sent)
         self.hold(user)
-        self.publish("msg", data, hist_key=hist_key, token=token)
-        return True
+        once = str((data.get("g") or {}).get(ONCE_TAG, ""))
+        link = self.link
+        once_key = f"dc:once:{data.get('k', '')}:{once}" if 0 < len(once) <= ONCE_MAX else ""
+        args: list[Any] = [self.node_id, link.generation, self._fence(), dumps(data), hist_key]
+        args += [link.history_max, once_key, link.keep_ms]
+        link.submit(Request("message", self.epoch, args, token))
+        return sent
 
     def claim(self, user: User, folded: str, done: Callable[[bool | None], None]) -> None:
         """Ask Redis for a nick; ``done(True|False)``, or ``done(None)`` when Redis is too
@@ -306,9 +332,35 @@ class Backplane:
         if self.state != "down":
             self.publish("noop", None, self.release_ops(folded))
 
+    def ask_rooms(
+        self, user: User, rooms: list[str], done: Callable[[list[Any] | None], None]
+    ) -> None:
+        """Ask Redis who creates each of ``rooms`` (see ROOM in scripts.py); ``done``
+        gets the flat answer, or None when Redis is down or too slow."""
+        if self.state == "down":
+            done(None)
+            return
+        token = next(self._tokens)
+
+        def on_reply(result: Any, error: str | None) -> None:
+            done(None if error is not None else list(result))
+
+        self.pending[token] = Pending(user, time.monotonic(), "room", on_reply)
+        args = [self.room_owner(user), ROOM_RESERVE_MS, *rooms]
+        self.link.submit(Request("room", self.epoch, args, token))
+
+    def room_owner(self, user: User) -> str:
+        """Who holds a room's creation reservation (see ROOM in scripts.py)."""
+        return f"{self.node_id}:{user.folded}"
+
     def doc_ops(self, user: User, *, skip: str | None = None) -> list[str]:
+        """The ops that store ``user``'s document (and so its rooms' member counts)."""
         node = user.node if isinstance(user, RemoteUser) else self.node_id
-        return ["hset", f"dc:state:{node}", user.folded, dumps(user_doc(user, skip=skip))]
+        return ["doc", node, user.folded, dumps(user_doc(user, skip=skip))]
+
+    def undoc_ops(self, folded: str) -> list[str]:
+        """The ops that forget a local user's document."""
+        return ["undoc", self.node_id, folded, ""]
 
 
 def _pairs(flat: list[Any]) -> dict[str, Any]:

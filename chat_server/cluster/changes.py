@@ -52,7 +52,14 @@ def local_delivery(
         elif command == "MODE":
             _channel_mode(server, bp, chan, source, params)
         return
-    if command == "MODE" and actor is not None:
+    if command == "JOIN" and actor is not None and len(params) == 3:
+        # With extended-join members, the JOIN goes out to lists of users: plain to
+        # some, then always this extended form (handlers/channels.announce_join), so
+        # publishing on it publishes every such JOIN once.
+        joined = server.channels.get(casefold(params[0]))
+        if joined is not None and actor in joined.members:
+            _join(bp, joined, actor)
+    elif command == "MODE" and actor is not None:
         bp.publish("user", {"u": user_doc(actor)}, bp.doc_ops(actor))
     elif command == "INVITE":
         target = server.users.get(casefold(params[0]))
@@ -67,10 +74,11 @@ def local_delivery(
 def _join(bp: Backplane, chan: Channel, user: User) -> None:
     data: dict[str, Any] = {"u": user.folded, "c": chan.name, "p": chan.members.get(user, "")}
     ops = bp.doc_ops(user)
-    if len(chan.members) == 1:  # we created the room: its settings start here
+    if len(chan.members) == 1 and data["p"] == "@":  # we created the room (see rooms.py)
         meta = chan_meta(chan)
         data["m"] = meta
         ops += ["hset", "dc:chans", chan.folded, dumps(meta)]
+        ops += ["unlock", f"dc:creating:{chan.folded}", "", bp.room_owner(user)]
     bp.publish("join", data, ops)
 
 
@@ -92,5 +100,5 @@ def _channel_mode(
 def local_quit(bp: Backplane, user: User, reason: str) -> None:
     """A local registered user left: free the nick and tell the others."""
     folded = bp.claims.pop(user, user.folded)
-    ops = ["hdel", f"dc:state:{bp.node_id}", user.folded, "", *bp.release_ops(folded)]
+    ops = [*bp.undoc_ops(user.folded), *bp.release_ops(folded)]
     bp.publish("quit", {"u": user.folded, "r": reason}, ops)

@@ -1,8 +1,8 @@
 """Applying the cluster's event stream to this node: replica updates and local delivery.
 
 Every node reads every event in stream order. Messages (``msg``) are delivered by every
-node to its own members, the origin included, with the stream id as msgid and its
-milliseconds as server-time, so all members everywhere see one order. State events
+node to its own members (message_events.py), so all members everywhere see one order;
+a gap in the stream is reported by the reader and handled in gaps.py. State events
 (``join``, ``part``, ...) were already applied by the node that made them; the others
 update their replica and tell their local members. Applying is idempotent, because after
 an outage a node re-reads events its snapshot already reflects.
@@ -12,16 +12,15 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from chat_protocol.casemap import casefold
+from chat_server.cluster import message_events
+from chat_server.cluster.message_events import deliver
 from chat_server.cluster.replica import RemoteUser, apply_meta, channel_from_meta, update_user
-from chat_server.delivery import Delivery
 from chat_server.handlers import presence
 from chat_server.handlers.accounts import announce_account
-from chat_server.history import StoredMessage
-from chat_server.history.worker import stream_seq
 from chat_server.server import Server
 
 if TYPE_CHECKING:
@@ -31,11 +30,6 @@ if TYPE_CHECKING:
 log = logging.getLogger("chat_server.cluster")
 
 
-def deliver(server: Server, recipients: Channel | Iterable[User], *args: Any, **kw: Any) -> None:
-    """The plain local fan-out, never re-published (events came from another node)."""
-    Delivery.deliver(server.delivery, recipients, *args, **kw)
-
-
 def apply_entries(server: Server, bp: Backplane, entries: list[tuple[str, dict[str, str]]]) -> None:
     me = bp.node_id
     for entry_id, fields in entries:
@@ -43,9 +37,11 @@ def apply_entries(server: Server, bp: Backplane, entries: list[tuple[str, dict[s
         node = fields.get("n", "")
         try:
             if kind == "msg":
-                apply_msg(server, bp, entry_id, node, json.loads(fields["d"]))
+                message_events.apply_msg(server, bp, entry_id, node, json.loads(fields["d"]))
             elif kind == "sync":
-                if node != me:
+                if node == me:
+                    bp.on_own_sync(fields.get("e", ""))
+                else:
                     whole = collect_sync(bp, node, fields)
                     if whole is not None:
                         bp.suspects.pop(node, None)
@@ -58,6 +54,7 @@ def apply_entries(server: Server, bp: Backplane, entries: list[tuple[str, dict[s
                     bp.on_declared_dead()
                 else:
                     bp.live_nodes.discard(node)
+                    bp.stats.dropped_nodes += 1
                     drop_node(server, node, fields.get("d", "") or f"Node {node} went away")
             elif node != me and kind in APPLIERS:
                 bp.suspects.pop(node, None)
@@ -94,74 +91,6 @@ def collect_sync(
         bp.sync_parts[node] = (index + 1, all_docs, all_metas)
         return None
     return all_docs, all_metas
-
-
-def stored_from(entry_id: str, data: dict[str, Any]) -> tuple[str, float, StoredMessage]:
-    """The history record of a ``msg`` event: the same on every node."""
-    when = int(entry_id.split("-", 1)[0]) / 1000
-    tags = tuple((data.get("g") or {}).items())
-    if data.get("b"):
-        tags += (("bot", ""),)
-    key = data.get("k", "")
-    text = data.get("t", "")
-    stored = StoredMessage(entry_id, when, key, data["s"], data["c"], data["x"], text, tags)
-    return entry_id, when, stored
-
-
-def entry_seq(entry_id: str) -> int:
-    """A stream entry's history sequence (the same on every node)."""
-    ms, _, n = entry_id.partition("-")
-    return stream_seq(int(ms), int(n or 0))
-
-
-def apply_msg(
-    server: Server, bp: Backplane, entry_id: str, node: str, data: dict[str, Any]
-) -> None:
-    msgid, when, stored = stored_from(entry_id, data)
-    command = data["c"]
-    if command != "TAGMSG":
-        server.history.append(stored, entry_seq(entry_id))
-    sender = bp.message_sequenced(data.get("o", 0)) if node == bp.node_id else None
-    if sender is None:
-        sender = server.users.get(data["f"])
-    if sender is not None:
-        sender.last_spoke = when
-    local_sender = sender if sender is not None and sender.conn is not None else None
-    echo = local_sender is not None and "echo-message" in local_sender.caps
-    text = data.get("t", "")
-    params = [data["x"]] if command == "TAGMSG" else [data["x"], text]
-    client_tags = data.get("g") or None
-    common = {
-        "client_tags": client_tags,
-        "msgid": msgid,
-        "when": when,
-        "bot": bool(data.get("b")),
-        "sender": local_sender,
-        "tags_only": command == "TAGMSG",
-    }
-    if "ch" in data:
-        chan = server.channels.get(data["ch"])
-        if chan is not None:
-            deliver(server, chan, data["s"], command, params, echo=echo, **common)
-        return
-    recipient = server.users.get(data["r"])
-    targets = [u for u in (recipient, local_sender) if u is not None and u.conn is not None]
-    if targets:
-        to_self = recipient is local_sender
-        deliver(server, list(dict.fromkeys(targets)), data["s"], command, params,
-                echo=echo or to_self, **common)  # fmt: skip
-
-
-def load_history(server: Server, history: dict[str, list[Any]]) -> None:
-    """Fill the (empty) memory history from Redis at startup."""
-    count = 0
-    for rows in history.values():
-        for entry_id, fields in rows:
-            if fields.get("k") == "msg":
-                stored = stored_from(entry_id, json.loads(fields["d"]))[2]
-                server.history.append(stored, entry_seq(entry_id))
-                count += 1
-    log.info("cluster: loaded %d messages of history in %d conversations", count, len(history))
 
 
 # -- users ---------------------------------------------------------------------------
@@ -236,7 +165,8 @@ def drop_node(server: Server, node: str, reason: str) -> None:
 # -- rooms ---------------------------------------------------------------------------
 
 
-def _channel(server: Server, name: str, meta: dict[str, Any] | None = None) -> Channel:
+def local_room(server: Server, name: str, meta: dict[str, Any] | None = None) -> Channel:
+    """The room ``name`` here, made from its settings ``meta`` when it is new here."""
     folded = casefold(name)
     chan = server.channels.get(folded)
     if chan is None:
@@ -260,7 +190,7 @@ def apply_join(server: Server, node: str, data: dict[str, Any]) -> None:
     user = _remote(server, data["u"])
     if user is None:
         return
-    chan = _channel(server, data["c"], data.get("m"))
+    chan = local_room(server, data["c"], data.get("m"))
     add_member(server, user, chan, data.get("p", ""))
 
 
@@ -356,7 +286,7 @@ def replace_node(
             chan = server.channels.get(folded)
             if chan is None:
                 meta = json.loads(metas[folded]) if folded in metas else {"name": folded}
-                chan = _channel(server, meta["name"], meta)
+                chan = local_room(server, meta["name"], meta)
             add_member(server, user, chan, prefix)
         for folded, chan in list(user.channels.items()):
             if folded not in wanted:

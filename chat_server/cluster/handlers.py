@@ -1,9 +1,12 @@
 """The commands that behave differently in a cluster, wrapped around the normal ones.
 
-Messages are sequenced through Redis instead of delivered at once; a nick is claimed in
-Redis before it is taken; registration, AWAY, SETNAME and nick changes are announced. Everything
-else runs the single-server handler on the replicated model, and the changes it makes
-are published from ``ClusterServer.deliver`` (see ``changes.py``).
+Messages are sequenced through Redis instead of delivered at once (their labeled
+response waits for the echo, see inflight.py); a nick is claimed in Redis before it is
+taken; a room's creator is decided in Redis (rooms.py); registration, AWAY, SETNAME and
+nick changes are announced. A node also answers ``STATS c`` (stats.py), a command of its
+own beside the wrapped table. Everything else runs
+the single-server handler on the replicated model, and the changes it makes are
+published from ``ClusterServer.deliver`` (see ``changes.py``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ from chat_protocol import numerics as N
 from chat_protocol.casemap import casefold, valid_nick
 from chat_protocol.message import Message
 from chat_server.cluster.backplane import DOWN_NOTICE
+from chat_server.cluster.inflight import LabeledAnswer, Sent
 from chat_server.cluster.replica import user_doc
+from chat_server.cluster.rooms import handle_cluster_join
+from chat_server.cluster.stats import handle_stats
 from chat_server.commands import COMMANDS, CommandSpec, HandlerFunc
 from chat_server.handlers.messaging import checked_relay, reachable_user, speakable_channel
 from chat_server.handlers.presence import handle_setname
@@ -41,10 +47,16 @@ def cluster_commands() -> dict[str, CommandSpec]:
         "SETNAME": _setname,
         "USER": _announce_registration(COMMANDS["USER"].func),
         "CAP": _announce_registration(COMMANDS["CAP"].func),
+        "JOIN": handle_cluster_join,
     }
     for name, func in replaced.items():
         table[name] = dataclasses.replace(table[name], func=func)
     return table
+
+
+def node_only_commands() -> dict[str, CommandSpec]:
+    """Commands a single server does not have: ``STATS`` (``c``: the cluster link)."""
+    return {"STATS": CommandSpec("STATS", handle_stats)}
 
 
 # -- messages ------------------------------------------------------------------------
@@ -55,6 +67,7 @@ def _relay(server: Server, user: User, msg: Message, command_name: str) -> None:
     relay = checked_relay(server, user, msg, command_name)
     if relay is None:
         return
+    sent: list[Sent] = []
     for target in relay.targets:
         data: dict[str, object] = {"c": command_name, "s": user.source, "f": user.folded}
         if relay.text:
@@ -67,28 +80,52 @@ def _relay(server: Server, user: User, msg: Message, command_name: str) -> None:
             chan = speakable_channel(server, user, relay, target)
             if chan is not None:
                 data.update(x=chan.name, ch=chan.folded, k=chan.folded)
-                _sequence(server, user, command_name, target, data, chan.folded)
+                _sequence(server, user, command_name, target, data, chan.folded, sent)
             continue
         recipient = reachable_user(server, user, relay, target)
         if recipient is None:
             continue
         key = dm_key(user.nick, recipient.nick)
         data.update(x=recipient.nick, r=recipient.folded, k=key)
-        sent = _sequence(server, user, command_name, target, data, key)
-        if sent and command_name == "PRIVMSG" and recipient.away is not None:
+        ok = _sequence(server, user, command_name, target, data, key, sent)
+        if ok and command_name == "PRIVMSG" and recipient.away is not None:
             server.out.reply(user, N.RPL_AWAY, recipient.nick, recipient.away)
+    if sent:
+        _answer_later(server, user, sent)
 
 
 def _sequence(
-    server: Server, user: User, command_name: str, target: str, data: dict[str, object], key: str
+    server: Server,
+    user: User,
+    command_name: str,
+    target: str,
+    data: dict[str, object],
+    key: str,
+    sent: list[Sent],
 ) -> bool:
+    bp = _node(server).backplane
     hist_key = "" if command_name == "TAGMSG" else key
-    if _node(server).backplane.send_message(user, command_name, data, hist_key):
+    one = bp.send_message(user, command_name, target, data, hist_key)
+    if one is not None:
+        sent.append(one)
         return True
+    bp.stats.failed(user, target, "link down")
     server.out.fail(
         user, command_name, "CLUSTER_UNAVAILABLE", target, "Cluster link down; not sent"
     )
     return False
+
+
+def _answer_later(server: Server, user: User, sent: list[Sent]) -> None:
+    """A labeled message's response is its echo (labeled-response), which comes with
+    its event: the response waits for every message the command sent."""
+    found = _node(server).answer_later(user)
+    if found is None:
+        return
+    label, lines = found
+    answer = LabeledAnswer(user, label, lines, len(sent))
+    for one in sent:
+        one.answer = answer
 
 
 # -- nicks, registration, away -------------------------------------------------------
@@ -152,7 +189,7 @@ def _run_nick(server: Server, user: User, msg: Message) -> None:
         return
     ops = bp.doc_ops(user)
     if old_folded != user.folded:
-        ops += ["hdel", f"dc:state:{bp.node_id}", old_folded, "", *bp.release_ops(old_folded)]
+        ops += [*bp.undoc_ops(old_folded), *bp.release_ops(old_folded)]
     data = {"o": old_folded, "os": old_source, "u": user_doc(user)}
     bp.publish("nick", data, ops)
 

@@ -18,8 +18,9 @@ from chat_server.accounts.redis_store import RedisAccounts, ThreadedStore
 from chat_server.cluster import changes
 from chat_server.cluster import handlers as cluster_handlers
 from chat_server.cluster.backplane import Backplane
-from chat_server.cluster.handlers import cluster_commands
+from chat_server.cluster.handlers import cluster_commands, node_only_commands
 from chat_server.cluster.redis_link import RedisLink
+from chat_server.cluster.rooms import finish_plan
 from chat_server.config import ServerConfig
 from chat_server.connection import PAUSED_CLUSTER, Connection
 from chat_server.delivery import Delivery
@@ -83,12 +84,13 @@ class ClusterServer(Server):
             ttl=config.cluster_timeout,
             grace=config.cluster_grace,
             history_max=keep,
+            stream_keep=config.cluster_stream_keep,
         )
         self.refusal: str | None = None  # why Redis would not let us be this node
         self.backplane = Backplane(self, self.link)
         # Accounts are the cluster's, in Redis (every node logs in every account).
         self.accounts = AccountBook(ThreadedStore(RedisAccounts(config.redis), self.background))
-        self.commands = cluster_commands()
+        self.commands = {**cluster_commands(), **node_only_commands()}
         self.fast_path = False  # room messages are sequenced through Redis
 
     def make_delivery(self, msgid_prefix: str, soft: int) -> Delivery:
@@ -102,6 +104,18 @@ class ClusterServer(Server):
         if self.refusal is not None:
             print(f"chat-server: error: {self.refusal}", file=sys.stderr)
             raise SystemExit(1)
+
+    def answer_later(self, user: User) -> tuple[str, list[bytes]] | None:
+        """The running command's labeled response comes later, with its messages'
+        echoes (inflight.py): no ACK now. Returns its label and the list that holds
+        what it answered so far (and goes on capturing until the command returns);
+        None when the command has no label."""
+        conn = user.conn
+        label = self._label
+        if label is None or conn is None or conn.capture is None:
+            return None
+        self._deferred = True
+        return label, conn.capture
 
     def refuse(self, reason: str) -> None:
         """Another process is this node (a duplicate ``--node-id``, or one that replaced
@@ -143,6 +157,10 @@ class ClusterServer(Server):
             folded = bp.claims.pop(user, None)
             if folded is not None:
                 bp.release(folded)
+            bp.messages.forget_user(user)
+            plan = bp.room_plans.pop(user, None)
+            if plan is not None:
+                finish_plan(self, bp, user, plan)
 
     # -- holding a client while Redis answers -------------------------------------------
 

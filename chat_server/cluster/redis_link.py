@@ -8,24 +8,25 @@ deque plus one byte on a socketpair whose read end the loop watches (``add_reade
   expired and tells the loop which other nodes are live (``("nodes", [...])``). Every
   connection starts with ``("up",)``; the loop answers with a resync request carrying
   its local state.
-- Liveness (see ``Liveness``): a node reaps others only after it has itself been in
+- Liveness (see liveness.py): a node reaps others only after it has itself been in
   steady contact with Redis for the grace period, so an outage of Redis (all presence
   keys expire together) or its restart (all keys gone) kills nobody. The process's
   generation (see scripts.py) keeps a duplicate or replaced process from acting for
   the node; such a process is told ``("refused", why)`` and the server stops.
-- The reader thread blocks on ``XREAD`` of the event stream and hands entries to the
-  loop in stream order. It only reads between a resync and the next loss of the link,
-  and resumes from the last entry it handed over, so a short outage loses nothing.
+- Each resync also sets the node's *fence* (generation and link epoch): a publish
+  still in flight on a lost connection that Redis runs after the resync is refused,
+  so whatever was not in the stream before our sync entry never will be (see
+  inflight.py for what the sender is told).
+- The reader thread (event_reader.py) reads the event stream between a resync and the
+  next loss of the link, resuming from the last entry it handed over.
 """
 
 from __future__ import annotations
 
-import collections
 import contextlib
 import logging
 import queue
 import secrets
-import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -37,15 +38,18 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 from redis.retry import Retry
 
-from chat_server.cluster.scripts import DUPLICATE, EVENTS, SCRIPTS, STALE, SYNC_PART
+from chat_server.cluster.event_reader import EventReader
+from chat_server.cluster.liveness import REMINDER_FIRST, Liveness, Outage
+from chat_server.cluster.mailbox import Mailbox
+from chat_server.cluster.scripts import DUPLICATE, EVENTS, FENCED, SCRIPTS, STALE
+from chat_server.cluster.staging import NodeIdentity, load_history, stage_and_resync
+from chat_server.cluster.stats import LinkStats
+
+__all__ = ["Liveness", "RedisLink", "Refused", "Request", "fence_of", "safe_url"]
 
 log = logging.getLogger("chat_server.cluster")
 
 MAX_BATCH = 512
-REMINDER_FIRST = 60.0  # an outage is logged once, then again after 1, 2, 4 ... minutes
-REMINDER_MAX = 600.0
-STAGE_CHUNK = 1000  # users, claims or rooms per command when a resync stages its state
-STAGE_TTL_MS = 60_000  # a staging left behind by a lost connection goes away by itself
 
 
 def safe_url(url: str) -> str:
@@ -61,57 +65,9 @@ def safe_url(url: str) -> str:
         return "<unparsable redis URL>"
 
 
-@dataclass(slots=True)
-class Outage:
-    """When the link went down and when to say again that it still is (logs stay few)."""
-
-    since: float
-    next_reminder: float
-    interval: float = REMINDER_FIRST
-
-
-@dataclass(slots=True)
-class Liveness:
-    """When this node may declare others dead: only after ``grace`` seconds of steady
-    contact with Redis.
-
-    Contact starts over at every (re)connection, when Redis's ``run_id`` changes (a
-    restart or a failover to another instance, even behind a proxy that kept our
-    connection) and when two of our heartbeats are further apart than ``stall``
-    seconds: then Redis, or this process, stood still, and the others' presence keys
-    may have expired without their fault. ``stall`` is below what it takes a
-    heartbeat key to expire (ttl minus one heartbeat), so no such pause goes unseen.
-    """
-
-    grace: float
-    stall: float
-    since: float | None = None  # start of the current steady contact; None = none
-    last_beat: float | None = None
-    run_id: str | None = None
-
-    def restart(self, now: float) -> None:
-        self.since = now
-        self.last_beat = None
-
-    def lost(self) -> None:
-        self.since = None
-        self.last_beat = None
-
-    def beat(self, now: float, run_id: str | None) -> bool:
-        """A heartbeat succeeded at ``now``; True when the node may reap."""
-        if run_id is not None and self.run_id is not None and run_id != self.run_id:
-            log.warning("cluster: redis restarted or failed over (new run_id); grace period")
-            self.since = now
-        if run_id is not None:
-            self.run_id = run_id
-        if self.last_beat is not None and now - self.last_beat > self.stall:
-            log.info(
-                "cluster: %.1f s between heartbeats (redis or this node stalled); grace period",
-                now - self.last_beat,
-            )
-            self.since = now
-        self.last_beat = now
-        return self.since is not None and now - self.since >= self.grace
+def fence_of(generation: str, epoch: int) -> str:
+    """The fence a resync sets and every later publish carries (see scripts.py)."""
+    return f"{generation}:{epoch}"
 
 
 class Refused(Exception):
@@ -122,7 +78,7 @@ class Refused(Exception):
 class Request:
     """One thing for Redis to do; ``token`` 0 means nobody waits for the answer."""
 
-    kind: str  # publish | claim | resync (args: users, claims, rooms; see _resync)
+    kind: str  # a script of scripts.py; resync's args: users, claims, rooms (staging.py)
     epoch: int
     args: list[Any] = field(default_factory=list)
     token: int = 0
@@ -139,7 +95,7 @@ class RedisLink:
         ttl: float = 3.0,
         grace: float = 10.0,
         history_max: int = 1000,
-        events_max: int = 100_000,
+        stream_keep: float = 600.0,
     ) -> None:
         self.url = url
         self.node_id = node_id
@@ -152,19 +108,15 @@ class RedisLink:
         self.refused: str | None = None  # why Redis refused this process its node id
         self._registered = False  # this process has been the node (resynced) before
         self.history_max = history_max
-        self.events_max = events_max
-        self.rsock, self._wsock = socket.socketpair()
-        self.rsock.setblocking(False)
-        self._wsock.setblocking(False)
-        self._out: collections.deque[tuple[Any, ...]] = collections.deque()
-        self._signalled = False
+        self.keep_ms = int(stream_keep * 1000)  # how much of the event stream Redis keeps
+        self.stats = LinkStats()
+        self.mailbox = Mailbox()  # what the threads post for the loop
+        self.rsock = self.mailbox.rsock
+        self._post = self.mailbox.post
         self._requests: queue.SimpleQueue[Request] = queue.SimpleQueue()
-        self._cond = threading.Condition()
         self._stopping = threading.Event()
         self._epoch = 0  # bumped on every loss of the link; the loop keeps the same count
-        self._reader_gen = 0  # bumped whenever the reader must drop what it holds
-        self._read_pos: str | None = None  # where the reader reads next; None = paused
-        self._last_seen: str | None = None  # newest entry handed to the loop
+        self.reader = EventReader(self._connect, self._post, self._stopping, history_max)
         self._live: list[str] | None = None  # other nodes last reported live to the loop
         self._shas: dict[str, str] = {}
         self._threads: list[threading.Thread] = []
@@ -175,7 +127,7 @@ class RedisLink:
     def start(self) -> None:
         for target, name in (
             (self._command_main, "redis-commands"),
-            (self._reader_main, "redis-reader"),
+            (self.reader.run, "redis-reader"),
         ):
             thread = threading.Thread(target=target, name=name, daemon=True)
             thread.start()
@@ -186,28 +138,19 @@ class RedisLink:
 
     def drain(self) -> list[tuple[Any, ...]]:
         """What the threads posted since the last call (called when ``rsock`` is readable)."""
-        with contextlib.suppress(BlockingIOError, InterruptedError):
-            while self.rsock.recv(4096):
-                pass
-        self._signalled = False  # before popping: a post after this sends a new byte
-        out = self._out
-        items = []
-        while out:
-            items.append(out.popleft())
-        return items
+        return self.mailbox.drain()
 
     def stop(self, leave: bool = True) -> None:
         """Stop the threads; with ``leave``, free our nicks at once instead of by expiry."""
         self._stopping.set()
-        with self._cond:
-            self._cond.notify_all()
+        self.reader.wake()
         if leave and self._outage is None and self.refused is None:
             try:
                 client = redis.Redis.from_url(
                     self.url, socket_timeout=1.0, socket_connect_timeout=1.0, decode_responses=True
                 )
                 reason = "Server shutting down"
-                args = (self.node_id, reason, self.events_max, "1", self.generation)
+                args = (self.node_id, reason, "1", self.generation)
                 client.eval(SCRIPTS["reap"], 0, *args)
                 client.close()
             except (RedisError, OSError, ValueError) as exc:
@@ -216,17 +159,9 @@ class RedisLink:
             log.info("cluster: redis unreachable at shutdown; our nicks there free on expiry")
         for thread in self._threads:
             thread.join(timeout=1.0)
-        self.rsock.close()
-        self._wsock.close()
+        self.mailbox.close()
 
     # -- thread side -----------------------------------------------------------------
-
-    def _post(self, item: tuple[Any, ...]) -> None:
-        self._out.append(item)
-        if not self._signalled:
-            self._signalled = True
-            with contextlib.suppress(BlockingIOError, InterruptedError, OSError):
-                self._wsock.send(b"\0")
 
     def _connect(self, timeout: float) -> redis.Redis:
         client = redis.Redis.from_url(
@@ -258,6 +193,7 @@ class RedisLink:
                 log.info("cluster: redis at %s reachable again after %.0f s", self.where, down)
                 self._outage = None
             log.info("cluster: connected to redis at %s as node %s", self.where, self.node_id)
+            self.stats.connects += 1
             self._post(("up",))
             try:
                 self._serve(client)
@@ -287,23 +223,18 @@ class RedisLink:
             self._outage = Outage(now, now + REMINDER_FIRST)
             log.debug("cluster: redis at %s: %s", self.where, reason)
             self._lost(reason)
-            return
-        if now >= outage.next_reminder:
+        elif outage.reminder_due(now):
             log.warning(
                 "cluster: redis at %s still unreachable after %.0f s (%s); retrying",
                 self.where,
                 now - outage.since,
                 reason,
             )
-            outage.interval = min(outage.interval * 2, REMINDER_MAX)
-            outage.next_reminder = now + outage.interval
 
     def _lost(self, reason: str) -> None:
         """Pause the reader, tell the loop, and fail whatever was asked before now."""
-        with self._cond:
-            self._reader_gen += 1
-            self._read_pos = None
-            self._epoch += 1
+        self.reader.pause()
+        self._epoch += 1
         self._live = None  # report the live nodes again once the link is back
         self._post(("down", reason))
 
@@ -330,8 +261,8 @@ class RedisLink:
             pending: list[Request] = []
             for request in batch:
                 if request.epoch != self._epoch:
-                    if request.token:
-                        self._post(("reply", request.token, None, "link lost"))
+                    if request.token:  # never sent: certainly not run
+                        self._post(("reply", request.token, None, "link lost", False))
                 elif request.kind == "resync":
                     self._run_batch(client, pending)
                     pending = []
@@ -346,13 +277,19 @@ class RedisLink:
         """Refresh our presence, then (in steady contact only) reap the silent nodes.
         False when this node must register again (reaped, or Redis lost its data)."""
         pipe = client.pipeline(transaction=False)
-        pipe.evalsha(self._shas["heartbeat"], 0, self.node_id, self.generation, self.ttl_ms)
+        args = (self.node_id, self.generation, self.ttl_ms, self.keep_ms)
+        pipe.evalsha(self._shas["heartbeat"], 0, *args)
         pipe.info("server")
-        status, info = pipe.execute(raise_on_error=False)
+        pipe.xinfo_stream(EVENTS)  # for STATS and the lag log line
+        status, info, stream = pipe.execute(raise_on_error=False)
         if isinstance(status, Exception):
             raise status
         if not isinstance(info, dict):  # INFO renamed away: no run_id, the rest holds
             info = {}
+        if isinstance(stream, dict):
+            first, last = stream.get("first-entry"), stream.get("last-generated-id")
+            length, read = int(stream.get("length", 0)), self.reader.read_upto()
+            self.stats.saw_stream(length, first[0] if first else None, last, read)
         if status == -1:
             raise Refused(self._taken_over())
         may_reap = self.liveness.beat(time.monotonic(), info.get("run_id"))
@@ -402,78 +339,48 @@ class RedisLink:
             results = pipe.execute(raise_on_error=False)
         except RedisError as exc:
             for request in batch:
-                if request.token:
-                    self._post(("reply", request.token, None, str(exc)))
+                if request.token:  # sent, answer lost: Redis may have run it, or may yet
+                    self._post(("reply", request.token, None, str(exc), True))
             raise
         stale = False
         for request, result in zip(batch, results, strict=True):
             if isinstance(result, Exception):
-                this_stale = STALE in str(result)
+                text = str(result)
+                this_stale = STALE in text
                 stale = stale or this_stale
-                if not this_stale:
+                if FENCED in text:  # queued before an outage, refused after it: expected
+                    log.debug("cluster: %s refused by the fence: %s", request.kind, text)
+                elif not this_stale:
                     log.error("cluster: %s failed in redis: %s", request.kind, result)
                 if request.token:
-                    self._post(("reply", request.token, None, str(result)))
+                    self._post(("reply", request.token, None, text, False))
             elif request.token:
-                self._post(("reply", request.token, result, None))
+                self._post(("reply", request.token, result, None, False))
         if stale:
             raise Refused(self._taken_over())
 
     def _resync(self, client: redis.Redis, request: Request) -> None:
-        """Register this node's whole state, atomically, and take a snapshot of the rest.
-
-        ``request.args`` is ``[users, claims, rooms]``: flat ``folded, doc, ...``, a list
-        of distinct folded nicks, and flat ``folded, meta, ...``. However many there are,
-        they never become one script's arguments (Lua cannot unpack more than ~8000
-        values): they are first staged, in chunks, in keys under a name of this attempt
-        that no other node reads, and the RESYNC script then reads the staging and makes
-        every change the others can see (nicks, state, rooms, the sync event) in one
-        atomic run. Staging is pipelined with the script, so this is one round trip.
-        """
-        users, claims, chans = request.args
-        with self._cond:
-            self._reader_gen += 1  # the reader drops anything it read before this
-            self._read_pos = None
-            last = self._last_seen
-        stage = f"dc:resync:{self.node_id}:{secrets.token_hex(8)}"
-        # The script runs about 20 us per user or room in Redis: allow for that (2 s for
-        # 100,000) on a connection of its own rather than take a slow answer for a lost link.
-        size = (len(users) + len(chans)) // 2 + len(claims)
-        own = self._connect(timeout=5.0 + size / 20_000) if size > 20_000 else None
-        pipe = (own or client).pipeline(transaction=False)
-        step = 2 * STAGE_CHUNK
-        for key, flat in ((stage + ":u", users), (stage + ":m", chans)):
-            for i in range(0, len(flat), step):
-                pipe.hset(key, items=flat[i : i + step])
-                pipe.pexpire(key, STAGE_TTL_MS)
-        for i in range(0, len(claims), STAGE_CHUNK):
-            pipe.sadd(stage + ":c", *claims[i : i + STAGE_CHUNK])
-            pipe.pexpire(stage + ":c", STAGE_TTL_MS)
-        args: list[str | int] = [self.node_id, self.ttl_ms, self.events_max, stage]
-        args += [len(users) // 2, len(claims), len(chans) // 2, SYNC_PART, self.generation]
-        pipe.evalsha(self._shas["resync"], 0, *args)
-        try:
-            result = pipe.execute()[-1]  # any failure raises: the link reconnects, retries
-        finally:
-            if own is not None:
-                own.close()
+        """Register this node's whole state, atomically, and take a snapshot of the rest
+        (see staging.py); the reader then resumes where it was."""
+        started = time.monotonic()
+        last = self.reader.pause()  # it drops anything it read before this
+        me = NodeIdentity(
+            self.node_id,
+            self.generation,
+            fence_of(self.generation, request.epoch),
+            self.ttl_ms,
+        )
+        result = stage_and_resync(client, self._connect, self._shas["resync"], me, request.args)
         sync_id = result[0]
-        history = None if last is not None else self._load_history(client, sync_id)
-        self._post(("synced", result, history))
+        history = None if last is not None else load_history(client, sync_id, self.history_max)
+        took = (time.monotonic() - started) * 1000
+        self.stats.resyncs += 1
+        self.stats.last_resync_ms = took
+        self._post(("synced", result, history, took))
         self.liveness.restart(time.monotonic())  # registered: steady contact from here
         self._registered = True
         self._live = None  # the heartbeat right after says which of those nodes are live
-        with self._cond:
-            self._read_pos = last or sync_id
-            self._cond.notify_all()
-
-    def _load_history(self, client: redis.Redis, upto: str) -> dict[str, list[Any]]:
-        """The newest messages of every conversation, up to the snapshot's position."""
-        keys = sorted(_texts(client.smembers("dc:histkeys")))
-        pipe = client.pipeline(transaction=False)
-        for key in keys:
-            pipe.xrevrange("dc:h:" + key, max=upto, min="-", count=self.history_max)
-        return {key: list(reversed(rows)) for key, rows in zip(keys, pipe.execute(), strict=True)}
+        self.reader.start_at(last or sync_id)
 
     def _reap_dead(self, client: redis.Redis, may_reap: bool) -> None:
         """Reap the nodes whose presence expired (only with ``may_reap``: see
@@ -491,40 +398,13 @@ class RedisLink:
                 if not may_reap:
                     continue
                 reason = f"Node {node} went away"
-                args = (node, reason, self.events_max, "0", "")
+                args = (node, reason, "0", "")
                 if client.evalsha(self._shas["reap"], 0, *args):
+                    self.stats.reaps += 1
                     log.warning("cluster: node %s stopped its heartbeat; its users quit", node)
         if live != self._live:
             self._live = live
             self._post(("nodes", live))
-
-    def _reader_main(self) -> None:
-        client: redis.Redis | None = None
-        while not self._stopping.is_set():
-            with self._cond:
-                self._cond.wait_for(
-                    lambda: self._stopping.is_set() or self._read_pos is not None, timeout=1.0
-                )
-                gen, pos = self._reader_gen, self._read_pos
-            if pos is None:
-                continue
-            try:
-                if client is None:
-                    client = self._connect(timeout=5.0)
-                reply: Any = client.xread({EVENTS: pos}, count=2000, block=1000)
-            except RedisError as exc:
-                log.debug("cluster: reader: %s", exc)
-                client = None
-                self._stopping.wait(0.2)
-                continue
-            if not reply:
-                continue
-            entries = reply[0][1]
-            with self._cond:
-                if gen != self._reader_gen:
-                    continue  # a resync or an outage began meanwhile; re-read after it
-                self._read_pos = self._last_seen = entries[-1][0]
-                self._post(("events", entries))
 
 
 def _texts(members: Any) -> list[str]:

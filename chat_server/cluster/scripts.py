@@ -20,23 +20,112 @@ EVENTS = "dc:events"
 # owner at all, after Redis lost its data, writes go on until the node registers again.)
 DUPLICATE = "DUPLICATE"  # the error RESYNC gives while another generation is alive
 STALE = "STALE generation"  # the error PUBLISH and CLAIM give to a generation that lost its node id
+# Fences: each resync sets ``dc:fence:<node>`` to "<generation>:<link epoch>", and every
+# publish made after it carries that value. A publish sent on a connection that was
+# then lost, which Redis runs only after the node reconnected and resynced, carries an
+# older fence and is refused: what is not in the stream before a node's sync entry is
+# never written later (inflight.py relies on it to tell a sender the truth).
+FENCED = "FENCED"
 
-# Users and rooms per entry of a 'sync' event: 2 * SYNC_PART + 6 values go through one
+# The stream is trimmed by time, not count: entries older than keep_ms (Redis's clock,
+# the same that makes the ids) may go, approximately (whole macro nodes). Each node
+# trims at its heartbeat (HEARTBEAT), not at every message: TIME and MINID cost about
+# 3 us a call in Redis, the whole message script about 6 us.
+_TRIM = """
+local function trim_id(keep_ms)
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(keep_ms)
+  if ms < 0 then ms = 0 end
+  return string.format('%d', ms)
+end
+"""
+
+# Who is in which room, for the whole cluster: ``dc:roomsize`` counts the members of
+# every room, kept in step with the users' documents (``dc:state:<node>``, field
+# ``chans``) by these helpers, the only writers of those documents. A room with no
+# count has no member anywhere, so the next JOIN creates it (ROOM below).
+_DOCS = """
+local function rooms_of(doc)
+  if not doc then return {} end
+  local ok, d = pcall(cjson.decode, doc)
+  if ok and type(d) == 'table' and type(d.chans) == 'table' then return d.chans end
+  return {}
+end
+local function resize(room, by)
+  if redis.call('HINCRBY', 'dc:roomsize', room, by) <= 0 then
+    redis.call('HDEL', 'dc:roomsize', room)
+  end
+end
+local function set_doc(node, f, doc)  -- doc false: the user is gone
+  local key = 'dc:state:' .. node
+  local old, new = rooms_of(redis.call('HGET', key, f)), rooms_of(doc)
+  for r in pairs(old) do if new[r] == nil then resize(r, -1) end end
+  for r in pairs(new) do if old[r] == nil then resize(r, 1) end end
+  if doc then redis.call('HSET', key, f, doc) else redis.call('HDEL', key, f) end
+end
+local function drop_docs(node)
+  local key = 'dc:state:' .. node
+  for _, doc in ipairs(redis.call('HVALS', key)) do
+    for r in pairs(rooms_of(doc)) do resize(r, -1) end
+  end
+  redis.call('DEL', key)
+end
+"""
+
+# Users and rooms per entry of a 'sync' event: 2 * SYNC_PART + 8 values go through one
 # unpack(), well under the ~8000 that Lua 5.1 (Redis's) can unpack or pass in one call.
 SYNC_PART = 1000
 
-# ARGV: events_maxlen, n_ops, (op, key, field, value) * n_ops,
-#       kind, node, data, history_key ('' for none), history_maxlen, generation
-# ops: hset, hdel, sadd, srem, release (delete a nick claim only if ours: value = node).
-# Returns the stream id, which is the msgid and (its milliseconds) the time of a message.
-PUBLISH = """
-local n = tonumber(ARGV[2])
-local i = 3
-local at = 3 + 4 * n
-local owner = redis.call('GET', 'dc:gen:' .. ARGV[at + 1])
-if owner and owner ~= ARGV[at + 5] then
-  return redis.error_reply('STALE generation: another process owns this node id')
+# What PUBLISH and MESSAGE check first. ARGV from ``at``: node, generation, fence.
+_CHECKS = """
+local function refused(at)
+  local node = ARGV[at]
+  local owner = redis.call('GET', 'dc:gen:' .. node)
+  if owner and owner ~= ARGV[at + 1] then
+    return redis.error_reply('STALE generation: another process owns this node id')
+  end
+  local fence = ARGV[at + 2]
+  if fence ~= '' and redis.call('GET', 'dc:fence:' .. node) ~= fence then
+    return redis.error_reply('FENCED: sent before the link was lost, run after it was back')
+  end
+  return nil
 end
+"""
+
+# A room message, direct message or TAGMSG (the hot path: no state changes).
+# ARGV: node, generation, fence ('' before the first resync), data,
+#       history_key ('' for none), history_maxlen, once_key ('' for none), once_ttl_ms
+# Returns the stream id, which is the msgid and (its milliseconds) the time of the
+# message; with a once_key already used (a retry, see inflight.py) nothing is written
+# and the answer is 'dup:' and the id of the first.
+MESSAGE = """
+local err = refused(1)
+if err then return err end
+local node, data, hkey, hmax, once = ARGV[1], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+if once ~= '' then
+  local first = redis.call('GET', once)
+  if first then return 'dup:' .. first end
+end
+local id = redis.call('XADD', 'dc:events', '*', 'k', 'msg', 'n', node, 'd', data)
+if hkey ~= '' then
+  redis.call('XADD', 'dc:h:' .. hkey, 'MAXLEN', '~', hmax, id, 'k', 'msg', 'n', node, 'd', data)
+  redis.call('SADD', 'dc:histkeys', hkey)
+end
+if once ~= '' then redis.call('SET', once, id, 'PX', ARGV[8]) end
+return id
+"""
+
+# A change of shared state and the event that announces it.
+# ARGV: n_ops, (op, key, field, value) * n_ops, node, generation, fence, kind, data
+# ops: hset, hdel, sadd, srem, release (delete a nick claim only if ours: value = node),
+#      doc / undoc (a user's document: key = its node, field = folded nick, see _DOCS),
+#      unlock (delete string key only if it holds value).
+PUBLISH = """
+local n = tonumber(ARGV[1])
+local i = 2
+local at = 2 + 4 * n
+local err = refused(at)
+if err then return err end
 for _ = 1, n do
   local op, key, f, v = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3]
   i = i + 4
@@ -44,18 +133,40 @@ for _ = 1, n do
   elseif op == 'hdel' then redis.call('HDEL', key, f)
   elseif op == 'sadd' then redis.call('SADD', key, f)
   elseif op == 'srem' then redis.call('SREM', key, f)
+  elseif op == 'doc' then set_doc(key, f, v)
+  elseif op == 'undoc' then set_doc(key, f, false)
+  elseif op == 'unlock' then
+    if redis.call('GET', key) == v then redis.call('DEL', key) end
   elseif op == 'release' then
     if redis.call('HGET', key, f) == v then redis.call('HDEL', key, f) end
   end
 end
-local kind, node, data, hkey, hmax = ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4]
-local id = redis.call('XADD', 'dc:events', 'MAXLEN', '~', ARGV[1], '*',
-                      'k', kind, 'n', node, 'd', data)
-if hkey ~= '' then
-  redis.call('XADD', 'dc:h:' .. hkey, 'MAXLEN', '~', hmax, id, 'k', kind, 'n', node, 'd', data)
-  redis.call('SADD', 'dc:histkeys', hkey)
+return redis.call('XADD', 'dc:events', '*', 'k', ARGV[at + 3], 'n', ARGV[at], 'd', ARGV[at + 4])
+"""
+
+# ARGV: owner (node:folded nick of the joiner), ttl_ms, then the folded rooms to create.
+# For each room, two values: 'exists' and its settings (a JSON meta, or '') when it has
+# members somewhere; 'busy' when another JOIN is creating it right now (try again
+# shortly); 'create' when it is ours to create: a reservation, ``dc:creating:<room>``,
+# holds off every other creator until our JOIN's publish unlocks it (or ttl_ms pass).
+ROOM = """
+local out = {}
+for i = 3, #ARGV do
+  local room = ARGV[i]
+  local held = redis.call('GET', 'dc:creating:' .. room)
+  if redis.call('HEXISTS', 'dc:roomsize', room) == 1 then
+    out[#out + 1] = 'exists'
+    out[#out + 1] = redis.call('HGET', 'dc:chans', room) or ''
+  elseif held and held ~= ARGV[1] then
+    out[#out + 1] = 'busy'
+    out[#out + 1] = ''
+  else
+    redis.call('SET', 'dc:creating:' .. room, ARGV[1], 'PX', ARGV[2])
+    out[#out + 1] = 'create'
+    out[#out + 1] = ''
+  end
 end
-return id
+return out
 """
 
 # ARGV: folded nick, node, generation. 1 when the nick is now ours (or already was), else 0.
@@ -74,25 +185,27 @@ if cur == ARGV[2] then return 1 end
 return 0
 """
 
-# ARGV: node, generation, ttl_ms. 1 done; 0 when the node is no longer registered (it
-# was reaped, or Redis lost its data): resync; -1 when another generation owns the node
-# id now (this process was cut off and replaced): step down.
+# ARGV: node, generation, ttl_ms, keep_ms (the stream's, see _TRIM). 1 done; 0 when the
+# node is no longer registered (it was reaped, or Redis lost its data): resync; -1 when
+# another generation owns the node id now (this process was cut off and replaced): step
+# down. Trims the event stream too.
 HEARTBEAT = """
 local owner = redis.call('GET', 'dc:gen:' .. ARGV[1])
 if owner and owner ~= ARGV[2] then return -1 end
 if not owner or redis.call('SISMEMBER', 'dc:nodes', ARGV[1]) == 0 then return 0 end
 redis.call('SET', 'dc:alive:' .. ARGV[1], ARGV[2], 'PX', ARGV[3])
+redis.call('XTRIM', 'dc:events', 'MINID', '~', trim_id(ARGV[4]))
 return 1
 """
 
-# ARGV: node, reason, events_maxlen, force ('1' = leave on purpose, even while alive),
+# ARGV: node, reason, force ('1' = leave on purpose, even while alive),
 # generation (with force: only the owner may leave).
 # Frees the node's nicks, forgets its users and announces 'down' once (SREM decides).
 # The owner generation stays: a process replaced while cut off must stay replaced.
 REAP = """
 local node = ARGV[1]
-if ARGV[4] == '1' then
-  if redis.call('GET', 'dc:gen:' .. node) ~= ARGV[5] then return 0 end
+if ARGV[3] == '1' then
+  if redis.call('GET', 'dc:gen:' .. node) ~= ARGV[4] then return 0 end
   redis.call('DEL', 'dc:alive:' .. node, 'dc:gen:' .. node)
 end
 if redis.call('EXISTS', 'dc:alive:' .. node) == 1 then return 0 end
@@ -100,12 +213,14 @@ if redis.call('SREM', 'dc:nodes', node) == 0 then return 0 end
 for _, f in ipairs(redis.call('SMEMBERS', 'dc:claims:' .. node)) do
   if redis.call('HGET', 'dc:nicks', f) == node then redis.call('HDEL', 'dc:nicks', f) end
 end
-redis.call('DEL', 'dc:claims:' .. node, 'dc:state:' .. node)
-redis.call('XADD', 'dc:events', 'MAXLEN', '~', ARGV[3], '*', 'k', 'down', 'n', node, 'd', ARGV[2])
+redis.call('DEL', 'dc:claims:' .. node)
+drop_docs(node)
+redis.call('XADD', 'dc:events', '*', 'k', 'down', 'n', node, 'd', ARGV[2])
 return 1
 """
 
-# ARGV: node, ttl_ms, events_maxlen, stage, n_users, n_claims, n_chans, part_size, generation
+# ARGV: node, ttl_ms, stage, n_users, n_claims, n_chans, part_size, generation,
+#       fence (set for the publishes that follow, and carried by the sync event as 'e')
 # The node's state is staged first (see RedisLink._resync) in three keys nobody else
 # reads: hash <stage>:u (folded -> doc), set <stage>:c (claimed folded nicks) and hash
 # <stage>:m (folded -> meta). ARGV carries only their sizes, which are checked, so a
@@ -120,22 +235,23 @@ return 1
 # entries in a row carrying 'p' = '<index>/<count>'. This script writes them all at once,
 # so no other entry comes between them, and readers apply the state at the last one.
 RESYNC = """
-local node, stage = ARGV[1], ARGV[4]
+local node, stage = ARGV[1], ARGV[3]
 local staged = redis.call('HGETALL', stage .. ':u')
 local claims = redis.call('SMEMBERS', stage .. ':c')
 local chans = redis.call('HGETALL', stage .. ':m')
 redis.call('DEL', stage .. ':u', stage .. ':c', stage .. ':m')
-if #staged ~= 2 * tonumber(ARGV[5]) or #claims ~= tonumber(ARGV[6])
-    or #chans ~= 2 * tonumber(ARGV[7]) then
+if #staged ~= 2 * tonumber(ARGV[4]) or #claims ~= tonumber(ARGV[5])
+    or #chans ~= 2 * tonumber(ARGV[6]) then
   return redis.error_reply('ERR resync state incompletely staged')
 end
-local gen = ARGV[9]
+local gen = ARGV[8]
 local alive = redis.call('GET', 'dc:alive:' .. node)
 if alive and alive ~= gen then
   return redis.error_reply('DUPLICATE node id ' .. node .. ' has a live heartbeat of generation '
                            .. alive)
 end
 redis.call('SET', 'dc:gen:' .. node, gen)
+redis.call('SET', 'dc:fence:' .. node, ARGV[9])
 redis.call('SADD', 'dc:nodes', node)
 redis.call('SET', 'dc:alive:' .. node, gen, 'PX', ARGV[2])
 local wanted = {}
@@ -149,7 +265,7 @@ for _, f in ipairs(redis.call('SMEMBERS', 'dc:claims:' .. node)) do
   end
 end
 local lost = {}
-redis.call('DEL', 'dc:state:' .. node)
+drop_docs(node)
 for f, _ in pairs(wanted) do
   local cur = redis.call('HGET', 'dc:nicks', f)
   if cur == false or cur == node then
@@ -165,7 +281,7 @@ local items = {}  -- the event's fields after k and n: 'u:'..folded, doc, 'c:'..
 for i = 1, #staged, 2 do
   local f, doc = staged[i], staged[i + 1]
   if not lostset[f] then
-    redis.call('HSET', 'dc:state:' .. node, f, doc)
+    set_doc(node, f, doc)
     items[#items + 1] = 'u:' .. f
     items[#items + 1] = doc
   end
@@ -175,17 +291,17 @@ for i = 1, #chans, 2 do
   items[#items + 1] = 'c:' .. chans[i]
   items[#items + 1] = redis.call('HGET', 'dc:chans', chans[i])
 end
-local per = 2 * tonumber(ARGV[8])
+local per = 2 * tonumber(ARGV[7])
 local count = math.max(1, math.ceil(#items / per))
 local id
 for p = 0, count - 1 do
-  local fields = {'k', 'sync', 'n', node}
+  local fields = {'k', 'sync', 'n', node, 'e', ARGV[9]}
   if count > 1 then
-    fields[5] = 'p'
-    fields[6] = string.format('%d/%d', p, count)
+    fields[7] = 'p'
+    fields[8] = string.format('%d/%d', p, count)
   end
   for j = p * per + 1, math.min(#items, (p + 1) * per) do fields[#fields + 1] = items[j] end
-  id = redis.call('XADD', 'dc:events', 'MAXLEN', '~', ARGV[3], '*', unpack(fields))
+  id = redis.call('XADD', 'dc:events', '*', unpack(fields))
 end
 local others = {}
 for _, nd in ipairs(redis.call('SMEMBERS', 'dc:nodes')) do
@@ -197,10 +313,13 @@ end
 return {id, lost, others, redis.call('HGETALL', 'dc:chans')}
 """
 
+# Scripts start with the helpers they use.
 SCRIPTS = {
-    "publish": PUBLISH,
+    "message": _CHECKS + MESSAGE,
+    "publish": _CHECKS + _DOCS + PUBLISH,
     "claim": CLAIM,
-    "heartbeat": HEARTBEAT,
-    "reap": REAP,
-    "resync": RESYNC,
+    "heartbeat": _TRIM + HEARTBEAT,
+    "reap": _DOCS + REAP,
+    "resync": _DOCS + RESYNC,
+    "room": ROOM,
 }
