@@ -2,9 +2,11 @@
 
 No I/O here: ``SessionState.apply`` takes one parsed message and updates nick, caps,
 ISUPPORT, the account we are logged in to, channels (members, prefixes, accounts,
-topic, modes, bots), open batches and the last message seen per channel. The
-connection code in ``client.py`` decides what to send; this module only remembers, so
-every rule can be unit-tested with plain messages.
+topic, modes, bots), who is away, open batches and the last message seen per channel.
+The connection code in ``client.py`` decides what to send; this module only remembers,
+so every rule can be unit-tested with plain messages. A program that shows events
+later than the connection applies them (chat-tui) keeps its own ``SessionState`` fed
+in the order it shows them, and so asks it about the moment it is showing.
 """
 
 from __future__ import annotations
@@ -130,6 +132,10 @@ class SessionState:
         self.channels: dict[str, ChannelState] = {}
         self.batches: dict[str, Batch] = {}
         self.last_seen: dict[str, LastSeen] = {}
+        # Folded nicks known to be away (away-notify, WHO flags; us: 305/306). Only
+        # people we share a channel with, and ourselves: nobody tells us when anyone
+        # else comes back, so their entry would go stale.
+        self.away: set[str] = set()
         self._names: dict[str, dict[str, str]] = {}
 
     # -- naming ------------------------------------------------------------------------
@@ -145,6 +151,14 @@ class SessionState:
 
     def is_me(self, nick: str | None) -> bool:
         return nick is not None and self.casefold(nick) == self.casefold(self.nick)
+
+    def channel(self, name: str) -> ChannelState | None:
+        """The joined channel called ``name`` (any case), if any."""
+        return self.channels.get(self.casefold(name))
+
+    def is_away(self, nick: str) -> bool:
+        """Whether ``nick`` (or we) is known to be away."""
+        return self.casefold(nick) in self.away
 
     def prefixes(self) -> tuple[str, str]:
         """(mode letters, prefix symbols) from ``PREFIX``, highest rank first."""
@@ -196,6 +210,7 @@ class SessionState:
         self.isupport.clear()
         self.channels.clear()
         self.batches.clear()
+        self.away.clear()
         self._names.clear()
         self.source = None
 
@@ -204,7 +219,10 @@ class SessionState:
     def apply(self, msg: Message) -> None:
         """Update the state from one received message."""
         if msg.command != "BATCH" and self.is_history(msg):
-            # Replayed JOIN/PART/NICK describe the past, not who is here now.
+            # Replayed JOIN/PART/NICK describe the past, not who is here now; but a
+            # replayed line's bot tag still says that its sender (if here now) is a bot.
+            if "bot" in msg.tags or "draft/bot" in msg.tags:
+                self._mark_bot(msg)
             self._note_seen(msg)
             return
         handler = _HANDLERS.get(msg.command)
@@ -244,6 +262,24 @@ class SessionState:
             del chan.members[key]
             chan.accounts.pop(key, None)
         chan.bots = {b for b in chan.bots if self.casefold(b) != self.casefold(nick)}
+
+    def shares_channel(self, nick: str) -> bool:
+        """Whether ``nick`` is in one of our channels."""
+        return any(self._member_key(chan, nick) is not None for chan in self.channels.values())
+
+    def note_away(self, nick: str, away: bool) -> None:
+        """``nick`` is away (or back); remembered only for us and people we see."""
+        folded = self.casefold(nick)
+        if not away:
+            self.away.discard(folded)
+        elif self.is_me(nick) or self.shares_channel(nick):
+            self.away.add(folded)
+
+    def _forget_away_of_strangers(self) -> None:
+        """Drop the away marks of people no channel of ours has any more."""
+        members = {self.casefold(n) for chan in self.channels.values() for n in chan.members}
+        me = self.casefold(self.nick)
+        self.away = {n for n in self.away if n == me or n in members}
 
     def note_account(self, nick: str, account: str) -> None:
         """``nick`` is logged in to ``account`` (``*``: to none), in every shared channel."""
@@ -379,15 +415,19 @@ def _on_part(state: SessionState, msg: Message) -> None:
     nick = msg.param(1) if msg.command == "KICK" else (msg.nick or "")
     if state.is_me(nick):
         state.channels.pop(folded, None)
+        state._forget_away_of_strangers()
         return
     chan = state.channels.get(folded)
     if chan is not None:
         state._remove_member(chan, nick)
+        if not state.shares_channel(nick):
+            state.away.discard(state.casefold(nick))
 
 
 def _on_quit(state: SessionState, msg: Message) -> None:
     for chan in state.channels.values():
         state._remove_member(chan, msg.nick or "")
+    state.away.discard(state.casefold(msg.nick or ""))
 
 
 def _on_nick(state: SessionState, msg: Message) -> None:
@@ -405,6 +445,9 @@ def _on_nick(state: SessionState, msg: Message) -> None:
         if key in chan.bots:
             chan.bots.discard(key)
             chan.bots.add(new)
+    if state.casefold(old) in state.away:
+        state.away.discard(state.casefold(old))
+        state.away.add(state.casefold(new))
 
 
 def _on_mode(state: SessionState, msg: Message) -> None:
@@ -446,16 +489,31 @@ def _on_end_of_names(state: SessionState, msg: Message) -> None:
         chan.members = pending
         chan.bots = {b for b in chan.bots if b in pending}
         chan.accounts = {k: v for k, v in chan.accounts.items() if k in pending}
+        state._forget_away_of_strangers()
 
 
 def _on_who_reply(state: SessionState, msg: Message) -> None:
-    # 352 me #chan user host server nick flags :hops realname
+    # 352 me #chan user host server nick flags :hops realname; flags start H (here) or G
+    nick, flags = msg.param(5), msg.param(6)
     chan = state.channels.get(state.casefold(msg.param(1)))
     bot_flag = state.isupport.get("BOT", "")
-    if chan is not None and bot_flag and bot_flag in msg.param(6)[1:]:
-        key = state._member_key(chan, msg.param(5))
+    if chan is not None and bot_flag and bot_flag in flags[1:]:
+        key = state._member_key(chan, nick)
         if key is not None:
             chan.bots.add(key)
+    if flags[:1] in ("H", "G"):
+        state.note_away(nick, flags[0] == "G")
+
+
+def _on_away(state: SessionState, msg: Message) -> None:
+    # away-notify: AWAY :message (gone) or AWAY (back), from whoever changed
+    if msg.nick:
+        state.note_away(msg.nick, bool(msg.param(0)))
+
+
+def _on_own_away(state: SessionState, msg: Message) -> None:
+    # 306 me :You have been marked as being away / 305 me :You are no longer ...
+    state.note_away(state.nick, msg.command == n.RPL_NOWAWAY)
 
 
 def _on_batch(state: SessionState, msg: Message) -> None:
@@ -484,6 +542,9 @@ _HANDLERS = {
     n.RPL_NAMREPLY: _on_names,
     n.RPL_ENDOFNAMES: _on_end_of_names,
     n.RPL_WHOREPLY: _on_who_reply,
+    "AWAY": _on_away,
+    n.RPL_NOWAWAY: _on_own_away,
+    n.RPL_UNAWAY: _on_own_away,
     "BATCH": _on_batch,
     n.RPL_LOGGEDIN: _on_logged_in,
     n.RPL_LOGGEDOUT: _on_logged_out,

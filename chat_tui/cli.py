@@ -12,11 +12,12 @@ from pathlib import Path
 
 from chat_protocol.client_tls import add_tls_arguments
 from chat_tui import locations
-from chat_tui.config import ConfigError, Settings, load, stray_config_files
+from chat_tui.config import ROWS, SCHEMA, ConfigError, Settings, load, stray_config_files
 from chat_tui.localserver import LocalServer, LocalServerError
 from chat_tui.remembered import LOCAL, RememberedRooms
+from chat_tui.schema import add_flags, given_flags
 
-PASSWORD_VARIABLE = "CHAT_TUI_PASSWORD"
+PASSWORD_VARIABLE = ROWS["account_password"].env
 
 
 class NoPassword(Exception):
@@ -47,27 +48,16 @@ def account_password(
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The flags are the settings' own (``config.SCHEMA``), plus ``--config``."""
     parser = argparse.ArgumentParser(
         prog="chat-tui",
         description="A terminal chat client (IRC). Without --server it starts a local server.",
+        epilog=f"Settings in {locations.config_file().name}: "
+        + ", ".join(key for row in SCHEMA for key in row.keys[:1])
+        + " (see the README).",
     )
-    parser.add_argument(
-        "--server",
-        metavar="HOST:PORT[,HOST:PORT…]",
-        help="servers, in order; ircs://HOST[:PORT] for TLS (port 6697)",
-    )
-    add_tls_arguments(parser)
-    parser.add_argument("--nick", metavar="NAME", help="your nick")
-    parser.add_argument(
-        "--account",
-        metavar="NAME",
-        help=f"log in to this account; its password comes from the config file, "
-        f"{PASSWORD_VARIABLE} or a prompt (never a flag)",
-    )
-    parser.add_argument(
-        "--password", metavar="PASS", help="the server's password (PASS), not an account's"
-    )
-    parser.add_argument("--join", metavar="'#a,#b'", help="rooms to join")
+    # --tls-ca and --no-tls-verify are chat_protocol's, the same for every client.
+    add_flags(parser, SCHEMA, add_shared=add_tls_arguments)
     parser.add_argument(
         "--config",
         metavar="FILE",
@@ -85,10 +75,7 @@ def settings_from_args(argv: Sequence[str] | None = None) -> Settings:
     if args.config is not None and not path.exists():
         parser.exit(2, f"chat-tui: error: config file {path} does not exist\n")
     try:
-        settings = load(
-            path, servers=args.server, nick=args.nick, password=args.password, join=args.join,
-            tls_ca=args.tls_ca, tls_verify=not args.no_tls_verify, account=args.account,
-        )  # fmt: skip
+        settings = load(path, **given_flags(SCHEMA, args))
     except ConfigError as exc:
         parser.exit(2, f"chat-tui: error: {exc}\n")
     if args.config is None:

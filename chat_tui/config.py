@@ -1,4 +1,6 @@
-"""Settings: the TOML config file, overridden by command-line flags.
+"""Settings: every one declared once below (kind, default, help, file key, flag,
+environment variable); the TOML file and the command line both read the declarations
+(see ``schema``). Precedence: defaults, then the file, then flags.
 
 The file is ``chat-tui.toml`` in the user's config directory (see ``locations``)::
 
@@ -21,6 +23,8 @@ The file is ``chat-tui.toml`` in the user's config directory (see ``locations``)
     [keybindings]                        # action = "key[,key…]"
     next_room = "ctrl+n"
     toggle_members = "f2"
+
+An empty string in the file is the same as leaving the setting out.
 """
 
 from __future__ import annotations
@@ -34,44 +38,194 @@ from typing import Any
 
 from chat_protocol import valid_nick
 from chat_protocol.client_types import SASL_MECHANISMS, ServerAddress, parse_servers
-from chat_tui.commands import room_name
+from chat_tui.command_table import room_name
 from chat_tui.ignore import normal_mask, valid_mask
 from chat_tui.keymap import COPY_MODE_KEYS, DEFAULT_KEYS
+from chat_tui.schema import (
+    ConfigError,
+    FileValues,
+    Kind,
+    Setting,
+    SettingError,
+    from_file,
+    from_flags,
+    schema,
+    setting,
+)
+
+__all__ = ["SCHEMA", "ConfigError", "Settings", "from_mapping", "load"]
+
+PASSWORD_VARIABLE = "CHAT_TUI_PASSWORD"
+
+# -- kinds of values -------------------------------------------------------------------
 
 
-class ConfigError(ValueError):
-    """A config file or flag that cannot be used; the message says what to fix."""
+def _takes_no_text(text: str, label: str) -> Any:
+    raise SettingError(f"{label} takes no value")
+
+
+def _text(value: object, label: str) -> str | None:
+    if not isinstance(value, str):
+        raise SettingError(f"{label} must be a string")
+    return value or None
+
+
+def _flag(value: object, label: str) -> bool:
+    if not isinstance(value, bool):
+        raise SettingError(f"{label} must be true or false")
+    return value
+
+
+def _words(value: object, label: str) -> list[str]:
+    """``"a, b"`` or ``["a", "b"]`` as ``["a", "b"]``."""
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    if isinstance(value, list) and all(isinstance(v, str) for v in value):
+        return [v.strip() for v in value if v.strip()]
+    raise SettingError(f"{label} must be a string or a list of strings")
+
+
+def _nick(value: object, label: str) -> str | None:
+    nick = _text(value, label)
+    if nick is not None and not valid_nick(nick):
+        raise SettingError(f"{label} {nick!r} is not a valid IRC nick")
+    return nick
+
+
+def _account(value: object, label: str) -> str | None:
+    """An account name is a nick: the server gives each account the nick named like it."""
+    name = _text(value, label)
+    if name is not None and not valid_nick(name):
+        raise SettingError(f"{label} {name!r} is not a valid account name (a nick)")
+    return name
+
+
+def _servers(value: object, label: str) -> list[ServerAddress]:
+    try:
+        return parse_servers(",".join(_words(value, label)))
+    except ValueError as exc:
+        raise SettingError(f"{label}: {exc}") from None
+
+
+def _rooms(value: object, label: str) -> list[str]:
+    """Room names with ``#`` added where missing."""
+    return [room_name(word) for word in _words(value, label)]
+
+
+def _masks(value: object, label: str) -> list[str]:
+    masks = _words(value, label)
+    for mask in masks:
+        if not valid_mask(mask):
+            raise SettingError(f"{label}: {mask!r} is not a nick or nick!user@host mask")
+    return [normal_mask(mask) for mask in masks]
+
+
+def _mechanism(value: object, label: str) -> str | None:
+    name = _text(value, label)
+    if name is not None and name.upper() not in SASL_MECHANISMS:
+        raise SettingError(f"{label} {name!r} is not one of {', '.join(SASL_MECHANISMS)}")
+    return name.upper() if name is not None else None
+
+
+def _keys(value: object, label: str) -> dict[str, str]:
+    """``action = "key[,key…]"``; bindings of actions chat-tui does not have are kept
+    here and warned about in ``settings_from``."""
+    if not isinstance(value, dict):
+        raise SettingError(f"{label} must be a table")
+    for action, key in value.items():
+        known = action in DEFAULT_KEYS or action in COPY_MODE_KEYS
+        if known and (not isinstance(key, str) or not key.strip()):
+            raise SettingError(f"key binding {action} must be a key such as 'ctrl+n'")
+    return dict(value)
+
+
+TEXT = Kind(_text, lambda text, label: text or None)
+FLAG = Kind(_flag, _takes_no_text)
+WORDS = Kind(_words, _words)
+NICK = Kind(_nick, _nick)
+ACCOUNT = Kind(_account, _account)
+SERVERS = Kind(_servers, _servers)
+ROOMS = Kind(_rooms, _rooms)
+MASKS = Kind(_masks, _masks)
+MECHANISM = Kind(_mechanism, _mechanism)
+KEYS = Kind(_keys, _takes_no_text)
+
+
+# -- the settings ----------------------------------------------------------------------
 
 
 @dataclass
 class Settings:
-    """Everything chat-tui needs to start; ``servers`` empty means: run a local server."""
+    """Everything chat-tui needs to start; ``servers`` empty means: run a local server.
 
-    nick: str
-    servers: list[ServerAddress] = field(default_factory=list)
-    password: str | None = field(default=None, repr=False)  # the server's (PASS)
-    # The account to log in to (SASL) and its password; the password comes from the
-    # file, CHAT_TUI_PASSWORD or a prompt (cli.py), never from a flag.
-    account: str | None = None
-    account_password: str | None = field(default=None, repr=False)
-    sasl_mechanism: str | None = None
-    rooms: list[str] = field(default_factory=list)
-    theme: str = "textual-dark"
-    send_typing: bool = True
-    show_members: bool = True
-    timestamp_format: str = "%H:%M"
-    keybindings: dict[str, str] = field(default_factory=dict)
-    notify: bool = True
-    bell: bool = True
-    highlight_words: list[str] = field(default_factory=list)
-    ignore: list[str] = field(default_factory=list)
+    Field names are the file's keys unless a field says otherwise.
+    """
+
+    # setting() gives a list or dict default its own default_factory: none is shared
+    servers: list[ServerAddress] = setting(  # noqa: RUF009
+        [], "servers, in order; ircs://HOST[:PORT] for TLS (port 6697)",
+        kind=SERVERS, old_keys=("server",), flag="--server", metavar="HOST:PORT[,HOST:PORT…]",
+    )  # fmt: skip
     # TLS for ircs:// servers: a CA (or self-signed certificate) to trust, and whether
-    # certificates are checked at all (chat_protocol's ClientConfig).
-    tls_ca: str | None = None
-    tls_verify: bool = True
+    # certificates are checked at all (chat_protocol's ClientConfig; the flags are
+    # chat_protocol.client_tls's, the same for every client program).
+    tls_ca: str | None = setting(
+        None, "PEM CA (or self-signed certificate) to trust for TLS",
+        kind=TEXT, flag="--tls-ca", shared_flag=True,
+    )  # fmt: skip
+    tls_verify: bool = setting(
+        True, "check TLS certificates (false: a throwaway test server only)",
+        kind=FLAG, flag="--no-tls-verify", shared_flag=True,
+    )  # fmt: skip
+    nick: str = setting(
+        "", "your nick (default: the account's name, else your login name)",
+        kind=NICK, flag="--nick", metavar="NAME",
+    )  # fmt: skip
+    account: str | None = setting(
+        None,
+        f"log in to this account; its password comes from the config file, "
+        f"{PASSWORD_VARIABLE} or a prompt (never a flag)",
+        kind=ACCOUNT, flag="--account", metavar="NAME",
+    )  # fmt: skip
+    # The server's password (PASS); the file's ``password`` is it too, without an account.
+    password: str | None = setting(
+        None, "the server's password (PASS), not an account's",
+        kind=TEXT, key="server_password", flag="--password", metavar="PASS", secret=True,
+    )  # fmt: skip
+    # The account's password: from CHAT_TUI_PASSWORD, else the file, else a prompt
+    # (cli.py), never from a flag (flags show in the process list).
+    account_password: str | None = setting(
+        None, "the account's password (with an account; without one, the server's)",
+        kind=TEXT, key="password", env=PASSWORD_VARIABLE, secret=True,
+    )  # fmt: skip
+    sasl_mechanism: str | None = setting(
+        None, "PLAIN or SCRAM-SHA-256 (default: SCRAM-SHA-256 when offered)", kind=MECHANISM
+    )
+    rooms: list[str] = setting(  # noqa: RUF009
+        [], "rooms to join", kind=ROOMS, flag="--join", metavar="'#a,#b'"
+    )
+    theme: str = setting("textual-dark", "a Textual theme", kind=TEXT)
+    send_typing: bool = setting(True, "tell others when you type", kind=FLAG)
+    show_members: bool = setting(True, "show the member list", kind=FLAG)
+    timestamp_format: str = setting("%H:%M", "strftime format of message times", kind=TEXT)
+    keybindings: dict[str, str] = setting(  # noqa: RUF009
+        {}, "[keybindings] action = 'key[,key…]'", kind=KEYS
+    )
+    notify: bool = setting(True, "desktop notification on a mention or DM", kind=FLAG)
+    bell: bool = setting(True, "terminal bell on a mention or DM", kind=FLAG)
+    highlight_words: list[str] = setting(  # noqa: RUF009
+        [], "words that count as mentions, like your nick", kind=WORDS
+    )
+    ignore: list[str] = setting(  # noqa: RUF009
+        [], "nicks or nick!user@host masks to hide", kind=MASKS
+    )
     # Things in the config that were ignored (unknown settings, a file chat-tui does not
     # read): said on stderr and in the server tab, never silently dropped.
     warnings: list[str] = field(default_factory=list)
+
+
+SCHEMA: tuple[Setting, ...] = schema(Settings)
+ROWS = {row.name: row for row in SCHEMA}
 
 
 def default_nick() -> str:
@@ -84,32 +238,34 @@ def default_nick() -> str:
     return name if valid_nick(name) else f"guest-{name}"[:30] if name else "guest"
 
 
-def _str_list(value: Any, what: str) -> list[str]:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    if isinstance(value, list) and all(isinstance(v, str) for v in value):
-        return [v.strip() for v in value if v.strip()]
-    raise ConfigError(f"{what} must be a string or a list of strings")
+def settings_from(file: FileValues, flags: dict[str, Any]) -> Settings:
+    """Settings from a file's values with flags on top, and the rules between them:
+    the nick is the account's name unless given, and ``password`` in the file is the
+    account's once there is an account (by the file or ``--account``), else the
+    server's, as it always was."""
+    values = {**file.values, **flags}
+    warnings = list(file.warnings)
+    account = values.get("account")
+    values.setdefault("nick", account or default_nick())
+    if not account:
+        file_password = values.pop("account_password", None)
+        if "password" not in values and file_password:
+            values["password"] = file_password
+    keys = values.get("keybindings", {})
+    for action in [a for a in keys if a not in DEFAULT_KEYS and a not in COPY_MODE_KEYS]:
+        known = ", ".join(sorted(DEFAULT_KEYS | COPY_MODE_KEYS))
+        warnings.append(f"{file.where}: unknown key binding {action!r} ignored (known: {known})")
+        del keys[action]
+    return Settings(**values, warnings=warnings)
 
 
-def _expect(data: dict[str, Any], key: str, kind: type, what: str) -> Any:
-    value = data.get(key)
-    if value is not None and not isinstance(value, kind):
-        raise ConfigError(f"{what}: {key} must be a {kind.__name__}")
-    return value
+def from_mapping(data: dict[str, Any], source: str = "config") -> Settings:
+    """Settings from a parsed TOML document, checked field by field.
 
-
-def _flag(data: dict[str, Any], key: str, source: str) -> bool:
-    """A true/false setting, true when missing."""
-    value = data.get(key, True)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{source}: {key} must be true or false")
-    return value
-
-
-def parse_rooms(items: list[str]) -> list[str]:
-    """Room names with ``#`` added where missing."""
-    return [room_name(item) for item in items]
+    Unknown names are ignored with a warning (a newer version's setting should not stop
+    an older client); a known setting with a wrong value is an error.
+    """
+    return settings_from(from_file(SCHEMA, data, source), {})
 
 
 def load_file(path: Path) -> dict[str, Any]:
@@ -123,96 +279,21 @@ def load_file(path: Path) -> dict[str, Any]:
         raise ConfigError(f"cannot read config {path}: {exc}") from exc
 
 
-KNOWN_SETTINGS = (
-    "nick", "servers", "server", "password", "rooms", "theme", "send_typing",
-    "show_members", "timestamp_format", "keybindings", "notify", "bell", "highlight_words",
-    "ignore", "tls_ca", "tls_verify", "account", "server_password", "sasl_mechanism",
-)  # fmt: skip
-
-
-def from_mapping(data: dict[str, Any], source: str = "config") -> Settings:
-    """Settings from a parsed TOML document, checked field by field.
-
-    Unknown names are ignored with a warning (a newer version's setting should not stop
-    an older client); a known setting with a wrong value is an error.
-    """
-    warnings = []
-    unknown = set(data) - set(KNOWN_SETTINGS)
-    if unknown:
-        warnings.append(
-            f"{source}: unknown setting(s) {', '.join(sorted(unknown))} ignored "
-            f"(known: {', '.join(KNOWN_SETTINGS)})"
-        )
-    account = _account(_expect(data, "account", str, source) or None, source)
-    nick = _expect(data, "nick", str, source) or account or default_nick()
-    if not valid_nick(nick):
-        raise ConfigError(f"{source}: nick {nick!r} is not a valid IRC nick")
-    servers_value = data.get("servers", data.get("server"))
-    servers: list[ServerAddress] = []
-    if servers_value is not None:
-        try:
-            servers = parse_servers(",".join(_str_list(servers_value, f"{source}: servers")))
-        except ValueError as exc:
-            raise ConfigError(f"{source}: {exc}") from exc
-    keys = _expect(data, "keybindings", dict, source) or {}
-    for action, key in list(keys.items()):
-        if action not in DEFAULT_KEYS and action not in COPY_MODE_KEYS:
-            known = ", ".join(sorted(DEFAULT_KEYS | COPY_MODE_KEYS))
-            warnings.append(f"{source}: unknown key binding {action!r} ignored (known: {known})")
-            del keys[action]
-            continue
-        if not isinstance(key, str) or not key.strip():
-            raise ConfigError(f"{source}: key binding {action} must be a key such as 'ctrl+n'")
-    rooms = parse_rooms(_str_list(data.get("rooms", []), f"{source}: rooms"))
-    ignore = _str_list(data.get("ignore", []), f"{source}: ignore")
-    for mask in ignore:
-        if not valid_mask(mask):
-            raise ConfigError(f"{source}: ignore: {mask!r} is not a nick or nick!user@host mask")
-    password = _expect(data, "password", str, source) or None
-    server_password = _expect(data, "server_password", str, source) or None
-    return Settings(
-        nick=nick,
-        servers=servers,
-        # Without an account, ``password`` is the server's, as it always was.
-        password=server_password if account else server_password or password,
-        account=account,
-        account_password=password if account else None,
-        sasl_mechanism=_mechanism(_expect(data, "sasl_mechanism", str, source), source),
-        rooms=rooms,
-        theme=_expect(data, "theme", str, source) or "textual-dark",
-        send_typing=data.get("send_typing", True) is not False,
-        show_members=data.get("show_members", True) is not False,
-        timestamp_format=_expect(data, "timestamp_format", str, source) or "%H:%M",
-        keybindings=dict(keys),
-        notify=_flag(data, "notify", source),
-        bell=_flag(data, "bell", source),
-        highlight_words=_str_list(data.get("highlight_words", []), f"{source}: highlight_words"),
-        ignore=[normal_mask(mask) for mask in ignore],
-        tls_ca=_expect(data, "tls_ca", str, source) or None,
-        tls_verify=_flag(data, "tls_verify", source),
-        warnings=warnings,
-    )
-
-
-def _account(name: str | None, source: str) -> str | None:
-    """An account name is a nick: the server gives each account the nick named like it."""
-    if name is not None and not valid_nick(name):
-        raise ConfigError(f"{source}: account {name!r} is not a valid account name (a nick)")
-    return name
-
-
-def _mechanism(name: str | None, source: str) -> str | None:
-    if name is None:
-        return None
-    if name.upper() not in SASL_MECHANISMS:
-        known = ", ".join(SASL_MECHANISMS)
-        raise ConfigError(f"{source}: sasl_mechanism {name!r} is not one of {known}")
-    return name.upper()
+def load(path: Path, **flags: str | bool | None) -> Settings:
+    """The config file at ``path`` with flags on top, by the name of the setting each
+    fills: text as typed (``servers="h:1,h:2"``, ``rooms="#a,b"``), or the value of a
+    flag without one (``tls_verify=False``: ``--no-tls-verify``); None: not given."""
+    data = load_file(path)
+    settings = settings_from(from_file(SCHEMA, data, str(path)), from_flags(SCHEMA, flags))
+    warning = exposed_password_warning(path, data)
+    if warning:
+        settings.warnings.append(warning)
+    return settings
 
 
 def exposed_password_warning(path: Path, data: dict[str, Any]) -> str | None:
     """A warning when a file holding a password can be read by other users."""
-    if "password" not in data and "server_password" not in data:
+    if not any(key in data for row in SCHEMA if row.secret for key in row.keys):
         return None
     try:
         mode = path.stat().st_mode
@@ -235,49 +316,3 @@ def stray_config_files(directory: Path, read: Path) -> list[str]:
         for path in found
         if path.name != read.name
     ]
-
-
-def load(
-    path: Path,
-    *,
-    servers: str | None = None,
-    nick: str | None = None,
-    password: str | None = None,
-    join: str | None = None,
-    tls_ca: str | None = None,
-    tls_verify: bool = True,
-    account: str | None = None,
-) -> Settings:
-    """The config file at ``path`` with command-line flags on top (``password`` is the
-    server's, PASS: an account's password is never a flag)."""
-    data = load_file(path)
-    settings = from_mapping(data, str(path))
-    if account is not None:
-        settings.account = _account(account, "--account")
-        if "nick" not in data:
-            settings.nick = account  # the nick an account owns is its own name
-        if settings.account_password is None and data.get("password"):
-            # The file's ``password`` is the account's once there is an account.
-            settings.account_password = data["password"]
-            settings.password = data.get("server_password") or None
-    warning = exposed_password_warning(path, data)
-    if warning:
-        settings.warnings.append(warning)
-    if servers is not None:
-        try:
-            settings.servers = parse_servers(servers)
-        except ValueError as exc:
-            raise ConfigError(f"--server: {exc}") from exc
-    if nick is not None:
-        if not valid_nick(nick):
-            raise ConfigError(f"--nick: {nick!r} is not a valid IRC nick")
-        settings.nick = nick
-    if password is not None:
-        settings.password = password
-    if join is not None:
-        settings.rooms = parse_rooms(_str_list(join, "--join"))
-    if tls_ca is not None:
-        settings.tls_ca = tls_ca
-    if not tls_verify:
-        settings.tls_verify = False
-    return settings

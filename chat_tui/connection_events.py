@@ -84,7 +84,6 @@ class ConnectionEvents:
             view.refresh(state.disconnected(event.reason, event.retry_in))
         elif isinstance(event, NickFallback):
             text = f"nick {event.wanted} is taken; you are {event.got}"
-            state.nick = event.got
             view.refresh(state.note(text))
             app.notify(text, title="Nick in use")
         elif isinstance(event, LoginFailed):

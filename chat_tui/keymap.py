@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from textual.binding import Binding, BindingType
+    from textual.binding import BindingType
 
 # action id -> (default keys, action, description shown in help and footer)
 DEFAULT_KEYS: dict[str, tuple[str, str, str]] = {
@@ -106,7 +106,7 @@ def read_alt_digits() -> None:
             del table[sequence]
 
 
-def bindings() -> list[Binding]:
+def bindings() -> list[BindingType]:
     """App bindings with ids, so ``App.set_keymap`` can rebind them from the config."""
     from textual.binding import Binding  # config loading stays free of Textual
 

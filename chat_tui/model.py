@@ -1,7 +1,8 @@
-"""What the client knows about its rooms: lines, unread counts, members, typing.
+"""What the client keeps of its rooms: lines, unread counts, read marker, typing.
 
 Plain data with no Textual and no I/O, so the rules (what counts as unread, where a
 history line goes, what is a duplicate) are tested without a terminal or a server.
+Who is in a room and its topic are chat_protocol's (see ``roster``), not kept here.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ SERVER_ROOM = "*server*"
 MAX_LINES = 20_000
 TYPING_ACTIVE_SECONDS = 6.0
 TYPING_PAUSED_SECONDS = 30.0
-PREFIX_ORDER = "~&@%+"
 
 
 class LineKind(Enum):
@@ -71,12 +71,13 @@ def format_server_time(moment: datetime) -> str:
     return format_datetime(moment)
 
 
-def prefix_rank(prefixes: str) -> int:
-    """Sort key for a member's prefixes: owners and ops first, plain members last."""
-    for i, ch in enumerate(PREFIX_ORDER):
-        if ch in prefixes:
-            return i
-    return len(PREFIX_ORDER)
+@dataclass(slots=True)
+class ListEntry:
+    """One row of the /list screen."""
+
+    name: str
+    users: int
+    topic: str
 
 
 @dataclass
@@ -87,10 +88,6 @@ class Room:
     lines: list[ChatLine] = field(default_factory=list)
     unread: int = 0
     mentions: int = 0
-    topic: str = ""
-    members: dict[str, str] = field(default_factory=dict)  # nick -> prefixes
-    bots: set[str] = field(default_factory=set)  # casefolded nicks
-    away: set[str] = field(default_factory=set)  # casefolded nicks
     typing: dict[str, float] = field(default_factory=dict)  # nick -> monotonic expiry
     joined: bool = False
     history_exhausted: bool = False
@@ -196,28 +193,11 @@ class Room:
                 return line.time
         return None
 
-    def sorted_members(self) -> list[tuple[str, str]]:
-        """Members as (prefixes, nick), ops first, then voiced, then by name."""
-        return sorted(
-            ((p, n) for n, p in self.members.items()),
-            key=lambda item: (prefix_rank(item[0]), casefold(item[1])),
-        )
-
-    def member(self, nick: str) -> str | None:
-        """The member's nick as stored (original case), or None."""
+    def stopped_typing(self, nick: str) -> None:
+        """``nick`` left or spoke: no longer shown as typing."""
         folded = casefold(nick)
-        for name in self.members:
-            if casefold(name) == folded:
-                return name
-        return None
-
-    def remove_member(self, nick: str) -> bool:
-        name = self.member(nick)
-        if name is None:
-            return False
-        del self.members[name]
-        self.typing.pop(name, None)
-        return True
+        for name in [n for n in self.typing if casefold(n) == folded]:
+            del self.typing[name]
 
     def typing_now(self, now: float | None = None) -> list[str]:
         """Nicks typing right now; expired entries are dropped."""

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, cast
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 
 from chat_protocol import valid_channel
-from chat_tui.commands import room_name
+from chat_tui.command_table import room_name
 
 if TYPE_CHECKING:
     from chat_tui.app import ChatApp
@@ -41,7 +41,7 @@ class ChatCommands(Provider):
             found.insert(1, (f"{what} {current.name}", leave, "/leave"))
         for room in app.state.ordered_rooms():
             if room.key != current.key:
-                name = app.state.connection.network if room.is_server else room.name
+                name = app.state.network if room.is_server else room.name
                 unread = f"{room.unread} unread" if room.unread else "no unread messages"
                 found.append((f"Switch to {name}", partial(app.switch_to, room.key), unread))
         return found

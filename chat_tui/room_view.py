@@ -15,7 +15,7 @@ from chat_protocol import casefold
 from chat_tui import commands
 from chat_tui.model import Room, format_server_time
 from chat_tui.screens.room_list import RoomListScreen
-from chat_tui.state import Unsent, Update
+from chat_tui.update import Unsent, Update
 from chat_tui.widgets.chat_input import ChatInput
 from chat_tui.widgets.member_list import MemberList
 from chat_tui.widgets.message_pane import MessagePane
@@ -128,18 +128,19 @@ class RoomView:
         state = self.app.state
         room = state.current_room
         topic = self.app.query_one(TopicLine)
-        topic.room = state.connection.network if room.is_server else room.name
+        topic.room = state.network if room.is_server else room.name
         if room.is_query:
             topic.topic = f"direct conversation with {room.name}"
         else:
-            topic.topic = room.topic
+            topic.topic = state.roster.topic(room.name)
 
     def refresh_members(self) -> None:
         state = self.app.state
         room = state.current_room
-        self.app.query_one(MemberList).set_members(room.sorted_members(), room.bots, room.away)
+        members = state.roster.members(room.name) if room.is_channel else []
+        self.app.query_one(MemberList).set_members(members)
         chat_input = self.app.query_one(ChatInput)
-        chat_input.nicks = [nick for _, nick in room.sorted_members() if nick != state.nick]
+        chat_input.nicks = [m.nick for m in members if not state.is_me(m.nick)]
         chat_input.rooms = [r.name for r in state.ordered_rooms() if r.is_channel]
 
     def refresh_sidebar(self) -> None:
@@ -151,7 +152,7 @@ class RoomView:
         return [
             RoomEntry(
                 room.key,
-                state.connection.network if room.is_server else room.name,
+                state.network if room.is_server else room.name,
                 room.unread,
                 room.mentions,
                 room.joined or not room.is_channel,
@@ -169,7 +170,7 @@ class RoomView:
         status.server = conn.server
         status.nick = state.nick
         status.account = conn.account
-        status.away = conn.away
+        status.away = state.away
         status.retry_in = conn.retry_in
         status.lag = app.session.lag if app.session is not None else conn.lag
         status.typing = tuple(state.current_room.typing_now())
@@ -183,7 +184,7 @@ class RoomView:
         read_before = old.read_until if old is not None else None
         if old is not None:
             old.draft = app.query_one(ChatInput).value
-            old.scroll_anchor = app.query_one(MessagePane).anchor()
+            old.scroll_anchor = app.query_one(MessagePane).reading_place()
         if state.switch(key):
             self.show_current()
         if old is not None and old.read_until != read_before:

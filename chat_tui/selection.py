@@ -50,3 +50,37 @@ def line_text(line: ChatLine) -> str:
 def copied_text(lines: list[ChatLine]) -> str:
     """The text of ``lines``, one per line: no time, no nick column."""
     return "\n".join(line_text(line) for line in lines)
+
+
+class CopySelection:
+    """Copy mode's selection over the shown lines: by index, and by the seqs of its
+    lines (to draw them, and to find them again when lines arrive above)."""
+
+    def __init__(self) -> None:
+        self.span: LineSelection | None = None
+        self.seqs: set[int] = set()
+        self._ends = (0, 0)  # seqs of the anchor's and the cursor's lines
+
+    def lines(self, shown: list[ChatLine]) -> list[ChatLine]:
+        """The selected lines of ``shown``, oldest first."""
+        if self.span is None:
+            return []
+        return shown[self.span.first : self.span.last + 1]
+
+    def select(self, span: LineSelection | None, shown: list[ChatLine]) -> set[int]:
+        """Select ``span`` of ``shown`` (None: nothing); returns the seqs of the lines
+        that went in or out, which need drawing again."""
+        old = self.seqs
+        self.span = span
+        self.seqs = {line.seq for line in self.lines(shown)}
+        if span is not None:
+            self._ends = (shown[span.anchor].seq, shown[span.cursor].seq)
+        return old ^ self.seqs
+
+    def found_again(self, shown: list[ChatLine]) -> LineSelection | None:
+        """The same two ends at their indexes in ``shown`` now; None when one is gone."""
+        where = {line.seq: i for i, line in enumerate(shown)}
+        anchor, cursor = self._ends
+        if anchor in where and cursor in where:
+            return LineSelection(where[anchor], where[cursor])
+        return None

@@ -21,8 +21,8 @@ from chat_protocol.client import IRCClient
 from chat_protocol.client_account import register_account
 from chat_protocol.client_search import SearchQuery
 from chat_protocol.client_types import ClientConfig, Event, NotConnected, Received
-from chat_tui.commands import Join, Part, Say, Send
 from chat_tui.config import Settings
+from chat_tui.effects import Join, Part, Say, Send
 from chat_tui.messages import (
     AccountRegistered,
     AroundLoaded,

@@ -10,7 +10,7 @@ from textual.widgets import DataTable, Input, Label
 
 from chat_protocol import casefold
 from chat_tui.formatting import strip_formatting
-from chat_tui.state import ListEntry
+from chat_tui.model import ListEntry
 
 
 class RoomListScreen(ModalScreen[str | None]):

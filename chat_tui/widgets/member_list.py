@@ -8,8 +8,8 @@ from textual.geometry import Size
 from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
-from chat_protocol import casefold
 from chat_tui.formatting import nick_color
+from chat_tui.roster import Member
 
 
 class MemberList(ScrollView, can_focus=False):
@@ -27,13 +27,11 @@ class MemberList(ScrollView, can_focus=False):
 
     def __init__(self, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.members: list[tuple[str, str]] = []
-        self.bots: set[str] = set()
-        self.away: set[str] = set()
+        self.members: list[Member] = []
 
-    def set_members(self, members: list[tuple[str, str]], bots: set[str], away: set[str]) -> None:
-        """``members`` as (prefixes, nick) in display order; bots and away are casefolded."""
-        self.members, self.bots, self.away = members, set(bots), set(away)
+    def set_members(self, members: list[Member]) -> None:
+        """Show ``members``, in the order given."""
+        self.members = members
         count = len(members)
         self.border_title = f"{count} member{'s' if count != 1 else ''}" if count else ""
         self.virtual_size = Size(self.size.width, len(members))
@@ -47,16 +45,15 @@ class MemberList(ScrollView, can_focus=False):
         row = int(self.scroll_y) + y
         if row >= len(self.members):
             return Strip.blank(width, self.rich_style)
-        prefixes, nick = self.members[row]
+        member = self.members[row]
         base = self.rich_style
-        folded = casefold(nick)
-        nick_style = base + Style(color=nick_color(nick))
-        if folded in self.away:
+        nick_style = base + Style(color=nick_color(member.nick))
+        if member.away:
             nick_style += self._style("away")
         segments = [
-            Segment((prefixes[:1] or " "), base + self._style("prefix")),
-            Segment(nick, nick_style),
+            Segment((member.prefixes[:1] or " "), base + self._style("prefix")),
+            Segment(member.nick, nick_style),
         ]
-        if folded in self.bots:
+        if member.bot:
             segments.append(Segment(" ⚙", base + self._style("bot")))
         return Strip(segments).crop_extend(0, width, base)

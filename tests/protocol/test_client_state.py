@@ -210,3 +210,43 @@ async def test_tracker_labeled_single_ack_and_batch() -> None:
     assert [m.command for m in single.future.result()] == ["PRIVMSG"]
     assert ack.future.result() == []
     assert [m.command for m in batched.future.result()] == ["BATCH", "PRIVMSG", "BATCH"]
+
+
+def test_away_from_away_notify_who_and_our_own_replies() -> None:
+    state = feed(joined(), ":op!o@h AWAY :lunch", ":srv 352 me #room v h srv voice G :0 real")
+    assert state.away == {"op", "voice"} and state.is_away("OP")
+    feed(state, ":op!o@h AWAY", ":srv 352 me #room v h srv voice H :0 real")
+    assert state.away == set()
+    feed(state, ":srv 306 me :You have been marked as being away")
+    assert state.is_away("me")
+    feed(state, ":srv 305 me :You are no longer marked as being away")
+    assert not state.is_away("me")
+
+
+def test_away_follows_nick_and_ends_with_quit_part_and_reconnect() -> None:
+    state = feed(joined(), ":op!o@h AWAY :lunch", ":voice!v@h AWAY :brb", ":op!o@h NICK boss")
+    assert state.away == {"boss", "voice"}
+    feed(state, ":boss!o@h QUIT :bye", ":voice!v@h PART #room")
+    assert state.away == set()
+    feed(state, ":srv 306 me :away", ":x!x@h JOIN #room", ":x!x@h AWAY :gone")
+    state.reset_connection()
+    assert state.away == set()
+
+
+def test_away_of_someone_we_share_no_channel_with_is_not_kept() -> None:
+    state = feed(joined(), ":stranger!s@h AWAY :gone", ":srv 352 me * s h srv stranger G :0 r")
+    assert state.away == set()
+    feed(state, ":op!o@h AWAY :lunch", ":me!u@h PART #room")
+    assert state.away == set()  # we left the only channel we shared
+
+
+def test_a_replayed_bot_tag_marks_a_member_as_a_bot_but_joins_nobody() -> None:
+    state = feed(
+        joined(),
+        ":srv BATCH +h1 chathistory #room",
+        "@batch=h1;bot :voice!v@h PRIVMSG #room :beep",
+        "@batch=h1;bot :ghost!g@h PRIVMSG #room :boo",
+        ":srv BATCH -h1",
+    )
+    chan = state.channel("#ROOM")
+    assert chan is not None and chan.bots == {"voice"} and "ghost" not in chan.members

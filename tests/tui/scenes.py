@@ -53,9 +53,6 @@ def main_scene(app: ChatApp) -> None:
     state.connection.server = "irc.example.net:6667"
     state.connection.lag = 0.012
     feed(app, MAIN_SCENE)
-    general = state.room("#general")
-    assert general is not None
-    general.bots.add("helper")
-    general.away.add("dave")
+    app.apply_message(Message.parse(":dave!d@h AWAY :back soon"))  # away-notify
     app.apply_message(Message.parse("@+typing=active :bob!b@h TAGMSG #general"))
     app.query_one("#input").cursor_blink = False  # type: ignore[attr-defined]

@@ -40,7 +40,7 @@ def test_config_file_is_read(tmp_path: Path) -> None:
 
 def test_flags_override_file(tmp_path: Path) -> None:
     settings = load(
-        write(tmp_path, GOOD), servers="10.0.0.1:1", nick="bob", password="pw", join="#x,y"
+        write(tmp_path, GOOD), servers="10.0.0.1:1", nick="bob", password="pw", rooms="#x,y"
     )
     assert settings.servers == [ServerAddress("10.0.0.1", 1)]
     assert (settings.nick, settings.password, settings.rooms) == ("bob", "pw", ["#x", "#y"])
@@ -110,3 +110,59 @@ async def test_config_warnings_show_in_the_app() -> None:
     async with app.run_test(size=(100, 30)):
         texts = [line.text for line in app.state.server_room.lines]
         assert "chat-tui.toml: unknown setting(s) colour ignored" in texts
+
+
+# -- one declaration per setting ---------------------------------------------------------
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+
+
+def readme_tui_section() -> str:
+    text = README.read_text()
+    return text[text.index("## chat-tui") : text.index("## chat-bot")]
+
+
+def test_the_readme_example_config_is_all_known_settings(tmp_path: Path) -> None:
+    """The settings the README documents are the ones declared (no warnings)."""
+    section = readme_tui_section()
+    example = section[section.index("```toml") + len("```toml") : section.rindex("```")]
+    settings = load(write(tmp_path, example))
+    assert settings.warnings == []
+    assert settings.highlight_words == ["deploy", "release"]
+    assert settings.keybindings == {"next_room": "ctrl+n", "toggle_members": "f2"}
+
+
+def test_every_documented_flag_comes_from_the_schema() -> None:
+    from chat_tui.cli import build_parser
+    from chat_tui.config import SCHEMA
+
+    documented = {
+        "--server", "--nick", "--password", "--join", "--config", "--account", "--tls-ca",
+        "--no-tls-verify",
+    }  # fmt: skip
+    options = set(build_parser()._option_string_actions)
+    assert documented <= options
+    assert {row.flag for row in SCHEMA if row.flag} == documented - {"--config"}
+
+
+def test_each_setting_has_one_row_with_help_and_a_file_key() -> None:
+    from chat_tui.config import SCHEMA, Settings
+
+    names = [row.name for row in SCHEMA]
+    assert len(names) == len(set(names))
+    assert set(names) == set(Settings.__dataclass_fields__) - {"warnings"}
+    keys = [key for row in SCHEMA for key in row.keys]
+    assert len(keys) == len(set(keys)) and all(row.help and row.keys for row in SCHEMA)
+    assert [row.env for row in SCHEMA if row.env] == ["CHAT_TUI_PASSWORD"]
+
+
+@pytest.mark.parametrize("key", ["send_typing", "show_members", "notify", "bell", "tls_verify"])
+def test_true_or_false_settings_take_only_true_or_false(tmp_path: Path, key: str) -> None:
+    with pytest.raises(ConfigError, match=f"{key} must be true or false"):
+        load(write(tmp_path, f'{key} = "no"\n'))
+
+
+def test_flags_by_setting_name(tmp_path: Path) -> None:
+    settings = load(tmp_path / "none.toml", tls_ca="/ca.pem", tls_verify=False, rooms="a")
+    assert (settings.tls_ca, settings.tls_verify, settings.rooms) == ("/ca.pem", False, ["#a"])
+    assert load(tmp_path / "none.toml", tls_verify=None).tls_verify is True

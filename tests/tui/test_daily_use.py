@@ -238,12 +238,12 @@ async def test_reconnect_counts_the_gap_and_keeps_nick_away_and_no_stale_topic(
         state = app.state
         app._switch("#b")
         await type_line(pilot, "/topic an old topic")
-        await wait_until(pilot, lambda: state.current_room.topic == "an old topic", "topic")
+        await wait_until(pilot, lambda: state.roster.topic("#b") == "an old topic", "topic")
         app._switch("#a")
         await type_line(pilot, "/nick alice2")
         await wait_until(pilot, lambda: state.nick == "alice2", "new nick")
         await type_line(pilot, "/away lunch")
-        await wait_until(pilot, lambda: state.connection.away, "away")
+        await wait_until(pilot, lambda: state.away, "away")
         assert app.session is not None
         # Come back after ~3 s: time for bob to speak into the gap first.
         app.session.client.config.reconnect_min = app.session.client.config.reconnect_max = 3.0
@@ -264,8 +264,8 @@ async def test_reconnect_counts_the_gap_and_keeps_nick_away_and_no_stale_topic(
         )
         assert (b.unread, b.mentions) == (1, 1)  # 6: the gap is news
         assert state.nick == "alice2" and app.session.client.nick == "alice2"  # 7: nick kept
-        assert b.topic == ""  # 7: no stale topic
-        await wait_until(pilot, lambda: state.connection.away, "away again")  # 7: re-sent
+        assert state.roster.topic("#b") == ""  # 7: no stale topic
+        await wait_until(pilot, lambda: state.away, "away again")  # 7: re-sent
         bob.send("WHOIS alice2")
         await in_thread(bob.expect, "301", pattern="lunch")  # the server has us away too
 

@@ -39,7 +39,7 @@ async def test_join_send_and_receive(server: ServerProcess, connect: Connect) ->
         await wait_until(pilot, lambda: any("hi alice" in t for t in texts(app, "#general")), "bob")
         last = app.state.room("#general").lines[-1]  # type: ignore[union-attr]
         assert last.nick == "bob" and last.mention
-        assert "bob" in app.state.room("#general").members  # type: ignore[union-attr]
+        assert "bob" in [m.nick for m in app.state.roster.members("#general")]
         await type_line(pilot, "/join #second")
         await joined(pilot, app, "#second")
         await wait_until(pilot, lambda: app.state.current == "#second", "focus on /join")
@@ -118,7 +118,7 @@ async def test_list_screen_and_enter_joins(server: ServerProcess, connect: Conne
         await pilot.press("enter")
         await joined(pilot, app, "#lobby")
         await wait_until(pilot, lambda: app.state.current == "#lobby", "switched to #lobby")
-        assert app.state.current_room.topic == "Say hello"
+        assert app.state.roster.topic(app.state.current_room.name) == "Say hello"
 
 
 async def test_history_loads_when_scrolling_up(

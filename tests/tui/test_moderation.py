@@ -129,7 +129,9 @@ async def test_live_kick_ban_invite_as_op(server: ServerProcess, connect: Connec
     async with app.run_test(size=SIZE) as pilot:
         await joined(pilot, app, "#ops")  # first in: alice is op
         bob.join("#ops")
-        await wait_until(pilot, lambda: app.state.room("#ops").member("bob"), "bob in #ops")  # type: ignore[union-attr]
+        await wait_until(
+            pilot, lambda: "bob" in [m.nick for m in app.state.roster.members("#ops")], "bob"
+        )
         await type_line(pilot, "/kick bob too loud")
         kick = await in_thread(bob.expect, "KICK")
         assert kick.params == ["#ops", "bob", "too loud"]  # type: ignore[attr-defined]

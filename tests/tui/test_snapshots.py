@@ -1,6 +1,7 @@
 """Snapshots of the main screen, the room list and the help at 120x35, and of the main
 screen at 80x24 and 60x20 too (narrower columns; at 60 the member list hides); the
-search screen and copy mode at 120x40 and 80x24.
+search screen, a search result in its room, copy mode, the help and the command
+palette at 120x40 and 80x24.
 
 Each baseline was looked at (rendered to PNG) before it was kept. No live server:
 the app is fed fixed IRC lines with fixed times, nicks and UTC display.
@@ -11,12 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 from textual import events
+from textual.command import CommandInput, CommandList, CommandPalette
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input
 
 from chat_protocol import Message
 from chat_protocol.client_search import SearchQuery
 from chat_tui.app import ChatApp
+from chat_tui.palette import ChatCommands
 from chat_tui.screens.search import SearchScreen
 from chat_tui.search import find
 from tests.tui.scenes import MAIN_SCENE, feed, main_scene, offline_app
@@ -95,7 +98,7 @@ async def pasted(pilot: Pilot[None]) -> None:
     main_scene(pilot.app)  # type: ignore[arg-type]
     await pilot.pause()
     lines = ["def greet(name):", "    print(f'hello {name}')", "", "greet('bob')", "greet('carol')"]
-    pilot.app.query_one("#input").post_message(events.Paste("\n".join(lines)))  # type: ignore[attr-defined]
+    pilot.app.query_one("#input").post_message(events.Paste("\n".join(lines)))
     await pilot.pause()
     await pilot.pause()
 
@@ -230,3 +233,86 @@ def test_copy_mode(snap_compare: Any) -> None:
 
 def test_copy_mode_80x24(snap_compare: Any) -> None:
     assert snap_compare(offline_app(), terminal_size=(80, 24), run_before=copy_mode_three_lines)
+
+
+def test_search_result_shown_in_its_room_80x24(snap_compare: Any) -> None:
+    """The message a search led to, in the middle of a narrow pane."""
+
+    async def before(pilot: Pilot[None]) -> None:
+        await search_release_notes(pilot, on_server=False)
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        await pilot.pause()
+
+    assert snap_compare(offline_app(), terminal_size=(80, 24), run_before=before)
+
+
+# -- help (F1) and the command palette (Ctrl+O) at both sizes -------------------------------
+
+
+async def help_open(pilot: Pilot[None]) -> None:
+    main_scene(pilot.app)  # type: ignore[arg-type]
+    await pilot.press("f1")
+    await pilot.pause()
+
+
+def test_help_screen_120x40(snap_compare: Any) -> None:
+    """Keys beside the commands."""
+    assert snap_compare(offline_app(), terminal_size=(120, 40), run_before=help_open)
+
+
+def test_help_screen_80x24(snap_compare: Any) -> None:
+    """Narrow: the commands go below the keys (scroll for more)."""
+    assert snap_compare(offline_app(), terminal_size=(80, 24), run_before=help_open)
+
+
+async def palette_open(pilot: Pilot[None]) -> None:
+    """Ctrl+O in #general: the chat's commands (join, leave, search, members, mark all
+    read, switch to each room). Textual's own commands (theme, keys, quit...) are left
+    out of the picture: the palette lists each provider's as they arrive, in an order
+    that varies from run to run."""
+    app = pilot.app
+    main_scene(app)  # type: ignore[arg-type]
+    app.COMMANDS = {ChatCommands}  # type: ignore[misc]
+    await pilot.press("ctrl+o")
+    for _ in range(200):
+        await pilot.pause()
+        screen = app.screen
+        if isinstance(screen, CommandPalette) and screen.has_class("-ready"):
+            break
+    screen = app.screen
+    assert isinstance(screen, CommandPalette)
+    screen.query_one(CommandInput).cursor_blink = False
+    prompts = [str(o.prompt) for o in screen.query_one(CommandList).options]
+    assert any("Mark all rooms read" in p for p in prompts), prompts
+    await pilot.pause()
+
+
+def test_command_palette(snap_compare: Any) -> None:
+    assert snap_compare(offline_app(), terminal_size=(120, 40), run_before=palette_open)
+
+
+def test_command_palette_80x24(snap_compare: Any) -> None:
+    assert snap_compare(offline_app(), terminal_size=(80, 24), run_before=palette_open)
+
+
+async def palette_switch(pilot: Pilot[None]) -> None:
+    """Ctrl+O, then "switch": a hit for every other room, with its unread count."""
+    await palette_open(pilot)
+    await pilot.press(*"switch")
+    screen = pilot.app.screen
+    assert isinstance(screen, CommandPalette)
+    for _ in range(200):
+        await pilot.pause()
+        prompts = [str(o.prompt) for o in screen.query_one(CommandList).options]
+        if screen.has_class("-ready") and sum("Switch to" in p for p in prompts) == 4:
+            break
+    await pilot.pause()
+
+
+def test_command_palette_switch(snap_compare: Any) -> None:
+    assert snap_compare(offline_app(), terminal_size=(120, 40), run_before=palette_switch)
+
+
+def test_command_palette_switch_80x24(snap_compare: Any) -> None:
+    assert snap_compare(offline_app(), terminal_size=(80, 24), run_before=palette_switch)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from chat_protocol import Message
 from chat_tui.model import MAX_LINES, ChatLine, LineKind, Room, parse_server_time
+from chat_tui.roster import Member
 from chat_tui.state import ChatState
 
 
@@ -105,9 +106,12 @@ def test_names_replies_replace_members_with_prefixes() -> None:
         ":srv 353 alice = #general :@alice +bob carol!c@host @+dave",
         ":srv 366 alice #general :End of /NAMES list",
     )
-    room = state.room("#general")
-    assert room is not None
-    assert room.sorted_members() == [("@", "alice"), ("@+", "dave"), ("+", "bob"), ("", "carol")]
+    assert [(m.prefixes, m.nick) for m in state.roster.members("#general")] == [
+        ("@", "alice"),
+        ("@+", "dave"),
+        ("+", "bob"),
+        ("", "carol"),
+    ]
 
 
 def test_part_quit_kick_nick_update_members_and_show_dim_lines() -> None:
@@ -124,7 +128,7 @@ def test_part_quit_kick_nick_update_members_and_show_dim_lines() -> None:
     )
     room = state.room("#general")
     assert room is not None
-    assert set(room.members) == {"alice", "erin2"}
+    assert {m.nick for m in state.roster.members("#general")} == {"alice", "erin2"}
     events = [ln.text for ln in room.lines if ln.kind == LineKind.EVENT]
     assert "← bob left #general (bye)" in events
     assert "← carol quit (gone)" in events
@@ -145,9 +149,9 @@ def test_mode_changes_prefixes() -> None:
         ":srv 366 alice #general :End",
         ":alice!a@h MODE #general +o bob",
     )
-    assert state.room("#general").members["bob"] == "@"  # type: ignore[union-attr]
+    assert Member("bob", "@") in state.roster.members("#general")
     feed(state, ":alice!a@h MODE #general -o bob")
-    assert state.room("#general").members["bob"] == ""  # type: ignore[union-attr]
+    assert Member("bob", "") in state.roster.members("#general")
 
 
 def test_own_part_removes_room_and_moves_on() -> None:
@@ -161,7 +165,7 @@ def test_own_part_removes_room_and_moves_on() -> None:
 def test_topic_and_list_replies() -> None:
     state = joined("#general")
     feed(state, ":srv 332 alice #general :Welcome!")
-    assert state.room("#general").topic == "Welcome!"  # type: ignore[union-attr]
+    assert state.roster.topic("#GENERAL") == "Welcome!"
     feed(
         state,
         ":srv 321 alice Channel :Users Name",
@@ -194,9 +198,10 @@ def test_typing_notifications() -> None:
 
 def test_bot_tag_marks_sender() -> None:
     state = joined("#general")
-    feed(state, "@bot :helper!h@h PRIVMSG #general :beep")
+    feed(state, ":helper!h@h JOIN #general", "@bot :helper!h@h PRIVMSG #general :beep")
     room = state.room("#general")
-    assert room is not None and "helper" in room.bots and room.lines[-1].bot
+    assert room is not None and room.lines[-1].bot
+    assert Member("helper", bot=True) in state.roster.members("#general")
 
 
 def test_room_keeps_at_most_max_lines() -> None:
