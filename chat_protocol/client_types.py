@@ -30,6 +30,7 @@ WANTED_CAPS = (
     "account-notify",
     "account-tag",
     "extended-join",
+    "away-notify",  # away marks in member lists without WHO polling
 )
 
 

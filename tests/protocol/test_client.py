@@ -50,6 +50,7 @@ ALL_CAPS = {
     "account-notify",
     "account-tag",
     "extended-join",
+    "away-notify",
 }
 RAW_CAPS = ["message-tags", "server-time", "echo-message", "batch"]
 
@@ -592,3 +593,23 @@ async def test_works_on_a_plain_irc_server(
     assert isinstance(heard, Received) and heard.message.nick == "alice_"
     assert await bob.history_latest("#room") == []
     await bob.tagmsg("#room", {"+typing": "active"})  # silently nothing without tags
+
+
+async def test_away_changes_of_room_peers_arrive_live(
+    server: ServerProcess, raw: Callable[..., RawClient], start_client: ClientMaker
+) -> None:
+    """With away-notify the member list's away marks follow AWAY without WHO polling."""
+    client, rec = start_client(config(address(server), nick="alice", channels=["#r"]))
+    await rec.wait(own_join("#r", "alice"))
+    assert "away-notify" in client.caps
+    bob = raw("bob")
+    bob.join("#r")
+    bob.send("AWAY :lunch")
+    away = await rec.wait(lambda e: isinstance(e, Received) and e.message.command == "AWAY")
+    assert isinstance(away, Received)
+    assert away.message.nick == "bob" and away.message.params == ["lunch"]
+    bob.send("AWAY")
+    back = await rec.wait(
+        lambda e: isinstance(e, Received) and e.message.command == "AWAY" and not e.message.params
+    )
+    assert isinstance(back, Received) and back.message.nick == "bob"
