@@ -1,5 +1,8 @@
 """The input line: Up/Down recall what was sent, Tab completes nicks, commands and rooms.
 
+While the line is a command that carries a secret (``/register <password>``), it is
+shown as bullets, like a password field, so the password is not on screen.
+
 A paste of several lines is not cut to its first line (``Input`` keeps only that): the
 lines go to the app as a ``PastedLines`` message, which sends them.
 """
@@ -51,6 +54,12 @@ class ChatInput(Input):
         self._cycle_index = 0
         self._cycle_start = 0
         self._cycle_end = -1
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        """Hide the line while it holds a secret (it still reaches the app as typed)."""
+        from chat_tui.commands import holds_secret  # commands imports the app's state
+
+        self.password = " " in self.value and holds_secret(self.value)
 
     async def _on_key(self, event: events.Key) -> None:
         """Run this widget's own bindings (Ctrl+U, Ctrl+W, Up, Tab…) when the key arrives.

@@ -229,3 +229,19 @@ async def test_status_line_shows_the_account_and_login_failure_goes_to_the_serve
         app.connection_events.client_event(AccountChanged(None))
         await pilot.pause()
         assert status.account is None and "logged in" not in str(status.render())
+
+
+async def test_a_password_being_typed_is_not_on_screen() -> None:
+    from chat_tui.widgets.chat_input import ChatInput
+
+    app = offline_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        field = app.query_one(ChatInput)
+        field.focus()
+        await pilot.press(*"/register hunter22")
+        await pilot.pause()
+        assert field.value == "/register hunter22" and field.password
+        assert "hunter22" not in str(field.render())
+        field.value = "/join #a"
+        await pilot.pause()
+        assert not field.password  # an ordinary line is shown again
