@@ -44,6 +44,7 @@ from chat_protocol.client_types import (
     Event,
     LoginFailed,
     NickFallback,
+    NickReclaimed,
     Received,
 )
 
@@ -110,6 +111,8 @@ class BotWorker:
                 log.warning("disconnected (%s); retrying in %.1fs", event.reason, event.retry_in)
         elif isinstance(event, NickFallback):
             log.warning("nick %s is taken; running as %s", event.wanted, event.got)
+        elif isinstance(event, NickReclaimed):
+            log.info("nick %s is back (was %s)", event.nick, event.fallback)
         elif isinstance(event, LoginFailed):
             how = ", ".join(part for part in (event.mechanism, event.numeric) if part)
             log.error("login as %s failed (%s): %s", event.account, how or "-", event.reason)

@@ -20,6 +20,7 @@ from chat_protocol.client_types import (
     Event,
     LoginFailed,
     NickFallback,
+    NickReclaimed,
     Received,
 )
 from chat_tui import commands
@@ -86,6 +87,10 @@ class ConnectionEvents:
             text = f"nick {event.wanted} is taken; you are {event.got}"
             view.refresh(state.note(text))
             app.notify(text, title="Nick in use")
+        elif isinstance(event, NickReclaimed):
+            text = f"you are {event.nick} again (were {event.fallback})"
+            view.refresh(state.note(text))
+            app.notify(text, title="Nick back")
         elif isinstance(event, LoginFailed):
             text = login_failed_text(event)
             view.refresh(state.note(text, LineKind.ERROR, state.server_room))

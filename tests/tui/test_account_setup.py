@@ -245,3 +245,14 @@ async def test_a_password_being_typed_is_not_on_screen() -> None:
         field.value = "/join #a"
         await pilot.pause()
         assert not field.password  # an ordinary line is shown again
+
+
+async def test_a_reclaimed_nick_is_said() -> None:
+    from chat_protocol.client_types import NickReclaimed
+
+    app = offline_app()
+    async with app.run_test(size=(120, 30)) as pilot:
+        app.connection_events.client_event(NickReclaimed("alice", "alice_"))
+        await pilot.pause()
+        texts = [ln.text for room in app.state.rooms.values() for ln in room.lines]
+        assert any("you are alice again (were alice_)" in t for t in texts)
