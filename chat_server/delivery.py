@@ -35,7 +35,7 @@ class Delivery:
         self._msgid_format = msgid_prefix[:16] + "-{:x}"
         self._msgid_seq = history.next_seq - 1
         # history_sync: a sender's output is held until its messages are committed
-        # (Connection.held_for, Server._send).
+        # (Connection.held_for, ClientIO.send).
         self.sync = False
         self.soft = soft  # the send-queue soft limit (flow.py)
         self.batches = RoomBatches(soft)  # room messages not yet in buffers (fanout.py)

@@ -111,10 +111,10 @@ class ClusterServer(Server):
         what it answered so far (and goes on capturing until the command returns);
         None when the command has no label."""
         conn = user.conn
-        label = self._label
+        label = self.dispatcher.label
         if label is None or conn is None or conn.capture is None:
             return None
-        self._deferred = True
+        self.dispatcher.deferred = True
         return label, conn.capture
 
     def refuse(self, reason: str) -> None:
@@ -131,6 +131,13 @@ class ClusterServer(Server):
 
     def account_changed(self, user: User) -> None:
         cluster_handlers.announce_user(self, user)
+
+    def nick_refused(self, user: User) -> None:
+        """An account's nick refused at registration: its claim in Redis goes too, or
+        the owner would find it "in use" until the refused connection times out."""
+        folded = self.backplane.claims.pop(user, None)
+        if folded is not None:
+            self.backplane.release(folded)
 
     def server_count(self) -> int:
         """This node and the others whose heartbeat is fresh (as of our last heartbeat)."""

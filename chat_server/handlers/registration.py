@@ -192,6 +192,7 @@ def try_register(server: Server, user: User) -> None:
         return
     if nick_reserved(server, user, user.nick):
         refuse_reserved(server, user, user.nick)  # the client may log in, or pick another
+        server.nick_refused(user)
         return
     user.registered = True
     server.unknown_count -= 1

@@ -3,8 +3,8 @@
 model.py holds the records, schema.py the file, queries.py the reads, worker.py the
 process that owns the database, pipe.py the pipes to it and the file's lock, store.py
 the event loop's side, recent.py the join replay cache, legacy.py the one-time
-conversion of old files, admin.py the command line (export, prune).
-docs/architecture.md tells the story.
+conversion of old files, admin.py the command line (``chat-server history``) over
+export.py (JSON Lines) and retention.py (prune). docs/architecture.md tells the story.
 """
 
 from chat_server.history.model import (

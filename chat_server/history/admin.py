@@ -1,291 +1,43 @@
 """``chat-server history export|prune``: the history file belongs to the people who run it.
 
-Export writes a conversation as JSON Lines that any tool reads; prune applies the
-retention limits (an age, a count per conversation). Both use only the file's plain
-schema (schema.py), so they work on a stopped server's file, beside a running one
-(SQLite WAL: readers never block the writer), and from the writer process itself.
-
-Invariants kept by :func:`prune`:
-
-- Messages go oldest first, in chunks of at most ``chunk`` rows, one short write
-  transaction per chunk, so the live writer waits at most one chunk for the lock,
-  never the whole prune. Measured with the search index: 10-15 us a row, so a chunk
-  of 1,000 holds the lock 10-15 ms, one of 10,000 100-150 ms.
-- ``conversations`` has a row only for conversations that still have messages.
-- The search index follows by itself: the schema's ``messages_forget_words`` trigger
-  removes each deleted message's words.
+The command line only: export writes a conversation as JSON Lines (export.py), prune
+applies the retention limits, an age and a count per conversation (retention.py). Both
+work on a stopped server's file and beside a running one.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
-import json
-import logging
 import math
 import os
-import re
 import sqlite3
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn
 
-from chat_protocol.casemap import casefold, is_channel
-from chat_protocol.servertime import format_ms
-from chat_server.history.model import HistoryStoreError, dm_key
+from chat_server.history.export import conversation_key, export, parse_since
+from chat_server.history.model import HistoryStoreError
+from chat_server.history.retention import count_prunable, prune
 from chat_server.history.schema import SCHEMA_VERSION, open_database
 
 if TYPE_CHECKING:
     from chat_server.config import ServerConfig
 
-log = logging.getLogger(__name__)
-
-CHUNK = 1_000  # rows deleted per transaction: ~10-15 ms of lock (module docstring)
-DAY_MS = 86_400_000
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ONE_MS = timedelta(milliseconds=1)
-_AGE = re.compile(r"(\d+(?:\.\d+)?)([smhdw])", re.ASCII)
-_UNIT_MS = {"s": 1000, "m": 60_000, "h": 3_600_000, "d": DAY_MS, "w": 7 * DAY_MS}
-
-
-# -- prune -----------------------------------------------------------------------------
-
-
-def prune(
-    conn: sqlite3.Connection,
-    *,
-    max_age_days: float | None,
-    max_per_conversation: int | None,
-    now_ms: int,
-    chunk: int = CHUNK,
-    limit: int | None = None,
-) -> int:
-    """Delete messages older than ``max_age_days`` and, in each conversation (rooms and
-    direct messages alike), all but the newest ``max_per_conversation``; None = no limit.
-
-    Returns the number of messages deleted. ``conn`` must be in autocommit mode (as
-    ``schema.connect`` makes it) and outside a transaction: every chunk of ``chunk`` rows
-    is its own transaction. ``limit`` bounds the work of one call: a periodic caller
-    (the writer process) passes e.g. ``limit=CHUNK`` and calls again later while the
-    answer equals ``limit``; None deletes everything due. Finding the conversations over
-    ``max_per_conversation`` reads the conversation index once, a read that does not
-    hold up the writer.
-    """
-    _check_limits(max_age_days, max_per_conversation)
-    if chunk < 1 or (limit is not None and limit < 0):
-        raise ValueError("chunk must be at least 1 and limit at least 0")
-    deleted = 0
-
-    def budget() -> int | None:
-        return None if limit is None else limit - deleted
-
-    if max_age_days is not None:
-        cutoff = now_ms - round(max_age_days * DAY_MS)
-        # seq grows with time, so the table's own order meets the oldest rows first.
-        deleted += _delete_chunks(conn, "time_ms < ?", (cutoff,), "seq", chunk, budget())
-    if max_per_conversation is not None:
-        crowded = conn.execute(
-            "SELECT conversation FROM messages GROUP BY conversation HAVING count(*) > ?",
-            (max_per_conversation,),
-        ).fetchall()
-        for (name,) in crowded:
-            if budget() == 0:
-                break
-            oldest_kept = conn.execute(
-                "SELECT time_ms, seq FROM messages WHERE conversation = ?"
-                " ORDER BY time_ms DESC, seq DESC LIMIT 1 OFFSET ?",
-                (name, max_per_conversation - 1),
-            ).fetchone()
-            if oldest_kept is None:  # another prune got there first
-                continue
-            when, seq = oldest_kept
-            deleted += _delete_chunks(
-                conn,
-                "conversation = ? AND (time_ms < ? OR (time_ms = ? AND seq < ?))",
-                (name, when, when, seq),
-                "time_ms, seq",  # the index's order: no sort
-                chunk,
-                budget(),
-            )
-    return deleted
-
-
-def count_prunable(
-    conn: sqlite3.Connection,
-    *,
-    max_age_days: float | None,
-    max_per_conversation: int | None,
-    now_ms: int,
-) -> int:
-    """How many messages :func:`prune` would delete with these limits (reads only).
-
-    In a conversation both limits cut a prefix of its (time, seq) order, so together
-    they cut the longer of the two prefixes.
-    """
-    _check_limits(max_age_days, max_per_conversation)
-    cutoff = None if max_age_days is None else now_ms - round(max_age_days * DAY_MS)
-    rows = conn.execute(
-        "SELECT count(*), sum(CASE WHEN time_ms < ? THEN 1 ELSE 0 END)"
-        " FROM messages GROUP BY conversation",
-        (cutoff,),
-    )
-    total = 0
-    for count, old in rows:
-        over = 0 if max_per_conversation is None else max(0, count - max_per_conversation)
-        total += max(over, old or 0)
-    return total
-
-
-def _check_limits(max_age_days: float | None, max_per_conversation: int | None) -> None:
-    """Refuse limits that would delete everything: that is never what a setting meant."""
-    if max_age_days is not None and not max_age_days > 0:
-        raise ValueError(f"max_age_days must be greater than 0, got {max_age_days}")
-    if max_per_conversation is not None and max_per_conversation < 1:
-        raise ValueError(f"max_per_conversation must be at least 1, got {max_per_conversation}")
-
-
-def _delete_chunks(
-    conn: sqlite3.Connection,
-    where: str,
-    params: tuple[Any, ...],
-    order: str,
-    chunk: int,
-    budget: int | None,
-) -> int:
-    """Delete the rows matching ``where``, oldest first, one transaction per chunk."""
-    deleted = 0
-    while budget is None or deleted < budget:
-        size = chunk if budget is None else min(chunk, budget - deleted)
-        this_chunk = f"SELECT seq FROM messages WHERE {where} ORDER BY {order} LIMIT ?"
-        chunk_params = (*params, size)
-        with _write_transaction(conn):
-            touched = conn.execute(
-                f"SELECT DISTINCT conversation FROM messages WHERE seq IN ({this_chunk})",
-                chunk_params,
-            ).fetchall()
-            # One statement for the whole chunk: a statement per row made FTS5 flush its
-            # index at each one (measured ~400 us a row against ~3 us in one statement).
-            gone = conn.execute(
-                f"DELETE FROM messages WHERE seq IN ({this_chunk})", chunk_params
-            ).rowcount
-            # Only the oldest messages go, so a conversation's newest one (its last_ms)
-            # stays unless all of them went: then its row goes too.
-            conn.executemany(
-                "DELETE FROM conversations WHERE name = ?"
-                " AND NOT EXISTS (SELECT 1 FROM messages WHERE conversation = ?)",
-                [(name, name) for (name,) in touched],
-            )
-        deleted += gone
-        if gone < size:
-            break
-    return deleted
-
-
-@contextmanager
-def _write_transaction(conn: sqlite3.Connection) -> Iterator[None]:
-    # IMMEDIATE takes the write lock at BEGIN: a deferred one that reads first could
-    # fail with "database is locked" at its first DELETE instead of waiting its turn.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        yield
-    except BaseException:
-        if conn.in_transaction:  # SQLite may have rolled back already (disk full)
-            conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-
-
-# -- export ----------------------------------------------------------------------------
-
-
-def conversation_key(name: str) -> str:
-    """The stored conversation of a room name (any case) or of ``dm:NICK NICK``."""
-    if name[:3].lower() == "dm:":
-        nicks = name[3:].split()
-        if len(nicks) in (1, 2):  # one nick: the notes someone sent to themself
-            return dm_key(nicks[0], nicks[-1])
-        raise ValueError(f"{name!r}: a direct conversation is dm:NICK NICK")
-    if is_channel(name):
-        return casefold(name)
-    raise ValueError(f"{name!r} is neither a room (#name) nor a direct conversation (dm:NICK NICK)")
-
-
-def export(
-    conn: sqlite3.Connection, *, conversation: str, since_ms: int | None, out: TextIO
-) -> int:
-    """Write a conversation's messages (from ``since_ms`` on) to ``out`` as JSON Lines.
-
-    One object per message in (time, seq) order, keys time, msgid, conversation,
-    sender, command, target, text, tags. Rows are streamed, never all in memory.
-    Returns the number written. A row with unreadable tags or time is still written,
-    with ``{}`` or ``null`` there, so that one bad row costs only itself.
-    """
-    sql = (
-        "SELECT time_ms, msgid, conversation, sender, command, target, text, tags"
-        " FROM messages WHERE conversation = ?"
-    )
-    params: tuple[Any, ...] = (conversation_key(conversation),)
-    if since_ms is not None:
-        sql += " AND time_ms >= ?"
-        params += (since_ms,)
-    written = 0
-    for time_ms, msgid, key, sender, command, target, text, tags in conn.execute(
-        sql + " ORDER BY time_ms, seq", params
-    ):
-        record = {
-            "time": _time_text(time_ms, msgid),
-            "msgid": msgid,
-            "conversation": key,
-            "sender": sender,
-            "command": command,
-            "target": target,
-            "text": text,
-            "tags": _tags(tags, msgid),
-        }
-        out.write(json.dumps(record, ensure_ascii=False) + "\n")
-        written += 1
-    return written
-
-
-def _time_text(time_ms: object, msgid: str) -> str | None:
-    try:
-        return format_ms(time_ms) if isinstance(time_ms, int) else None
-    except ValueError:
-        log.warning("history export: message %s has an impossible time %r", msgid, time_ms)
-        return None
-
-
-def _tags(text: object, msgid: str) -> dict[str, Any]:
-    try:
-        tags = json.loads(text) if isinstance(text, str) else None
-    except ValueError:
-        tags = None
-    if not isinstance(tags, dict):
-        log.warning("history export: message %s has unreadable tags %r", msgid, text)
-        return {}
-    return tags
-
-
-def parse_since(text: str, now_ms: int) -> int:
-    """``--since`` as Unix ms: ISO 8601 (``2026-12-01T10:00:00Z``; no zone = UTC), a date
-    (``2026-12-01``, midnight UTC) or an age before ``now_ms`` (``7d``, ``12h``, ``30m``)."""
-    age = _AGE.fullmatch(text.strip())
-    if age:
-        return now_ms - round(float(age[1]) * _UNIT_MS[age[2]])
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValueError(
-            f"bad time {text!r}: expected 2026-12-01T10:00:00Z, 2026-12-01, or an age"
-            " such as 7d, 12h, 30m"
-        ) from None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return (when - _EPOCH) // _ONE_MS
+# export and prune are also imported from here (tests/server/test_history_admin.py).
+__all__ = [
+    "build_parser",
+    "conversation_key",
+    "count_prunable",
+    "export",
+    "main",
+    "open_history",
+    "parse_admin_args",
+    "parse_since",
+    "prune",
+]
 
 
 # -- opening the file ------------------------------------------------------------------

@@ -292,7 +292,7 @@ class Worker:
             self.deadline = time.monotonic() + self.flush_interval
 
     def prune(self) -> None:
-        from chat_server.history.admin import prune  # retention is rare; load it late
+        from chat_server.history.retention import prune  # retention is rare; load it late
 
         self.next_prune = time.monotonic() + PRUNE_EVERY
         if self.db.in_transaction or self.retry_at is not None:

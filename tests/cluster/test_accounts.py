@@ -82,3 +82,44 @@ def test_login_is_seen_from_other_nodes(cluster: Cluster) -> None:
     assert notify.source.startswith("someone!") and notify.params == ["dave"]
     watcher.send("WHOIS someone")
     assert watcher.expect("330").params[2] == "dave"
+
+
+def test_a_refused_owned_nick_is_not_held_in_the_cluster(cluster: Cluster) -> None:
+    """A connection that asked for an account's nick without logging in is refused it,
+    and its claim in Redis goes with the refusal: the owner can log in on another node
+    at once instead of finding the nick 'in use' until the squatter times out."""
+    cluster.node("a")
+    cluster.node("b")
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "chat_server",
+            "account",
+            "add",
+            "erin",
+            "--redis",
+            cluster.redis.url,
+        ],
+        input="erinspassword\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+
+    def refused_on_a() -> bool:  # node a learns the owned nicks within its refresh
+        squatter = cluster.client("a")
+        squatter.send("CAP LS 302")
+        squatter.send("NICK erin")
+        squatter.send("USER e 0 * :e")
+        squatter.send("CAP END")
+        answer = squatter.expect(lambda m: m.command in ("001", "433")).command
+        if answer == "001":
+            squatter.close()
+        return answer == "433"
+
+    wait_for(refused_on_a, timeout=15, what="erin's nick refused on node a")
+    owner = sasl_client(cluster, "b")
+    assert plain(owner, "erin", "erinspassword") == "903"
+    assert finish(owner, "erin") == "001"

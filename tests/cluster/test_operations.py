@@ -60,9 +60,11 @@ def test_stats_c_shows_the_link_to_opers_and_the_log_says_the_same(cluster: Clus
     rows = stats_c(alice)
     assert rows["fails"]["sent"] == "1"
     assert rows["resync"]["count"] == "2" and rows["link"]["connects"] == "2"
-    log = "\n".join(a.log)
-    assert "FAIL CLUSTER_UNAVAILABLE to alice for #s" in log
-    assert log.count("in sync in ") == 2
+    # The log is read from the node's output by a thread: wait for the lines.
+    wait_for(lambda: any("FAIL CLUSTER_UNAVAILABLE to alice for #s" in ln for ln in a.log),
+             what="the FAIL log line")  # fmt: skip
+    wait_for(lambda: sum("in sync in " in ln for ln in a.log) >= 2, what="two resync lines")
+    assert sum("in sync in " in ln for ln in a.log) == 2
 
 
 @pytest.fixture
