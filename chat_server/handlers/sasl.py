@@ -38,6 +38,7 @@ from chat_server.handlers.accounts import log_in
 
 if TYPE_CHECKING:
     from chat_server.accounts.storage import AccountRow
+    from chat_server.deferred import Deferred
     from chat_server.model import User
     from chat_server.server import Server
 
@@ -112,6 +113,15 @@ def _fail(server: Server, user: User, numeric: str, text: str) -> None:
     server.out.reply(user, numeric, text)
 
 
+def _start_lookup(server: Server, user: User) -> Deferred | None:
+    """Pause the client for an account lookup; None when its address must wait first
+    (answered 904 without any check, see records.login_failures) or it is gone."""
+    if server.records.login_failures.blocked(_address(user)):
+        _fail(server, user, N.ERR_SASLFAIL, "SASL authentication failed")
+        return None
+    return server.defer(user)
+
+
 def _try_later(server: Server, user: User) -> None:
     _fail(server, user, N.ERR_SASLFAIL, "SASL authentication failed: try again later")
 
@@ -147,10 +157,7 @@ def _plain(server: Server, user: User, payload: bytes) -> None:
     if not authcid or (authzid and casefold(authzid) != casefold(authcid)):
         _failed_login(server, user, authcid)
         return
-    if server.records.login_failures.blocked(_address(user)):
-        _fail(server, user, N.ERR_SASLFAIL, "SASL authentication failed")
-        return
-    deferred = server.defer(user)
+    deferred = _start_lookup(server, user)
     if deferred is None:
         return
 
@@ -209,10 +216,7 @@ def _scram_first(server: Server, user: User, session: SaslSession, payload: byte
         log.info("SCRAM client-first from %s refused: %s", user.host, exc)
         _fail(server, user, N.ERR_SASLFAIL, "SASL authentication failed")
         return
-    if server.records.login_failures.blocked(_address(user)):
-        _fail(server, user, N.ERR_SASLFAIL, "SASL authentication failed")
-        return
-    deferred = server.defer(user)
+    deferred = _start_lookup(server, user)
     if deferred is None:
         return
 

@@ -12,6 +12,18 @@ from tests.support.rawclient import RawClient
 from tests.support.sasl import plain, scram
 
 
+def add_redis_account(cluster: Cluster, name: str, password: str) -> None:
+    """``chat-server account add --redis``: the cluster's accounts, as an admin makes them."""
+    made = subprocess.run(
+        [sys.executable, "-m", "chat_server", "account", "add", name, "--redis", cluster.redis.url],
+        input=password + "\n",
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert made.returncode == 0, made.stderr
+
+
 def sasl_client(cluster: Cluster, node: str, caps: str = "sasl") -> RawClient:
     c = cluster.client(node)
     c.send(f"CAP REQ :{caps}")
@@ -52,23 +64,7 @@ def test_account_registered_on_one_node_logs_in_on_another(cluster: Cluster) -> 
 def test_login_is_seen_from_other_nodes(cluster: Cluster) -> None:
     cluster.node("a")
     cluster.node("b")
-    made = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chat_server",
-            "account",
-            "add",
-            "dave",
-            "--redis",
-            cluster.redis.url,
-        ],
-        input="davespassword\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert made.returncode == 0, made.stderr
+    add_redis_account(cluster, "dave", "davespassword")
     watcher = cluster.client(
         "a", "watcher", caps=["account-notify", "account-tag", "extended-join", "message-tags"]
     )
@@ -90,23 +86,7 @@ def test_a_refused_owned_nick_is_not_held_in_the_cluster(cluster: Cluster) -> No
     at once instead of finding the nick 'in use' until the squatter times out."""
     cluster.node("a")
     cluster.node("b")
-    made = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "chat_server",
-            "account",
-            "add",
-            "erin",
-            "--redis",
-            cluster.redis.url,
-        ],
-        input="erinspassword\n",
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert made.returncode == 0, made.stderr
+    add_redis_account(cluster, "erin", "erinspassword")
 
     def refused_on_a() -> bool:  # node a learns the owned nicks within its refresh
         squatter = cluster.client("a")
