@@ -52,6 +52,7 @@ from chat_tui.search_jumps import SearchJumps
 from chat_tui.selection import copied_text
 from chat_tui.session import ChatSession
 from chat_tui.state import ChatState
+from chat_tui.terminal import TerminalWatch
 from chat_tui.typed_lines import TypedLines
 from chat_tui.widgets.chat_input import ChatInput
 from chat_tui.widgets.member_list import MemberList
@@ -94,6 +95,7 @@ class ChatApp(App[None]):
     ) -> None:
         super().__init__()
         self.remembered = remembered  # where the rooms the user is in are kept
+        self.terminal = TerminalWatch()  # quit if the terminal goes away (terminal.py)
         read_alt_digits()  # Alt+1..9 go to rooms in xterm-like terminals too
         self.settings = settings
         self.session = session
@@ -135,6 +137,7 @@ class ChatApp(App[None]):
         self._show_current()
         self._refresh_status()
         self.set_interval(1.0, self._refresh_status)
+        self.set_interval(1.0, self._quit_without_terminal)
         for warning in self.settings.warnings:  # stderr is hidden behind the full screen
             self.state.note(warning, LineKind.ERROR, self.state.server_room)
             self.notify(warning, title="Config", severity="warning", timeout=10)
@@ -205,6 +208,10 @@ class ChatApp(App[None]):
 
     def _refresh_status(self) -> None:
         self.view.refresh_status()
+
+    def _quit_without_terminal(self) -> None:
+        if self.terminal.gone():
+            self.exit(message="chat-tui: the terminal is gone; quitting")
 
     def _switch(self, key: str) -> None:
         self.view.switch(key)
