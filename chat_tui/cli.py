@@ -135,6 +135,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         # shared server: turn both into an exit that runs the ``finally`` below.
         for sig in (signal.SIGHUP, signal.SIGTERM):
             signal.signal(sig, _exit_on_signal)
+    from chat_tui.terminal import TerminalWatch, exit_when_gone
+
+    exit_when_gone(TerminalWatch(), local.stop if local is not None else lambda: None)
     try:
         app = ChatApp(settings, ChatSession(settings), remembered=remembered)
         app.run()

@@ -79,6 +79,8 @@ def test_room_emptied_everywhere_is_created_again_with_ops(cluster: Cluster) -> 
     bob.expect("PART")
     rc = redis.Redis.from_url(cluster.redis.url, decode_responses=True)
     wait_for(lambda: not rc.hexists("dc:roomsize", "#again"), what="no member counted")
+    # and node b has applied alice's PART (events reach each node in their own time)
+    wait_for(lambda: prefixes(bob, "#again") == {}, what="#again empty on b")
     assert own_prefix(bob.join("#again"), "bob") == "@"  # the room is new again: bob runs it
     # The reservation goes with the JOIN's publish.
     wait_for(lambda: not rc.keys("dc:creating:*"), what="the reservation gone")
