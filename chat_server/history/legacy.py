@@ -7,7 +7,7 @@ and this module copies every message it can read into the new one, in one transa
 with the rest of the upgrade. A row it cannot read is skipped with a warning (it was
 unreadable before too); a row that would expand beyond MAX_ROW_MESSAGES or
 MAX_ROW_BYTES is skipped, so a crafted file cannot balloon at open. v4's pickled blocks
-are read opcode by opcode without the pickle module (``_load_pickled``): only plain
+are read opcode by opcode, without any pickle module (``_load_pickled``): only plain
 values are built, nothing is imported or called.
 """
 
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import json
 import logging
-import pickletools
 import sqlite3
+import struct
 from collections.abc import Iterator
 from typing import Any
 
@@ -127,10 +127,72 @@ _PLAIN = frozenset({"BININT", "BININT1", "BININT2", "LONG1", "LONG4", "SHORT_BIN
 _TUPLES = {"EMPTY_TUPLE": 0, "TUPLE1": 1, "TUPLE2": 2, "TUPLE3": 3}
 
 
+# The opcodes above by their byte, with how their argument is read: a fixed-size
+# little-endian integer ("<i", "<B", ...), or a length of that size followed by so
+# many bytes (("<B", "long"), ("<I", "text")). From the pickle format's documentation.
+_ARGS: dict[int, tuple[str, str | None, str]] = {
+    0x80: ("PROTO", "<B", "int"),
+    0x95: ("FRAME", "<Q", "int"),
+    0x4A: ("BININT", "<i", "int"),
+    0x4B: ("BININT1", "<B", "int"),
+    0x4D: ("BININT2", "<H", "int"),
+    0x8A: ("LONG1", "<B", "long"),
+    0x8B: ("LONG4", "<i", "long"),
+    0x8C: ("SHORT_BINUNICODE", "<B", "text"),
+    0x58: ("BINUNICODE", "<I", "text"),
+    0x8D: ("BINUNICODE8", "<Q", "text"),
+    0x29: ("EMPTY_TUPLE", None, ""),
+    0x85: ("TUPLE1", None, ""),
+    0x86: ("TUPLE2", None, ""),
+    0x87: ("TUPLE3", None, ""),
+    0x74: ("TUPLE", None, ""),
+    0x28: ("MARK", None, ""),
+    0x5D: ("EMPTY_LIST", None, ""),
+    0x65: ("APPENDS", None, ""),
+    0x61: ("APPEND", None, ""),
+    0x94: ("MEMOIZE", None, ""),
+    0x71: ("BINPUT", "<B", "int"),
+    0x72: ("LONG_BINPUT", "<I", "int"),
+    0x68: ("BINGET", "<B", "int"),
+    0x6A: ("BINGET", "<I", "int"),
+    0x2E: ("STOP", None, ""),
+}
+
+
+def _opcodes(blob: bytes) -> Iterator[tuple[str, Any]]:
+    """The (name, argument) of each opcode of ``blob``, for the opcodes of ``_ARGS``
+    only; any other byte is an error. No pickle module is involved."""
+    at = 0
+    while at < len(blob):
+        code = blob[at]
+        at += 1
+        known = _ARGS.get(code)
+        if known is None:
+            raise ValueError(f"it holds pickle opcode 0x{code:02x}, not plain runs")
+        name, size_format, kind = known
+        arg: Any = None
+        if size_format is not None:
+            (number,) = struct.unpack_from(size_format, blob, at)
+            at += struct.calcsize(size_format)
+            if kind == "int":
+                arg = number
+            else:
+                if number < 0 or at + number > len(blob):
+                    raise ValueError(f"{name} runs past the end of the block")
+                data = blob[at : at + number]
+                at += number
+                arg = (
+                    int.from_bytes(data, "little", signed=True)
+                    if kind == "long"
+                    else data.decode("utf-8", "surrogatepass")
+                )
+        yield name, arg
+
+
 def _load_pickled(blob: bytes) -> Any:
-    """A v4 block (pickle protocol 4 or 5), rebuilt opcode by opcode from what
-    ``pickletools`` reads: only lists, tuples, strings and integers are made, nothing is
-    imported or called, so a crafted block can do no more than fail."""
+    """A v4 block (pickle protocol 4 or 5), rebuilt opcode by opcode (``_opcodes``):
+    only lists, tuples, strings and integers are made, nothing is imported or called,
+    so a crafted block can do no more than fail."""
     stack: list[Any] = []
     marks: list[int] = []
     memo: dict[Any, Any] = {}
@@ -142,8 +204,7 @@ def _load_pickled(blob: bytes) -> Any:
         return items
 
     try:
-        for op, arg, _ in pickletools.genops(blob):
-            name = op.name
+        for name, arg in _opcodes(blob):
             if name in _PLAIN:
                 stack.append(arg)
             elif name in _TUPLES:
@@ -167,13 +228,13 @@ def _load_pickled(blob: bytes) -> Any:
                 memo[len(memo)] = stack[-1]
             elif name in ("BINPUT", "LONG_BINPUT"):
                 memo[arg] = stack[-1]
-            elif name in ("BINGET", "LONG_BINGET"):
+            elif name == "BINGET":
                 stack.append(memo[arg])
             elif name == "STOP":
                 break
             elif name not in ("PROTO", "FRAME"):
                 raise ValueError(f"it holds pickle opcode {name}, not plain runs")
-    except (ValueError, IndexError, KeyError, AttributeError, TypeError) as exc:
+    except (ValueError, IndexError, KeyError, AttributeError, TypeError, struct.error) as exc:
         raise ValueError(f"unreadable v4 history block: {exc}") from exc
     if len(stack) != 1:
         raise ValueError("unreadable v4 history block: no single value")
