@@ -13,6 +13,7 @@ from chat_server.deferred import Deferred
 from chat_server.model import User
 
 if TYPE_CHECKING:
+    from chat_server.connection import Connection
     from chat_server.server import Server
 
 
@@ -73,15 +74,8 @@ class Dispatcher:
         if deferred.label is None:
             produce()
         else:
-            captured: list[bytes] = []
-            conn.capture = captured
-            server.delivery.capturing = conn
-            try:
-                produce()
-            finally:
-                conn.capture = None
-                server.delivery.capturing = None
-            server.out.send_labeled(deferred.user, deferred.label, captured)
+            lines = captured(conn, server, produce)
+            server.out.send_labeled(deferred.user, deferred.label, lines)
         server.resume(conn, PAUSED_HISTORY)
 
     def _run(self, user: User, msg: Message) -> None:
@@ -112,3 +106,20 @@ class Dispatcher:
                 "handler", "handler for %s from %s failed", msg.command, user.source
             )
             out.reply(user, N.ERR_UNKNOWNERROR, msg.command, "Internal error handling command")
+
+
+def captured(conn: Connection | None, server: Server, produce: Callable[[], None]) -> list[bytes]:
+    """What ``produce`` sends to ``conn``, kept for a labeled response instead (also
+    its copies of room messages, which leave the batch path while it is captured)."""
+    if conn is None:
+        produce()
+        return []
+    lines: list[bytes] = []
+    conn.capture = lines
+    server.delivery.capturing = conn
+    try:
+        produce()
+    finally:
+        conn.capture = None
+        server.delivery.capturing = None
+    return lines

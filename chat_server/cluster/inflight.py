@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chat_protocol.message import Message
+from chat_server.dispatch import captured
 
 if TYPE_CHECKING:
     from chat_server.cluster.stats import LoopStats
-    from chat_server.connection import Connection
     from chat_server.model import User
     from chat_server.server import Server
 
@@ -73,22 +73,6 @@ class Sent:
     held: bool = True  # its sender waits for it
     in_doubt: bool = False  # the link was lost after it was sent
     told_maybe: bool = False  # its sender heard "may not have been delivered"
-
-
-def captured(conn: Connection | None, server: Server, produce: Callable[[], None]) -> list[bytes]:
-    """What ``produce`` sends to ``conn``, kept for a labeled response instead."""
-    if conn is None:
-        produce()
-        return []
-    lines: list[bytes] = []
-    conn.capture = lines
-    server.delivery.capturing = conn
-    try:
-        produce()
-    finally:
-        conn.capture = None
-        server.delivery.capturing = None
-    return lines
 
 
 class InFlight:

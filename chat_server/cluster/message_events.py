@@ -14,8 +14,9 @@ from collections.abc import Iterable
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
-from chat_server.cluster.inflight import Sent, captured
+from chat_server.cluster.inflight import Sent
 from chat_server.delivery import Delivery
+from chat_server.dispatch import captured
 from chat_server.history import StoredMessage
 from chat_server.history.worker import stream_seq
 
