@@ -33,7 +33,13 @@ if TYPE_CHECKING:
 log = logging.getLogger("chat_server.cluster")
 
 ROOM_RESERVE_MS = 5000  # how long a room being created is held off for other creators
-DOWN_NOTICE = "*** Cluster link lost: messages cannot reach other nodes for now"
+# Says what is true during an outage: no message goes anywhere, not even to a user of
+# this node (they are sequenced by Redis), while registration, JOIN, PART and NICK go
+# on here and are announced once the link is back.
+DOWN_NOTICE = (
+    "*** Cluster link lost: no message can be sent until it is back, not even within"
+    " this server; joining, leaving and nick changes still work"
+)
 
 
 @dataclass(slots=True)
@@ -110,7 +116,8 @@ class Backplane:
                 self._on_reply(token, None, "cluster link down", False)
         if was != "down":
             log.warning(
-                "cluster: redis at %s unreachable (%s); serving this node's clients only, retrying",
+                "cluster: redis at %s unreachable (%s); messages are refused until it is back"
+                " (registration, JOIN, PART, NICK go on here); retrying",
                 self.link.where,
                 reason,
             )
