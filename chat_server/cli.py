@@ -77,10 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"chat-server: error: {exc}", file=sys.stderr)
             return 1
     server: Server
+    if config.redis and config.history_db:
+        print("chat-server: error: --history-db is a single server's SQLite file; a"
+              " cluster's shared history is --history-postgres URL", file=sys.stderr)  # fmt: skip
+        return 2
     if config.redis:
         from chat_server.cluster.node import ClusterServer
 
-        server = ClusterServer(config)  # history is shared through Redis
+        server = ClusterServer(config)  # history: PostgreSQL, or each node's memory
     else:
         path = config.history_path()
         try:

@@ -56,6 +56,17 @@ def _no_controls(text: str) -> str | None:
     return "must not contain control characters" if any(ord(c) < 32 for c in text) else None
 
 
+def _postgres_url(text: str) -> str | None:
+    """A libpq URL (key=value strings are not accepted: one form to document)."""
+    if not text.startswith(("postgresql://", "postgres://")):
+        return "must be a postgresql:// URL"
+    try:
+        urlsplit(text).port  # noqa: B018 - out of range raises ValueError
+    except ValueError as exc:
+        return f"is not a usable PostgreSQL URL ({exc})"
+    return None
+
+
 def _redis_url(text: str) -> str | None:
     """What redis-py would refuse later, in a thread, as a traceback: refuse it now."""
     from redis.connection import parse_url as redis_parse_url
@@ -155,6 +166,15 @@ class ServerConfig:
     )
     history_db: str | None = setting(
         None, "SQLite history file (default: the user's data directory)", metavar="PATH"
+    )
+    history_postgres: str | None = setting(
+        None,
+        "PostgreSQL URL of a cluster's shared history (postgresql://user@host/db);"
+        " cluster nodes only, all on the same database",
+        metavar="URL",
+        requires="redis",
+        check=_postgres_url,
+        secret=True,  # the URL may carry a password
     )
     history_on_join: int = setting(
         50, "messages replayed on JOIN", low=0, at_most="chathistory_max"

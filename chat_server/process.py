@@ -41,12 +41,13 @@ def logs_listening(line: str) -> bool:
 
 
 def chat_server_command(
-    port: int, history_db: Path, *extra: str, host: str = LOOPBACK
+    port: int, history_db: Path | None, *extra: str, host: str = LOOPBACK
 ) -> list[str]:
-    """``python -m chat_server`` on ``host:port`` with its history in ``history_db``."""
+    """``python -m chat_server`` on ``host:port`` with its history in ``history_db``
+    (None: no file, as for a cluster node)."""
+    history = ["--history-db", str(history_db)] if history_db is not None else []
     return [
-        sys.executable, "-m", "chat_server",
-        "--host", host, "--port", str(port), "--history-db", str(history_db),
+        sys.executable, "-m", "chat_server", "--host", host, "--port", str(port), *history,
         *extra,
     ]  # fmt: skip
 

@@ -10,6 +10,8 @@ import pytest
 from tests.support.rawclient import RawClient
 from tests.support.servers import ServerProcess
 
+pytest_plugins = ["tests.postgres_fixtures"]
+
 
 @pytest.fixture
 def server(tmp_path: Path) -> Iterator[ServerProcess]:

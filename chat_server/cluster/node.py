@@ -67,15 +67,26 @@ class ClusterServer(Server):
 
     def __init__(self, config: ServerConfig) -> None:
         assert config.redis and config.node_id
-        # Shared history lives in Redis; each node keeps the newest part of every
-        # conversation in memory, filled from the event stream in stream order.
         keep = max(config.history_cache, config.chathistory_max, config.history_on_join, 1)
+        if config.history_postgres:
+            # Shared, durable history: every node's worker writes what it reads from the
+            # event stream to the one database and answers queries from it.
+            durability = Durability(
+                sync=config.history_sync,
+                max_age_days=config.history_max_age_days or None,
+                max_per_room=config.history_max_per_room or None,
+            )
+        else:
+            # Without it, each node keeps the newest ``keep`` messages of every
+            # conversation in memory, filled from the event stream in stream order.
+            durability = Durability(max_per_room=keep)
         store = HistoryStore(
             None,
             replay=config.history_on_join,
             cache_bytes=config.history_cache_bytes,
-            durability=Durability(max_per_room=keep),
+            durability=durability,
             stream_ids=True,
+            postgres=config.history_postgres,
         )
         super().__init__(config, store)
         self.link = RedisLink(
@@ -85,6 +96,7 @@ class ClusterServer(Server):
             grace=config.cluster_grace,
             history_max=keep,
             stream_keep=config.cluster_stream_keep,
+            preload=not config.history_postgres,
         )
         self.refusal: str | None = None  # why Redis would not let us be this node
         self.backplane = Backplane(self, self.link)
@@ -97,6 +109,13 @@ class ClusterServer(Server):
         return ClusterDelivery(self, self.history, msgid_prefix, soft)
 
     def run(self) -> None:
+        if not self.config.history_postgres:
+            log.warning(
+                "cluster: history lives in each node's memory only (the newest %d messages"
+                " of each conversation) and is gone when the last node stops;"
+                " --history-postgres URL keeps all of it, the same on every node",
+                self.link.history_max,
+            )
         self.loop.add_reader(self.link.rsock, lambda mask: self.backplane.on_readable())
         self.loop.call_every(1.0, self.backplane.check_timeouts)
         self.link.start()

@@ -96,6 +96,7 @@ class RedisLink:
         grace: float = 10.0,
         history_max: int = 1000,
         stream_keep: float = 600.0,
+        preload: bool = True,
     ) -> None:
         self.url = url
         self.node_id = node_id
@@ -108,6 +109,9 @@ class RedisLink:
         self.refused: str | None = None  # why Redis refused this process its node id
         self._registered = False  # this process has been the node (resynced) before
         self.history_max = history_max
+        # Whether a node starting empty reads every conversation's newest messages from
+        # Redis: not with PostgreSQL, where a room's history is loaded at its first JOIN.
+        self.preload = preload
         self.keep_ms = int(stream_keep * 1000)  # how much of the event stream Redis keeps
         self.stats = LinkStats()
         self.mailbox = Mailbox()  # what the threads post for the loop
@@ -372,7 +376,9 @@ class RedisLink:
         )
         result = stage_and_resync(client, self._connect, self._shas["resync"], me, request.args)
         sync_id = result[0]
-        history = None if last is not None else load_history(client, sync_id, self.history_max)
+        history = None
+        if last is None and self.preload:
+            history = load_history(client, sync_id, self.history_max)
         took = (time.monotonic() - started) * 1000
         self.stats.resyncs += 1
         self.stats.last_resync_ms = took

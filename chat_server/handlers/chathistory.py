@@ -139,8 +139,14 @@ def handle_chathistory(server: Server, user: User, msg: Message) -> None:
                 user, "CHATHISTORY", "MESSAGE_ERROR", sub, _context(target),
                 "Messages could not be retrieved"))  # fmt: skip
             return
-        # A msgid that names no message here gives no messages: the spec's "If no
-        # content exists to return, an empty batch SHOULD be returned", not an error.
+        if isinstance(value, dict):
+            # A msgid that names no message of this conversation (never did, or retention
+            # deleted it) is an error, not an empty batch: "nothing there" would be a lie
+            # a client cannot tell from the truth. The code is ours (the spec has none).
+            server.complete(deferred, lambda: server.out.fail(
+                user, "CHATHISTORY", "UNKNOWN_MSGID", sub, _context(target),
+                "No message with that msgid in this conversation"))  # fmt: skip
+            return
         messages = [row_message(row) for row in value]
         server.complete(deferred, lambda: send_history_batch(server, user, target, messages))
 

@@ -1,7 +1,8 @@
-"""Message history: durable in SQLite, private, searchable, never on the event loop.
+"""Message history: durable in SQLite (a cluster's in PostgreSQL), private, searchable,
+never on the event loop.
 
 model.py holds the records, schema.py the file, queries.py the reads, worker.py the
-process that owns the database, pipe.py the pipes to it and the file's lock, store.py
+process that owns the database (sqlite_writer.py and postgres.py its two engines), pipe.py the pipes to it and the file's lock, store.py
 the event loop's side, recent.py the join replay cache, legacy.py the one-time
 conversion of old files, admin.py the command line (``chat-server history``) over
 export.py (JSON Lines) and retention.py (prune). docs/architecture.md tells the story.

@@ -231,7 +231,8 @@ def _pairs(pairs: list[list[Any]]) -> list[tuple[Any, ...]]:
 # array: rows (queries.Row) and (name, value) pairs are tuples on this side, as the
 # worker made them.
 _DECODE: dict[str, Callable[[Any], Any]] = {
-    "chathistory": _rows,
+    # {"unknown_msgid": ...} when a reference names no message (queries.UnknownMsgid)
+    "chathistory": lambda value: value if isinstance(value, dict) else _rows(value),
     "search": _rows,
     "latest": lambda rooms: [(name, _rows(rows), settings) for name, rows, settings in rooms],
     "targets": _pairs,

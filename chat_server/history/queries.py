@@ -17,11 +17,17 @@ from __future__ import annotations
 import json
 import logging
 import re
-import sqlite3
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from chat_server.history.model import SEQ_ABOVE, SEQ_BELOW, Key, StoredMessage, to_ms
+
+if TYPE_CHECKING:
+    import sqlite3
+
+    from chat_server.history.postgres import PgConnection
+
+    Db = sqlite3.Connection | PgConnection  # both take SQL with ? placeholders
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +64,7 @@ class Window(NamedTuple):
     min_seq: int = 0
 
 
-def window(db: sqlite3.Connection, w: Window) -> list[Row]:
+def window(db: Db, w: Window) -> list[Row]:
     """The messages of ``w``, in chronological order."""
     if w.limit <= 0:
         return []
@@ -81,7 +87,8 @@ def _checked(rows: list[Any]) -> list[Row]:
         try:
             if not isinstance(text, str) or len(text) > MAX_TEXT or "\n" in text or "\r" in text:
                 raise ValueError("text is not one IRC line")
-            pairs = tuple((str(k), str(v)) for k, v in json.loads(tags or "{}").items())
+            found = tags if isinstance(tags, dict) else json.loads(tags or "{}")  # jsonb: a dict
+            pairs = tuple((str(k), str(v)) for k, v in found.items())
             good.append((seq, ms, conv, str(msgid), str(sender), str(command), str(target),
                          text, pairs))  # fmt: skip
         except (ValueError, TypeError, AttributeError) as exc:
@@ -98,7 +105,7 @@ RefSpec = tuple[str, Any]
 class Resolver:
     """Turns references into order keys for one conversation."""
 
-    def __init__(self, db: sqlite3.Connection, msgid_seq: Callable[[str], int | None]) -> None:
+    def __init__(self, db: Db, msgid_seq: Callable[[str], int | None]) -> None:
         self.db = db
         self.msgid_seq = msgid_seq
 
@@ -121,8 +128,18 @@ class Resolver:
         return (row[0], seq)
 
 
+class UnknownMsgid(LookupError):
+    """A reference names a msgid that is no message of the conversation (never was, or
+    was deleted by retention): the asker gets an error, not an empty batch that reads
+    as "nothing there"."""
+
+    def __init__(self, msgid: str) -> None:
+        super().__init__(f"unknown msgid {msgid}")
+        self.msgid = msgid
+
+
 def chathistory(
-    db: sqlite3.Connection,
+    db: Db,
     resolver: Resolver,
     sub: str,
     conversation: str,
@@ -130,31 +147,30 @@ def chathistory(
     limit: int,
     min_seq: int,
 ) -> list[Row]:
-    """A CHATHISTORY subcommand's messages; [] when a reference names nothing here."""
+    """A CHATHISTORY subcommand's messages; UnknownMsgid when a msgid names nothing here."""
 
     def win(after: Key | None, before: Key | None, newest: bool, n: int) -> list[Row]:
         return window(db, Window(conversation, after, before, newest, n, min_seq))
 
+    def key(ref: RefSpec, side: str) -> Key:
+        found = resolver.key(conversation, ref, side)
+        if found is None:
+            raise UnknownMsgid(str(ref[1]))
+        return found
+
     ref = refs[0] if refs else None
     if sub == "LATEST":
-        after = None if ref is None else resolver.key(conversation, ref, "lo")
-        if ref is not None and after is None:
-            return []
-        return win(after, None, True, limit)
+        return win(None if ref is None else key(ref, "lo"), None, True, limit)
     if ref is None:
         return []
     if sub == "BEFORE":
-        before = resolver.key(conversation, ref, "hi")
-        return [] if before is None else win(None, before, True, limit)
+        return win(None, key(ref, "hi"), True, limit)
     if sub == "AFTER":
-        after = resolver.key(conversation, ref, "lo")
-        return [] if after is None else win(after, None, False, limit)
+        return win(key(ref, "lo"), None, False, limit)
     if sub == "AROUND":
-        centre = resolver.key(conversation, ref, "hi")
-        if centre is None:
-            return []
         # A msgid's own message is on the later side (AROUND is context for it); a
         # timestamp puts its own ms there. One side running short lets the other fill.
+        centre = key(ref, "hi")
         ms, seq = centre
         older = win(None, centre, True, limit)
         newer = win((ms, seq - 1), None, False, limit)
@@ -166,16 +182,12 @@ def chathistory(
         end = refs[1] if len(refs) > 1 else None
         if end is None:
             return []
-        start_lo = resolver.key(conversation, ref, "lo")
-        end_hi = resolver.key(conversation, end, "hi")
-        if start_lo is None or end_hi is None:
-            return []
+        start_lo = key(ref, "lo")
+        end_hi = key(end, "hi")
         if start_lo <= end_hi:
             return win(start_lo, end_hi, False, limit)
         # Backwards: the messages nearest the start, still oldest first.
-        start_hi = resolver.key(conversation, ref, "hi")
-        end_lo = resolver.key(conversation, end, "lo")
-        return win(end_lo, start_hi, True, limit)
+        return win(key(end, "lo"), key(ref, "hi"), True, limit)
     raise ValueError(f"unknown subcommand {sub}")
 
 
@@ -183,7 +195,7 @@ def chathistory(
 
 
 def targets(
-    db: sqlite3.Connection,
+    db: Db,
     rooms: list[str],
     nick: str,
     min_seq: int,
@@ -200,11 +212,12 @@ def targets(
     dms = direct_conversations(db, nick)
     found: list[tuple[int, str]] = []
     for name, floor in [*((room, 0) for room in rooms), *((dm, min_seq) for dm in dms)]:
-        (newest,) = db.execute(
+        row = db.execute(
             "SELECT max(time_ms) FROM messages WHERE conversation = ? AND time_ms > ?"
             " AND time_ms < ? AND seq >= ?",
             (name, lo, hi, floor),
         ).fetchone()
+        newest = row[0] if row else None  # an aggregate always gives a row
         if newest is not None:
             found.append((newest, name))
     found.sort()
@@ -212,7 +225,7 @@ def targets(
     return [(name, ms) for ms, name in chosen]
 
 
-def direct_conversations(db: sqlite3.Connection, nick: str) -> list[str]:
+def direct_conversations(db: Db, nick: str) -> list[str]:
     """The direct conversations ``nick`` (casefolded) has had, by the index on parties."""
     return [
         name
@@ -251,7 +264,7 @@ def fts_phrase(text: str) -> str:
     return " ".join('"' + word + '"' for word in words)
 
 
-def search(db: sqlite3.Connection, s: Search) -> list[Row]:
+def search(db: Db, s: Search) -> list[Row]:
     """The newest ``limit`` matches, in chronological order."""
     scope: list[tuple[str, int]] = []
     for name, floor in s.conversations:
@@ -267,10 +280,13 @@ def search(db: sqlite3.Connection, s: Search) -> list[Row]:
     where.append(f"({allowed})")
     for name, floor in scope:
         args += [name, floor]
+    postgres = getattr(db, "dialect", "sqlite") == "postgres"
     if s.sender:
         # The nick is the part of nick!user@host before '!'; irc_fold is the server's
-        # casefold (the worker registers it).
-        where.append("irc_fold(substr(m.sender, 1, instr(m.sender || '!', '!') - 1)) = ?")
+        # casefold (the SQLite worker registers it, PostgreSQL has it as a function).
+        nick = "split_part(m.sender, '!', 1)" if postgres else (
+            "substr(m.sender, 1, instr(m.sender || '!', '!') - 1)")  # fmt: skip
+        where.append(f"irc_fold({nick}) = ?")
         args.append(s.sender)
     if s.after_ms is not None:
         where.append("m.time_ms > ?")
@@ -281,12 +297,16 @@ def search(db: sqlite3.Connection, s: Search) -> list[Row]:
     phrase = fts_phrase(s.text or "")
     if s.text and s.text.strip() and not phrase:
         return []  # only punctuation: no word of it is in the index, nothing matches
-    if phrase:
+    source = "messages AS m"
+    if phrase and postgres:
+        # The same words, all of them, anywhere: the GIN index on the 'simple' parser's
+        # words (postgres.py) cuts and lowercases them as FTS5's unicode61 does.
+        where.append("to_tsvector('simple', m.text) @@ plainto_tsquery('simple', ?)")
+        args.append(" ".join(_WORD.findall(s.text or "")))
+    elif phrase:
         source = "messages AS m JOIN message_search AS f ON f.rowid = m.seq"
         where.append("f.message_search MATCH ?")
         args.append(phrase)
-    else:
-        source = "messages AS m"
     rows = db.execute(
         "SELECT m.seq, m.time_ms, m.conversation, m.msgid, m.sender, m.command, m.target,"
         f" m.text, m.tags FROM {source} WHERE {' AND '.join(where)}"
@@ -300,7 +320,7 @@ def search(db: sqlite3.Connection, s: Search) -> list[Row]:
 # -- read markers -----------------------------------------------------------------------
 
 
-def read_markers(db: sqlite3.Connection, owner: str, targets: list[str]) -> list[tuple[str, int]]:
+def read_markers(db: Db, owner: str, targets: list[str]) -> list[tuple[str, int]]:
     """``owner``'s stored markers among ``targets`` (casefolded): (target, time_ms)."""
     found: list[tuple[str, int]] = []
     for target in dict.fromkeys(targets):

@@ -82,6 +82,7 @@ class HistoryStore:
         cache_bytes: int = DEFAULT_CACHE_BYTES,
         durability: Durability | None = None,
         stream_ids: bool = False,
+        postgres: str | None = None,
     ) -> None:
         if cache_bytes < 0:
             raise ValueError("cache_bytes must not be negative")
@@ -90,6 +91,10 @@ class HistoryStore:
             raise HistoryStoreError("use path=None for a memory-only history store")
         self.durability = durability or Durability()
         self.stream_ids = stream_ids  # cluster msgids are Redis stream ids
+        # A cluster's PostgreSQL: the other nodes write there too, so any room this
+        # process has not loaded may have history it never saw (every room is cold
+        # until loaded).
+        self.shared = postgres is not None
         self.stats: dict[str, int] = {"appended": 0, "written": 0, "failed": 0}
         self.recent = Recent(replay, cache_bytes)
         self.next_seq = 1
@@ -123,6 +128,7 @@ class HistoryStore:
             "max_age_days": d.max_age_days,
             "max_per_conversation": d.max_per_room,
             "stream_ids": self.stream_ids,
+            "postgres": postgres,
         }
         self._pipe = WorkerPipe(settings, self._handle, self._worker_gone, self._lock_fd)
         self._failing_logged = 0.0
@@ -317,11 +323,11 @@ class HistoryStore:
 
     def ready(self, room: str) -> bool:
         """Whether a JOIN of ``room`` can be answered now (it is loaded, or has no history)."""
-        return room in self.recent or room not in self._stored
+        return room in self.recent or (room not in self._stored and not self.shared)
 
     def room_opened(self, room: str) -> None:
         """A room was created: with no history yet, it is loaded (and empty) at once."""
-        if room not in self._stored and room not in self.recent:
+        if room not in self._stored and room not in self.recent and not self.shared:
             self.recent.load(room, [])
 
     def load(self, rooms: list[str], done: Callable[[], None]) -> None:

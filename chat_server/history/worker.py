@@ -1,4 +1,5 @@
-"""The history worker: a child process that owns the SQLite connection.
+"""The history worker: a child process that owns the database connection (the SQLite
+file, sqlite_writer.py; or a cluster's PostgreSQL, postgres.py).
 
 Why a process: the event loop must never wait on the disk, and a thread in the server
 would take the GIL back for every row it inserts (measured before: ~20 µs of the
@@ -47,24 +48,16 @@ import logging
 import os
 import select
 import signal
-import sqlite3
 import struct
 import sys
 import time
 from collections.abc import Callable
-from typing import Any
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
 
-from chat_protocol.casemap import casefold
-from chat_server.accounts.storage import SqliteAccounts
 from chat_server.history import queries
-from chat_server.history.model import (
-    Run,
-    dm_parties,
-    msgid_seq,
-    run_last_seq,
-    run_texts,
-)
-from chat_server.history.schema import open_database
+from chat_server.history.model import Run, msgid_seq, run_last_seq, run_texts
+from chat_server.history.sqlite_writer import SqliteWriter
 
 log = logging.getLogger(__name__)
 
@@ -118,25 +111,41 @@ def stream_seq(ms: int, n: int) -> int:
     return (ms << 20) + min(n, (1 << 20) - 1)
 
 
-_COUNT_RANGE = "SELECT count(*) FROM messages WHERE seq BETWEEN ? AND ?"
-_INSERT = "INSERT OR IGNORE INTO messages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_INDEX_RANGE = (
-    "INSERT INTO message_search (rowid, text)"
-    " SELECT seq, text FROM messages WHERE seq BETWEEN ? AND ?"
-)
-_INDEX_ONE = "INSERT INTO message_search (rowid, text) VALUES (?, ?)"
-_SAVE_MARKER = (
-    "INSERT INTO read_markers VALUES (?, ?, ?) ON CONFLICT (owner, target)"
-    " DO UPDATE SET time_ms = max(time_ms, excluded.time_ms)"
-)
-_TRIM_MARKERS = (
-    "DELETE FROM read_markers WHERE owner = ? AND target IN (SELECT target FROM read_markers"
-    " WHERE owner = ? AND target != ? ORDER BY time_ms LIMIT ?)"
-)
+class Writer(Protocol):
+    """What the worker needs of a database (sqlite_writer.py, postgres.py)."""
+
+    errors: tuple[type[Exception], ...]  # what a failing database raises
+    conn: Any  # what queries.py reads through (execute(sql with ?, params))
+
+    @property
+    def in_transaction(self) -> bool: ...
+    def begin(self) -> None: ...
+    def commit(self) -> None: ...
+    def rollback(self) -> None: ...
+    def close(self) -> None: ...
+    def insert(self, runs: list[Run]) -> None: ...
+    def save_room(self, name: str, settings: str | None) -> None: ...
+    def room_settings(self, name: str) -> str | None: ...
+    def save_marker(self, owner: str, target: str, time_ms: int, most: int) -> None: ...
+    def prune(self, max_age_days: float | None, max_per_conversation: int | None) -> int: ...
+    def stored_rooms(self) -> list[str]: ...
+    def budget(self, seconds: float) -> AbstractContextManager[None]: ...
+    def timed_out(self, exc: Exception) -> bool: ...
+    def account(self, kind: str, args: Any, commit_first: Callable[[], bool]) -> Any: ...
+
+
+def open_writer(settings: dict[str, Any]) -> Writer:
+    """The database the settings name: a cluster's PostgreSQL, else a SQLite file."""
+    url = settings.get("postgres")
+    if url:
+        from chat_server.history.postgres import PostgresWriter  # only clusters need it
+
+        return PostgresWriter(str(url), sync=bool(settings.get("sync")))
+    return SqliteWriter(settings["path"], sync=bool(settings.get("sync")))
 
 
 class Worker:
-    """The worker's state: the connection, the open transaction and what it holds."""
+    """The worker's state: the database, the open transaction and what it holds."""
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.sync = bool(settings.get("sync"))
@@ -144,12 +153,11 @@ class Worker:
         self.max_held = int(settings.get("max_held", 200_000))
         self.max_age_days = settings.get("max_age_days")
         self.max_per_conversation = settings.get("max_per_conversation")
-        self.db = open_database(settings["path"], sync=self.sync)
-        self.db.create_function("irc_fold", 1, casefold, deterministic=True)
+        self.db: Writer = open_writer(settings)
         finder: Callable[[str], int | None] = (
             stream_msgid_seq if settings.get("stream_ids") else msgid_seq
         )
-        self.resolver = queries.Resolver(self.db, finder)
+        self.resolver = queries.Resolver(self.db.conn, finder)
         self.held: list[Run] = []  # appended since the last commit (re-inserted on retry)
         self.held_count = 0
         self.deadline: float | None = None  # when the open transaction is committed
@@ -168,8 +176,8 @@ class Worker:
         self.held_count += sum(map(len, map(run_texts, runs)))
         if self.retry_at is None:
             try:
-                self._insert(runs)
-            except sqlite3.Error as exc:
+                self.db.insert(runs)
+            except self.db.errors as exc:
                 self._failed(exc)
                 return
         if self.deadline is None:
@@ -177,51 +185,13 @@ class Worker:
         if self.held_count > self.max_held:
             self._give_up_oldest()
 
-    def _insert(self, runs: list[Run]) -> None:
-        db = self.db
-        if not db.in_transaction:
-            db.execute("BEGIN")
-        newest: dict[str, int] = {}
-        rows: list[tuple[Any, ...]] = []
-        for seq, ms, conv, source, command, target, tags, msgids, texts in runs:
-            tag_text = json.dumps(dict(tags), ensure_ascii=False) if tags else "{}"
-            rows += [
-                (seq + i, conv, ms, msgid, source, command, target, text, tag_text)
-                for i, (msgid, text) in enumerate(zip(msgids, texts, strict=True))
-            ]
-            if newest.get(conv, -1) < ms:
-                newest[conv] = ms
-        if not rows:
-            return
-        seqs = [row[0] for row in rows]
-        low, high = min(seqs), max(seqs)
-        (present,) = db.execute(_COUNT_RANGE, (low, high)).fetchone()
-        if present == 0:
-            # The usual case: none of these sequences is stored yet, so the rows go in
-            # with one statement and the search index takes them from the table with
-            # another (~1.3 us a message less than row by row, a fifth of the total).
-            db.executemany(_INSERT, rows)
-            db.execute(_INDEX_RANGE, (low, high))
-        else:
-            # Some are stored (a batch given again after a worker died): insert what
-            # is missing and index only that.
-            for row in rows:
-                if db.execute(_INSERT, row).rowcount:
-                    db.execute(_INDEX_ONE, (row[0], row[7]))
-        db.executemany(
-            "INSERT INTO conversations VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE"
-            " SET last_ms = max(last_ms, excluded.last_ms)",
-            [(conv, *(dm_parties(conv) or (None, None)), ms) for conv, ms in newest.items()],
-        )
-
     def commit(self) -> None:
         """Commit the open transaction and tell the server how far it got."""
         if self.retry_at is not None:
             return
         try:
-            if self.db.in_transaction:
-                self.db.execute("COMMIT")
-        except sqlite3.Error as exc:
+            self.db.commit()
+        except self.db.errors as exc:
             self._failed(exc)
             return
         if self.held:
@@ -230,10 +200,9 @@ class Worker:
         self.held_count = 0
         self.deadline = None
 
-    def _failed(self, exc: sqlite3.Error) -> None:
-        if self.db.in_transaction:
-            with contextlib.suppress(sqlite3.Error):
-                self.db.execute("ROLLBACK")
+    def _failed(self, exc: Exception) -> None:
+        with contextlib.suppress(*self.db.errors):
+            self.db.rollback()
         self.retry_at = time.monotonic() + RETRY_DELAY
         self.out.append(("failing", f"{type(exc).__name__}: {exc}"))
 
@@ -241,8 +210,8 @@ class Worker:
         """Insert everything held again and commit it (after a failure)."""
         self.retry_at = None
         try:
-            self._insert(self.held)
-        except sqlite3.Error as exc:
+            self.db.insert(self.held)
+        except self.db.errors as exc:
             self._failed(exc)
             return
         self.commit()
@@ -258,53 +227,41 @@ class Worker:
                                     f"{self.max_held} waited for a commit"))  # fmt: skip
 
     def save_room(self, name: str, settings: str | None) -> None:
-        db = self.db
-        if not db.in_transaction and self.retry_at is None:
-            db.execute("BEGIN")
-        if settings is None:
-            db.execute("DELETE FROM rooms WHERE name = ?", (name,))
-        else:
-            db.execute(
-                "INSERT OR REPLACE INTO rooms VALUES (?, ?, ?)",
-                (name, settings, int(time.time() * 1000)),
-            )
-        if self.deadline is None:
-            self.deadline = time.monotonic() + self.flush_interval
+        """Keep (or forget) a room's settings with the next commit. While commits fail
+        it is its own transaction; a failure costs only this change, and is logged."""
+        self._change(lambda: self.db.save_room(name, settings), f"settings of {name}")
 
     def save_marker(self, owner: str, target: str, time_ms: int) -> None:
         """Keep the later of ``time_ms`` and the stored marker; past MAX_READ_MARKERS of
         one owner, drop the oldest (never the one just set). A failure costs only this
         marker (the asker's query behind it answers with what is stored)."""
-        db = self.db
+        self._change(lambda: self.db.save_marker(owner, target, time_ms, MAX_READ_MARKERS),
+                     f"read marker of {owner}")  # fmt: skip
+
+    def _change(self, write: Callable[[], None], what: str) -> None:
+        alone = self.retry_at is not None  # the open transaction is being retried
         try:
-            if not db.in_transaction and self.retry_at is None:
-                db.execute("BEGIN")
-            db.execute(_SAVE_MARKER, (owner, target, time_ms))
-            (count,) = db.execute(
-                "SELECT count(*) FROM read_markers WHERE owner = ?", (owner,)
-            ).fetchone()
-            if count > MAX_READ_MARKERS:
-                db.execute(_TRIM_MARKERS, (owner, owner, target, count - MAX_READ_MARKERS))
-        except sqlite3.Error as exc:
-            log.error("read marker of %s not saved: %s", owner, exc)
+            write()
+            if alone:
+                self.db.commit()
+        except self.db.errors as exc:
+            log.error("%s not saved: %s", what, exc)
+            if alone:
+                with contextlib.suppress(*self.db.errors):
+                    self.db.rollback()
             return
-        if self.deadline is None:
+        if self.deadline is None and not alone:
             self.deadline = time.monotonic() + self.flush_interval
 
     def prune(self) -> None:
-        from chat_server.history.retention import prune  # retention is rare; load it late
-
         self.next_prune = time.monotonic() + PRUNE_EVERY
         if self.db.in_transaction or self.retry_at is not None:
             return
         try:
-            removed = prune(
-                self.db,
-                max_age_days=self.max_age_days,
-                max_per_conversation=self.max_per_conversation,
-                now_ms=int(time.time() * 1000),
-            )
-        except sqlite3.Error as exc:
+            removed = self.db.prune(self.max_age_days, self.max_per_conversation)
+        except self.db.errors as exc:
+            with contextlib.suppress(*self.db.errors):
+                self.db.rollback()
             self.out.append(("failing", f"retention: {exc}"))
             return
         if removed:
@@ -313,77 +270,52 @@ class Worker:
     # -- reading ------------------------------------------------------------------------
 
     def answer(self, qid: int, kind: str, args: Any) -> None:
-        started = time.monotonic()
-
-        def too_long() -> int:
-            return 1 if time.monotonic() - started > QUERY_BUDGET else 0
-
-        self.db.set_progress_handler(too_long, 10_000)
         try:
-            value = self._query(kind, args)
-        except sqlite3.OperationalError as exc:
-            why = "query too expensive" if "interrupt" in str(exc) else str(exc)
+            with self.db.budget(QUERY_BUDGET):
+                value = self._query(kind, args)
+        except queries.UnknownMsgid as exc:
+            self.out.append(("answer", qid, True, {"unknown_msgid": exc.msgid}))
+            return
+        except self.db.errors as exc:
+            why = "query too expensive" if self.db.timed_out(exc) else str(exc)
             self.out.append(("answer", qid, False, why))
             return
-        except (sqlite3.Error, ValueError, TypeError) as exc:
+        except (ValueError, TypeError) as exc:
             self.out.append(("answer", qid, False, f"{type(exc).__name__}: {exc}"))
             return
-        finally:
-            self.db.set_progress_handler(None, 0)
         self.out.append(("answer", qid, True, value))
 
     def _query(self, kind: str, args: Any) -> Any:
-        db = self.db
+        conn = self.db.conn
         if kind == "chathistory":
             sub, conv, refs, limit, min_seq = args
-            return queries.chathistory(db, self.resolver, sub, conv, refs, limit, min_seq)
+            return queries.chathistory(conn, self.resolver, sub, conv, refs, limit, min_seq)
         if kind == "latest":  # several conversations' newest messages (join replay)
             names, limit = args
-            rooms = [
-                (name, db.execute("SELECT settings FROM rooms WHERE name = ?", (name,)).fetchone())
-                for name in names
-            ]
             return [
-                (name, queries.window(db, queries.Window(name, None, None, True, limit)),
-                 row[0] if row else None)
-                for name, row in rooms
+                (name, queries.window(conn, queries.Window(name, None, None, True, limit)),
+                 self.db.room_settings(name))
+                for name in names
             ]  # fmt: skip
         if kind == "targets":
             rooms, nick, min_seq, start, end, limit = args
-            return queries.targets(db, rooms, nick, min_seq, start, end, limit)
+            return queries.targets(conn, rooms, nick, min_seq, start, end, limit)
         if kind == "search":
-            return queries.search(db, queries.Search(*args))
+            return queries.search(conn, queries.Search(*args))
         if kind == "markers":  # (owner, [target, ...]) -> [(target, time_ms), ...]
             owner, targets = args
-            return queries.read_markers(db, owner, targets)
+            return queries.read_markers(conn, owner, targets)
         if kind.startswith("account"):
-            return self._account(kind, args)
+            return self.db.account(kind, args, self._commit_now)
         if kind == "stored":  # rooms with history (the server's list of cold rooms)
-            return [name for (name,) in db.execute(
-                "SELECT name FROM conversations WHERE party_a IS NULL")]  # fmt: skip
+            return self.db.stored_rooms()
         raise ValueError(f"unknown query {kind!r}")
 
-    def _account(self, kind: str, args: Any) -> Any:
-        """Account lookups and changes (accounts/storage.py). A change is committed
-        before it is answered: REGISTER SUCCESS means the account is on disk."""
-        accounts = SqliteAccounts(self.db)
-        if kind == "account":  # folded name -> the row, or None
-            row = accounts.get(args)
-            return None if row is None else list(row)
-        if kind == "account_names":
-            return accounts.names()
-        if kind not in ("account_create", "account_password", "account_delete"):
-            raise ValueError(f"unknown query {kind!r}")
-        if self.retry_at is not None:
-            raise sqlite3.OperationalError("the history database is failing; try again later")
-        self.commit()  # messages first: the change below is its own transaction
-        if self.retry_at is not None:
-            raise sqlite3.OperationalError("the history database is failing; try again later")
-        if kind == "account_create":
-            return accounts.create(*args)
-        if kind == "account_password":
-            return accounts.set_password(*args)
-        return accounts.delete(args)
+    def _commit_now(self) -> bool:
+        """Commit what is open; whether the database took it."""
+        if self.retry_at is None:
+            self.commit()
+        return self.retry_at is None
 
     def handle(self, value: Any) -> bool:
         """One frame from the server; False at a request to stop."""

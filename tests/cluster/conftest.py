@@ -26,9 +26,10 @@ if redis_binary() is None:  # pragma: no cover - scripts/test installs it
 class Cluster:
     """Nodes sharing one Redis, and raw clients on them that are closed at the end."""
 
-    def __init__(self, tmp_path: Path, redis: RedisProcess) -> None:
+    def __init__(self, tmp_path: Path, redis: RedisProcess, *node_args: str) -> None:
         self.tmp_path = tmp_path
         self.redis = redis
+        self.node_args = node_args  # given to every node (e.g. --history-postgres URL)
         self.nodes: dict[str, ServerProcess] = {}
         self.clients: list[RawClient] = []
 
@@ -45,6 +46,7 @@ class Cluster:
             node_id or name,
             "--cluster-grace",
             str(GRACE),
+            *self.node_args,
             *extra,
             flood_limit=False,
         )
@@ -79,6 +81,20 @@ def redis_server(tmp_path: Path) -> Iterator[RedisProcess]:
 @pytest.fixture
 def cluster(tmp_path: Path, redis_server: RedisProcess) -> Iterator[Cluster]:
     c = Cluster(tmp_path, redis_server)
+    yield c
+    c.close()
+
+
+@pytest.fixture(params=["memory", "postgres"])
+def history_cluster(
+    request: pytest.FixtureRequest, tmp_path: Path, redis_server: RedisProcess
+) -> Iterator[Cluster]:
+    """A cluster whose history is each node's memory (filled from Redis), or a shared
+    PostgreSQL database: the history tests run on both."""
+    args: tuple[str, ...] = ()
+    if request.param == "postgres":
+        args = ("--history-postgres", request.getfixturevalue("postgres_url"))
+    c = Cluster(tmp_path, redis_server, *args)
     yield c
     c.close()
 

@@ -48,8 +48,8 @@ def converse(cluster: Cluster) -> tuple[RawClient, RawClient, list[tuple[str, st
     return alice, bob, seen
 
 
-def test_chathistory_is_the_same_from_every_node(cluster: Cluster) -> None:
-    alice, bob, seen = converse(cluster)
+def test_chathistory_is_the_same_from_every_node(history_cluster: Cluster) -> None:
+    alice, bob, seen = converse(history_cluster)
     assert history(alice, "LATEST", "#h", "*", "50") == seen
     assert history(bob, "LATEST", "#h", "*", "50") == seen
     third = seen[2][0]
@@ -58,29 +58,29 @@ def test_chathistory_is_the_same_from_every_node(cluster: Cluster) -> None:
     assert history(bob, "AROUND", "#h", f"msgid={third}", "3") == seen[1:4]
 
 
-def test_node_started_later_answers_from_shared_history(cluster: Cluster) -> None:
-    _, _, seen = converse(cluster)
-    cluster.node("c")  # started after the messages: loads history from Redis
-    late = cluster.client("c", "late")
+def test_node_started_later_answers_from_shared_history(history_cluster: Cluster) -> None:
+    _, _, seen = converse(history_cluster)
+    history_cluster.node("c")  # started after the messages: loads them from Redis or PostgreSQL
+    late = history_cluster.client("c", "late")
     join_with_replay(late, "#h")
     assert history(late, "LATEST", "#h", "*", "50") == seen
     assert history(late, "BEFORE", "#h", f"msgid={seen[-1][0]}", "2") == seen[3:5]
 
 
-def test_join_replay_is_the_same_on_every_node(cluster: Cluster) -> None:
-    _, _, seen = converse(cluster)
-    cluster.node("c")
+def test_join_replay_is_the_same_on_every_node(history_cluster: Cluster) -> None:
+    _, _, seen = converse(history_cluster)
+    history_cluster.node("c")
     texts = [(m, t, x) for m, t, _, x in seen]
     for node in "abc":
-        late = cluster.client(node, f"new{node}")
+        late = history_cluster.client(node, f"new{node}")
         assert replay(join_with_replay(late, "#h")) == texts, node
 
 
-def test_direct_message_history_from_either_side(cluster: Cluster) -> None:
-    cluster.node("a")
-    cluster.node("b")
-    alice = cluster.client("a", "alice")
-    bob = cluster.client("b", "bob")
+def test_direct_message_history_from_either_side(history_cluster: Cluster) -> None:
+    history_cluster.node("a")
+    history_cluster.node("b")
+    alice = history_cluster.client("a", "alice")
+    bob = history_cluster.client("b", "bob")
     wait_for(lambda: sees(alice, "bob"), what="bob on a")
     alice.send("PRIVMSG bob :one")
     bob.expect("PRIVMSG")

@@ -255,12 +255,13 @@ def test_odd_chathistory_lines_get_a_fail_and_no_traceback(
     _no_tracebacks(srv)
 
 
-def test_edge_references_and_unknown_msgids_get_a_batch(
+def test_edge_references_get_a_batch_and_unknown_msgids_an_error(
     server_factory: Callable[..., ServerProcess],
 ) -> None:
-    """Times at the ends of the calendar, huge but readable limits, BETWEEN backwards,
-    and msgids that name nothing here: all answered with a batch (empty when "no
-    content exists to return", as the spec asks), never an error."""
+    """Times at the ends of the calendar, huge but readable limits and BETWEEN backwards
+    are answered with a batch (empty when "no content exists to return", as the spec
+    asks). A msgid that names no message of the conversation gets
+    ``FAIL CHATHISTORY UNKNOWN_MSGID``: an empty batch would read as "nothing after it"."""
     srv = server_factory(flood_limit=False)
     a = RawClient(srv.host, srv.port)
     try:
@@ -288,14 +289,20 @@ def test_edge_references_and_unknown_msgids_get_a_batch(
         for ref in ("nope", f"zz-{number}", f"{prefix}-{number.upper()}0", f"{prefix}-0{number}",
                     past, elsewhere, f"{prefix}-\u00b2"):  # fmt: skip
             cases += [
-                (f"BEFORE #edge msgid={ref} 10", []),
-                (f"AFTER #edge msgid={ref} 10", []),
-                (f"AROUND #edge msgid={ref} 10", []),
-                (f"LATEST #edge msgid={ref} 10", []),
-                (f"BETWEEN #edge msgid={ref} msgid={ids[3]} 10", []),
+                (f"BEFORE #edge msgid={ref} 10", None),
+                (f"AFTER #edge msgid={ref} 10", None),
+                (f"AROUND #edge msgid={ref} 10", None),
+                (f"LATEST #edge msgid={ref} 10", None),
+                (f"BETWEEN #edge msgid={ref} msgid={ids[3]} 10", None),
+                (f"BETWEEN #edge msgid={ids[3]} msgid={ref} 10", None),
             ]
         for n, (query, want) in enumerate(cases):
             got = a.answer("CHATHISTORY " + query, f"e{n}")
+            if want is None:
+                assert [(m.command, m.params[:3]) for m in got] == [
+                    ("FAIL", ["CHATHISTORY", "UNKNOWN_MSGID", query.split()[0]])
+                ], (query, got)
+                continue
             assert [m.command for m in got if m.command in ("FAIL", "WARN")] == [], (query, got)
             assert [m.params[-1] for m in got if m.command == "PRIVMSG"] == want, query
             assert [m.command for m in got].count("BATCH") == 2, query

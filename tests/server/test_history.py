@@ -7,6 +7,7 @@ The store runs its real worker process; the model is a plain sorted list. Old fi
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 
 from chat_server.history import HistoryStore, HistoryStoreError, StoredMessage
@@ -105,10 +107,13 @@ def bounds(ref: Ref, conv: list[Sent]) -> tuple[Bound, Bound] | None:
 
 def model_query(
     sent: list[Sent], sub: str, conv_name: str, refs: list[Ref], limit: int, floor: int
-) -> list[str]:
-    """What CHATHISTORY should answer, as msgids in chronological order."""
+) -> list[str] | None:
+    """What CHATHISTORY should answer, as msgids in chronological order; None when a
+    msgid names no message of the conversation (an error, not an empty answer)."""
     conv = sorted((m for m in sent if m.conv == conv_name), key=lambda m: m.key)
     visible = [m for m in conv if m.seq >= floor]
+    if any(ref is not None and bounds(ref, conv) is None for ref in refs):
+        return None
 
     def between(lo: Bound, hi: Bound) -> list[Sent]:
         return [m for m in visible if lo < m.key < hi]
@@ -120,10 +125,10 @@ def model_query(
         if ref is None:
             return [m.msgid for m in visible[-limit:]]
         b = bounds(ref, conv)
-        return [] if b is None else [m.msgid for m in between(b[0], (INF, INF))[-limit:]]
+        assert b is not None
+        return [m.msgid for m in between(b[0], (INF, INF))[-limit:]]
     b = bounds(ref, conv)
-    if b is None:
-        return []
+    assert b is not None
     lo, hi = b
     if sub == "BEFORE":
         return [m.msgid for m in between((-INF, -INF), hi)[-limit:]]
@@ -138,8 +143,7 @@ def model_query(
         return [m.msgid for m in visible[start : start + limit]]
     assert sub == "BETWEEN"
     e = bounds(refs[1], conv)
-    if e is None:
-        return []
+    assert e is not None
     end_lo, end_hi = e
     if lo <= end_hi:
         return [m.msgid for m in between(lo, end_hi)[:limit]]
@@ -177,10 +181,11 @@ def random_query(rng: random.Random, sent: list[Sent]) -> tuple[Any, ...]:
     return (sub, conv, refs, limit, floor)
 
 
-def asked(store: HistoryStore, query: tuple[Any, ...]) -> list[str]:
+def asked(store: HistoryStore, query: tuple[Any, ...]) -> list[str] | None:
+    """The msgids the worker answers; None for its "unknown msgid" answer."""
     ok, rows = store.call("chathistory", query)
     assert ok, (query, rows)
-    return [row[3] for row in rows]
+    return None if isinstance(rows, dict) else [row[3] for row in rows]
 
 
 # -- helpers ------------------------------------------------------------------------------
@@ -267,6 +272,48 @@ def test_queries_match_the_model_and_survive_a_reopen(
             "alice!a@host", "PRIVMSG", "#a", (("+draft/x", "y"),),
         )  # fmt: skip
     assert not expected
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_postgres_answers_the_same_queries_as_sqlite_and_skips_what_it_has(
+    postgres_url: str, seed: int
+) -> None:
+    """A cluster's shared history (postgres.py) against the same model: the SQL of
+    queries.py runs on both engines. Two stores on one database, as two cluster nodes
+    write it: the second's copies of the same messages are skipped, and both answer
+    alike (and so does a store that only reads)."""
+    rng = random.Random(seed)
+    sent = random_history(rng, 300)
+    with contextlib.ExitStack() as stores:
+        first, second, reader = (
+            stores.enter_context(HistoryStore(None, postgres=postgres_url)) for _ in range(3)
+        )
+        _check_shared_store(rng, sent, first, second, reader, postgres_url)
+
+
+def _check_shared_store(
+    rng: random.Random,
+    sent: list[Sent],
+    first: HistoryStore,
+    second: HistoryStore,
+    reader: HistoryStore,
+    postgres_url: str,
+) -> None:
+    store_history(first, sent)
+    store_history(second, sent)
+    first.flush()
+    second.flush()
+    for query in [random_query(rng, sent) for _ in range(300)]:
+        want = model_query(sent, *query)
+        for store in (first, second, reader):
+            assert asked(store, query) == want, query
+    ok, rows = reader.call("chathistory", ("LATEST", "#a", [None], 1000, 0))
+    assert ok
+    assert sorted(row[0] for row in rows) == sorted(m.seq for m in sent if m.conv == "#a")
+    assert all(row[8] == (("+draft/x", "y"),) for row in rows)
+    with psycopg.connect(postgres_url) as db:
+        row = db.execute("SELECT count(*), count(DISTINCT msgid) FROM messages").fetchone()
+        assert row == (len(sent), len(sent))
 
 
 def test_join_replay_of_a_live_room_is_its_newest_messages(

@@ -27,9 +27,11 @@ class ServerProcess(DaemonProcess):
         self.extra_args: list[str] = list(extra_args)
         if not flood_limit:
             self.extra_args.append("--no-flood-limit")
+        cluster_node = "--redis" in self.extra_args  # its history is not a file
         command = chat_server_command(
-            self.port, self.history_db, "--log-level", "INFO", *self.extra_args
-        )
+            self.port, None if cluster_node else self.history_db, "--log-level", "INFO",
+            *self.extra_args,
+        )  # fmt: skip
         super().__init__(command, name="chat-server")
 
     @property
