@@ -117,10 +117,12 @@ class PgConnection:
 
     dialect = "postgres"  # queries.search words its two engine-specific clauses by it
 
-    def __init__(self, conn: psycopg.Connection[Any]) -> None:
-        self.raw = conn
+    def __init__(self, conn: psycopg.Connection[Any] | None) -> None:
+        self.raw = conn  # None until the writer first reaches the database
 
     def execute(self, sql: str, params: Sequence[Any] = ()) -> psycopg.Cursor[Any]:
+        if self.raw is None:
+            raise psycopg.OperationalError("the history database is unreachable")
         return self.raw.execute(sql.replace("?", "%s"), params)
 
 
@@ -154,40 +156,52 @@ class PostgresWriter:
     errors: tuple[type[Exception], ...] = (psycopg.Error,)
 
     def __init__(self, url: str, *, sync: bool) -> None:
+        """Connect now if the database is there; if it is not, the first write or query
+        connects (the node serves chat meanwhile, its messages held for the retry).
+        ``sync`` changes nothing here: PostgreSQL's default ``synchronous_commit = on``
+        already makes every commit durable, and "committed" is what lets the server
+        forget a message, so it is never traded for speed."""
+        del sync
         self.url = url
-        self.sync = sync
         self.newest: dict[str, int] = {}  # conversations' newest times, set at commit
         self.next_attempt = 0.0  # no reconnection before this (monotonic)
         self.open = False  # a transaction was begun (BEGIN sent, no COMMIT/ROLLBACK yet)
+        self.raw: psycopg.Connection[Any] | None = None
+        self.conn = PgConnection(None)
         try:
-            self.raw = self._connect()
-            prepare(self.raw)
-        except psycopg.Error as exc:
-            raise HistoryStoreError(f"cannot open history database: {exc}") from exc
-        self.conn = PgConnection(self.raw)
+            self._usable()
+        except psycopg.OperationalError as exc:
+            log.error("history database unreachable (%s); retrying", str(exc).strip())
 
-    def _connect(self) -> psycopg.Connection[Any]:
-        raw = connect(self.url)
-        if not self.sync:
-            # Group commit already bounds what a crash of PostgreSQL's host can take
-            # back; not waiting for the WAL flush at each commit keeps a slow disk
-            # from holding up the writes (a crash of PostgreSQL itself loses nothing).
-            raw.execute("SET synchronous_commit = off")
-        return raw
-
-    def _usable(self) -> None:
-        """Reconnect after the connection was lost (PostgreSQL restarted, a failover),
-        at most once per RECONNECT_EVERY: while the database is away, writes and
-        queries fail at once instead of each waiting out a connection timeout."""
-        if not (self.raw.closed or self.raw.broken):
-            return
+    def _usable(self) -> psycopg.Connection[Any]:
+        """The connection, made again after it was lost (PostgreSQL restarted, a
+        failover) at most once per RECONNECT_EVERY: while the database is away, writes
+        and queries fail at once instead of each waiting out a connection timeout. The
+        tables are made (or checked) at each new connection."""
+        raw = self.raw
+        if raw is not None and not (raw.closed or raw.broken):
+            return raw
         now = time.monotonic()
         if now < self.next_attempt:
             raise psycopg.OperationalError("the history database is unreachable")
         self.next_attempt = now + RECONNECT_EVERY
-        self.raw = self._connect()
-        self.conn.raw = self.raw
-        log.info("reconnected to the history database")
+        raw = connect(self.url)
+        try:
+            prepare(raw)
+        except HistoryStoreError as exc:  # a newer schema: say so at every retry
+            raw.close()
+            raise psycopg.OperationalError(str(exc)) from exc
+        if self.raw is not None:
+            log.info("reconnected to the history database")
+        self.raw = self.conn.raw = raw
+        return raw
+
+    def _current(self) -> psycopg.Connection[Any]:
+        """The connection of the open transaction (never a new one: what the transaction
+        did is gone with the old one, and its COMMIT must fail)."""
+        if self.raw is None:
+            raise psycopg.OperationalError("the history database is unreachable")
+        return self.raw
 
     @property
     def in_transaction(self) -> bool:
@@ -197,8 +211,7 @@ class PostgresWriter:
 
     def begin(self) -> None:
         if not self.open:
-            self._usable()
-            self.raw.execute("BEGIN")
+            self._usable().execute("BEGIN")
             self.open = True
 
     def commit(self) -> None:
@@ -206,27 +219,29 @@ class PostgresWriter:
             return
         if self.newest:
             conv = sorted(self.newest.items())  # one lock order for every node
-            with self.raw.cursor() as cur:
+            with self._current().cursor() as cur:
                 cur.executemany(_CONVERSATIONS, [(name, *(dm_parties(name) or (None, None)),
                                                   ms) for name, ms in conv])  # fmt: skip
-        self.raw.execute("COMMIT")
+        self._current().execute("COMMIT")
         self.open = False
         self.newest = {}
 
     def rollback(self) -> None:
         self.newest = {}
         was_open, self.open = self.open, False
-        if was_open and not (self.raw.closed or self.raw.broken):
-            self.raw.execute("ROLLBACK")
+        raw = self.raw
+        if was_open and raw is not None and not (raw.closed or raw.broken):
+            raw.execute("ROLLBACK")
 
     def close(self) -> None:
-        self.raw.close()
+        if self.raw is not None:
+            self.raw.close()
 
     def insert(self, runs: list[Run]) -> None:
         self.begin()
         rows, newest = message_rows(runs)
         if rows:
-            with self.raw.cursor() as cur:
+            with self._current().cursor() as cur:
                 cur.executemany(_INSERT, rows)
         for conv, ms in newest.items():
             if self.newest.get(conv, -1) < ms:
@@ -234,17 +249,18 @@ class PostgresWriter:
 
     def save_room(self, name: str, settings: str | None) -> None:
         self.begin()
+        raw = self._current()
         if settings is None:
-            self.raw.execute("DELETE FROM rooms WHERE name = %s", (name,))
+            raw.execute("DELETE FROM rooms WHERE name = %s", (name,))
             return
-        self.raw.execute(
+        raw.execute(
             "INSERT INTO rooms VALUES (%s, %s::jsonb, %s) ON CONFLICT (name) DO UPDATE"
             " SET settings = excluded.settings, updated_ms = excluded.updated_ms",
             (name, settings, int(time.time() * 1000)),
         )
 
     def room_settings(self, name: str) -> str | None:
-        row = self.raw.execute(
+        row = self._current().execute(
             "SELECT settings::text FROM rooms WHERE name = %s", (name,)
         ).fetchone()
         return None if row is None else str(row[0])
@@ -253,31 +269,32 @@ class PostgresWriter:
         """As in SQLite, inside a savepoint: a failure must not take the messages of the
         open transaction with it (PostgreSQL aborts a transaction at its first error)."""
         self.begin()
+        raw = self._current()
         with self._savepoint():
-            self.raw.execute(_SAVE_MARKER, (owner, target, time_ms))
-            row = self.raw.execute(
+            raw.execute(_SAVE_MARKER, (owner, target, time_ms))
+            row = raw.execute(
                 "SELECT count(*) FROM read_markers WHERE owner = %s", (owner,)
             ).fetchone()
             count = row[0] if row else 0
             if count > most:
-                self.raw.execute(_TRIM_MARKERS, (owner, owner, target, count - most))
+                raw.execute(_TRIM_MARKERS, (owner, owner, target, count - most))
 
     def prune(self, max_age_days: float | None, max_per_conversation: int | None) -> int:
         """Retention: at most CHUNK messages per limit each call (every minute), each in
         its own transaction. Every node runs it; what one deleted the next finds gone."""
         deleted = 0
-        self._usable()
+        raw = self._usable()
         if max_age_days:
             cutoff = int(time.time() * 1000) - round(max_age_days * 86_400_000)
-            with self.raw.transaction():
-                deleted += self.raw.execute(
+            with raw.transaction():
+                deleted += raw.execute(
                     "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages"
                     " WHERE time_ms < %s ORDER BY time_ms LIMIT %s)",
                     (cutoff, CHUNK),
                 ).rowcount
         if max_per_conversation:
-            with self.raw.transaction():
-                deleted += self.raw.execute(
+            with raw.transaction():
+                deleted += raw.execute(
                     "DELETE FROM messages WHERE seq IN (SELECT seq FROM (SELECT seq,"
                     " row_number() OVER (PARTITION BY conversation ORDER BY time_ms DESC,"
                     " seq DESC) AS newer FROM messages) AS ranked WHERE newer > %s LIMIT %s)",
@@ -286,7 +303,7 @@ class PostgresWriter:
         return deleted
 
     def stored_rooms(self) -> list[str]:
-        rows = self.raw.execute("SELECT name FROM conversations WHERE party_a IS NULL")
+        rows = self._current().execute("SELECT name FROM conversations WHERE party_a IS NULL")
         return [name for (name,) in rows]
 
     @contextmanager
@@ -295,30 +312,32 @@ class PostgresWriter:
         inside a savepoint when a write transaction is open, so that its failure rolls
         back only the query."""
         ms = max(1, int(seconds * 1000))
-        self._usable()
         if self.in_transaction:
+            raw = self._current()
             with self._savepoint():
-                self.raw.execute(f"SET LOCAL statement_timeout = {ms}")
+                raw.execute(f"SET LOCAL statement_timeout = {ms}")
                 yield
-                self.raw.execute("SET LOCAL statement_timeout = 0")
+                raw.execute("SET LOCAL statement_timeout = 0")
             return
-        self.raw.execute(f"SET statement_timeout = {ms}")
+        raw = self._usable()
+        raw.execute(f"SET statement_timeout = {ms}")
         try:
             yield
         finally:
-            if not (self.raw.closed or self.raw.broken):
-                self.raw.execute("SET statement_timeout = 0")
+            if not (raw.closed or raw.broken):
+                raw.execute("SET statement_timeout = 0")
 
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
-        self.raw.execute("SAVEPOINT distchat")
+        raw = self._current()
+        raw.execute("SAVEPOINT distchat")
         try:
             yield
         except BaseException:
-            if not (self.raw.closed or self.raw.broken):
-                self.raw.execute("ROLLBACK TO SAVEPOINT distchat")
+            if not (raw.closed or raw.broken):
+                raw.execute("ROLLBACK TO SAVEPOINT distchat")
             raise
-        self.raw.execute("RELEASE SAVEPOINT distchat")
+        raw.execute("RELEASE SAVEPOINT distchat")
 
     def timed_out(self, exc: Exception) -> bool:
         return isinstance(exc, psycopg.errors.QueryCanceled)

@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 # The default bound on the replay cache (the setting history_cache_bytes).
 DEFAULT_CACHE_BYTES = 64 << 20
 RESTART_DELAY = 1.0
+RELOAD_AFTER = 5.0  # seconds a room whose load failed is joined without a replay
 # Frames not yet written to the worker's pipe: past this, new appends are dropped.
 MAX_UNSENT_BYTES = 64 << 20
 
@@ -116,6 +117,7 @@ class HistoryStore:
         self._next_qid = 1
         self._loading: dict[str, list[Run]] = {}  # cold rooms being loaded: runs meanwhile
         self._settings: dict[str, dict[str, Any]] = {}  # loaded room settings, until used
+        self._unloadable: dict[str, float] = {}  # rooms whose load failed: until when
         self._on_commit: deque[tuple[int, Callable[[], None]]] = deque()
         self._loop: EventLoop | None = None
         self._closed = False
@@ -323,7 +325,15 @@ class HistoryStore:
 
     def ready(self, room: str) -> bool:
         """Whether a JOIN of ``room`` can be answered now (it is loaded, or has no history)."""
-        return room in self.recent or (room not in self._stored and not self.shared)
+        if room in self.recent or (room not in self._stored and not self.shared):
+            return True
+        # A load that just failed (the database away): JOINs go ahead without a replay
+        # for a while instead of asking again and again.
+        until = self._unloadable.get(room)
+        if until is not None and until < time.monotonic():
+            del self._unloadable[room]
+            return False
+        return until is not None
 
     def room_opened(self, room: str) -> None:
         """A room was created: with no history yet, it is loaded (and empty) at once."""
@@ -347,6 +357,8 @@ class HistoryStore:
                         self._settings[room] = json.loads(settings)
             else:
                 log.error("history: rooms %s not loaded: %s", ", ".join(wanted), value)
+                until = time.monotonic() + RELOAD_AFTER
+                self._unloadable.update((room, until) for room in wanted)
             for room in wanted:
                 self._loading.pop(room, None)
             done()

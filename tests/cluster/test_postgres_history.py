@@ -191,3 +191,29 @@ def test_history_flags_that_cannot_work_are_refused(args: list[str], error: str)
                          text=True, timeout=30)  # fmt: skip
     assert res.returncode == 2, res.stderr
     assert error in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_node_starts_while_postgres_is_down_and_catches_up(
+    tmp_path: Path, redis_server: RedisProcess, private_postgres: PostgresProcess
+) -> None:
+    """PostgreSQL down when a node starts: the node serves chat anyway (its history
+    worker retries), and what was said before the database came up is stored after."""
+    url = private_postgres.database("chat")
+    private_postgres.stop()
+    cluster = Cluster(tmp_path, redis_server, "--history-postgres", url, *SMALL)
+    try:
+        node = cluster.node("a")
+        alice = cluster.client("a", "alice")
+        alice.join("#early")
+        early = [m.param(1) for m in say(alice, "#early", 3, "early")]
+        node.wait_log("history database unreachable", timeout=15)
+        private_postgres.start()
+
+        def stored() -> bool:
+            got, fails = page(alice, "LATEST #early * 10", "up")
+            return not fails and [m.param(1) for m in got] == early
+
+        wait_for(stored, timeout=30, what="the early messages in the history")
+        assert "Traceback" not in "\n".join(node.log)
+    finally:
+        cluster.close()
