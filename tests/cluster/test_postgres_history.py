@@ -217,3 +217,47 @@ def test_a_node_starts_while_postgres_is_down_and_catches_up(
         assert "Traceback" not in "\n".join(node.log)
     finally:
         cluster.close()
+
+
+def test_search_targets_and_markers_are_answered_from_the_shared_database(
+    pg_cluster: Cluster,
+) -> None:
+    """SEARCH (words and sender, PostgreSQL's word index and irc_fold), CHATHISTORY
+    TARGETS and direct messages, asked on another node than the one they were said on."""
+    cluster = pg_cluster
+    caps = ["message-tags", "server-time", "echo-message", "batch", "draft/chathistory",
+            "soju.im/search", "labeled-response"]  # fmt: skip
+    try:
+        cluster.node("a")
+        cluster.node("b")
+        alice = cluster.client("a", "Alice", caps=caps)
+        bob = cluster.client("b", "bob", caps=caps)
+        alice.join("#s")
+        bob.join("#s")
+        wait_for(lambda: in_room(alice, "#s", "bob"), what="bob in #s on a")
+        lines = ["the Quick brown fox", "can't stop the fox", "nothing here", "QUICK again"]
+        for text in lines:
+            alice.send(f"PRIVMSG #s :{text}")
+            alice.expect("PRIVMSG")
+        alice.send("PRIVMSG bob :a direct quick word")
+        alice.expect("PRIVMSG")
+        for _ in range(len(lines) + 1):
+            bob.expect("PRIVMSG")
+
+        def search(query: str, token: str) -> list[str]:
+            got = bob.answer(f"SEARCH {query}", token)
+            assert not [m for m in got if m.command == "FAIL"], got
+            return [m.param(1) for m in got if m.command == "PRIVMSG"]
+
+        assert search("in=#s;text=quick", "s1") == ["the Quick brown fox", "QUICK again"]
+        assert search("in=#s;text=fox\\scan't", "s2") == ["can't stop the fox"]
+        assert search("in=#s;from=ALICE;text=fox", "s3") == lines[:2]
+        assert search("text=quick", "s4") == [lines[0], lines[3], "a direct quick word"]
+        got = bob.answer("CHATHISTORY TARGETS timestamp=2000-01-01T00:00:00.000Z"
+                         " timestamp=2100-01-01T00:00:00.000Z 10", "t")  # fmt: skip
+        targets = sorted(m.param(1) for m in got if m.command == "CHATHISTORY")
+        assert targets == ["#s", "Alice"]
+        dm, fails = page(bob, "LATEST alice * 10", "dm")
+        assert not fails and [m.param(1) for m in dm] == ["a direct quick word"]
+    finally:
+        cluster.close()
