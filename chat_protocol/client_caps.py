@@ -15,7 +15,6 @@ from collections.abc import Callable, Sequence
 
 from chat_protocol import numerics as n
 from chat_protocol.client_login import LoginOutcome, SaslLogin, mechanisms_to_try
-from chat_protocol.client_state import cap_values
 from chat_protocol.client_types import (
     ClientConfig,
     Event,
@@ -23,6 +22,7 @@ from chat_protocol.client_types import (
     NotConnected,
     RegistrationError,
 )
+from chat_protocol.client_updates import cap_values
 from chat_protocol.message import Message
 from chat_protocol.sasl import MECHANISMS
 

@@ -236,3 +236,14 @@ class AccountChanged(Event):
     """The server says we are now logged in to ``account`` (None: logged out)."""
 
     account: str | None
+
+
+@dataclass
+class Batch:
+    """An open ``BATCH +id type params`` block; ``tags`` are those of the opening line."""
+
+    id: str
+    type: str
+    params: list[str]
+    tags: dict[str, str] = field(default_factory=dict)
+    parent: str | None = None

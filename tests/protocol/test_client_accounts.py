@@ -6,7 +6,8 @@ import asyncio
 
 from chat_protocol.client_account import NO_ANSWER, UNSUPPORTED, read_reply
 from chat_protocol.client_requests import PendingRequest, RequestTracker
-from chat_protocol.client_state import SessionState, cap_values
+from chat_protocol.client_state import SessionState
+from chat_protocol.client_updates import cap_values
 from chat_protocol.message import Message
 
 
