@@ -3,8 +3,9 @@
 No I/O here: ``SessionState.apply`` takes one parsed message and updates nick, caps,
 ISUPPORT, the account we are logged in to, channels (members, prefixes, accounts,
 topic, modes, bots), who is away, open batches and the last message seen per channel.
-The connection code in ``client.py`` decides what to send; this module only remembers,
-so every rule can be unit-tested with plain messages. A program that shows events
+The connection code in ``client.py`` decides what to send; this module only remembers
+(the rule for each command is in ``client_updates.py``), so every rule can be
+unit-tested with plain messages. A program that shows events
 later than the connection applies them (chat-tui) keeps its own ``SessionState`` fed
 in the order it shows them, and so asks it about the moment it is showing.
 """
