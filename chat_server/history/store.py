@@ -56,6 +56,7 @@ log = logging.getLogger(__name__)
 # The default bound on the replay cache (the setting history_cache_bytes).
 DEFAULT_CACHE_BYTES = 64 << 20
 RESTART_DELAY = 1.0
+ANSWER_TIMEOUT = 10.0  # seconds a query may wait for the worker before it fails
 RELOAD_AFTER = 5.0  # seconds a room whose load failed is joined without a replay
 # Frames not yet written to the worker's pipe: past this, new appends are dropped.
 MAX_UNSENT_BYTES = 64 << 20
@@ -114,6 +115,7 @@ class HistoryStore:
         self._unsaved_count = 0
         self._appended_seq = self.committed_seq
         self._answers: dict[int, Answer] = {}
+        self._asked: deque[tuple[float, int]] = deque()  # (deadline, qid), in asking order
         self._next_qid = 1
         self._loading: dict[str, list[Run]] = {}  # cold rooms being loaded: runs meanwhile
         self._settings: dict[str, dict[str, Any]] = {}  # loaded room settings, until used
@@ -134,6 +136,8 @@ class HistoryStore:
         }
         self._pipe = WorkerPipe(settings, self._handle, self._worker_gone, self._lock_fd)
         self._failing_logged = 0.0
+        self._lost_answers = 0  # queries given up since the last log line about them
+        self._late_logged = 0.0
 
     def _read_file(self, path: Path) -> None:
         """Open (create, convert) the file and read where its sequences stand."""
@@ -158,6 +162,7 @@ class HistoryStore:
         after-I/O hook, so each round's messages reach the pipe before any echo leaves)."""
         self._loop = self._pipe.loop = loop
         loop.after_io(self.send_pending)
+        loop.call_every(1.0, self._give_up_late_answers)
         self._start()
 
     def start(self) -> None:
@@ -300,8 +305,27 @@ class HistoryStore:
         qid = self._next_qid
         self._next_qid += 1
         self._answers[qid] = decoded(kind, answer)
+        self._asked.append((time.monotonic() + ANSWER_TIMEOUT, qid))
         self.send_pending()
         self._queue(("ask", qid, kind, args))
+
+    def _give_up_late_answers(self) -> None:
+        """A database that hangs (a stopped PostgreSQL, a stuck disk) must not hang the
+        clients waiting for it: past ANSWER_TIMEOUT a query is answered with an error,
+        and its answer, should it come later, is dropped."""
+        asked = self._asked
+        now = time.monotonic()
+        while asked and (asked[0][0] <= now or asked[0][1] not in self._answers):
+            _, qid = asked.popleft()
+            answer = self._answers.pop(qid, None)
+            if answer is not None:
+                self._lost_answers += 1
+                answer(False, "the history database did not answer in time")
+        if self._lost_answers and now - self._late_logged > 10:
+            self._late_logged = now
+            log.error("history: %d queries not answered within %.0f s",
+                      self._lost_answers, ANSWER_TIMEOUT)  # fmt: skip
+            self._lost_answers = 0
 
     def call(self, kind: str, args: Any, timeout: float = 10.0) -> tuple[bool, Any]:
         """Ask and wait for the answer (tests, the command line; never the loop)."""

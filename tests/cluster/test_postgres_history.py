@@ -261,3 +261,34 @@ def test_search_targets_and_markers_are_answered_from_the_shared_database(
         assert not fails and [m.param(1) for m in dm] == ["a direct quick word"]
     finally:
         cluster.close()
+
+
+def test_a_hung_postgres_delays_nobody(
+    tmp_path: Path, redis_server: RedisProcess, private_postgres: PostgresProcess
+) -> None:
+    """PostgreSQL stopped dead (SIGSTOP: connections open, nothing answers): chat goes
+    on, a history query fails after the store's answer timeout instead of hanging its
+    client, and once PostgreSQL runs again the messages of that time are stored."""
+    url = private_postgres.database("chat")
+    cluster = Cluster(tmp_path, redis_server, "--history-postgres", url, *SMALL)
+    try:
+        cluster.node("a")
+        alice = cluster.client("a", "alice")
+        alice.join("#h")
+        before = [m.param(1) for m in say(alice, "#h", 3, "before")]
+        private_postgres.pause()
+        during = [m.param(1) for m in say(alice, "#h", 3, "during")]  # echoes as ever
+        alice.send("CHATHISTORY LATEST #h * 10")
+        fail = alice.expect("FAIL", timeout=20)
+        assert fail.params[:2] == ["CHATHISTORY", "MESSAGE_ERROR"]
+        alice.send("PING :alive")
+        alice.expect("PONG")
+        private_postgres.resume()
+
+        def whole() -> bool:
+            got, fails = page(alice, "LATEST #h * 10", "up")
+            return not fails and [m.param(1) for m in got] == before + during
+
+        wait_for(whole, timeout=30, what="the messages of the hang in the history")
+    finally:
+        cluster.close()

@@ -301,3 +301,32 @@ def test_with_history_sync_an_echo_means_the_message_is_committed(tmp_path: Path
         c.close()
     wait_until(lambda: not alive(worker), "the worker's death")
     assert missing(srv.history_db, echoed) == []
+
+
+def test_a_stuck_worker_costs_a_query_an_error_not_the_client(srv: ServerProcess) -> None:
+    """The worker stopped dead (SIGSTOP, as a hung disk would leave it): a CHATHISTORY
+    gets FAIL ... MESSAGE_ERROR after the store's answer timeout, the asker is served
+    again, messages keep flowing, and when the worker runs again nothing is lost."""
+    c = RawClient(srv.host, srv.port)
+    try:
+        c.register("alice", caps=["message-tags", "server-time", "batch", "draft/chathistory",
+                                  "echo-message"])  # fmt: skip
+        c.join("#stuck")
+        pid = worker_pid(srv.pid)
+        os.kill(pid, signal.SIGSTOP)
+        try:
+            c.send("CHATHISTORY LATEST #stuck * 10")
+            fail = c.expect("FAIL", timeout=20)
+            assert fail.params[:2] == ["CHATHISTORY", "MESSAGE_ERROR"]
+            c.send("PRIVMSG #stuck :said while stuck")
+            c.expect("PRIVMSG", pattern="said while stuck")
+        finally:
+            os.kill(pid, signal.SIGCONT)
+
+        def stored() -> bool:
+            got = c.answer("CHATHISTORY LATEST #stuck * 10")
+            return [m.param(1) for m in got if m.command == "PRIVMSG"] == ["said while stuck"]
+
+        wait_until(stored, "the message in the history")
+    finally:
+        c.close()
