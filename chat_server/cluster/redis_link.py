@@ -35,7 +35,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import NoScriptError, RedisError, ResponseError
 from redis.retry import Retry
 
 from chat_server.cluster.event_reader import EventReader
@@ -185,7 +185,8 @@ class RedisLink:
         while not self._stopping.is_set():
             try:
                 client = self._connect(timeout=2.0)
-                self._shas = {name: client.script_load(src) for name, src in SCRIPTS.items()}
+                self._shas = {}
+                self._load_scripts(client)
             except Exception as exc:  # whatever it is, this thread must go on retrying
                 self._unreachable(exc)
                 self._stopping.wait(delay)
@@ -286,6 +287,9 @@ class RedisLink:
         pipe.info("server")
         pipe.xinfo_stream(EVENTS)  # for STATS and the lag log line
         status, info, stream = pipe.execute(raise_on_error=False)
+        if isinstance(status, NoScriptError):  # Redis restarted or failed over: see above
+            self._load_scripts(client)
+            status = client.evalsha(self._shas["heartbeat"], 0, *args)
         if isinstance(status, Exception):
             raise status
         if not isinstance(info, dict):  # INFO renamed away: no run_id, the rest holds
@@ -336,11 +340,8 @@ class RedisLink:
     def _run_batch(self, client: redis.Redis, batch: list[Request]) -> None:
         if not batch:
             return
-        pipe = client.pipeline(transaction=False)
-        for request in batch:
-            pipe.evalsha(self._shas[request.kind], 0, *request.args)
         try:
-            results = pipe.execute(raise_on_error=False)
+            results = self._run_scripts(client, batch)
         except RedisError as exc:
             for request in batch:
                 if request.token:  # sent, answer lost: Redis may have run it, or may yet
@@ -362,6 +363,30 @@ class RedisLink:
                 self._post(("reply", request.token, result, None, False))
         if stale:
             raise Refused(self._taken_over())
+
+    def _run_scripts(self, client: redis.Redis, batch: list[Request]) -> list[Any]:
+        """Each request's script, pipelined, results in order. A Redis that restarted
+        (even with its data, AOF) or a replica promoted by a failover has no scripts
+        loaded: those that answered NOSCRIPT did not run, so they are loaded again and
+        run again, still in order (in one pipeline, all after the first NOSCRIPT fail)."""
+        pipe = client.pipeline(transaction=False)
+        for request in batch:
+            pipe.evalsha(self._shas[request.kind], 0, *request.args)
+        results: list[Any] = pipe.execute(raise_on_error=False)
+        again = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
+        if again:
+            self._load_scripts(client)
+            pipe = client.pipeline(transaction=False)
+            for i in again:
+                pipe.evalsha(self._shas[batch[i].kind], 0, *batch[i].args)
+            for i, result in zip(again, pipe.execute(raise_on_error=False), strict=True):
+                results[i] = result
+        return results
+
+    def _load_scripts(self, client: redis.Redis) -> None:
+        if self._shas:
+            log.info("cluster: redis had lost our scripts (a restart or a failover); loaded")
+        self._shas = {name: client.script_load(src) for name, src in SCRIPTS.items()}
 
     def _resync(self, client: redis.Redis, request: Request) -> None:
         """Register this node's whole state, atomically, and take a snapshot of the rest

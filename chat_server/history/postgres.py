@@ -16,8 +16,12 @@ and a message already stored is skipped (``ON CONFLICT DO NOTHING``). That costs
 insert per node per message, and buys that a message is stored once any node has
 read it: no node's death, nor any one worker's failure, loses it. Rows of the same
 message from two nodes meet on the primary key: the second waits for the first's
-commit and then skips. Conversations' ``last_ms`` are updated only at commit, in name
-order, so two nodes' transactions never wait for each other in a cycle.
+commit and then skips. Every node inserts in stream order, so those waits never form
+a cycle. Conversations' ``last_ms`` are updated only at commit, in name order; a
+conversation's row is made when its first message is inserted (queries right after
+need its parties). Two nodes making the same new conversation at once can, rarely,
+deadlock: PostgreSQL aborts one of the two transactions and the worker inserts its
+messages again a second later (as after any failed commit), so nothing is lost.
 """
 
 from __future__ import annotations
@@ -102,6 +106,9 @@ _CONVERSATIONS = (
     "INSERT INTO conversations VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO UPDATE"
     " SET last_ms = greatest(conversations.last_ms, excluded.last_ms)"
 )
+_NEW_CONVERSATION = (
+    "INSERT INTO conversations VALUES (%s, %s, %s, %s) ON CONFLICT (name) DO NOTHING"
+)
 _SAVE_MARKER = (
     "INSERT INTO read_markers VALUES (%s, %s, %s) ON CONFLICT (owner, target)"
     " DO UPDATE SET time_ms = greatest(read_markers.time_ms, excluded.time_ms)"
@@ -110,6 +117,12 @@ _TRIM_MARKERS = (
     "DELETE FROM read_markers WHERE owner = %s AND target IN (SELECT target FROM"
     " read_markers WHERE owner = %s AND target != %s ORDER BY time_ms LIMIT %s)"
 )
+
+
+def _conversation(name: str, last_ms: int) -> tuple[str, str | None, str | None, int]:
+    """A ``conversations`` row: its two parties when it is a direct one."""
+    parties = dm_parties(name)
+    return (name, *parties, last_ms) if parties else (name, None, None, last_ms)
 
 
 class PgConnection:
@@ -220,8 +233,7 @@ class PostgresWriter:
         if self.newest:
             conv = sorted(self.newest.items())  # one lock order for every node
             with self._current().cursor() as cur:
-                cur.executemany(_CONVERSATIONS, [(name, *(dm_parties(name) or (None, None)),
-                                                  ms) for name, ms in conv])  # fmt: skip
+                cur.executemany(_CONVERSATIONS, [_conversation(name, ms) for name, ms in conv])
         self._current().execute("COMMIT")
         self.open = False
         self.newest = {}
@@ -243,6 +255,12 @@ class PostgresWriter:
         if rows:
             with self._current().cursor() as cur:
                 cur.executemany(_INSERT, rows)
+                # A conversation new to this transaction is registered now (a query that
+                # follows, SEARCH or TARGETS, finds its parties at once); its last_ms is
+                # brought up to date at commit.
+                fresh = sorted(conv for conv in newest if conv not in self.newest)
+                cur.executemany(_NEW_CONVERSATION, [_conversation(name, newest[name])
+                                                    for name in fresh])  # fmt: skip
         for conv, ms in newest.items():
             if self.newest.get(conv, -1) < ms:
                 self.newest[conv] = ms

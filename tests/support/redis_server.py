@@ -23,12 +23,14 @@ class RedisProcess(DaemonProcess):
     """Start, stop and restart (on the same port) a throwaway redis-server; its log is
     appended to ``workdir/redis-PORT.log`` across restarts."""
 
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
+    def __init__(self, workdir: Path, port: int | None = None, *, aof: bool = False) -> None:
+        """``aof``: persist with an append-only file (fsync every second), as production
+        should, so a restart comes back with its data."""
         self.port = port or free_port()
         self.workdir = workdir
         binary = redis_binary() or "redis-server"
-        command = [binary, "--save", "", "--appendonly", "no", "--port", str(self.port),
-                   "--bind", LOOPBACK, "--dir", str(workdir)]  # fmt: skip
+        command = [binary, "--save", "", "--appendonly", "yes" if aof else "no",
+                   "--port", str(self.port), "--bind", LOOPBACK, "--dir", str(workdir)]  # fmt: skip
         super().__init__(
             command, ready=_redis_ready, name="redis-server", grace=5.0, start_timeout=10.0,
             log_file=workdir / f"redis-{self.port}.log", append_log=True,
