@@ -180,7 +180,11 @@ class ServerConfig:
         50, "messages replayed on JOIN", low=0, at_most="chathistory_max"
     )
     history_cache: int = setting(
-        1000, "newest messages of each conversation a cluster keeps", low=1, high=1_000_000
+        1000,
+        "newest messages of each conversation a cluster node keeps in memory"
+        " (without --history-postgres)",
+        low=1,
+        high=1_000_000,
     )
     history_cache_bytes: int = setting(
         64 * MIB,
