@@ -17,16 +17,11 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_pipes
 from typing import Any
 
-from perf.procstat import (
-    ProcessSampler,
-    ResourceSeries,
-    read_helper_cpu_seconds,
-    read_runqueue_wait_s,
-    usable_cpus,
-)
+from perf.procstat import ResourceSeries, own_cpu_seconds, usable_cpus
 from perf.scenario import Layout, Scenario, plan
+from perf.servers import ServerWatch, ServerWindow
 from perf.tls import TlsSettings
-from perf.worker import WorkerConfig, cpu_seconds, now_us, worker_main
+from perf.worker import WorkerConfig, now_us, worker_main
 
 NICE_INTERVALS = (0.01, 0.02, 0.05, 0.1, 0.2, 0.25, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0)
 
@@ -44,7 +39,7 @@ class RunOptions:
     scenario: Scenario
     workers: int
     label: str
-    server_pid: int | None = None
+    server_pids: tuple[int, ...] = ()  # processes to watch: a server, or a cluster's
     drain_s: float = 3.0
     register_timeout_s: float = 30.0
     raw_cap: int = 200_000
@@ -71,13 +66,14 @@ class RunData:
     results: list[dict[str, Any]] = field(default_factory=list)
     ready_infos: list[dict[str, Any]] = field(default_factory=list)
     worker_errors: list[str] = field(default_factory=list)
-    resources: ResourceSeries | None = None
+    resources: ResourceSeries | None = None  # the watched processes' samples, summed
+    servers: list[ServerWindow] = field(default_factory=list)  # each watched process
     rss_before_bytes: int | None = None
     rss_after_bytes: int | None = None
     coordinator_cpu_s: float = 0.0
-    server_runqueue_wait_s: float | None = None
-    server_helper_cpu_s: float | None = None  # its other threads and child processes
     cpus: int = 1
+    # Unix time minus CLOCK_MONOTONIC, in µs: turns the run's clock into dates.
+    unix_offset_us: int = 0
 
 
 Snapshot = dict[str, Any]
@@ -109,25 +105,22 @@ class Coordinator:
         interval = 0.01 if scn.storm else pick_interval(scn.duration)
         data = RunData(opts, layout, interval, started_wall=time.time())
         data.cpus = usable_cpus()
-        sampler = ProcessSampler(opts.server_pid) if opts.server_pid else None
+        data.unix_offset_us = time.time_ns() // 1000 - now_us()
+        watch = ServerWatch(opts.server_pids)
+        data.servers = watch.windows
         old_int = signal.getsignal(signal.SIGINT)
         old_term = signal.getsignal(signal.SIGTERM)
         try:
             self._start_workers(layout, interval)
             signal.signal(signal.SIGINT, self._on_signal)
             signal.signal(signal.SIGTERM, self._on_signal)
-            if sampler:
-                sampler.start()
-            self._conduct(data, sampler)
+            watch.start()
+            self._conduct(data, watch)
         finally:
             signal.signal(signal.SIGINT, old_int)
             signal.signal(signal.SIGTERM, old_term)
             self._collect(data)
-            if sampler:
-                data.resources = sampler.stop()
-                data.resources.t = [
-                    t - (data.start_us / 1e6 - sampler.zero) for t in data.resources.t
-                ]
+            data.resources = watch.stop(data.start_us)
             self._reap()
         data.interrupted = data.interrupted or self.interrupts > 0
         data.interrupt_signal = self.signum
@@ -169,7 +162,7 @@ class Coordinator:
         finally:
             signal.signal(signal.SIGINT, previous)
 
-    def _conduct(self, data: RunData, sampler: ProcessSampler | None) -> None:
+    def _conduct(self, data: RunData, watch: ServerWatch) -> None:
         opts = self.opts
         scn = opts.scenario
         self.phase = "connecting"
@@ -189,35 +182,31 @@ class Coordinator:
         if not scn.storm and not sum(info["ready"] for info in data.ready_infos):
             data.aborted_reason = f"no client could register at {opts.host}:{opts.port}"
             return
-        if sampler:
-            data.rss_before_bytes = sampler.rss_now()
+        data.rss_before_bytes = watch.rss_now()
         start = now_us() + 200_000
         span = opts.register_timeout_s if scn.storm else scn.duration
         data.start_us, data.end_us = start, start + int(span * 1e6)
-        cpu0 = cpu_seconds()
-        srv_wait0 = read_runqueue_wait_s(opts.server_pid) if opts.server_pid else None
-        helper0 = read_helper_cpu_seconds(opts.server_pid) if opts.server_pid else None
+        cpu0 = own_cpu_seconds()
         for pipe in self.pipes.values():
             pipe.send(("go", data.start_us, data.end_us))
         self.phase = "storming" if scn.storm else "running"
+        # The watched processes are read when the window opens, not when "go" is sent.
+        while now_us() < data.start_us and not self.interrupts:
+            self._poll(max(0.0, min(0.1, (data.start_us - now_us()) / 1e6)), data)
+        watch.open_window()
         if scn.storm:
-            self._await_storm(data, sampler)
+            self._await_storm(data, watch)
         else:
             while now_us() < data.end_us and not self.interrupts:
-                self._poll(0.1, data)
-            data.coordinator_cpu_s = cpu_seconds() - cpu0
+                self._poll(max(0.0, min(0.1, (data.end_us - now_us()) / 1e6)), data)
+            data.coordinator_cpu_s = own_cpu_seconds() - cpu0
             data.stopped_us = min(now_us(), data.end_us)
-            srv_wait1 = read_runqueue_wait_s(opts.server_pid) if opts.server_pid else None
-            if srv_wait0 is not None and srv_wait1 is not None:
-                data.server_runqueue_wait_s = srv_wait1 - srv_wait0
-            helper1 = read_helper_cpu_seconds(opts.server_pid) if opts.server_pid else None
-            if helper0 is not None and helper1 is not None:
-                data.server_helper_cpu_s = helper1 - helper0
+            watch.close_window()
             self._drain(data)
         if self.interrupts:
             data.interrupted = True
 
-    def _await_storm(self, data: RunData, sampler: ProcessSampler | None) -> None:
+    def _await_storm(self, data: RunData, watch: ServerWatch) -> None:
         total = self.opts.scenario.clients
         done_at: float | None = None
         while now_us() < data.end_us and not self.interrupts:
@@ -229,9 +218,9 @@ class Coordinator:
                 done_at = time.monotonic()
             if done_at is not None and time.monotonic() - done_at >= self.opts.storm_hold_s:
                 break
-        if sampler:
-            data.rss_after_bytes = sampler.rss_now()
+        data.rss_after_bytes = watch.rss_now()
         data.stopped_us = now_us()
+        watch.close_window()
 
     def _drain(self, data: RunData) -> None:
         """Wait for messages still in flight, until all arrived or the drain deadline."""

@@ -26,6 +26,7 @@ import numpy as np
 
 from perf import clock
 from perf.linescan import LineScanner, Scan
+from perf.order import ArrivalLog, ArrivalOrders
 from perf.payload import body_len, parse_body
 from perf.sequence import StreamTally, new_state, observe
 from perf.streams import ECHO, NEW, StreamTable
@@ -84,6 +85,9 @@ class ReceivePath:
         self.room_code = np.zeros(max(size, 1), dtype=np.int64)
         for sid, room in sender_rooms.items():
             self.room_code[sid] = self.meas.raw.room_code(room)
+        # Who got which message in what order, for the check that a room's members all
+        # saw one order (perf.order).
+        self.arrivals = ArrivalLog()
 
     # -- reading ----------------------------------------------------------------------------
 
@@ -228,13 +232,16 @@ class ReceivePath:
             if echo.any():
                 self._echoes(slots[echo], lat[echo])
                 keep = ~echo
-                slots, sender, seq, lat, t = (a[keep] for a in (slots, sender, seq, lat, t))
+                slots, sender, seq, sched, lat, t = (
+                    a[keep] for a in (slots, sender, seq, sched, lat, t)
+                )
                 ids = ids[keep]
                 if not len(ids):
                     return
             if ids.min() == NEW:
                 ids = self._add_streams(slots, sender, ids)
         self.streams.observe(ids, seq)
+        self.arrivals.add(slots, sender, seq, sched)
         self._deliveries(ids, slots, sender, seq, lat, t)
 
     def _deliveries(
@@ -331,6 +338,10 @@ class ReceivePath:
         self.meas.delivered_total += 1
 
     # -- results ----------------------------------------------------------------------------
+
+    def arrival_orders(self) -> ArrivalOrders:
+        """Each receiver's arrival order per room (perf.order), to compare with others'."""
+        return self.arrivals.export(self.slot_index, self.room_code, self.meas.raw.rooms)
 
     def tallies(self) -> dict[tuple[int, str], StreamTally]:
         """Receivers' view per (sender, room), summed over this worker's receivers."""

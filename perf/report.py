@@ -89,6 +89,7 @@ METRICS: tuple[Metric, ...] = (
     Metric("lost", _lost),
     Metric("duplicates", lambda s: _plain(s["accounting"]["duplicates"])),
     Metric("reordered", lambda s: _plain(s["accounting"]["reordered"])),
+    Metric("order disagreements", lambda s: _plain(s["accounting"]["order_disagreements"])),
     *(Metric(f"latency {p} (ms)", _latency_at(p)) for p in ("p50", "p90", "p99", "p99.9", "max")),
     Metric("impossible latencies", lambda s: _plain(s["latency_ms"].get("impossible"))),
     Metric("time to 001 p50 (ms)", _welcome("p50"), storm=True),

@@ -29,6 +29,7 @@ METRICS: dict[str, tuple[tuple[str, ...], str]] = {
     "loss_rate": (("accounting", "loss_rate"), "ratio"),
     "duplicates": (("accounting", "duplicates"), "count"),
     "reordered": (("accounting", "reordered"), "count"),
+    "order_disagreements": (("accounting", "order_disagreements"), "count"),
     "deliveries_per_s": (("throughput", "deliveries_per_s"), "count"),
     "sent_per_s": (("throughput", "sent_per_s"), "count"),
     "failed_clients": (("clients", "failed"), "count"),

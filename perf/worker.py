@@ -15,18 +15,20 @@ import selectors
 import signal
 import time
 from collections import Counter
-from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
-from perf import histogram as hg
 from perf.clock import now_us
 from perf.connection import CLOSED, READY, Client
 from perf.measurements import Measurements
 from perf.pacing import RateSchedule, window_fill
-from perf.procstat import read_runqueue_wait_s
+from perf.procstat import own_cpu_seconds, read_runqueue_wait_s
 from perf.receive import ReceivePath
-from perf.scenario import ClientPlan, Scenario
-from perf.tls import TlsSettings, client_context
+from perf.tls import client_context
+from perf.worker_config import WorkerConfig
+from perf.worker_reports import progress_info, ready_info, result_info
+
+# WorkerConfig and now_us are imported from here by the coordinator, tests and benchmarks.
+__all__ = ["Worker", "WorkerConfig", "now_us", "reason_key", "worker_main"]
 
 PROGRESS_EVERY_US = 250_000
 FLUSH_EVERY_US = 200_000
@@ -42,36 +44,6 @@ _ADDRESS = re.compile(r"\[?\b\d{1,3}(?:\.\d{1,3}){3}\b\]?(?::\d+)?")
 def reason_key(reason: str) -> str:
     """A failure reason as counted: addresses replaced, at most 200 characters."""
     return _ADDRESS.sub("<addr>", reason)[:200]
-
-
-@dataclass(slots=True)
-class WorkerConfig:
-    """Everything a worker needs; picklable so the ``spawn`` start method works."""
-
-    worker_id: int
-    host: str
-    port: int
-    scenario: Scenario
-    plans: list[ClientPlan]
-    connect_start_us: int
-    register_timeout_s: float
-    interval_us: int
-    raw_cap: int
-    sender_rooms: dict[int, str]  # every sender of the run (any worker) -> its room
-    more_targets: tuple[tuple[str, int], ...] = ()  # other nodes of a cluster
-    tls: TlsSettings | None = None  # clients speak TLS (the target is a TLS port)
-
-    def address_of(self, client_index: int) -> tuple[str, int]:
-        """Where a client connects: clients are dealt round-robin over the targets."""
-        if not self.more_targets:
-            return self.host, self.port
-        targets = ((self.host, self.port), *self.more_targets)
-        return targets[client_index % len(targets)]
-
-
-def cpu_seconds() -> float:
-    ru = resource.getrusage(resource.RUSAGE_SELF)
-    return ru.ru_utime + ru.ru_stime
 
 
 class Worker:
@@ -181,7 +153,7 @@ class Worker:
             if not reported_ready:
                 settled = self.ready + self.closed >= len(self.clients)
                 if self.storm or settled or now >= reg_deadline:
-                    self._send("ready", self._ready_info())
+                    self._send("ready", ready_info(self))
                     reported_ready = True
             if self.storm_due and now >= self.start_us:
                 self.storm_due = False
@@ -212,7 +184,7 @@ class Worker:
                                 next_refill = now + NO_ACK_REFILL_US
                             self._send_window(now)
                     elif self.cpu_window is None:
-                        self.cpu_window = cpu_seconds() - self.cpu_at_go
+                        self.cpu_window = own_cpu_seconds() - self.cpu_at_go
                         self.rx.close_window()
                         self.wait_window = (read_runqueue_wait_s() or 0.0) - self.wait_at_go
                         self.window_wall = (now - self.start_us) / 1e6
@@ -222,7 +194,7 @@ class Worker:
                     # Flush at interval boundaries too, so each batch lands in its interval.
                     next_flush = min(now + FLUSH_EVERY_US, boundary)
             if now >= next_progress:
-                self._send("progress", self._progress_info())
+                self._send("progress", progress_info(self))
                 next_progress = now + PROGRESS_EVERY_US
             timeout = MAX_WAIT_S
             if pending:
@@ -325,7 +297,7 @@ class Worker:
             self.start_us, self.end_us = cmd[1], cmd[2]
             self.meas.start_us = self.start_us
             self.started = True
-            self.cpu_at_go = cpu_seconds()
+            self.cpu_at_go = own_cpu_seconds()
             self.rx.open_window()
             self.wait_at_go = read_runqueue_wait_s() or 0.0
             # Storm clients connect in the loop once start_us has come, so that every
@@ -342,11 +314,11 @@ class Worker:
         self.rx.process()
         self.meas.flush(now)
         if self.cpu_window is None and self.started:
-            self.cpu_window = cpu_seconds() - self.cpu_at_go
+            self.cpu_window = own_cpu_seconds() - self.cpu_at_go
             self.rx.close_window()
             self.wait_window = (read_runqueue_wait_s() or 0.0) - self.wait_at_go
             self.window_wall = max(0.0, (min(now, self.end_us) - self.start_us) / 1e6)
-        self._send("result", self._result_info())
+        self._send("result", result_info(self))
         for c in self.clients:
             c.quit()
         deadline = time.monotonic() + 0.5
@@ -365,84 +337,6 @@ class Worker:
             self.pipe.send((kind, self.cfg.worker_id, info))
         except (BrokenPipeError, OSError):
             raise SystemExit(0) from None
-
-    def _ready_info(self) -> dict:
-        return {
-            "ready": self.ready,
-            "closed": self.closed,
-            "echo": sum(1 for c in self.clients if c.echo_ack),
-            "members": self._members(),
-        }
-
-    def _members(self) -> dict[str, list[int]]:
-        """Who should receive each room's messages: every client that joined, including
-        those cut since (what they missed is lost, not unexpected)."""
-        members: dict[str, list[int]] = {}
-        for c in self.clients:
-            if c.t_joined:
-                for room in c.joined:
-                    members.setdefault(room, []).append(c.index)
-        return members
-
-    def _progress_info(self) -> dict:
-        sent_by_room: dict[str, int] = {}
-        for c in self.senders:
-            if c.seq:
-                room = c.plan.rooms[0]
-                sent_by_room[room] = sent_by_room.get(room, 0) + c.seq
-        return {
-            "registered": self.registered,
-            "ready": self.ready,
-            "closed": self.closed,
-            "disconnected": self.disconnects.total(),
-            "sent": self.meas.sent_total,
-            "delivered": self.meas.delivered_total,
-            "sent_by_room": sent_by_room,
-            "p99_us": self.meas.last_batch_p99_us,
-        }
-
-    def _result_info(self) -> dict:
-        tallies = {k: v.as_tuple() for k, v in self.rx.tallies().items()}
-        tcp, tls = hg.new_histogram(), hg.new_histogram()
-        welcome, joined = hg.new_histogram(), hg.new_histogram()
-        for c in self.clients:
-            if c.t_tcp:
-                tcp.record_value(max(1, c.t_tcp - c.t_start))
-            if c.t_tls:
-                tls.record_value(max(1, c.t_tls - c.t_start))
-            if c.t_welcome:
-                welcome.record_value(max(1, c.t_welcome - c.t_start))
-            if c.t_joined and c.plan.rooms and not self.storm:
-                joined.record_value(max(1, c.t_joined - c.t_start))
-        last_welcome = max((c.t_welcome for c in self.clients), default=0)
-        return {
-            **self.meas.export(),
-            "tallies": tallies,
-            "sent_streams": {(c.index, c.plan.rooms[0]): c.seq for c in self.senders if c.seq},
-            "members": self._members(),
-            "connect_tcp": hg.encode(tcp),
-            "connect_tls": hg.encode(tls),
-            "connect_welcome": hg.encode(welcome),
-            "connect_joined": hg.encode(joined),
-            # Every client's time to 001 (µs): a storm's latency_data.txt.
-            "welcome_us": [c.t_welcome - c.t_start for c in self.clients if c.t_welcome],
-            "last_welcome_us": last_welcome - self.start_us
-            if last_welcome and self.storm
-            else None,
-            "registered": self.registered,
-            "ready": self.ready,
-            "clients": len(self.clients),
-            "closed": self.closed,
-            "disconnects": dict(self.disconnects),
-            "echo": sum(1 for c in self.clients if c.echo_ack),
-            "errors": dict(self.errors),
-            "cpu_window_s": self.cpu_window or 0.0,
-            "window_recvs": self.rx.window_counts[0],
-            "window_lines": self.rx.window_counts[1],
-            "runqueue_wait_s": self.wait_window,
-            "window_wall_s": self.window_wall,
-            "cpu_total_s": cpu_seconds(),
-        }
 
 
 def worker_main(pipe: Connection, cfg: WorkerConfig) -> None:

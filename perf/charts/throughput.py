@@ -20,10 +20,12 @@ def _totals_box(ax: Any, runs: list[Run]) -> None:
         acc, c = s["accounting"], s["clients"]
         who = f"{label}: " if len(runs) > 1 else ""
         impossible = s["latency_ms"].get("impossible") or 0
+        disagreements = acc.get("order_disagreements") or 0
         lines.append(
             f"{who}lost {acc['lost']:,} ({acc['loss_rate']:.3%}) · dup {acc['duplicates']:,} · "
             f"reordered {acc['reordered']:,} · disconnected {c.get('disconnected', 0):,} · "
             f"failed clients {c.get('failed', 0):,}"
+            + (f" · order disagreements {disagreements:,}" if disagreements else "")
             + (f" · impossible latencies {impossible:,}" if impossible else "")
         )
     box = {"boxstyle": "round", "facecolor": "white", "alpha": 0.85, "edgecolor": "#cccccc"}

@@ -108,6 +108,39 @@ def test_chat_run_counts_add_up(chat_run: tuple[Path, subprocess.CompletedProces
     assert s["connect_ms"]["welcome"]["count"] == 24
 
 
+def test_chat_run_members_agree_on_every_rooms_order(
+    chat_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    """One server gives every member of a room its messages in one order: the check
+    compares (nearly) every delivery and finds no disagreement."""
+    out, proc = chat_run
+    s = load(out)
+    order = s["order"]
+    assert s["accounting"]["order_disagreements"] == order["disagreements"] == 0
+    # 4 rooms of 6 members; each room's reference is compared with the other 5.
+    assert order["rooms"] == 4 and order["receivers"] == 20 and order["stride"] == 1
+    assert order["compared"] >= 0.6 * s["accounting"]["delivered"]
+    assert "order disagreements 0" in proc.stdout
+    assert "| order disagreements | 0 |" in (out / "report.md").read_text()
+
+
+def test_chat_run_states_its_window_and_the_servers_cpu(
+    chat_run: tuple[Path, subprocess.CompletedProcess[str]],
+) -> None:
+    out, proc = chat_run
+    s = load(out)
+    w = s["window"]
+    assert w["stop_us"] - w["start_us"] == pytest.approx(s["duration_s"] * 1e6, abs=1)
+    assert w["stop_unix_s"] - w["start_unix_s"] == pytest.approx(s["duration_s"], abs=1e-3)
+    assert abs(w["start_unix_s"] - time.time()) < RUN_TIMEOUT + 60
+    server = s["server"]
+    (one,) = server["per_pid"]
+    assert one["pid"] == server["pid"] and server["pids"] == [server["pid"]]
+    assert 0 < one["cores"] == server["cores"] < 2
+    assert one["cpu_s"] == pytest.approx(one["cores"] * s["duration_s"], rel=0.1)
+    assert "server CPU in the measured window:" in proc.stdout
+
+
 def test_chat_run_csv_matches_summary(
     chat_run: tuple[Path, subprocess.CompletedProcess[str]],
 ) -> None:
