@@ -337,10 +337,10 @@ class RedisLink:
                 self._resync(client, request)
                 return
             except ResponseError as exc:
-                if str(exc).startswith(SHARDS):
-                    raise Refused(
-                        f"{str(exc)[len(SHARDS) + 1 :]}: give every node the same --cluster-shards"
-                    ) from None
+                text = str(exc)
+                if SHARDS + " " in text:  # (a pipeline's error names the command first)
+                    why = text[text.index(SHARDS + " ") + len(SHARDS) + 1 :]
+                    raise Refused(f"{why}: give every node the same --cluster-shards") from None
                 if DUPLICATE not in str(exc) or self._stopping.is_set():
                     raise
                 if time.monotonic() > deadline and self._registered:
