@@ -31,6 +31,7 @@ import math
 import os
 import platform
 import shlex
+import socket
 import statistics
 import subprocess
 import sys
@@ -56,6 +57,9 @@ from tests.support.redis_server import RedisProcess  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "runs"  # not kept in git: rewritten every run
 CONFIGS = (("single server", 0), ("1 node", 1), ("2 nodes", 2), ("3 nodes", 3))
+# --idle-node: 2 nodes, every client of the load on the first, one idle client on the
+# second: what a node with no member in the busy rooms spends on them.
+IDLE_CONFIG = ("2 nodes, load on one", 2)
 SAMPLE_EVERY_US = 50_000
 MODEL_NODES = (1, 2, 3, 4, 8, 16)
 
@@ -227,21 +231,36 @@ def run_load(
     return summary, cpu.rates(data.start_us, data.stopped_us)
 
 
+def idle_client(port: int) -> socket.socket:
+    """A registered client that says nothing more (its replies wait in the kernel)."""
+    sock = socket.create_connection((LOOPBACK, port), timeout=10)
+    sock.sendall(b"NICK idler\r\nUSER idler 0 * :idle\r\n")
+    return sock
+
+
 def measure(label: str, nodes: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """One configuration: start it, load it, stop it; the numbers of one row."""
     redis = start_redis(work / f"redis-{time.monotonic_ns()}", args.redis_cpus) if nodes else None
     servers: list[Server] = []
+    idle: socket.socket | None = None
     try:
         servers = start_servers(nodes, redis, args)
+        ports = [s.port for s in servers]
+        if label == IDLE_CONFIG[0]:
+            idle = idle_client(ports[1])
+            ports = ports[:1]
         time.sleep(0.5)  # let the servers settle before the clock starts
         pids = [p.pid for p in (*servers, *([redis] if redis else [])) if p.pid is not None]
-        ports = [s.port for s in servers]
         cpus = [args.node_cpus[n % len(args.node_cpus)] for n in range(max(1, nodes))]
         cores = set().union(*map(cpu_set, cpus + ([args.redis_cpus] if redis else [])))
         summary, rates = run_load(ports, scenario_of(args), args.workers, pids, cores, label)
     finally:
+        if idle is not None:
+            idle.close()
         stop_all(servers, redis)
-    return row_of(label, nodes, summary, rates)
+    row = row_of(label, nodes, summary, rates)
+    row["load_nodes"] = len(ports) if nodes else 0
+    return row
 
 
 def row_of(label: str, nodes: int, s: dict[str, Any], rates: list[float]) -> dict[str, Any]:
@@ -378,7 +397,7 @@ def scaling_model(table: list[dict[str, Any]]) -> dict[str, Any] | None:
     and 3-node runs. Redis does per message a fixed part plus one read per node:
     ``r0 + r1 * k``. A cluster saturates when a node's core or redis's core is full.
     """
-    clusters = [r for r in table if r["nodes"] >= 1]
+    clusters = [r for r in table if r["nodes"] >= 1 and r.get("load_nodes") == r["nodes"]]
     single = next((r for r in table if r["nodes"] == 0), None)
     if len(clusters) < 2 or single is None:
         return None
@@ -468,8 +487,9 @@ def print_model(model: dict[str, Any] | None) -> None:
     print(f"""
 Expected scaling with every node and redis on a core of its own (a model fitted to the
 medians above; {m['receivers_per_message']:.0f} receivers per message, as in this load):
-- Every node reads every message of the cluster from Redis and handles it: {e:.0f} µs of
-  CPU per message on each node, however many nodes there are.
+- Every node reads every message of the rooms it has members in (in this load every
+  room has members on every node) and handles it: {e:.0f} µs of CPU per message on each
+  node, however many nodes there are. (--idle-node shows a node without members.)
 - The rest follows the clients, which are spread evenly: reading what the senders send
   and writing to the room members, {loc:.0f} µs per message in all, 1/k of it per node.
 - So a node spends {e:.0f} + {loc:.0f}/k µs per message, and its core is full at
@@ -535,6 +555,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="chat-perf worker processes (default: as chat-perf picks for the load CPUs)",
     )
+    p.add_argument(
+        "--idle-node",
+        action="store_true",
+        help="also run 2 nodes with the whole load on the first and one idle client on"
+        " the second (what a node pays for rooms it has no member in)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS / "cluster.json")
     args = p.parse_args(argv)
     if args.repeat < 1:
@@ -550,15 +576,16 @@ def main(argv: list[str] | None = None) -> int:
     for _, nodes in CONFIGS[1:]:
         if why := uneven_spread(args.clients, args.rooms, args.senders, nodes):
             print(f"warning: the load is not even over {nodes} nodes: {why}", file=sys.stderr)
-    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in CONFIGS}
+    configs = (*CONFIGS, IDLE_CONFIG) if args.idle_node else CONFIGS
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in configs}
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp:
         for k in range(args.repeat):
-            order = CONFIGS if k % 2 == 0 else CONFIGS[::-1]
+            order = configs if k % 2 == 0 else configs[::-1]
             for label, nodes in order:
                 row = measure(label, nodes, args, Path(tmp))
                 runs[label].append(row)
                 print_round(k, row, args.rate)
-    table = [medians(runs[label]) for label, _ in CONFIGS]
+    table = [medians(runs[label]) for label, _ in configs]
     model = scaling_model(table)
     print_table(table, args.repeat)
     print_model(model)
