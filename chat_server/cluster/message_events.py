@@ -1,9 +1,10 @@
 """Message events (``msg``) applied to this node: its members' copies, the sender's
 echo, and the shared history every node keeps in the same order.
 
-Every node delivers every message to its own members, the origin included, with the
-stream id as msgid and its milliseconds as server-time, so all members everywhere see
-one order. The origin also resolves the message for its sender (inflight.py).
+Every node that reads a message (all nodes with a member in its room, and the
+sender's) delivers it to its own members, the origin included, with the stream id as
+msgid and its milliseconds as server-time, so all members everywhere see one order.
+The origin also resolves the message for its sender (inflight.py).
 """
 
 from __future__ import annotations
