@@ -36,7 +36,13 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.cluster.load import harm, measure, scenario_of, uneven_spread  # noqa: E402
+from benchmarks.cluster.load import (  # noqa: E402
+    IDLE_CONFIG,
+    harm,
+    measure,
+    scenario_of,
+    uneven_spread,
+)
 from benchmarks.cluster.model import medians, scaling_model  # noqa: E402
 from benchmarks.cluster.processes import pin_self  # noqa: E402
 from benchmarks.cluster.report import (  # noqa: E402
@@ -93,6 +99,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         type=int,
         help="chat-perf worker processes (default: as chat-perf picks for the load CPUs)",
     )
+    p.add_argument(
+        "--idle-node",
+        action="store_true",
+        help="also run 2 nodes with the whole load on the first and one idle client on"
+        " the second (what a node pays for rooms it has no member in)",
+    )
     p.add_argument("--out", type=Path, default=RESULTS / "cluster.json")
     args = p.parse_args(argv)
     if args.repeat < 1:
@@ -109,15 +121,16 @@ def main(argv: list[str] | None = None) -> int:
     for _, nodes in CONFIGS[1:]:
         if why := uneven_spread(args.clients, args.rooms, args.senders, nodes):
             print(f"warning: the load is not even over {nodes} nodes: {why}", file=sys.stderr)
-    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in CONFIGS}
+    configs = (*CONFIGS, IDLE_CONFIG) if args.idle_node else CONFIGS
+    runs: dict[str, list[dict[str, Any]]] = {label: [] for label, _ in configs}
     with tempfile.TemporaryDirectory(prefix="cluster-bench-") as tmp:
         for k in range(args.repeat):
-            order = CONFIGS if k % 2 == 0 else CONFIGS[::-1]
+            order = configs if k % 2 == 0 else configs[::-1]
             for label, nodes in order:
                 row = measure(label, nodes, args, Path(tmp))
                 runs[label].append(row)
                 print_round(k, row, args.rate)
-    table = [medians(runs[label]) for label, _ in CONFIGS]
+    table = [medians(runs[label]) for label, _ in configs]
     model = scaling_model(table)
     print_table(table, args.repeat)
     print_model(model)

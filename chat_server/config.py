@@ -328,6 +328,15 @@ class ServerConfig:
         high=86_400,
     )
 
+    cluster_shards: int = setting(
+        16,
+        "streams the cluster's room messages are spread over, by room (a node reads only"
+        " those of rooms it has members in); the same on every node of a cluster",
+        metavar="COUNT",
+        low=1,
+        high=1024,
+    )
+
     def history_path(self) -> Path:
         """The SQLite file: the flag or config value, else the user's data directory."""
         if self.history_db:

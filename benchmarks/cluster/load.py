@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -127,23 +128,43 @@ def run_load(
     return summary, [*rates, busy_rate(samples, window["start_us"], window["stop_us"])]
 
 
+# --idle-node: 2 nodes, every client of the load on the first, one idle client on the
+# second: what a node with no member in the busy rooms spends on them.
+IDLE_CONFIG = ("2 nodes, load on one", 2)
+
+
+def idle_client(port: int) -> socket.socket:
+    """A registered client that says nothing more (its replies wait in the kernel)."""
+    sock = socket.create_connection((LOOPBACK, port), timeout=10)
+    sock.sendall(b"NICK idler\r\nUSER idler 0 * :idle\r\n")
+    return sock
+
+
 def measure(label: str, nodes: int, args: argparse.Namespace, work: Path) -> dict[str, Any]:
     """One configuration: start it, load it, stop it; the numbers of one row."""
     redis = start_redis(work / f"redis-{time.monotonic_ns()}", args.redis_cpus) if nodes else None
     servers: list[Server] = []
+    idle: socket.socket | None = None
     try:
         servers = start_servers(nodes, redis, args)
         time.sleep(0.5)  # let the servers settle before the clock starts
         pids = [p.pid for p in (*servers, *([redis] if redis else [])) if p.pid is not None]
         ports = [s.port for s in servers]
+        if label == IDLE_CONFIG[0]:
+            idle = idle_client(ports[1])
+            ports = ports[:1]
         cpus = [args.node_cpus[n % len(args.node_cpus)] for n in range(max(1, nodes))]
         cores = set().union(*map(cpu_set, cpus + ([args.redis_cpus] if redis else [])))
         out = work / f"perf-{nodes}-{time.monotonic_ns()}"
         timeout = args.ramp_up + args.duration + RUN_SLACK_S
         summary, rates = run_load(ports, load_options(args), pids, cores, label, out, timeout)
     finally:
+        if idle is not None:
+            idle.close()
         stop_all(servers, redis)
-    return row_of(label, nodes, summary, rates)
+    row = row_of(label, nodes, summary, rates)
+    row["load_nodes"] = len(ports) if nodes else 0
+    return row
 
 
 def row_of(label: str, nodes: int, s: dict[str, Any], rates: list[float]) -> dict[str, Any]:

@@ -50,7 +50,7 @@ def scaling_model(table: list[dict[str, Any]]) -> dict[str, Any] | None:
     and 3-node runs. Redis does per message a fixed part plus one read per node:
     ``r0 + r1 * k``. A cluster saturates when a node's core or redis's core is full.
     """
-    clusters = [r for r in table if r["nodes"] >= 1]
+    clusters = [r for r in table if r["nodes"] >= 1 and r.get("load_nodes") == r["nodes"]]
     single = next((r for r in table if r["nodes"] == 0), None)
     if len(clusters) < 2 or single is None:
         return None

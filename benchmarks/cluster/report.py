@@ -68,8 +68,9 @@ def print_model(model: dict[str, Any] | None) -> None:
     print(f"""
 Expected scaling with every node and redis on a core of its own (a model fitted to the
 medians above; {m['receivers_per_message']:.0f} receivers per message, as in this load):
-- Every node reads every message of the cluster from Redis and handles it: {e:.0f} µs of
-  CPU per message on each node, however many nodes there are.
+- Every node reads every message of the rooms it has members in (in this load every
+  room has members on every node) and handles it: {e:.0f} µs of CPU per message on each
+  node, however many nodes there are. (--idle-node shows a node without members.)
 - The rest follows the clients, which are spread evenly: reading what the senders send
   and writing to the room members, {loc:.0f} µs per message in all, 1/k of it per node.
 - So a node spends {e:.0f} + {loc:.0f}/k µs per message, and its core is full at

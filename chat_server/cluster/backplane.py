@@ -18,11 +18,14 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from chat_server.cluster import events, gaps, message_events
-from chat_server.cluster.event_reader import Gap, id_order
+from chat_server.cluster.event_reader import Batch, Gap, ReadPosition, id_order
 from chat_server.cluster.inflight import HOLD_TIMEOUT, ONCE_MAX, ONCE_TAG, InFlight, Sent
 from chat_server.cluster.redis_link import RedisLink, Request, fence_of
 from chat_server.cluster.replica import RemoteUser, chan_meta, dumps, user_doc
+from chat_server.cluster.scripts import EVENTS
+from chat_server.cluster.shards import shard_stream
 from chat_server.cluster.stats import LoopStats
+from chat_server.cluster.subscriptions import Subscriptions
 
 if TYPE_CHECKING:
     from chat_server.cluster.node import ClusterServer
@@ -46,9 +49,9 @@ DOWN_NOTICE = (
 class Pending:
     """A request (other than a message, see inflight.py) some local client waits for."""
 
-    user: User
+    user: User | None  # None: nobody waits (a history fetch after a resync)
     started: float
-    kind: str  # "claim" (a nick; the client is held) or "room" (a JOIN waits)
+    kind: str  # "claim" (a nick; the client is held), "room" (a JOIN waits), "history"
     on_reply: Callable[[Any, str | None], None]
     folded: str = ""
 
@@ -65,6 +68,7 @@ class Backplane:
         self.pending: dict[int, Pending] = {}
         self.stats = LoopStats()
         self.messages = InFlight(server, self.unhold, self.stats)
+        self.subs = Subscriptions(link.shard_count)  # the shards read, the rooms held
         self.gap_since_down = False  # entries went missing since the link was last lost
         self.sync_id = ""  # the stream id of our last resync's sync entry
         self.room_plans: dict[User, RoomPlan] = {}  # JOINs waiting on room creation
@@ -86,11 +90,15 @@ class Backplane:
         for item in self.link.drain():
             kind = item[0]
             if kind == "events":
-                events.apply_entries(self.server, self, item[1])
+                batch: Batch = item[1]
+                if batch.rewinds == self.subs.rewinds:  # else read again from our position
+                    events.apply_entries(self.server, self, batch.entries)
+                    self.subs.position = batch.upto
             elif kind == "reply":
                 self._on_reply(item[1], item[2], item[3], item[4])
             elif kind == "gap":
-                self._on_gap(item[1])
+                if item[2] == self.subs.rewinds:
+                    self._on_gap(item[1])
             elif kind in ("up", "resync-needed"):
                 self.state = "syncing"
                 self._send_resync()
@@ -151,8 +159,11 @@ class Backplane:
         self, result: list[Any], history: dict[str, list[Any]] | None, took_ms: float
     ) -> None:
         self.sync_id, lost, others, metas = result
+        if self.subs.position is None:  # the first resync: the reader starts after it
+            self.subs.position = ReadPosition(self.sync_id)
         if history:
-            message_events.load_history(self.server, history)
+            count = message_events.load_history(self.server, history)
+            log.info("cluster: loaded %d messages of %d direct conversations", count, len(history))
         for folded in lost:
             user = self.server.users.get(folded)
             if user is not None and user.conn is not None:
@@ -176,6 +187,11 @@ class Backplane:
             len(states),
         )
         self.state = "up"
+        # rooms joined while Redis was away: their history is fetched now
+        local = {f for c in self.server.conns.values() if c.user for f in c.user.channels}
+        missing = sorted(r for r in local if self.subs.needs_load(r) and r not in self.subs.loading)
+        if missing:
+            self.load_rooms(None, missing, None)
         if self.was_down:
             self.was_down = False
             self.notice_all("*** Cluster link restored")
@@ -194,23 +210,27 @@ class Backplane:
         pending = self.pending.pop(token, None)
         if pending is None:
             return
-        if pending.kind == "claim" and pending.user.conn is not None:
-            self.claim_holds.discard(pending.user.conn)
+        user = pending.user
+        if pending.kind == "claim" and user is not None and user.conn is not None:
+            self.claim_holds.discard(user.conn)
         try:
             pending.on_reply(result, error)  # before unhold: the next lines come after
         finally:
-            if pending.kind == "claim":
-                self.unhold(pending.user)
+            if pending.kind == "claim" and user is not None:
+                self.unhold(user)
 
     def _on_gap(self, gap: Gap) -> None:
+        # A message of ours in doubt may have been in the gap, whatever the stream.
         self.gap_since_down = True
-        if self.sync_id and id_order(gap.until) > id_order(self.sync_id):
+        events_end = gap.streams.get(EVENTS, "").lstrip("(")
+        if self.sync_id and events_end and id_order(events_end) > id_order(self.sync_id):
             # Our own sync entry went with the gap: it will never be read, and what was
             # in doubt from before it is unknowable now (see inflight.py).
             self.messages.own_sync(self.epoch, gap=True)
         self.link.stats.gaps += 1
-        gaps.report(self.server, gap)
-        if not gap.fresh and self.state == "up":
+        state_missed = bool(events_end) or gap.data_lost
+        gaps.report(self.server, gap, reloaded=state_missed)
+        if state_missed and not gap.fresh and self.state == "up":
             self._send_resync()  # room and user state may have missed changes: reload it
 
     def on_own_sync(self, fence: str) -> None:
@@ -220,9 +240,11 @@ class Backplane:
             self.messages.own_sync(int(epoch), self.gap_since_down)
 
     def check_timeouts(self) -> None:
-        """Release clients Redis keeps waiting; drop users of nodes that never came back."""
+        """Release clients Redis keeps waiting; drop users of nodes that never came back;
+        stop reading shards nobody here needs any more."""
         now = time.monotonic()
         self.messages.check_timeouts(now)
+        self._unfollow_idle(now)
         for token, pending in list(self.pending.items()):
             if now - pending.started > HOLD_TIMEOUT:
                 self._on_reply(token, None, "cluster too slow", False)
@@ -238,6 +260,62 @@ class Backplane:
             user = conn.user
             if user is not None and user.registered:
                 server.out.send_raw(user, f":{server.name} NOTICE {user.nick} :{text}")
+
+    # -- shards --------------------------------------------------------------------------
+
+    def follow_room(self, folded: str) -> None:
+        """Read the shard of ``folded`` (a room that gets a local member, or a message
+        of ours), from the position the loop has applied: nothing after it is missed."""
+        subs = self.subs
+        shard = subs.shard(folded)
+        if shard in subs.shards:
+            return
+        subs.shards.add(shard)
+        subs.rewinds = self.link.reader.follow(subs.streams(), subs.position)
+
+    def _unfollow_idle(self, now: float) -> None:
+        subs = self.subs
+        in_flight = [str(s.data["ch"]) for s in self.messages.sent.values() if "ch" in s.data]
+        idle = subs.idle(subs.wanted(self.server, in_flight), now)
+        if not idle:
+            return
+        for room in subs.drop(idle):
+            self.server.history.forget(room)  # no longer whole here: fetched again at a JOIN
+        self.link.reader.follow(subs.streams(), None)
+
+    def load_rooms(
+        self, user: User | None, rooms: list[str], done: Callable[[], None] | None
+    ) -> None:
+        """Start keeping ``rooms``' history here (subscriptions.py): read their shards,
+        and fetch their newest messages up to the position the loop has applied (the
+        shards bring everything after it). ``done`` is called when they are in, or the
+        fetch failed (the JOIN then goes ahead without them)."""
+        subs = self.subs
+        position = subs.position
+        if self.state == "down" or position is None:
+            if done is not None:
+                done()
+            return
+        for room in rooms:
+            self.follow_room(room)
+        subs.loading.update(rooms)
+        token = next(self._tokens)
+
+        def on_reply(result: Any, error: str | None) -> None:
+            if error is None:
+                history = {room: _rows(rows) for room, rows in zip(rooms, result, strict=True)}
+                count = message_events.load_history(self.server, history)
+                log.debug("cluster: fetched %d messages of rooms %s", count, ", ".join(rooms))
+                subs.loaded(rooms)
+            else:
+                log.warning("cluster: history of %s not fetched: %s", ", ".join(rooms), error)
+                subs.load_failed(rooms)
+            if done is not None:
+                done()
+
+        self.pending[token] = Pending(user, time.monotonic(), "history", on_reply)
+        args = [position.upto, self.link.history_max, *rooms]
+        self.link.submit(Request("history", self.epoch, args, token))
 
     # -- holds ---------------------------------------------------------------------------
 
@@ -298,8 +376,13 @@ class Backplane:
         once = str((data.get("g") or {}).get(ONCE_TAG, ""))
         link = self.link
         once_key = f"dc:once:{data.get('k', '')}:{once}" if 0 < len(once) <= ONCE_MAX else ""
+        stream = EVENTS
+        if "ch" in data:
+            room = str(data["ch"])
+            self.follow_room(room)  # its echo must come back to us
+            stream = shard_stream(self.subs.shard(room))
         args: list[Any] = [self.node_id, link.generation, self._fence(), dumps(data), hist_key]
-        args += [link.history_max, once_key, link.keep_ms]
+        args += [link.history_max, once_key, link.keep_ms, stream]
         link.submit(Request("message", self.epoch, args, token))
         return sent
 
@@ -372,3 +455,8 @@ class Backplane:
 
 def _pairs(flat: list[Any]) -> dict[str, Any]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
+
+
+def _rows(rows: list[Any]) -> list[tuple[str, dict[str, str]]]:
+    """XREVRANGE's rows as a script returns them, oldest first, fields as a dict."""
+    return [(entry_id, _pairs(fields)) for entry_id, fields in reversed(rows)]

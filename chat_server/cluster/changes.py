@@ -72,6 +72,7 @@ def local_delivery(
 
 
 def _join(bp: Backplane, chan: Channel, user: User) -> None:
+    bp.follow_room(chan.folded)  # a local member: its messages are read here from now on
     data: dict[str, Any] = {"u": user.folded, "c": chan.name, "p": chan.members.get(user, "")}
     ops = bp.doc_ops(user)
     if len(chan.members) == 1 and data["p"] == "@":  # we created the room (see rooms.py)

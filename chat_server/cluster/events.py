@@ -1,7 +1,8 @@
 """Applying the cluster's event stream to this node: replica updates and local delivery.
 
-Every node reads every event in stream order. Messages (``msg``) are delivered by every
-node to its own members (message_events.py), so all members everywhere see one order;
+Every node reads every state event, and the messages of the rooms it has members in
+(subscriptions.py), in one id order. Messages (``msg``) are delivered by each node that
+reads them to its own members (message_events.py), so all members everywhere see one order;
 a gap in the stream is reported by the reader and handled in gaps.py. State events
 (``join``, ``part``, ...) were already applied by the node that made them; the others
 update their replica and tell their local members. Applying is idempotent, because after

@@ -26,8 +26,9 @@ log = logging.getLogger("chat_server.cluster")
 NAMES_SHOWN = 10  # conversations named in one notice; the rest are counted
 
 
-def report(server: Server, gap: Gap) -> None:
-    """Log the gap, reload what the histories hold, and tell the clients it touched."""
+def report(server: Server, gap: Gap, *, reloaded: bool) -> None:
+    """Log the gap, reload what the histories hold, and tell the clients it touched
+    (``reloaded``: state events were missed too, and a resync reloads them)."""
     span = f"{_clock(entry_ms(gap.since))} to {_clock(entry_ms(gap.until))} UTC"
     if gap.data_lost:
         log.warning(
@@ -48,9 +49,10 @@ def report(server: Server, gap: Gap) -> None:
         message_events.load_history(server, gap.history)
     touched = set(gap.history) | set(gap.gone)
     log.warning(
-        "cluster: missed events from %s (the stream was trimmed past our position);"
+        "cluster: missed events from %s in %s (trimmed past our position);"
         " reloaded %d messages of %d conversations, %d conversations lost some for good",
         span,
+        ", ".join(sorted(gap.streams)),
         sum(len(rows) for rows in gap.history.values()),
         len(gap.history),
         len(gap.gone),
@@ -64,7 +66,9 @@ def report(server: Server, gap: Gap) -> None:
         text += " their messages are in the history now (CHATHISTORY)"
         if lost:
             text += ", except some older ones that are gone"
-        _notice(server, user, text + "; room members and modes were reloaded")
+        if reloaded:
+            text += "; room members and modes were reloaded"
+        _notice(server, user, text)
 
 
 def _touched_by(

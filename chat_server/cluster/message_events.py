@@ -1,9 +1,10 @@
 """Message events (``msg``) applied to this node: its members' copies, the sender's
 echo, and the shared history every node keeps in the same order.
 
-Every node delivers every message to its own members, the origin included, with the
-stream id as msgid and its milliseconds as server-time, so all members everywhere see
-one order. The origin also resolves the message for its sender (inflight.py).
+Every node that reads a message (all nodes with a member in its room, and the
+sender's) delivers it to its own members, the origin included, with the stream id as
+msgid and its milliseconds as server-time, so all members everywhere see one order.
+The origin also resolves the message for its sender (inflight.py).
 """
 
 from __future__ import annotations
@@ -115,8 +116,10 @@ def echo_first(server: Server, sent: Sent, first: str) -> None:
             when=when, bot=bool(data.get("b")), tags_only=command == "TAGMSG")  # fmt: skip
 
 
-def load_history(server: Server, history: dict[str, list[Any]]) -> None:
-    """Fill the (empty) memory history from Redis at startup."""
+def load_history(server: Server, history: dict[str, list[Any]]) -> int:
+    """Put messages read from the conversations' Redis histories (``dc:h:<key>``) into
+    this node's history; returns how many. Writes are idempotent (by sequence), so
+    messages the node already has cost nothing."""
     count = 0
     for rows in history.values():
         for entry_id, fields in rows:
@@ -124,4 +127,4 @@ def load_history(server: Server, history: dict[str, list[Any]]) -> None:
                 stored = stored_from(entry_id, json.loads(fields["d"]))[2]
                 server.history.append(stored, entry_seq(entry_id))
                 count += 1
-    log.info("cluster: loaded %d messages of history in %d conversations", count, len(history))
+    return count

@@ -97,6 +97,7 @@ class ClusterServer(Server):
             history_max=keep,
             stream_keep=config.cluster_stream_keep,
             preload=not config.history_postgres,
+            shards=config.cluster_shards,
         )
         self.refusal: str | None = None  # why Redis would not let us be this node
         self.backplane = Backplane(self, self.link)

@@ -17,8 +17,9 @@ deque plus one byte on a socketpair whose read end the loop watches (``add_reade
   still in flight on a lost connection that Redis runs after the resync is refused,
   so whatever was not in the stream before our sync entry never will be (see
   inflight.py for what the sender is told).
-- The reader thread (event_reader.py) reads the event stream between a resync and the
-  next loss of the link, resuming from the last entry it handed over.
+- The reader thread (event_reader.py) reads the event stream and the shards the loop
+  follows between a resync and the next loss of the link, resuming from the last
+  position it handed over.
 """
 
 from __future__ import annotations
@@ -41,7 +42,15 @@ from redis.retry import Retry
 from chat_server.cluster.event_reader import EventReader
 from chat_server.cluster.liveness import REMINDER_FIRST, Liveness, Outage
 from chat_server.cluster.mailbox import Mailbox
-from chat_server.cluster.scripts import DUPLICATE, EVENTS, FENCED, SCRIPTS, STALE
+from chat_server.cluster.scripts import (
+    DUPLICATE,
+    EVENTS,
+    FENCED,
+    LAST_ID,
+    SCRIPTS,
+    SHARDS,
+    STALE,
+)
 from chat_server.cluster.staging import NodeIdentity, load_history, stage_and_resync
 from chat_server.cluster.stats import LinkStats
 
@@ -97,6 +106,7 @@ class RedisLink:
         history_max: int = 1000,
         stream_keep: float = 600.0,
         preload: bool = True,
+        shards: int = 16,
     ) -> None:
         self.url = url
         self.node_id = node_id
@@ -113,6 +123,7 @@ class RedisLink:
         # Redis: not with PostgreSQL, where a room's history is loaded at its first JOIN.
         self.preload = preload
         self.keep_ms = int(stream_keep * 1000)  # how much of the event stream Redis keeps
+        self.shard_count = shards  # room messages go to this many streams (shards.py)
         self.stats = LinkStats()
         self.mailbox = Mailbox()  # what the threads post for the loop
         self.rsock = self.mailbox.rsock
@@ -120,7 +131,9 @@ class RedisLink:
         self._requests: queue.SimpleQueue[Request] = queue.SimpleQueue()
         self._stopping = threading.Event()
         self._epoch = 0  # bumped on every loss of the link; the loop keeps the same count
-        self.reader = EventReader(self._connect, self._post, self._stopping, history_max)
+        self.reader = EventReader(
+            self._connect, self._post, self._stopping, history_max, shards, self.stats
+        )
         self._live: list[str] | None = None  # other nodes last reported live to the loop
         self._shas: dict[str, str] = {}
         self._threads: list[threading.Thread] = []
@@ -282,11 +295,12 @@ class RedisLink:
         """Refresh our presence, then (in steady contact only) reap the silent nodes.
         False when this node must register again (reaped, or Redis lost its data)."""
         pipe = client.pipeline(transaction=False)
-        args = (self.node_id, self.generation, self.ttl_ms, self.keep_ms)
+        args = (self.node_id, self.generation, self.ttl_ms, self.keep_ms, self.shard_count)
         pipe.evalsha(self._shas["heartbeat"], 0, *args)
         pipe.info("server")
         pipe.xinfo_stream(EVENTS)  # for STATS and the lag log line
-        status, info, stream = pipe.execute(raise_on_error=False)
+        pipe.get(LAST_ID)
+        status, info, stream, newest = pipe.execute(raise_on_error=False)
         if isinstance(status, NoScriptError):  # Redis restarted or failed over: see above
             self._load_scripts(client)
             status = client.evalsha(self._shas["heartbeat"], 0, *args)
@@ -297,7 +311,8 @@ class RedisLink:
         if isinstance(stream, dict):
             first, last = stream.get("first-entry"), stream.get("last-generated-id")
             length, read = int(stream.get("length", 0)), self.reader.read_upto()
-            self.stats.saw_stream(length, first[0] if first else None, last, read)
+            newest = newest if isinstance(newest, str) else None
+            self.stats.saw_stream(length, first[0] if first else None, last, newest, read)
         if status == -1:
             raise Refused(self._taken_over())
         may_reap = self.liveness.beat(time.monotonic(), info.get("run_id"))
@@ -326,6 +341,10 @@ class RedisLink:
                 self._resync(client, request)
                 return
             except ResponseError as exc:
+                text = str(exc)
+                if SHARDS + " " in text:  # (a pipeline's error names the command first)
+                    why = text[text.index(SHARDS + " ") + len(SHARDS) + 1 :]
+                    raise Refused(f"{why}: give every node the same --cluster-shards") from None
                 if DUPLICATE not in str(exc) or self._stopping.is_set():
                     raise
                 if time.monotonic() > deadline and self._registered:
@@ -398,6 +417,7 @@ class RedisLink:
             self.generation,
             fence_of(self.generation, request.epoch),
             self.ttl_ms,
+            self.shard_count,
         )
         result = stage_and_resync(client, self._connect, self._shas["resync"], me, request.args)
         sync_id = result[0]
@@ -411,7 +431,7 @@ class RedisLink:
         self.liveness.restart(time.monotonic())  # registered: steady contact from here
         self._registered = True
         self._live = None  # the heartbeat right after says which of those nodes are live
-        self.reader.start_at(last or sync_id)
+        self.reader.resume(sync_id)
 
     def _reap_dead(self, client: redis.Redis, may_reap: bool) -> None:
         """Reap the nodes whose presence expired (only with ``may_reap``: see

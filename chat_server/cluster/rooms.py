@@ -64,6 +64,18 @@ def handle_cluster_join(server: Server, user: User, msg: Message) -> None:
         if deferred is not None:
             bp.ask_rooms(user, unknown, partial(_answered, server, bp, deferred, unknown))
         return
+    # Rooms whose history this node does not keep yet (subscriptions.py): fetch it
+    # first, so the JOIN's replay and CHATHISTORY are whole here too.
+    cold = [
+        folded
+        for folded in _named(server, msg)
+        if folded not in user.channels and bp.subs.needs_load(folded)
+    ]
+    if cold and bp.state != "down" and bp.subs.position is not None:
+        deferred = server.defer(user, rerun=True)
+        if deferred is not None:
+            bp.load_rooms(user, cold, partial(_fetched, server, deferred))
+        return
     handle_join(server, user, msg)
     conn = user.conn
     if conn is not None and conn.paused & PAUSED_HISTORY:
@@ -79,6 +91,13 @@ def _named(server: Server, msg: Message) -> list[str]:
     limit = server.config.channel_len
     names = msg.params[0].split(",")[: server.config.max_channels_per_user]
     return list(dict.fromkeys(casefold(n) for n in names if valid_channel(n, limit)))
+
+
+def _fetched(server: Server, deferred: Deferred) -> None:
+    """The rooms' history is in (or could not be had): the JOIN runs again."""
+    conn = deferred.conn
+    if server.conns.get(conn.fd) is conn:
+        server.resume(conn, PAUSED_HISTORY)
 
 
 def _answered(

@@ -10,6 +10,9 @@ two clusters apart.
 from __future__ import annotations
 
 EVENTS = "dc:events"
+ORDINALS = "dc:seq"  # stream -> how many entries were ever added to it (each entry's 'q')
+LAST_ID = "dc:lastid"  # the newest stream id given out, to any stream
+SHARDS = "SHARDS"  # the error RESYNC gives a node whose cluster_shards differs
 
 # Generations: every process picks a random generation at start. ``dc:gen:<node>``
 # names the generation that owns a node id; ``dc:alive:<node>`` (the heartbeat, with a
@@ -26,6 +29,46 @@ STALE = "STALE generation"  # the error PUBLISH and CLAIM give to a generation t
 # older fence and is refused: what is not in the stream before a node's sync entry is
 # never written later (inflight.py relies on it to tell a sender the truth).
 FENCED = "FENCED"
+
+# One order for every stream: every entry of the event stream, of the message shards
+# (shards.py) and of the histories gets its id here, from one counter: the larger of
+# Redis's clock (ms) and the last id given, with a sequence part that grows within a
+# millisecond. So ids are unique and increasing across all streams, which is what lets
+# a node read several streams as one (event_reader.py), and an explicit id is always
+# greater than the last one of the stream it goes to (XADD refuses one that is not).
+# Each entry also carries 'q', its stream's ordinal (1, 2, 3, ... per stream, kept in
+# dc:seq): a reader that sees q jump knows exactly that entries went missing.
+# A store without dc:lastid starts after the event stream's newest entry, so that an
+# older cluster's stream (ids made by '*') is carried on.
+_IDS = """
+local function next_id()
+  local t = redis.call('TIME')
+  local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local seq = 0
+  local last = redis.call('GET', 'dc:lastid')
+  if not last then
+    local newest = redis.call('XREVRANGE', 'dc:events', '+', '-', 'COUNT', 1)[1]
+    if newest then last = newest[1] end
+  end
+  if last then
+    local dash = string.find(last, '-', 1, true)
+    local last_ms = tonumber(string.sub(last, 1, dash - 1))
+    if last_ms >= ms then
+      ms = last_ms
+      seq = tonumber(string.sub(last, dash + 1)) + 1
+    end
+  end
+  local id = string.format('%d-%d', ms, seq)
+  redis.call('SET', 'dc:lastid', id)
+  return id
+end
+local function append(stream, ...)
+  local id = next_id()
+  local q = redis.call('HINCRBY', 'dc:seq', stream, 1)
+  redis.call('XADD', stream, id, 'q', q, ...)
+  return id
+end
+"""
 
 # The stream is trimmed by time, not count: entries older than keep_ms (Redis's clock,
 # the same that makes the ids) may go, approximately (whole macro nodes). Each node
@@ -94,7 +137,8 @@ end
 
 # A room message, direct message or TAGMSG (the hot path: no state changes).
 # ARGV: node, generation, fence ('' before the first resync), data,
-#       history_key ('' for none), history_maxlen, once_key ('' for none), once_ttl_ms
+#       history_key ('' for none), history_maxlen, once_key ('' for none), once_ttl_ms,
+#       stream (the room's shard, see shards.py; the event stream for a direct message)
 # Returns the stream id, which is the msgid and (its milliseconds) the time of the
 # message; with a once_key already used (a retry, see inflight.py) nothing is written
 # and the answer is 'dup:' and the id of the first.
@@ -106,7 +150,7 @@ if once ~= '' then
   local first = redis.call('GET', once)
   if first then return 'dup:' .. first end
 end
-local id = redis.call('XADD', 'dc:events', '*', 'k', 'msg', 'n', node, 'd', data)
+local id = append(ARGV[9], 'k', 'msg', 'n', node, 'd', data)
 if hkey ~= '' then
   redis.call('XADD', 'dc:h:' .. hkey, 'MAXLEN', '~', hmax, id, 'k', 'msg', 'n', node, 'd', data)
   redis.call('SADD', 'dc:histkeys', hkey)
@@ -141,7 +185,7 @@ for _ = 1, n do
     if redis.call('HGET', key, f) == v then redis.call('HDEL', key, f) end
   end
 end
-return redis.call('XADD', 'dc:events', '*', 'k', ARGV[at + 3], 'n', ARGV[at], 'd', ARGV[at + 4])
+return append('dc:events', 'k', ARGV[at + 3], 'n', ARGV[at], 'd', ARGV[at + 4])
 """
 
 # ARGV: owner (node:folded nick of the joiner), ttl_ms, then the folded rooms to create.
@@ -185,16 +229,20 @@ if cur == ARGV[2] then return 1 end
 return 0
 """
 
-# ARGV: node, generation, ttl_ms, keep_ms (the stream's, see _TRIM). 1 done; 0 when the
-# node is no longer registered (it was reaped, or Redis lost its data): resync; -1 when
-# another generation owns the node id now (this process was cut off and replaced): step
-# down. Trims the event stream too.
+# ARGV: node, generation, ttl_ms, keep_ms (the streams', see _TRIM), shard count. 1 done;
+# 0 when the node is no longer registered (it was reaped, or Redis lost its data):
+# resync; -1 when another generation owns the node id now (this process was cut off and
+# replaced): step down. Trims the event stream and every message shard too.
 HEARTBEAT = """
 local owner = redis.call('GET', 'dc:gen:' .. ARGV[1])
 if owner and owner ~= ARGV[2] then return -1 end
 if not owner or redis.call('SISMEMBER', 'dc:nodes', ARGV[1]) == 0 then return 0 end
 redis.call('SET', 'dc:alive:' .. ARGV[1], ARGV[2], 'PX', ARGV[3])
-redis.call('XTRIM', 'dc:events', 'MINID', '~', trim_id(ARGV[4]))
+local minid = trim_id(ARGV[4])
+redis.call('XTRIM', 'dc:events', 'MINID', '~', minid)
+for shard = 0, tonumber(ARGV[5]) - 1 do
+  redis.call('XTRIM', 'dc:m:' .. shard, 'MINID', '~', minid)
+end
 return 1
 """
 
@@ -215,12 +263,14 @@ for _, f in ipairs(redis.call('SMEMBERS', 'dc:claims:' .. node)) do
 end
 redis.call('DEL', 'dc:claims:' .. node)
 drop_docs(node)
-redis.call('XADD', 'dc:events', '*', 'k', 'down', 'n', node, 'd', ARGV[2])
+append('dc:events', 'k', 'down', 'n', node, 'd', ARGV[2])
 return 1
 """
 
 # ARGV: node, ttl_ms, stage, n_users, n_claims, n_chans, part_size, generation,
-#       fence (set for the publishes that follow, and carried by the sync event as 'e')
+#       fence (set for the publishes that follow, and carried by the sync event as 'e'),
+#       shard count (recorded in dc:shards by the first node; a node with another is
+#       refused: it would write and read room messages in the wrong streams)
 # The node's state is staged first (see RedisLink._resync) in three keys nobody else
 # reads: hash <stage>:u (folded -> doc), set <stage>:c (claimed folded nicks) and hash
 # <stage>:m (folded -> meta). ARGV carries only their sizes, which are checked, so a
@@ -244,6 +294,11 @@ if #staged ~= 2 * tonumber(ARGV[4]) or #claims ~= tonumber(ARGV[5])
     or #chans ~= 2 * tonumber(ARGV[6]) then
   return redis.error_reply('ERR resync state incompletely staged')
 end
+local shards = redis.call('GET', 'dc:shards')
+if shards and shards ~= ARGV[10] then
+  return redis.error_reply('SHARDS this cluster spreads room messages over ' .. shards
+                           .. ' streams, this node over ' .. ARGV[10])
+end
 local gen = ARGV[8]
 local alive = redis.call('GET', 'dc:alive:' .. node)
 if alive and alive ~= gen then
@@ -251,6 +306,7 @@ if alive and alive ~= gen then
                            .. alive)
 end
 redis.call('SET', 'dc:gen:' .. node, gen)
+redis.call('SET', 'dc:shards', ARGV[10])
 redis.call('SET', 'dc:fence:' .. node, ARGV[9])
 redis.call('SADD', 'dc:nodes', node)
 redis.call('SET', 'dc:alive:' .. node, gen, 'PX', ARGV[2])
@@ -301,7 +357,7 @@ for p = 0, count - 1 do
     fields[8] = string.format('%d/%d', p, count)
   end
   for j = p * per + 1, math.min(#items, (p + 1) * per) do fields[#fields + 1] = items[j] end
-  id = redis.call('XADD', 'dc:events', '*', unpack(fields))
+  id = append('dc:events', unpack(fields))
 end
 local others = {}
 for _, nd in ipairs(redis.call('SMEMBERS', 'dc:nodes')) do
@@ -313,13 +369,25 @@ end
 return {id, lost, others, redis.call('HGETALL', 'dc:chans')}
 """
 
+# The newest messages of conversations up to a position (a node starts keeping a room's
+# history: see subscriptions.py). ARGV: upto (a stream id), count, then the keys.
+# Returns one list of [id, fields] per key, newest first.
+HISTORY = """
+local out = {}
+for i = 3, #ARGV do
+  out[#out + 1] = redis.call('XREVRANGE', 'dc:h:' .. ARGV[i], ARGV[1], '-', 'COUNT', ARGV[2])
+end
+return out
+"""
+
 # Scripts start with the helpers they use.
 SCRIPTS = {
-    "message": _CHECKS + MESSAGE,
-    "publish": _CHECKS + _DOCS + PUBLISH,
+    "message": _CHECKS + _IDS + MESSAGE,
+    "publish": _CHECKS + _DOCS + _IDS + PUBLISH,
     "claim": CLAIM,
     "heartbeat": _TRIM + HEARTBEAT,
-    "reap": _DOCS + REAP,
-    "resync": _DOCS + RESYNC,
+    "reap": _DOCS + _IDS + REAP,
+    "resync": _DOCS + _IDS + RESYNC,
     "room": ROOM,
+    "history": HISTORY,
 }

@@ -2,7 +2,7 @@
 
 Split from the link because it is one self-contained piece of Redis work: stage the
 state in keys nobody else reads, run RESYNC on them (scripts.py), and, for a node
-that starts empty, read the newest history of every conversation.
+that starts empty, read the newest history of every direct conversation.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any
 import redis
 
 from chat_server.cluster.scripts import SYNC_PART
+from chat_server.history.model import dm_parties
 
 STAGE_CHUNK = 1000  # users, claims or rooms per command when a resync stages its state
 STAGE_TTL_MS = 60_000  # a staging left behind by a lost connection goes away by itself
@@ -28,6 +29,7 @@ class NodeIdentity:
     generation: str
     fence: str
     ttl_ms: int
+    shards: int  # cluster_shards: RESYNC refuses a node whose count is not the cluster's
 
 
 def stage_and_resync(
@@ -64,6 +66,7 @@ def stage_and_resync(
         pipe.pexpire(stage + ":c", STAGE_TTL_MS)
     args: list[str | int] = [me.node_id, me.ttl_ms, stage]
     args += [len(users) // 2, len(claims), len(chans) // 2, SYNC_PART, me.generation, me.fence]
+    args.append(me.shards)
     pipe.evalsha(sha, 0, *args)
     try:
         return pipe.execute()[-1]
@@ -73,8 +76,9 @@ def stage_and_resync(
 
 
 def load_history(client: redis.Redis, upto: str, per_key: int) -> dict[str, list[Any]]:
-    """The newest messages of every conversation, up to the snapshot's position."""
-    keys = sorted(str(k) for k in client.smembers("dc:histkeys"))
+    """The newest messages of every direct conversation, up to the snapshot's position.
+    (A room's history is loaded when the node starts keeping it: subscriptions.py.)"""
+    keys = sorted(k for k in map(str, client.smembers("dc:histkeys")) if dm_parties(k))
     pipe = client.pipeline(transaction=False)
     for key in keys:
         pipe.xrevrange("dc:h:" + key, max=upto, min="-", count=per_key)

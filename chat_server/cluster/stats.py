@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from chat_protocol import numerics as N
@@ -43,16 +43,20 @@ class LinkStats:
     gaps: int = 0
     stream_length: int = 0
     stream_span_s: float = 0.0  # from the oldest entry kept to the newest
-    lag_ms: int | None = None  # newest entry in the stream minus the newest read; None: paused
+    lag_ms: int | None = None  # newest id given out minus the newest read; None: paused
     lag_logged: float = 0.0
+    entries_read: dict[str, int] = field(default_factory=dict)  # stream -> entries read
 
     def saw_stream(
-        self, length: int, first: str | None, last: str | None, read: str | None
-    ) -> None:
-        """The stream as of a heartbeat: its size and how far behind our reader is."""
+        self, length: int, first: str | None, last: str | None, newest: str | None,
+        read: str | None,
+    ) -> None:  # fmt: skip
+        """The event stream as of a heartbeat (its size), and how far behind the newest
+        id given out to any stream our reader is."""
         self.stream_length = length
         self.stream_span_s = (_ms(last) - _ms(first)) / 1000 if first and last else 0.0
-        self.lag_ms = max(0, _ms(last) - _ms(read)) if last and read else None
+        newest = newest or last
+        self.lag_ms = max(0, _ms(newest) - _ms(read)) if newest and read else None
         now = time.monotonic()
         lagging = self.lag_ms is not None and self.lag_ms > LAG_WARN_MS
         if lagging and now - self.lag_logged >= LAG_LOG_EVERY:
@@ -107,6 +111,9 @@ def stats_lines(node: ClusterServer) -> list[str]:
         f" other_nodes={len(bp.live_nodes)}",
         f"stream lag={lag} entries={ls.stream_length} span={ls.stream_span_s:.0f}s"
         f" keep={link.keep_ms // 1000}s gaps={ls.gaps}",
+        f"shards count={link.shard_count} read={','.join(map(str, sorted(bp.subs.shards))) or '-'}"
+        f" rooms_held={len(bp.subs.held)}",
+        "read " + " ".join(f"{s}={n}" for s, n in sorted(ls.entries_read.items())),
         f"clients held={len(bp.holds)} held_past_timeout={lp.held_long}"
         f" in_flight={len(bp.messages.sent)} in_doubt={bp.messages.in_doubt()}",
         f"fails sent={lp.fails} delivered_late={lp.late}",

@@ -56,7 +56,7 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from chat_server.history import queries
-from chat_server.history.model import Run, msgid_seq, run_last_seq, run_texts
+from chat_server.history.model import Run, msgid_seq, run_last_seq, run_seq, run_texts
 from chat_server.history.sqlite_writer import SqliteWriter
 
 log = logging.getLogger(__name__)
@@ -159,6 +159,7 @@ class Worker:
         )
         self.resolver = queries.Resolver(self.db.conn, finder)
         self.held: list[Run] = []  # appended since the last commit (re-inserted on retry)
+        self.top = 0  # the highest sequence appended since the last commit
         self.held_count = 0
         self.deadline: float | None = None  # when the open transaction is committed
         self.retry_at: float | None = None
@@ -172,6 +173,23 @@ class Worker:
     # -- writing ------------------------------------------------------------------------
 
     def append(self, runs: list[Run]) -> None:
+        """Insert ``runs`` in the open transaction. Rows go into a transaction in
+        sequence order, so two cluster nodes' workers on one PostgreSQL never wait for
+        each other's rows in a cycle: older messages (a room's history fetched from
+        Redis, a gap's) commit what is open first."""
+        segment: list[Run] = []
+        for run in runs:
+            if run_seq(run) <= self.top and (segment or self.held):
+                if segment:
+                    self._append(segment)
+                    segment = []
+                self.commit()
+            segment.append(run)
+            self.top = max(self.top, run_last_seq(run))
+        if segment:
+            self._append(segment)
+
+    def _append(self, runs: list[Run]) -> None:
         self.held += runs
         self.held_count += sum(map(len, map(run_texts, runs)))
         if self.retry_at is None:
@@ -197,6 +215,7 @@ class Worker:
         if self.held:
             self.out.append(("committed", run_last_seq(self.held[-1]), self.held_count))
         self.held = []
+        self.top = 0
         self.held_count = 0
         self.deadline = None
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import redis
 
+from chat_server.cluster.shards import stream_of
 from chat_server.config import build_config
 from tests.cluster.conftest import Cluster, wait_for
 from tests.cluster.observe import in_room, privmsgs
@@ -12,6 +13,7 @@ from tests.cluster.test_history import history
 
 KEEP = "1"  # seconds of events the stream keeps (trimmed by time, in whole macro nodes)
 BURST = 400
+SHARDS = build_config().cluster_shards
 
 
 def test_node_cut_off_longer_than_the_stream_keeps_says_so_and_reloads(
@@ -37,10 +39,12 @@ def test_node_cut_off_longer_than_the_stream_keeps_says_so_and_reloads(
         rc = redis.Redis.from_url(cluster.redis.url, decode_responses=True)
         first_gap = sent[0][0]
 
+        stream = stream_of("#g", SHARDS)  # the room's messages go to its shard
+
         def trimmed() -> bool:
             alice.send("PRIVMSG #g :tick")  # trimming happens as entries are added
             alice.expect("PRIVMSG")
-            return not rc.xrange("dc:events", first_gap, first_gap)
+            return not rc.xrange(stream, first_gap, first_gap)
 
         wait_for(trimmed, 15, "the gap's first messages trimmed from the stream")
         proxy.restore()
