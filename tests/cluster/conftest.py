@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.cluster.observe import in_room
 from tests.support.rawclient import RawClient
 from tests.support.redis_server import RedisProcess, redis_binary
 from tests.support.servers import ServerProcess
@@ -64,6 +65,19 @@ class Cluster:
         if nick:
             c.register(nick, caps=CAPS if caps is None else caps)
         return c
+
+    def pair(
+        self, room: str, caps: list[str] | None = None, nicks: tuple[str, str] = ("alice", "bob")
+    ) -> tuple[RawClient, RawClient]:
+        """Nodes a and b started, one client on each, both in ``room`` (as a sees it)."""
+        self.node("a")
+        self.node("b")
+        first = self.client("a", nicks[0], caps=caps)
+        second = self.client("b", nicks[1], caps=caps)
+        first.join(room)
+        second.join(room)
+        wait_for(lambda: in_room(first, room, nicks[1]), what=f"{nicks[1]} in {room} on a")
+        return first, second
 
     def close(self) -> None:
         for c in self.clients:

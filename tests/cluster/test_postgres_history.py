@@ -18,7 +18,6 @@ import pytest
 
 from chat_protocol import Message
 from tests.cluster.conftest import Cluster, wait_for
-from tests.cluster.observe import in_room
 from tests.support.postgres_server import PostgresProcess
 from tests.support.rawclient import RawClient
 from tests.support.redis_server import RedisProcess
@@ -65,13 +64,7 @@ def test_history_past_the_memory_cache_is_complete_and_the_same_on_every_node(
 ) -> None:
     cluster = pg_cluster
     try:
-        cluster.node("a")
-        cluster.node("b")
-        alice = cluster.client("a", "alice")
-        bob = cluster.client("b", "bob")
-        alice.join("#big")
-        bob.join("#big")
-        wait_for(lambda: in_room(alice, "#big", "bob"), what="bob in #big on a")
+        alice, bob = cluster.pair("#big")
         echoes = say(alice, "#big", COUNT)
         texts = [m.param(1) for m in echoes]
         ids = [m.tags["msgid"] for m in echoes]
@@ -146,13 +139,7 @@ def test_a_postgres_outage_costs_history_queries_not_messages(
     url = private_postgres.database("chat")
     cluster = Cluster(tmp_path, redis_server, "--history-postgres", url, *SMALL)
     try:
-        cluster.node("a")
-        cluster.node("b")
-        alice = cluster.client("a", "alice")
-        bob = cluster.client("b", "bob")
-        alice.join("#o")
-        bob.join("#o")
-        wait_for(lambda: in_room(alice, "#o", "bob"), what="bob in #o on a")
+        alice, bob = cluster.pair("#o")
         before = [m.param(1) for m in say(alice, "#o", 5, "before")]
         assert [bob.expect("PRIVMSG").param(1) for _ in range(5)] == before
         private_postgres.stop()
@@ -228,13 +215,7 @@ def test_search_targets_and_markers_are_answered_from_the_shared_database(
     caps = ["message-tags", "server-time", "echo-message", "batch", "draft/chathistory",
             "soju.im/search", "labeled-response"]  # fmt: skip
     try:
-        cluster.node("a")
-        cluster.node("b")
-        alice = cluster.client("a", "Alice", caps=caps)
-        bob = cluster.client("b", "bob", caps=caps)
-        alice.join("#s")
-        bob.join("#s")
-        wait_for(lambda: in_room(alice, "#s", "bob"), what="bob in #s on a")
+        alice, bob = cluster.pair("#s", caps, ("Alice", "bob"))
         lines = ["the Quick brown fox", "can't stop the fox", "nothing here", "QUICK again"]
         for text in lines:
             alice.send(f"PRIVMSG #s :{text}")

@@ -7,11 +7,8 @@ test_servers.py.
 
 from __future__ import annotations
 
-import socket
-
 import numpy as np
 
-from perf.connection import READY, Client
 from perf.order import (
     SLOT_SHIFT,
     ArrivalLog,
@@ -20,9 +17,8 @@ from perf.order import (
     message_key,
 )
 from perf.payload import privmsg
-from perf.scenario import builtin, plan
 from perf.thresholds import evaluate, parse
-from perf.worker import Worker, WorkerConfig
+from tests.perf.offline import attach, offline_worker
 
 A, B, C = 3, 5, 8  # sender ids
 
@@ -124,32 +120,12 @@ def test_order_disagreements_can_fail_the_run() -> None:
 # -- through a worker's receive path ------------------------------------------------------
 
 
-def _worker() -> Worker:
-    """A worker hosting a fanout room: senders 0 and 1, receivers 2-5, none connected."""
-    scn = builtin("fanout", clients=6, senders=2)
-    layout = plan(scn, 1, "or")
-    rooms = {c.index: c.rooms[0] for c in layout.clients if c.sender}
-    cfg = WorkerConfig(0, "127.0.0.1", 0, scn, layout.for_worker(0), 0, 1.0, 1_000_000,
-                       1000, rooms)  # fmt: skip
-    worker = Worker(None, cfg)  # type: ignore[arg-type]
-    worker.started = True
-    return worker
-
-
-def _attach(client: Client) -> socket.socket:
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)
-    client.sock = ours
-    client.state = READY
-    return theirs
-
-
 def _relay(sender: int, seq: int) -> bytes:
     return b":pab%d!u@h " % sender + privmsg(b"#perf0", sender, seq, 1_000_000, 64)
 
 
 def test_the_receive_path_logs_each_receivers_order() -> None:
-    worker = _worker()
+    worker = offline_worker()
     rx = worker.rx
     plain = [(0, 1), (1, 1), (0, 2), (1, 2), (0, 3)]
     swapped = [(0, 1), (0, 2), (1, 1), (1, 2), (0, 3)]
@@ -157,7 +133,7 @@ def test_the_receive_path_logs_each_receivers_order() -> None:
     try:
         for idx, order in ((2, plain), (3, plain), (4, swapped)):
             client = worker.clients[idx]
-            peers.append(_attach(client))
+            peers.append(attach(client))
             # Two reads per receiver, measured in separate batches: order spans batches.
             peers[-1].sendall(b"".join(_relay(s, q) for s, q in order[:2]))
             rx.read(client)

@@ -8,20 +8,17 @@ happens to split the stream.
 from __future__ import annotations
 
 import random
-import socket
 
 import numpy as np
 import pytest
 
 from perf import histogram as hg
 from perf.clock import now_us
-from perf.connection import READY, Client
 from perf.linescan import LineScanner
 from perf.payload import TAIL_LEN, body_len, parse_body, privmsg
-from perf.scenario import builtin, plan
 from perf.sequence import DUPS, GAPS, HI, REORDERS, UNIQUE, new_state, observe
 from perf.streams import ECHO, NEW, StreamTable
-from perf.worker import Worker, WorkerConfig
+from tests.perf.offline import attach, offline_worker
 
 ROOMS = {0: b"#perf0", 1: b"#perf1", 7: b"#perf0"}
 TAGS = b"@time=2026-01-01T00:00:00.000Z;msgid=abc123 "
@@ -158,30 +155,11 @@ def test_bucket_counts_match_sorting() -> None:
 # -- the whole path: recv() splits, slow path, accounting ----------------------------
 
 
-def _worker(msg_size: int = 64) -> Worker:
-    scn = builtin("fanout", clients=6, senders=2, msg_size=msg_size)
-    layout = plan(scn, 1, "tt")
-    rooms = {c.index: c.rooms[0] for c in layout.clients if c.sender}
-    cfg = WorkerConfig(0, "127.0.0.1", 0, scn, layout.for_worker(0), 0, 1.0, 1_000_000,
-                       1000, rooms)  # fmt: skip
-    worker = Worker(None, cfg)  # type: ignore[arg-type]
-    worker.started = True
-    return worker
-
-
-def _attach(client: Client) -> socket.socket:
-    ours, theirs = socket.socketpair()
-    ours.setblocking(False)
-    client.sock = ours
-    client.state = READY
-    return theirs
-
-
 def test_lines_split_anywhere_by_recv_are_counted_once(monkeypatch: pytest.MonkeyPatch) -> None:
-    worker = _worker()
+    worker = offline_worker()
     rx = worker.rx
     receiver = worker.clients[5]
-    server = _attach(receiver)
+    server = attach(receiver)
     control: list[bytes] = []
     monkeypatch.setattr(receiver, "on_control_line", lambda raw, now: control.append(raw))
     sent = now_us()  # read() stamps its own receive time, after this
@@ -208,10 +186,10 @@ def test_lines_split_anywhere_by_recv_are_counted_once(monkeypatch: pytest.Monke
 
 
 def test_slow_path_keeps_odd_renderings_and_stray_rooms() -> None:
-    worker = _worker(msg_size=0)
+    worker = offline_worker(msg_size=0)
     rx = worker.rx
     receiver = worker.clients[4]
-    server = _attach(receiver)
+    server = attach(receiver)
     tail = privmsg(b"#perf0", 0, 2, 1_000, 0).split(b" :", 1)[1]
     server.sendall(
         NGIRCD + privmsg(b"#perf0", 0, 1, 1_000, 0)
@@ -228,11 +206,11 @@ def test_slow_path_keeps_odd_renderings_and_stray_rooms() -> None:
 
 
 def test_echoes_ack_their_sender() -> None:
-    worker = _worker()
+    worker = offline_worker()
     sender = worker.clients[0]
     sender.echo_ack = True
     sender.in_flight = 3
-    server = _attach(sender)
+    server = attach(sender)
     server.sendall(b"".join(OURS + privmsg(b"#perf0", 0, q, 1_000, 64) for q in (1, 2)))
     worker.rx.read(sender)
     worker.rx.process()
