@@ -4,13 +4,15 @@ The loop never touches the disk. ``append``/``append_run`` put runs on a list; a
 each loop round (before the server sends anything to clients) they go to the worker
 process in one frame (worker.py, over pipe.py), which inserts them and commits them
 in groups. So an echoed message is already in the worker's pipe: if the server is
-killed, the worker still commits it. Queries go through the same pipe and come back as callbacks, in
-order after every append sent before them, so they see everything appended before
-they were asked. JOIN replays come from memory (recent.py); a room that is not loaded
-("cold") is loaded through the worker before its JOIN is handled (the JOIN waits).
+killed, the worker still commits it. Queries go through the same pipe and come back
+as callbacks (questions.py), in order after every append sent before them, so they see
+everything appended before they were asked. JOIN replays come from memory
+(recent.py); a room that is not loaded ("cold") is loaded through the worker before
+its JOIN is handled (the JOIN waits).
 
-Without a file (``path=None``: tests, throwaway servers, cluster nodes) the worker
-keeps an in-memory SQLite database: the same code answers, nothing is written.
+Without a file (``path=None``: tests, throwaway servers) the worker keeps an in-memory
+SQLite database: the same code answers, nothing is written. A cluster node's worker
+uses the cluster's PostgreSQL (``postgres=URL``), or that in-memory database.
 
 Invariants:
 - Sequences grow: the server numbers messages (Delivery) from :attr:`next_seq` on,
@@ -44,7 +46,8 @@ from chat_server.history.model import (
     run_texts,
     to_ms,
 )
-from chat_server.history.pipe import Answer, WorkerPipe, decoded, lock_file
+from chat_server.history.pipe import Answer, WorkerPipe, lock_file
+from chat_server.history.questions import Questions
 from chat_server.history.recent import Recent
 from chat_server.history.schema import last_seq, open_database
 
@@ -56,7 +59,6 @@ log = logging.getLogger(__name__)
 # The default bound on the replay cache (the setting history_cache_bytes).
 DEFAULT_CACHE_BYTES = 64 << 20
 RESTART_DELAY = 1.0
-ANSWER_TIMEOUT = 10.0  # seconds a query may wait for the worker before it fails
 RELOAD_AFTER = 5.0  # seconds a room whose load failed is joined without a replay
 # Frames not yet written to the worker's pipe: past this, new appends are dropped.
 MAX_UNSENT_BYTES = 64 << 20
@@ -114,9 +116,7 @@ class HistoryStore:
         self._unsaved: deque[Run] = deque()  # sent, not yet committed
         self._unsaved_count = 0
         self._appended_seq = self.committed_seq
-        self._answers: dict[int, Answer] = {}
-        self._asked: deque[tuple[float, int]] = deque()  # (deadline, qid), in asking order
-        self._next_qid = 1
+        self.questions = Questions()
         self._loading: dict[str, list[Run]] = {}  # cold rooms being loaded: runs meanwhile
         self._settings: dict[str, dict[str, Any]] = {}  # loaded room settings, until used
         self._unloadable: dict[str, float] = {}  # rooms whose load failed: until when
@@ -136,8 +136,6 @@ class HistoryStore:
         }
         self._pipe = WorkerPipe(settings, self._handle, self._worker_gone, self._lock_fd)
         self._failing_logged = 0.0
-        self._lost_answers = 0  # queries given up since the last log line about them
-        self._late_logged = 0.0
 
     def _read_file(self, path: Path) -> None:
         """Open (create, convert) the file and read where its sequences stand."""
@@ -162,7 +160,7 @@ class HistoryStore:
         after-I/O hook, so each round's messages reach the pipe before any echo leaves)."""
         self._loop = self._pipe.loop = loop
         loop.after_io(self.send_pending)
-        loop.call_every(1.0, self._give_up_late_answers)
+        loop.call_every(1.0, self.questions.give_up_late)
         self._start()
 
     def start(self) -> None:
@@ -184,9 +182,7 @@ class HistoryStore:
             return
         log.error("history worker stopped (%s, exit status %s); restarting it in %.0f s",
                   why, code, RESTART_DELAY)  # fmt: skip
-        answers, self._answers = self._answers, {}
-        for answer in answers.values():
-            answer(False, "the history worker restarted")
+        self.questions.fail_all("the history worker restarted")
         if self._loop is not None:
             self._loop.call_later(RESTART_DELAY, self._restart)
 
@@ -266,9 +262,7 @@ class HistoryStore:
         if kind == "committed":
             self._committed(value[1], value[2])
         elif kind == "answer":
-            answer = self._answers.pop(value[1], None)
-            if answer is not None:
-                answer(value[2], value[3])
+            self.questions.answered(value[1], value[2], value[3])
         elif kind == "failing":
             now = time.monotonic()
             if now - self._failing_logged > 10:
@@ -302,39 +296,16 @@ class HistoryStore:
         if not self._pipe.running:
             answer(False, "the history worker is restarting")
             return
-        qid = self._next_qid
-        self._next_qid += 1
-        self._answers[qid] = decoded(kind, answer)
-        self._asked.append((time.monotonic() + ANSWER_TIMEOUT, qid))
+        qid = self.questions.new(kind, answer)
         self.send_pending()
         self._queue(("ask", qid, kind, args))
-
-    def _give_up_late_answers(self) -> None:
-        """A database that hangs (a stopped PostgreSQL, a stuck disk) must not hang the
-        clients waiting for it: past ANSWER_TIMEOUT a query is answered with an error,
-        and its answer, should it come later, is dropped."""
-        asked = self._asked
-        now = time.monotonic()
-        while asked and (asked[0][0] <= now or asked[0][1] not in self._answers):
-            _, qid = asked.popleft()
-            answer = self._answers.pop(qid, None)
-            if answer is not None:
-                self._lost_answers += 1
-                answer(False, "the history database did not answer in time")
-        if self._lost_answers and now - self._late_logged > 10:
-            self._late_logged = now
-            log.error("history: %d queries not answered within %.0f s",
-                      self._lost_answers, ANSWER_TIMEOUT)  # fmt: skip
-            self._lost_answers = 0
 
     def call(self, kind: str, args: Any, timeout: float = 10.0) -> tuple[bool, Any]:
         """Ask and wait for the answer (tests, the command line; never the loop)."""
         result: list[tuple[bool, Any]] = []
         if not self._pipe.running:
             self._start()
-        qid = self._next_qid
-        self._next_qid += 1
-        self._answers[qid] = decoded(kind, lambda ok, value: result.append((ok, value)))
+        qid = self.questions.new(kind, lambda ok, value: result.append((ok, value)), timed=False)
         self.send_pending()
         self._queue(("ask", qid, kind, args))
         self._wait(lambda: bool(result), timeout)
