@@ -17,7 +17,8 @@ How it fits together (one node):
 - ``changes`` / ``handlers`` / ``rooms``: what local commands publish; message
   sequencing, nick claims, and who creates a room.
 - ``scripts``: the Lua that makes each change and its event atomic in Redis, and gives
-  every stream entry its id from one counter.
+  every stream entry its id from one counter; ``script_runner`` runs it by SHA, loading
+  it again when Redis forgot it (a restart, a failover).
 - ``shards`` / ``subscriptions``: which stream a room's messages go to, and which of
   those streams this node reads (and so which rooms' history it keeps whole).
 - ``stats``: ``STATS c`` and the figures behind it.

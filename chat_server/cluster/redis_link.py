@@ -42,6 +42,7 @@ from redis.retry import Retry
 from chat_server.cluster.event_reader import EventReader
 from chat_server.cluster.liveness import REMINDER_FIRST, Liveness, Outage
 from chat_server.cluster.mailbox import Mailbox
+from chat_server.cluster.script_runner import ScriptRunner
 from chat_server.cluster.scripts import (
     DUPLICATE,
     EVENTS,
@@ -135,7 +136,7 @@ class RedisLink:
             self._connect, self._post, self._stopping, history_max, shards, self.stats
         )
         self._live: list[str] | None = None  # other nodes last reported live to the loop
-        self._shas: dict[str, str] = {}
+        self.scripts = ScriptRunner()
         self._threads: list[threading.Thread] = []
         self._outage: Outage | None = None  # set by the command thread while unreachable
 
@@ -198,8 +199,7 @@ class RedisLink:
         while not self._stopping.is_set():
             try:
                 client = self._connect(timeout=2.0)
-                self._shas = {}
-                self._load_scripts(client)
+                self.scripts.load(client)
             except Exception as exc:  # whatever it is, this thread must go on retrying
                 self._unreachable(exc)
                 self._stopping.wait(delay)
@@ -296,14 +296,14 @@ class RedisLink:
         False when this node must register again (reaped, or Redis lost its data)."""
         pipe = client.pipeline(transaction=False)
         args = (self.node_id, self.generation, self.ttl_ms, self.keep_ms, self.shard_count)
-        pipe.evalsha(self._shas["heartbeat"], 0, *args)
+        pipe.evalsha(self.scripts.sha("heartbeat"), 0, *args)
         pipe.info("server")
         pipe.xinfo_stream(EVENTS)  # for STATS and the lag log line
         pipe.get(LAST_ID)
         status, info, stream, newest = pipe.execute(raise_on_error=False)
-        if isinstance(status, NoScriptError):  # Redis restarted or failed over: see above
-            self._load_scripts(client)
-            status = client.evalsha(self._shas["heartbeat"], 0, *args)
+        if isinstance(status, NoScriptError):  # Redis restarted or failed over
+            self.scripts.load(client, again=True)
+            status = client.evalsha(self.scripts.sha("heartbeat"), 0, *args)
         if isinstance(status, Exception):
             raise status
         if not isinstance(info, dict):  # INFO renamed away: no run_id, the rest holds
@@ -360,7 +360,7 @@ class RedisLink:
         if not batch:
             return
         try:
-            results = self._run_scripts(client, batch)
+            results = self.scripts.run(client, [(r.kind, r.args) for r in batch])
         except RedisError as exc:
             for request in batch:
                 if request.token:  # sent, answer lost: Redis may have run it, or may yet
@@ -383,30 +383,6 @@ class RedisLink:
         if stale:
             raise Refused(self._taken_over())
 
-    def _run_scripts(self, client: redis.Redis, batch: list[Request]) -> list[Any]:
-        """Each request's script, pipelined, results in order. A Redis that restarted
-        (even with its data, AOF) or a replica promoted by a failover has no scripts
-        loaded: those that answered NOSCRIPT did not run, so they are loaded again and
-        run again, still in order (in one pipeline, all after the first NOSCRIPT fail)."""
-        pipe = client.pipeline(transaction=False)
-        for request in batch:
-            pipe.evalsha(self._shas[request.kind], 0, *request.args)
-        results: list[Any] = pipe.execute(raise_on_error=False)
-        again = [i for i, result in enumerate(results) if isinstance(result, NoScriptError)]
-        if again:
-            self._load_scripts(client)
-            pipe = client.pipeline(transaction=False)
-            for i in again:
-                pipe.evalsha(self._shas[batch[i].kind], 0, *batch[i].args)
-            for i, result in zip(again, pipe.execute(raise_on_error=False), strict=True):
-                results[i] = result
-        return results
-
-    def _load_scripts(self, client: redis.Redis) -> None:
-        if self._shas:
-            log.info("cluster: redis had lost our scripts (a restart or a failover); loaded")
-        self._shas = {name: client.script_load(src) for name, src in SCRIPTS.items()}
-
     def _resync(self, client: redis.Redis, request: Request) -> None:
         """Register this node's whole state, atomically, and take a snapshot of the rest
         (see staging.py); the reader then resumes where it was."""
@@ -419,7 +395,8 @@ class RedisLink:
             self.ttl_ms,
             self.shard_count,
         )
-        result = stage_and_resync(client, self._connect, self._shas["resync"], me, request.args)
+        sha = self.scripts.sha("resync")
+        result = stage_and_resync(client, self._connect, sha, me, request.args)
         sync_id = result[0]
         history = None
         if last is None and self.preload:
@@ -450,7 +427,7 @@ class RedisLink:
                     continue
                 reason = f"Node {node} went away"
                 args = (node, reason, "0", "")
-                if client.evalsha(self._shas["reap"], 0, *args):
+                if self.scripts.call(client, "reap", *args):
                     self.stats.reaps += 1
                     log.warning("cluster: node %s stopped its heartbeat; its users quit", node)
         if live != self._live:
