@@ -104,6 +104,17 @@ class Delivery:
             not in (recipients.members if isinstance(recipients, Channel) else recipients)
         ):
             captured = None
+        if (
+            echo
+            and sender is not None
+            and sender_conn is not None
+            and isinstance(recipients, Channel)
+            and sender not in recipients.members
+        ):
+            # A sender outside the room (one without +n) is owed its echo too.
+            self.deliver([sender], source, command, params, client_tags=client_tags,
+                         msgid=msgid, when=when, bot=bot, sender=sender, tags_only=tags_only,
+                         labeled=labeled, account=account)  # fmt: skip
         if isinstance(recipients, Channel) and captured is None:
             self.batch_room(
                 recipients, skip, body, client_tags, msgid, when, bot, tags_only, account

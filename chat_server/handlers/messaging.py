@@ -121,6 +121,7 @@ def fast_privmsgs(server: Server, user: User, lines: list[bytes], start: int, st
         last is not None
         and raw.startswith(last[0])
         and server.channels.get(last[1]) is last[2]
+        and user in last[2].members  # an outsider's echo is the handlers' work
         and last[2].can_speak(user)
     ):
         head, _, chan = last
@@ -135,7 +136,7 @@ def fast_privmsgs(server: Server, user: User, lines: list[bytes], start: int, st
         except UnicodeDecodeError:
             return start
         found = server.channels.get(target)
-        if found is None or not found.can_speak(user):
+        if found is None or user not in found.members or not found.can_speak(user):
             return start
         chan = found
         head = raw[: space + 2]

@@ -200,3 +200,22 @@ def test_messages_of_one_read_get_distinct_rising_msgids_and_all_reach_history(
     assert [m.params[1] for m in history] == [f"n{i}" for i in range(8)]
     assert [m.tags["msgid"] for m in history] == ids
     assert [m.tags["time"] for m in history] == [m.tags["time"] for m in msgs]
+
+
+def test_a_sender_outside_a_room_without_n_gets_its_echo(connect) -> None:
+    """echo-message: the server echoes every message it accepts, also one from outside a
+    room that takes them (-n). It used to go to the members only, and a labeled one was
+    answered with a bare ACK; the fast path skipped the outsider's echo too."""
+    a = connect("alice")
+    a.join("#open")
+    a.send("MODE #open -n")
+    a.expect("MODE")
+    b = connect("bob", caps=[*TAGS, "labeled-response"])
+    b.send("@label=o1 PRIVMSG #open :from outside")
+    echo = b.expect("PRIVMSG")
+    assert echo.params == ["#open", "from outside"] and echo.tags.get("label") == "o1"
+    assert a.expect("PRIVMSG").params == ["#open", "from outside"]
+    for i in range(3):  # the same line again: the fast path's turn
+        b.send(f"PRIVMSG #open :again {i}")
+    assert [b.expect("PRIVMSG").params[1] for _ in range(3)] == [f"again {i}" for i in range(3)]
+    assert [a.expect("PRIVMSG").params[1] for _ in range(3)] == [f"again {i}" for i in range(3)]
