@@ -298,20 +298,26 @@ class PostgresWriter:
                 raw.execute(_TRIM_MARKERS, (owner, owner, target, count - most))
 
     def prune(self, max_age_days: float | None, max_per_conversation: int | None) -> int:
-        """Retention: at most CHUNK messages per limit each call (every minute), each in
-        its own transaction. Every node runs it; what one deleted the next finds gone."""
-        deleted = 0
+        """Retention: at most CHUNK messages per limit each call (every minute), in one
+        transaction. Every node's worker calls it, but only the one that gets the
+        retention lock works: the others' calls cost one statement, and two nodes never
+        scan the table for the same rows at once."""
         raw = self._usable()
-        if max_age_days:
-            cutoff = int(time.time() * 1000) - round(max_age_days * 86_400_000)
-            with raw.transaction():
+        deleted = 0
+        with raw.transaction():
+            row = raw.execute(
+                "SELECT pg_try_advisory_xact_lock(hashtext('distchat retention'))"
+            ).fetchone()
+            if not row or not row[0]:
+                return 0
+            if max_age_days:
+                cutoff = int(time.time() * 1000) - round(max_age_days * 86_400_000)
                 deleted += raw.execute(
                     "DELETE FROM messages WHERE seq IN (SELECT seq FROM messages"
                     " WHERE time_ms < %s ORDER BY time_ms LIMIT %s)",
                     (cutoff, CHUNK),
                 ).rowcount
-        if max_per_conversation:
-            with raw.transaction():
+            if max_per_conversation:
                 deleted += raw.execute(
                     "DELETE FROM messages WHERE seq IN (SELECT seq FROM (SELECT seq,"
                     " row_number() OVER (PARTITION BY conversation ORDER BY time_ms DESC,"

@@ -845,3 +845,39 @@ def test_a_v6_file_gains_accounts_and_a_smaller_search_index(
     assert "detail = none" in sql
     assert db.execute("SELECT count(*) FROM accounts").fetchone() == (0,)
     db.close()
+
+
+def test_postgres_retention_by_age_and_count_runs_on_one_node_at_a_time(
+    postgres_url: str,
+) -> None:
+    """A cluster's retention (postgres.py): messages past the age go, each conversation
+    keeps its newest N; while another node holds the retention lock, a node's call
+    deletes nothing (two nodes never prune the same rows at once)."""
+    from chat_server.history.postgres import PostgresWriter
+
+    now = int(time.time() * 1000)
+    day = 86_400_000
+    runs = [(i + 1, now - (10 - i) * day, "#a" if i % 2 else "#b", "x!y@z", "PRIVMSG",
+             "#a" if i % 2 else "#b", (), [f"m-{i + 1:x}"], [f"text {i}"])
+            for i in range(10)]  # fmt: skip
+    writer = PostgresWriter(postgres_url, sync=False)
+    other = psycopg.connect(postgres_url)
+    try:
+        writer.insert(runs)
+        writer.commit()
+
+        def left() -> list[str]:
+            rows = other.execute("SELECT text FROM messages ORDER BY seq").fetchall()
+            return [text for (text,) in rows]
+
+        with other.transaction():
+            other.execute("SELECT pg_advisory_xact_lock(hashtext('distchat retention'))")
+            assert writer.prune(5.5, None) == 0  # another node is pruning
+        assert len(left()) == 10
+        assert writer.prune(5.5, None) == 5  # older than 5.5 days: the first five
+        assert left() == [f"text {i}" for i in range(5, 10)]
+        assert writer.prune(None, 1) == 3  # each room keeps its newest one
+        assert left() == ["text 8", "text 9"]
+    finally:
+        other.close()
+        writer.close()
