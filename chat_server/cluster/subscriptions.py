@@ -16,11 +16,11 @@ its next local JOIN fetches again. Direct messages are in ``dc:events``, read al
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from chat_server.cluster.shards import shard_of, streams_read
+from chat_server.history.recent import FailedLoads
 
 if TYPE_CHECKING:
     from chat_server.cluster.event_reader import ReadPosition
@@ -41,7 +41,7 @@ class Subscriptions:
         self.position: ReadPosition | None = None  # how far the loop has applied
         self.rewinds = 0  # the reader's count: batches read before a rewind are dropped
         self._idle_since: dict[int, float] = {}
-        self._failed: dict[str, float] = {}  # room -> until when not to fetch again
+        self._failed = FailedLoads(RETRY_LOAD)  # rooms not to fetch again for a while
 
     def shard(self, room: str) -> int:
         return shard_of(room, self.count)
@@ -51,15 +51,7 @@ class Subscriptions:
 
     def needs_load(self, room: str) -> bool:
         """Whether a local JOIN of ``room`` should fetch its history first."""
-        if room in self.held:
-            return False
-        until = self._failed.get(room)
-        if until is None:
-            return True
-        if until > time.monotonic():
-            return False
-        del self._failed[room]
-        return True
+        return room not in self.held and room not in self._failed
 
     def loaded(self, rooms: Iterable[str]) -> None:
         for room in rooms:
@@ -68,10 +60,9 @@ class Subscriptions:
                 self.held.add(room)
 
     def load_failed(self, rooms: Iterable[str]) -> None:
-        until = time.monotonic() + RETRY_LOAD
-        for room in rooms:
-            self.loading.discard(room)
-            self._failed[room] = until
+        rooms = list(rooms)
+        self.loading.difference_update(rooms)
+        self._failed.add(rooms)
 
     def wanted(self, server: Server, in_flight: Iterable[str]) -> set[int]:
         """The shards with a reason to be read: rooms with a local member, rooms being

@@ -20,7 +20,7 @@ import struct
 from collections.abc import Iterator
 from typing import Any
 
-from chat_server.history.model import dm_parties
+from chat_server.history.sqlite_writer import conversation_row
 
 log = logging.getLogger(__name__)
 
@@ -71,9 +71,8 @@ def copy_rows(conn: sqlite3.Connection) -> None:
             last[message[1]] = max(last.get(message[1], 0), message[2])
         copied += len(messages)
     for name, ms in last.items():
-        parties = dm_parties(name) or (None, None)
         conn.execute(
-            "INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?)", (name, *parties, ms)
+            "INSERT OR REPLACE INTO conversations VALUES (?, ?, ?, ?)", conversation_row(name, ms)
         )
     conn.execute(f"DROP TABLE {_OLD}")
     log.info("history: converted to schema v6, %d messages copied, %d rows skipped",

@@ -34,8 +34,8 @@ from typing import Any
 
 import psycopg
 
-from chat_server.history.model import HistoryStoreError, Run, dm_parties
-from chat_server.history.sqlite_writer import message_rows
+from chat_server.history.model import HistoryStoreError, Run
+from chat_server.history.sqlite_writer import conversation_row, message_rows
 
 log = logging.getLogger(__name__)
 
@@ -117,12 +117,6 @@ _TRIM_MARKERS = (
     "DELETE FROM read_markers WHERE owner = %s AND target IN (SELECT target FROM"
     " read_markers WHERE owner = %s AND target != %s ORDER BY time_ms LIMIT %s)"
 )
-
-
-def _conversation(name: str, last_ms: int) -> tuple[str, str | None, str | None, int]:
-    """A ``conversations`` row: its two parties when it is a direct one."""
-    parties = dm_parties(name)
-    return (name, *parties, last_ms) if parties else (name, None, None, last_ms)
 
 
 class PgConnection:
@@ -233,7 +227,7 @@ class PostgresWriter:
         if self.newest:
             conv = sorted(self.newest.items())  # one lock order for every node
             with self._current().cursor() as cur:
-                cur.executemany(_CONVERSATIONS, [_conversation(name, ms) for name, ms in conv])
+                cur.executemany(_CONVERSATIONS, [conversation_row(name, ms) for name, ms in conv])
         self._current().execute("COMMIT")
         self.open = False
         self.newest = {}
@@ -259,7 +253,7 @@ class PostgresWriter:
                 # follows, SEARCH or TARGETS, finds its parties at once); its last_ms is
                 # brought up to date at commit.
                 fresh = sorted(conv for conv in newest if conv not in self.newest)
-                cur.executemany(_NEW_CONVERSATION, [_conversation(name, newest[name])
+                cur.executemany(_NEW_CONVERSATION, [conversation_row(name, newest[name])
                                                     for name in fresh])  # fmt: skip
         for conv, ms in newest.items():
             if self.newest.get(conv, -1) < ms:

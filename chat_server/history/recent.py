@@ -13,7 +13,9 @@ with its newest messages, all of them up to ``per_room`` (nothing newer is missi
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict, deque
+from collections.abc import Iterable
 
 from chat_server.history.model import Run, StoredMessage, run_messages, run_ms, run_seq, run_texts
 
@@ -126,3 +128,28 @@ class Recent:
             _, recent = self.rooms.popitem(last=False)
             self.size -= recent.size
             self.evicted += 1
+
+
+class FailedLoads:
+    """Rooms whose history could not be loaded just now (the database or Redis away):
+    for ``seconds`` their JOINs go ahead without it instead of asking again and again.
+    Expired entries go at the next failure, so rooms never joined again do not pile up."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._until: dict[str, float] = {}
+
+    def add(self, rooms: Iterable[str]) -> None:
+        now = time.monotonic()
+        self._until = {room: t for room, t in self._until.items() if t > now}
+        self._until.update((room, now + self.seconds) for room in rooms)
+
+    def __contains__(self, room: object) -> bool:
+        """Whether ``room`` failed less than ``seconds`` ago."""
+        until = self._until.get(room) if isinstance(room, str) else None
+        if until is None:
+            return False
+        if until > time.monotonic():
+            return True
+        del self._until[str(room)]
+        return False

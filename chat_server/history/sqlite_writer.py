@@ -56,6 +56,12 @@ def message_rows(runs: list[Run]) -> tuple[list[tuple[Any, ...]], dict[str, int]
     return rows, newest
 
 
+def conversation_row(name: str, last_ms: int) -> tuple[str, str | None, str | None, int]:
+    """A ``conversations`` row: its two parties when it is a direct one."""
+    parties = dm_parties(name)
+    return (name, *parties, last_ms) if parties else (name, None, None, last_ms)
+
+
 class SqliteWriter:
     """One open history file, written and read by the worker."""
 
@@ -110,7 +116,7 @@ class SqliteWriter:
         db.executemany(
             "INSERT INTO conversations VALUES (?, ?, ?, ?) ON CONFLICT (name) DO UPDATE"
             " SET last_ms = max(last_ms, excluded.last_ms)",
-            [(conv, *(dm_parties(conv) or (None, None)), ms) for conv, ms in newest.items()],
+            [conversation_row(conv, ms) for conv, ms in newest.items()],
         )
 
     def save_room(self, name: str, settings: str | None) -> None:

@@ -48,7 +48,7 @@ from chat_server.history.model import (
 )
 from chat_server.history.pipe import Answer, WorkerPipe, lock_file
 from chat_server.history.questions import Questions
-from chat_server.history.recent import Recent
+from chat_server.history.recent import FailedLoads, Recent
 from chat_server.history.schema import last_seq, open_database
 
 if TYPE_CHECKING:
@@ -119,7 +119,7 @@ class HistoryStore:
         self.questions = Questions()
         self._loading: dict[str, list[Run]] = {}  # cold rooms being loaded: runs meanwhile
         self._settings: dict[str, dict[str, Any]] = {}  # loaded room settings, until used
-        self._unloadable: dict[str, float] = {}  # rooms whose load failed: until when
+        self._unloadable = FailedLoads(RELOAD_AFTER)
         self._on_commit: deque[tuple[int, Callable[[], None]]] = deque()
         self._loop: EventLoop | None = None
         self._closed = False
@@ -322,13 +322,7 @@ class HistoryStore:
         """Whether a JOIN of ``room`` can be answered now (it is loaded, or has no history)."""
         if room in self.recent or (room not in self._stored and not self.shared):
             return True
-        # A load that just failed (the database away): JOINs go ahead without a replay
-        # for a while instead of asking again and again.
-        until = self._unloadable.get(room)
-        if until is not None and until < time.monotonic():
-            del self._unloadable[room]
-            return False
-        return until is not None
+        return room in self._unloadable  # a load just failed: go ahead without a replay
 
     def room_opened(self, room: str) -> None:
         """A room was created: with no history yet, it is loaded (and empty) at once."""
@@ -352,8 +346,7 @@ class HistoryStore:
                         self._settings[room] = json.loads(settings)
             else:
                 log.error("history: rooms %s not loaded: %s", ", ".join(wanted), value)
-                until = time.monotonic() + RELOAD_AFTER
-                self._unloadable.update((room, until) for room in wanted)
+                self._unloadable.add(wanted)
             for room in wanted:
                 self._loading.pop(room, None)
             done()
